@@ -1,0 +1,219 @@
+//! `colloquy`: manage apps and keys, and serve the Dify-compatible API locally.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use colloquy::config::{ServeSettings, StoreSettings};
+use colloquy::server;
+use serde_json::json;
+use shared::adapters::sqlite::SqliteStore;
+use shared::adapters::system::{SystemClock, TimeOrderedIds};
+use shared::admin;
+use shared::api::{ApiLimits, Services};
+use shared::domain::{AppConfig, AppId, AppMode};
+use shared::ports::AppStore;
+
+#[derive(Parser)]
+#[command(
+    name = "colloquy",
+    version,
+    about = "A Dify-compatible conversation and message service"
+)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreSettings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage apps.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Serve the whole /v1 API.
+    Serve(ServeSettings),
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Create an app and its first API key.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// chat, agent-chat, advanced-chat, completion or workflow.
+        #[arg(long, default_value = "chat", value_parser = parse_mode)]
+        mode: AppMode,
+        /// A JSON file shaped like Dify's /v1/parameters, plus site and limit fields.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print {"app_id": ..., "api_key": ...}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace an app's configuration.
+    Update {
+        #[arg(long = "app")]
+        app: AppId,
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// List apps.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Add an API key to an app; the key is shown once.
+    Create {
+        #[arg(long = "app")]
+        app: AppId,
+    },
+    /// Revoke an API key.
+    Revoke { key: String },
+}
+
+fn parse_mode(raw: &str) -> Result<AppMode, String> {
+    AppMode::parse(raw).map_err(|e| e.0)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COLLOQUY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    std::fs::create_dir_all(&cli.store.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", cli.store.data_dir.display()))?;
+    let store = SqliteStore::open(&cli.store.database_path()).map_err(|e| e.to_string())?;
+    let (clock, ids) = (SystemClock, TimeOrderedIds);
+    match cli.command {
+        Command::App(AppCommand::Create {
+            name,
+            mode,
+            config,
+            json,
+        }) => {
+            let config = read_config(config.as_deref())?;
+            let (app, key) = admin::create_app(&store, &clock, &ids, &name, mode, config)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", json!({"app_id": app.id, "api_key": key.expose()}));
+            } else {
+                println!("app_id:  {}\napi_key: {}", app.id, key.expose());
+            }
+        }
+        Command::App(AppCommand::Update { app, config }) => {
+            let config = read_config(Some(&config))?;
+            let app = admin::update_config(&store, app, config)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("updated app {} ({})", app.id, app.name);
+        }
+        Command::App(AppCommand::List { json }) => {
+            let apps = store.apps().await.map_err(|e| e.to_string())?;
+            if json {
+                let list: Vec<_> = apps
+                    .iter()
+                    .map(|a| json!({"app_id": a.id, "name": a.name, "mode": a.mode}))
+                    .collect();
+                println!("{}", serde_json::Value::from(list));
+            } else {
+                for app in apps {
+                    println!("{}  {:<13}  {}", app.id, app.mode.as_str(), app.name);
+                }
+            }
+        }
+        Command::Key(KeyCommand::Create { app }) => {
+            let key = admin::create_key(&store, &clock, app)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", key.expose());
+        }
+        Command::Key(KeyCommand::Revoke { key }) => {
+            admin::revoke_key(&store, &key)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("revoked");
+        }
+        Command::Serve(settings) => serve(store, settings).await?,
+    }
+    Ok(())
+}
+
+fn read_config(path: Option<&Path>) -> Result<AppConfig, String> {
+    let Some(path) = path else {
+        return Ok(AppConfig::default());
+    };
+    let raw = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    AppConfig::from_json(&raw).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn serve(store: SqliteStore, settings: ServeSettings) -> Result<(), String> {
+    if store.apps().await.map_err(|e| e.to_string())?.is_empty() {
+        let (app, key) = admin::create_app(
+            &store,
+            &SystemClock,
+            &TimeOrderedIds,
+            "Default app",
+            AppMode::Chat,
+            AppConfig::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        println!(
+            "Created the default chat app {}.\nIts API key (shown once): {}",
+            app.id,
+            key.expose()
+        );
+    }
+    let services = Services {
+        store: Arc::new(store),
+        llm: None,
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(TimeOrderedIds),
+        limits: ApiLimits {
+            max_body_bytes: settings.max_body_bytes,
+        },
+    };
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
+    tracing::info!(addr = %settings.addr, "serving the Dify-compatible API at http://{}/v1", settings.addr);
+    server::serve(listener, services, server::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}

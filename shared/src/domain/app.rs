@@ -1,0 +1,311 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{AppId, Invalid, Timestamp};
+
+/// An app: a name, a mode and the configuration its `/parameters`, `/site` and limits read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub id: AppId,
+    pub name: String,
+    pub mode: AppMode,
+    pub config: AppConfig,
+    pub created_at: Timestamp,
+}
+
+impl App {
+    pub const MAX_NAME_CHARS: usize = 255;
+
+    pub fn new(
+        id: AppId,
+        name: &str,
+        mode: AppMode,
+        config: AppConfig,
+        created_at: Timestamp,
+    ) -> Result<Self, Invalid> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > Self::MAX_NAME_CHARS {
+            return Err(Invalid(format!(
+                "app name must be 1 to {} characters",
+                Self::MAX_NAME_CHARS
+            )));
+        }
+        config.validate()?;
+        Ok(Self {
+            id,
+            name: name.to_owned(),
+            mode,
+            config,
+            created_at,
+        })
+    }
+
+    /// Conversation endpoints (list, delete, rename, variables, message history) serve
+    /// only chat-like apps; the others answer `not_chat_app`.
+    pub fn is_chat_like(&self) -> bool {
+        matches!(
+            self.mode,
+            AppMode::Chat | AppMode::AgentChat | AppMode::AdvancedChat
+        )
+    }
+}
+
+/// Dify's app modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppMode {
+    Chat,
+    AgentChat,
+    AdvancedChat,
+    Completion,
+    Workflow,
+}
+
+impl AppMode {
+    pub const ALL: [AppMode; 5] = [
+        Self::Chat,
+        Self::AgentChat,
+        Self::AdvancedChat,
+        Self::Completion,
+        Self::Workflow,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::AgentChat => "agent-chat",
+            Self::AdvancedChat => "advanced-chat",
+            Self::Completion => "completion",
+            Self::Workflow => "workflow",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        Self::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == raw)
+            .ok_or_else(|| Invalid(format!("mode must be one of chat, agent-chat, advanced-chat, completion, workflow; got '{raw}'")))
+    }
+}
+
+/// Whether the app may be used at all. Anything but `normal` answers 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppStatus {
+    #[default]
+    Normal,
+    Abnormal,
+}
+
+/// One switchable feature of `/parameters` (`{"enabled": bool, ...}`); extra keys such as
+/// a TTS `voice` are kept as given.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Feature {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Fields of `GET /site`. The title defaults to the app name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteConfig {
+    pub title: Option<String>,
+    pub chat_color_theme: Option<String>,
+    pub chat_color_theme_inverted: bool,
+    pub icon_type: Option<String>,
+    pub icon: Option<String>,
+    pub icon_background: Option<String>,
+    pub icon_url: Option<String>,
+    pub description: Option<String>,
+    pub copyright: Option<String>,
+    pub privacy_policy: Option<String>,
+    pub custom_disclaimer: Option<String>,
+    pub default_language: String,
+    pub show_workflow_steps: bool,
+    pub use_icon_as_answer_icon: bool,
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self {
+            title: None,
+            chat_color_theme: None,
+            chat_color_theme_inverted: false,
+            icon_type: Some("emoji".into()),
+            icon: Some("🤖".into()),
+            icon_background: Some("#FFEAD5".into()),
+            icon_url: None,
+            description: None,
+            copyright: None,
+            privacy_policy: None,
+            custom_disclaimer: None,
+            default_language: "en-US".into(),
+            show_workflow_steps: true,
+            use_icon_as_answer_icon: false,
+        }
+    }
+}
+
+/// An app's configuration, as read from `colloquy app create/update --config FILE.json`.
+/// The feature keys are those of Dify's `GET /v1/parameters`; unknown keys are rejected so
+/// that a typo does not silently fall back to a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub status: AppStatus,
+    pub enable_api: bool,
+    pub opening_statement: Option<String>,
+    pub suggested_questions: Vec<String>,
+    pub suggested_questions_after_answer: Feature,
+    pub speech_to_text: Feature,
+    pub text_to_speech: Feature,
+    pub retriever_resource: Feature,
+    pub annotation_reply: Feature,
+    pub more_like_this: Feature,
+    pub user_input_form: Vec<Value>,
+    pub sensitive_word_avoidance: Value,
+    pub file_upload: Value,
+    pub site: SiteConfig,
+    /// `GET /meta`: tool name → icon URL or `{"background","content"}`.
+    pub tool_icons: Map<String, Value>,
+    /// Feedback writes allowed per end user per minute; 0 turns the limit off.
+    pub feedback_rate_limit_per_minute: u32,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            description: None,
+            tags: Vec::new(),
+            status: AppStatus::Normal,
+            enable_api: true,
+            opening_statement: None,
+            suggested_questions: Vec::new(),
+            suggested_questions_after_answer: Feature::default(),
+            speech_to_text: Feature::default(),
+            text_to_speech: Feature::default(),
+            retriever_resource: Feature::default(),
+            annotation_reply: Feature::default(),
+            more_like_this: Feature::default(),
+            user_input_form: Vec::new(),
+            sensitive_word_avoidance: json!({"enabled": false, "type": "", "configs": []}),
+            file_upload: json!({"image": {
+                "enabled": false, "number_limits": 3, "detail": "high",
+                "transfer_methods": ["remote_url", "local_file"]
+            }}),
+            site: SiteConfig::default(),
+            tool_icons: Map::new(),
+            feedback_rate_limit_per_minute: 10,
+        }
+    }
+}
+
+/// Input control types Dify's `user_input_form` knows.
+const FORM_TYPES: [&str; 7] = [
+    "text-input",
+    "paragraph",
+    "select",
+    "number",
+    "file",
+    "file-list",
+    "checkbox",
+];
+
+impl AppConfig {
+    /// Parses a configuration document, applying defaults for absent keys.
+    pub fn from_json(raw: &str) -> Result<Self, Invalid> {
+        let config: Self = serde_json::from_str(raw)
+            .map_err(|e| Invalid(format!("invalid app configuration: {e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        for (index, item) in self.user_input_form.iter().enumerate() {
+            let control = item
+                .as_object()
+                .filter(|o| o.len() == 1)
+                .and_then(|o| o.iter().next());
+            let valid = control.is_some_and(|(kind, spec)| {
+                FORM_TYPES.contains(&kind.as_str())
+                    && spec
+                        .get("variable")
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| !v.is_empty())
+            });
+            if !valid {
+                return Err(Invalid(format!(
+                    "user_input_form[{index}] must be {{\"<{}>\": {{\"variable\": \"name\", ...}}}}",
+                    FORM_TYPES.join("|")
+                )));
+            }
+        }
+        for (key, value) in [
+            ("sensitive_word_avoidance", &self.sensitive_word_avoidance),
+            ("file_upload", &self.file_upload),
+        ] {
+            if !value.is_object() {
+                return Err(Invalid(format!("{key} must be an object")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_gets_dify_defaults() {
+        let config = AppConfig::from_json("{}").unwrap();
+        assert!(config.enable_api);
+        assert_eq!(config.status, AppStatus::Normal);
+        assert_eq!(config.feedback_rate_limit_per_minute, 10);
+        assert!(!config.speech_to_text.enabled);
+    }
+
+    #[test]
+    fn features_keep_extra_keys() {
+        let config =
+            AppConfig::from_json(r#"{"text_to_speech":{"enabled":true,"voice":"Joanna"}}"#)
+                .unwrap();
+        assert!(config.text_to_speech.enabled);
+        assert_eq!(config.text_to_speech.extra["voice"], "Joanna");
+    }
+
+    #[test]
+    fn typos_and_bad_forms_are_rejected() {
+        assert!(AppConfig::from_json(r#"{"opening_statment":"hi"}"#).is_err());
+        assert!(AppConfig::from_json(r#"{"user_input_form":[{"text-input":{}}]}"#).is_err());
+        assert!(
+            AppConfig::from_json(r#"{"user_input_form":[{"slider":{"variable":"x"}}]}"#).is_err()
+        );
+        assert!(
+            AppConfig::from_json(
+                r#"{"user_input_form":[{"text-input":{"variable":"name","label":"Name"}}]}"#
+            )
+            .is_ok()
+        );
+        assert!(AppConfig::from_json(r#"{"file_upload": 3}"#).is_err());
+    }
+
+    #[test]
+    fn app_names_and_modes() {
+        let id = AppId::from_uuid(uuid::Uuid::nil());
+        let now = Timestamp::from_micros(0);
+        assert!(App::new(id, "  ", AppMode::Chat, AppConfig::default(), now).is_err());
+        assert_eq!(
+            App::new(id, " Support ", AppMode::Chat, AppConfig::default(), now)
+                .unwrap()
+                .name,
+            "Support"
+        );
+        assert_eq!(AppMode::parse("agent-chat").unwrap(), AppMode::AgentChat);
+        assert!(AppMode::parse("Chat").is_err());
+    }
+}

@@ -1,0 +1,220 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{AppId, ConversationId, EndUserId, FeedbackId, Invalid, MessageId, Owner, Timestamp};
+
+/// The name every new conversation starts with.
+pub const DEFAULT_CONVERSATION_NAME: &str = "New conversation";
+
+/// A conversation of one end user in one app.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub owner: Owner,
+    pub name: String,
+    pub inputs: Map<String, Value>,
+    pub status: String,
+    pub introduction: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A conversation title, set by hand or generated, with Dify's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationTitle(String);
+
+impl ConversationTitle {
+    pub const MAX_MANUAL_CHARS: usize = 255;
+    const MAX_GENERATED_CHARS: usize = 75;
+
+    /// A name typed by a user: must not be blank; stored as given (untrimmed, like Dify).
+    pub fn manual(raw: &str) -> Result<Self, Invalid> {
+        if raw.trim().is_empty() {
+            return Err(Invalid(
+                "name is required when auto_generate is false".into(),
+            ));
+        }
+        if raw.chars().count() > Self::MAX_MANUAL_CHARS {
+            return Err(Invalid(format!(
+                "name must be at most {} characters",
+                Self::MAX_MANUAL_CHARS
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The text a title is generated from: a query over 2000 characters keeps its first and
+    /// last 300 around `...[TRUNCATED]...`, and newlines become spaces.
+    pub fn prompt_source(query: &str) -> String {
+        let chars: Vec<char> = query.chars().collect();
+        let shortened = if chars.len() > 2000 {
+            let head: String = chars[..300].iter().collect();
+            let tail: String = chars[chars.len() - 300..].iter().collect();
+            format!("{head}...[TRUNCATED]...{tail}")
+        } else {
+            query.to_owned()
+        };
+        shortened.replace('\n', " ")
+    }
+
+    /// A generated title: trimmed, and cut to 75 characters plus `...` when longer.
+    pub fn generated(raw: &str) -> Self {
+        let trimmed = raw.trim();
+        if trimmed.chars().count() > Self::MAX_GENERATED_CHARS {
+            let cut: String = trimmed.chars().take(Self::MAX_GENERATED_CHARS).collect();
+            Self(format!("{cut}..."))
+        } else {
+            Self(trimmed.to_owned())
+        }
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// One exchange: the end user's query and the assistant's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub owner: Owner,
+    pub parent_message_id: Option<MessageId>,
+    pub inputs: Map<String, Value>,
+    pub query: String,
+    pub answer: String,
+    pub message_files: Vec<Value>,
+    pub retriever_resources: Vec<Value>,
+    pub agent_thoughts: Vec<Value>,
+    /// `normal`, `error` or `stopped`.
+    pub status: String,
+    pub error: Option<String>,
+    /// Usage and other metadata of the answer (`{"usage": {...}}`).
+    pub metadata: Value,
+    pub created_at: Timestamp,
+}
+
+/// A like or a dislike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rating {
+    Like,
+    Dislike,
+}
+
+impl Rating {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Like => "like",
+            Self::Dislike => "dislike",
+        }
+    }
+
+    /// `"like"`, `"dislike"`, or `null`/absent (which means "revoke").
+    pub fn parse(raw: Option<&Value>) -> Result<Option<Self>, Invalid> {
+        match raw {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s == "like" => Ok(Some(Self::Like)),
+            Some(Value::String(s)) if s == "dislike" => Ok(Some(Self::Dislike)),
+            Some(other) => Err(Invalid(format!(
+                "rating: Input should be 'like' or 'dislike', got {other}"
+            ))),
+        }
+    }
+}
+
+/// Who gave a feedback: an end user through the API, or an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackSource {
+    User,
+    Admin,
+}
+
+impl FeedbackSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// A rating of one message by its end user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feedback {
+    pub id: FeedbackId,
+    pub app_id: AppId,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub rating: Rating,
+    pub content: Option<String>,
+    pub source: FeedbackSource,
+    pub from_end_user_id: Option<EndUserId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_titles() {
+        assert!(ConversationTitle::manual("   ").is_err());
+        assert!(ConversationTitle::manual("").is_err());
+        assert_eq!(
+            ConversationTitle::manual("  Trip ").unwrap().into_string(),
+            "  Trip "
+        );
+        assert!(ConversationTitle::manual(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn generated_titles_are_cut_at_75() {
+        assert_eq!(
+            ConversationTitle::generated("  short \n").into_string(),
+            "short"
+        );
+        let long = "é".repeat(80);
+        let title = ConversationTitle::generated(&long).into_string();
+        assert_eq!(title.chars().count(), 78);
+        assert!(title.ends_with("..."));
+        assert_eq!(
+            ConversationTitle::generated(&"x".repeat(75))
+                .into_string()
+                .len(),
+            75
+        );
+    }
+
+    #[test]
+    fn long_queries_are_truncated_for_the_prompt() {
+        assert_eq!(ConversationTitle::prompt_source("a\nb"), "a b");
+        let query = format!("{}{}{}", "h".repeat(300), "m".repeat(1500), "t".repeat(300));
+        let source = ConversationTitle::prompt_source(&query);
+        assert_eq!(
+            source,
+            format!("{}...[TRUNCATED]...{}", "h".repeat(300), "t".repeat(300))
+        );
+        assert_eq!(
+            ConversationTitle::prompt_source(&"x".repeat(2000)).len(),
+            2000
+        );
+    }
+
+    #[test]
+    fn ratings() {
+        assert_eq!(Rating::parse(None).unwrap(), None);
+        assert_eq!(Rating::parse(Some(&Value::Null)).unwrap(), None);
+        assert_eq!(
+            Rating::parse(Some(&"like".into())).unwrap(),
+            Some(Rating::Like)
+        );
+        assert_eq!(
+            Rating::parse(Some(&"dislike".into())).unwrap(),
+            Some(Rating::Dislike)
+        );
+        assert!(Rating::parse(Some(&"LIKE".into())).is_err());
+        assert!(Rating::parse(Some(&1.into())).is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! Domain types. Every type here is valid by construction: raw input is parsed once,
+//! at the edge, into one of these, and the rest of the code never re-checks it.
+
+mod app;
+mod conversation;
+mod ids;
+mod key;
+mod paging;
+mod time;
+mod user;
+mod variable;
+
+pub use app::{App, AppConfig, AppMode, AppStatus, Feature, SiteConfig};
+pub use conversation::{
+    Conversation, ConversationTitle, DEFAULT_CONVERSATION_NAME, Feedback, FeedbackSource, Message,
+    Rating,
+};
+pub use ids::{AppId, ConversationId, EndUserId, FeedbackId, MessageId, VariableId};
+pub use key::{ApiKey, KeyHash};
+pub use paging::{ConversationSort, Cursor, Limit, PageNumber, SortField};
+pub use time::Timestamp;
+pub use user::{EndUser, Owner, UserRef};
+pub use variable::{
+    ConversationVariable, ValueType, VariableNameFilter, json_type_name, python_str,
+};
+
+/// Input that does not satisfy a domain rule. The message is shown to the API caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Invalid {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}

@@ -1,0 +1,74 @@
+use super::{AppId, EndUserId, Invalid, Timestamp};
+
+/// The caller-chosen `user` string that identifies an end user within one app.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserRef(String);
+
+impl UserRef {
+    /// Dify's shared identity for callers that send no `user`.
+    pub const DEFAULT: &'static str = "DEFAULT-USER";
+    /// Dify stores the session id in a `varchar(255)`.
+    pub const MAX_CHARS: usize = 255;
+
+    /// Exact and case-sensitive, as in Dify: no trimming, only emptiness and length are checked.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.is_empty() {
+            return Err(Invalid("Arg user must be provided.".into()));
+        }
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(Invalid(format!(
+                "user: must be at most {} characters",
+                Self::MAX_CHARS
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn default_user() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An end user: one `user` string within one app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndUser {
+    pub id: EndUserId,
+    pub app_id: AppId,
+    pub session_id: UserRef,
+    pub created_at: Timestamp,
+}
+
+impl EndUser {
+    pub fn owner(&self) -> Owner {
+        Owner {
+            app_id: self.app_id,
+            end_user_id: self.id,
+        }
+    }
+}
+
+/// Whose objects a request may see: every lookup is scoped by both, so another user's or
+/// another app's object is indistinguishable from a missing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub app_id: AppId,
+    pub end_user_id: EndUserId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_refs() {
+        assert_eq!(UserRef::parse("abc-123").unwrap().as_str(), "abc-123");
+        assert_eq!(UserRef::parse(" Alice ").unwrap().as_str(), " Alice ");
+        assert!(UserRef::parse("").is_err());
+        assert!(UserRef::parse(&"x".repeat(256)).is_err());
+        assert!(UserRef::parse(&"é".repeat(255)).is_ok());
+    }
+}

@@ -1,0 +1,168 @@
+//! The one place where failures become Dify's `{"code","message","status"}` bodies.
+
+use http::{HeaderValue, StatusCode, header};
+use serde_json::json;
+
+use crate::api::ApiResponse;
+use crate::domain::Invalid;
+use crate::ports::StoreError;
+
+/// Every way a request can fail, in the API's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No route has this path (also: a path id that is not a UUID).
+    #[error("route not found")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// A missing object, or one owned by another user or app (indistinguishable on purpose).
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    /// A parameter failed validation (Dify's `ValueError` → `invalid_param`).
+    #[error("invalid param: {0}")]
+    InvalidParam(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("the request body is not valid JSON")]
+    MalformedJson,
+    #[error("not a chat app")]
+    NotChatApp,
+    #[error("the body is not JSON")]
+    UnsupportedMediaType,
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("rate limited for {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
+    /// Anything unexpected. The detail is logged, never sent.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        Self::InvalidParam(invalid.0)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl ApiError {
+    /// HTTP status, Dify error code and message.
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::RouteNotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.".into(),
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "The method is not allowed for the requested URL.".into(),
+            ),
+            Self::Unauthorized(message) => (StatusCode::UNAUTHORIZED, "unauthorized", (*message).into()),
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", (*message).into()),
+            Self::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", (*message).into()),
+            Self::InvalidParam(message) => (StatusCode::BAD_REQUEST, "invalid_param", message.clone()),
+            Self::BadRequest(message) => (StatusCode::BAD_REQUEST, "bad_request", message.clone()),
+            Self::MalformedJson => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Invalid JSON payload received or JSON payload is empty.".into(),
+            ),
+            Self::NotChatApp => (
+                StatusCode::BAD_REQUEST,
+                "not_chat_app",
+                "Please check if your Chat app mode matches the right API route.".into(),
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Did not attempt to load JSON data because the request Content-Type was not 'application/json'.".into(),
+            ),
+            Self::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_entity_too_large",
+                format!("The data value transmitted exceeds the capacity limit of {limit} bytes."),
+            ),
+            Self::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many requests. Please try again later.".into(),
+            ),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "unknown", "Internal Server Error".into()),
+        }
+    }
+
+    /// The HTTP response for this error, with the headers Dify sends alongside.
+    pub fn into_response(self) -> ApiResponse {
+        if let Self::Internal(detail) = &self {
+            tracing::error!(%detail, "request failed");
+        }
+        let (status, code, message) = self.parts();
+        let mut response = ApiResponse::json(
+            status,
+            &json!({"code": code, "message": message, "status": status.as_u16()}),
+        );
+        match self {
+            Self::Unauthorized(_) => {
+                response.headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"api\""),
+                );
+            }
+            Self::TooManyRequests { retry_after } => {
+                response
+                    .headers
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(error: ApiError) -> (u16, serde_json::Value) {
+        let response = error.into_response();
+        (
+            response.status.as_u16(),
+            serde_json::from_slice(&response.body).unwrap(),
+        )
+    }
+
+    #[test]
+    fn errors_have_difys_shape() {
+        let (status, json) = body(ApiError::NotFound("Conversation Not Exists."));
+        assert_eq!(status, 404);
+        assert_eq!(
+            json,
+            json!({"code": "not_found", "message": "Conversation Not Exists.", "status": 404})
+        );
+        let (status, json) = body(ApiError::Internal("disk on fire at /var/lib".into()));
+        assert_eq!(status, 500);
+        assert_eq!(json["message"], "Internal Server Error");
+    }
+
+    #[test]
+    fn auth_and_rate_limit_headers() {
+        let response = ApiError::Unauthorized("Access token is invalid").into_response();
+        assert_eq!(
+            response.headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"api\""
+        );
+        let response = ApiError::TooManyRequests { retry_after: 42 }.into_response();
+        assert_eq!(response.headers[header::RETRY_AFTER], "42");
+    }
+}

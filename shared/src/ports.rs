@@ -1,0 +1,239 @@
+//! Ports: what the API layer needs from the outside world. Adapters (the embedded store,
+//! DynamoDB, S3, Polly, Transcribe, Bedrock, ...) implement these and nothing else.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::domain::{
+    App, AppId, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor,
+    EndUser, Feedback, KeyHash, Message, MessageId, Owner, Rating, Timestamp, UserRef, VariableId,
+    VariableNameFilter,
+};
+
+/// A storage failure. Callers never show its text to API clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("already exists: {0}")]
+    Conflict(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Apps and their API keys (keys only as hashes).
+#[async_trait]
+pub trait AppStore: Send + Sync {
+    /// Stores a new app together with its first key.
+    async fn create_app(&self, app: &App, first_key: &KeyHash) -> StoreResult<()>;
+    /// Replaces an app's name, mode and configuration; false when it does not exist.
+    async fn update_app(&self, app: &App) -> StoreResult<bool>;
+    async fn app(&self, id: AppId) -> StoreResult<Option<App>>;
+    async fn apps(&self) -> StoreResult<Vec<App>>;
+    async fn add_key(&self, app: AppId, key: &KeyHash, now: Timestamp) -> StoreResult<()>;
+    /// The app a key belongs to, if the key exists and is not revoked.
+    async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<AppId>>;
+    /// Removes a key; false when it was unknown.
+    async fn revoke_key(&self, key: &KeyHash) -> StoreResult<bool>;
+}
+
+/// End users, resolved per app from the caller's `user` string.
+#[async_trait]
+pub trait EndUserStore: Send + Sync {
+    /// Returns the end user of `(app, user)`, creating it with `new` when absent.
+    async fn end_user(&self, app: AppId, user: &UserRef, new: EndUser) -> StoreResult<EndUser>;
+}
+
+/// Conversations. Every read is scoped by owner.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    async fn insert_conversation(&self, conversation: &Conversation) -> StoreResult<()>;
+    async fn conversation(
+        &self,
+        owner: Owner,
+        id: ConversationId,
+    ) -> StoreResult<Option<Conversation>>;
+    /// Up to `fetch` conversations of `owner` in `sort` order, strictly after `after`
+    /// (sort timestamp, then id, so ties are neither skipped nor repeated).
+    async fn conversations(
+        &self,
+        owner: Owner,
+        sort: ConversationSort,
+        after: Option<Cursor<ConversationId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Conversation>>;
+    /// Saves name, inputs, status and updated_at of an owned conversation; false when gone.
+    async fn update_conversation(&self, conversation: &Conversation) -> StoreResult<bool>;
+    /// Deletes a conversation with its messages, feedback, variables and file links.
+    /// False when the owner has no such conversation.
+    async fn delete_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<bool>;
+}
+
+/// Messages and their end-user feedback.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    async fn insert_message(&self, message: &Message) -> StoreResult<()>;
+    /// A message of `owner`, found by id alone (feedback and suggestions carry no conversation).
+    async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>>;
+    /// A message of one conversation.
+    async fn message_in(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> StoreResult<Option<Message>>;
+    /// Up to `fetch` messages of a conversation, newest first, strictly before `before`.
+    async fn messages_before(
+        &self,
+        conversation: ConversationId,
+        before: Option<Cursor<MessageId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Message>>;
+    /// The oldest message of a conversation.
+    async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>>;
+}
+
+/// Feedback on messages.
+#[async_trait]
+pub trait FeedbackStore: Send + Sync {
+    /// The feedback an end user gave a message.
+    async fn user_feedback(
+        &self,
+        owner: Owner,
+        message: MessageId,
+    ) -> StoreResult<Option<Feedback>>;
+    /// Ratings the owner gave to each of `messages` (absent when none).
+    async fn user_ratings(
+        &self,
+        owner: Owner,
+        messages: &[MessageId],
+    ) -> StoreResult<Vec<(MessageId, Rating)>>;
+    /// Inserts or replaces the feedback with this id.
+    async fn save_feedback(&self, feedback: &Feedback) -> StoreResult<()>;
+    async fn delete_feedback(&self, feedback: &Feedback) -> StoreResult<()>;
+    /// All feedback of an app, newest first, with offset pagination.
+    async fn app_feedbacks(
+        &self,
+        app: AppId,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Feedback>>;
+}
+
+/// Conversation variables.
+#[async_trait]
+pub trait VariableStore: Send + Sync {
+    async fn insert_variable(&self, variable: &ConversationVariable) -> StoreResult<()>;
+    /// Up to `fetch` variables of a conversation, oldest first, strictly after `after`,
+    /// optionally filtered by name.
+    async fn variables(
+        &self,
+        conversation: ConversationId,
+        name: Option<&VariableNameFilter>,
+        after: Option<Cursor<VariableId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<ConversationVariable>>;
+    async fn variable(
+        &self,
+        conversation: ConversationId,
+        id: VariableId,
+    ) -> StoreResult<Option<ConversationVariable>>;
+    async fn update_variable(&self, variable: &ConversationVariable) -> StoreResult<()>;
+}
+
+/// Fixed-window counters for rate limits.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Counts one hit against `key` in the window starting at `window_start` and says whether
+    /// it is within `limit`. A refused hit is not counted.
+    async fn try_hit(&self, key: &str, window_start: i64, limit: u32) -> StoreResult<bool>;
+}
+
+/// Everything the API needs from storage.
+pub trait Store:
+    AppStore
+    + EndUserStore
+    + ConversationStore
+    + MessageStore
+    + FeedbackStore
+    + VariableStore
+    + RateLimiter
+{
+}
+
+impl<T> Store for T where
+    T: AppStore
+        + EndUserStore
+        + ConversationStore
+        + MessageStore
+        + FeedbackStore
+        + VariableStore
+        + RateLimiter
+{
+}
+
+/// Binary objects (uploaded files, synthesized audio).
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    async fn put_blob(&self, key: &str, content_type: &str, bytes: Bytes) -> StoreResult<()>;
+    /// The bytes and content type stored under `key`.
+    async fn get_blob(&self, key: &str) -> StoreResult<Option<(Bytes, String)>>;
+    async fn delete_blob(&self, key: &str) -> StoreResult<()>;
+}
+
+/// A failure of a speech or language model provider.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("provider rejected the request: {0}")]
+    Rejected(String),
+    #[error("provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Text to speech.
+#[async_trait]
+pub trait SpeechSynthesizer: Send + Sync {
+    /// MP3 audio for `text` spoken by `voice`.
+    async fn synthesize(&self, text: &str, voice: Option<&str>) -> Result<Bytes, ProviderError>;
+}
+
+/// Speech to text.
+#[async_trait]
+pub trait Transcriber: Send + Sync {
+    async fn transcribe(&self, audio: Bytes, mime_type: &str) -> Result<String, ProviderError>;
+}
+
+/// Who said a turn of a chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    User,
+    Assistant,
+}
+
+/// A request to a chat language model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmRequest {
+    pub system: Option<String>,
+    pub turns: Vec<(Speaker, String)>,
+    pub max_tokens: u32,
+    pub temperature: f32,
+}
+
+/// A language model.
+#[async_trait]
+pub trait Llm: Send + Sync {
+    /// The full text of the model's answer.
+    async fn complete(&self, request: LlmRequest) -> Result<String, ProviderError>;
+}
+
+/// The current time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// New ids for stored objects.
+pub trait IdGenerator: Send + Sync {
+    fn new_id(&self) -> Uuid;
+}
