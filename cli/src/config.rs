@@ -9,12 +9,7 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 pub struct StoreSettings {
     /// Directory of the embedded database (created if missing).
-    #[arg(
-        long,
-        env = "COLLOQUY_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
+    #[arg(long, env = "COLLOQUY_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 }
 

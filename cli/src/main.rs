@@ -16,11 +16,7 @@ use shared::domain::{AppConfig, AppId, AppMode};
 use shared::ports::AppStore;
 
 #[derive(Parser)]
-#[command(
-    name = "colloquy",
-    version,
-    about = "A Dify-compatible conversation and message service"
-)]
+#[command(name = "colloquy", version, about = "A Dify-compatible conversation and message service")]
 struct Cli {
     #[command(flatten)]
     store: StoreSettings,
@@ -94,10 +90,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");
@@ -119,16 +112,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     let store = SqliteStore::open(&cli.store.database_path()).map_err(|e| e.to_string())?;
     let (clock, ids) = (SystemClock, TimeOrderedIds);
     match cli.command {
-        Command::App(AppCommand::Create {
-            name,
-            mode,
-            config,
-            json,
-        }) => {
+        Command::App(AppCommand::Create { name, mode, config, json }) => {
             let config = read_config(config.as_deref())?;
-            let (app, key) = admin::create_app(&store, &clock, &ids, &name, mode, config)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (app, key) =
+                admin::create_app(&store, &clock, &ids, &name, mode, config).await.map_err(|e| e.to_string())?;
             if json {
                 println!("{}", json!({"app_id": app.id, "api_key": key.expose()}));
             } else {
@@ -137,18 +124,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::App(AppCommand::Update { app, config }) => {
             let config = read_config(Some(&config))?;
-            let app = admin::update_config(&store, app, config)
-                .await
-                .map_err(|e| e.to_string())?;
+            let app = admin::update_config(&store, app, config).await.map_err(|e| e.to_string())?;
             println!("updated app {} ({})", app.id, app.name);
         }
         Command::App(AppCommand::List { json }) => {
             let apps = store.apps().await.map_err(|e| e.to_string())?;
             if json {
-                let list: Vec<_> = apps
-                    .iter()
-                    .map(|a| json!({"app_id": a.id, "name": a.name, "mode": a.mode}))
-                    .collect();
+                let list: Vec<_> =
+                    apps.iter().map(|a| json!({"app_id": a.id, "name": a.name, "mode": a.mode})).collect();
                 println!("{}", serde_json::Value::from(list));
             } else {
                 for app in apps {
@@ -157,15 +140,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Key(KeyCommand::Create { app }) => {
-            let key = admin::create_key(&store, &clock, app)
-                .await
-                .map_err(|e| e.to_string())?;
+            let key = admin::create_key(&store, &clock, app).await.map_err(|e| e.to_string())?;
             println!("{}", key.expose());
         }
         Command::Key(KeyCommand::Revoke { key }) => {
-            admin::revoke_key(&store, &key)
-                .await
-                .map_err(|e| e.to_string())?;
+            admin::revoke_key(&store, &key).await.map_err(|e| e.to_string())?;
             println!("revoked");
         }
         Command::Serve(settings) => serve(store, settings).await?,
@@ -177,8 +156,7 @@ fn read_config(path: Option<&Path>) -> Result<AppConfig, String> {
     let Some(path) = path else {
         return Ok(AppConfig::default());
     };
-    let raw = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let raw = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     AppConfig::from_json(&raw).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -194,26 +172,18 @@ async fn serve(store: SqliteStore, settings: ServeSettings) -> Result<(), String
         )
         .await
         .map_err(|e| e.to_string())?;
-        println!(
-            "Created the default chat app {}.\nIts API key (shown once): {}",
-            app.id,
-            key.expose()
-        );
+        println!("Created the default chat app {}.\nIts API key (shown once): {}", app.id, key.expose());
     }
     let services = Services {
         store: Arc::new(store),
         llm: None,
         clock: Arc::new(SystemClock),
         ids: Arc::new(TimeOrderedIds),
-        limits: ApiLimits {
-            max_body_bytes: settings.max_body_bytes,
-        },
+        limits: ApiLimits { max_body_bytes: settings.max_body_bytes },
     };
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
     tracing::info!(addr = %settings.addr, "serving the Dify-compatible API at http://{}/v1", settings.addr);
-    server::serve(listener, services, server::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    server::serve(listener, services, server::shutdown_signal()).await.map_err(|e| e.to_string())
 }

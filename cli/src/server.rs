@@ -18,12 +18,8 @@ pub async fn serve(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = Router::new()
-        .fallback(answer)
-        .with_state(Arc::new(services));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let router = Router::new().fallback(answer).with_state(Arc::new(services));
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
 async fn answer(State(services): State<Arc<Services>>, request: Request) -> Response {

@@ -25,35 +25,16 @@ pub async fn create_app(
     mode: AppMode,
     config: AppConfig,
 ) -> Result<(App, ApiKey), AdminError> {
-    let app = App::new(
-        AppId::from_uuid(ids.new_id()),
-        name,
-        mode,
-        config,
-        clock.now(),
-    )?;
+    let app = App::new(AppId::from_uuid(ids.new_id()), name, mode, config, clock.now())?;
     let key = ApiKey::generate();
     store.create_app(&app, &key.hash()).await?;
     Ok((app, key))
 }
 
 /// Replaces an app's configuration.
-pub async fn update_config(
-    store: &dyn AppStore,
-    app_id: AppId,
-    config: AppConfig,
-) -> Result<App, AdminError> {
-    let current = store
-        .app(app_id)
-        .await?
-        .ok_or(AdminError::UnknownApp(app_id))?;
-    let app = App::new(
-        app_id,
-        &current.name,
-        current.mode,
-        config,
-        current.created_at,
-    )?;
+pub async fn update_config(store: &dyn AppStore, app_id: AppId, config: AppConfig) -> Result<App, AdminError> {
+    let current = store.app(app_id).await?.ok_or(AdminError::UnknownApp(app_id))?;
+    let app = App::new(app_id, &current.name, current.mode, config, current.created_at)?;
     if !store.update_app(&app).await? {
         return Err(AdminError::UnknownApp(app_id));
     }
@@ -61,15 +42,8 @@ pub async fn update_config(
 }
 
 /// Adds a key to an app.
-pub async fn create_key(
-    store: &dyn AppStore,
-    clock: &dyn Clock,
-    app_id: AppId,
-) -> Result<ApiKey, AdminError> {
-    store
-        .app(app_id)
-        .await?
-        .ok_or(AdminError::UnknownApp(app_id))?;
+pub async fn create_key(store: &dyn AppStore, clock: &dyn Clock, app_id: AppId) -> Result<ApiKey, AdminError> {
+    store.app(app_id).await?.ok_or(AdminError::UnknownApp(app_id))?;
     let key = ApiKey::generate();
     store.add_key(app_id, &key.hash(), clock.now()).await?;
     Ok(key)
@@ -78,9 +52,5 @@ pub async fn create_key(
 /// Revokes a key; requests with it get 401 from then on.
 pub async fn revoke_key(store: &dyn AppStore, raw: &str) -> Result<(), AdminError> {
     let key = ApiKey::parse(raw)?;
-    if store.revoke_key(&key.hash()).await? {
-        Ok(())
-    } else {
-        Err(AdminError::UnknownKey)
-    }
+    if store.revoke_key(&key.hash()).await? { Ok(()) } else { Err(AdminError::UnknownKey) }
 }

@@ -108,21 +108,14 @@ impl ApiError {
             tracing::error!(%detail, "request failed");
         }
         let (status, code, message) = self.parts();
-        let mut response = ApiResponse::json(
-            status,
-            &json!({"code": code, "message": message, "status": status.as_u16()}),
-        );
+        let mut response =
+            ApiResponse::json(status, &json!({"code": code, "message": message, "status": status.as_u16()}));
         match self {
             Self::Unauthorized(_) => {
-                response.headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"api\""),
-                );
+                response.headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
             }
             Self::TooManyRequests { retry_after } => {
-                response
-                    .headers
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                response.headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             _ => {}
         }
@@ -136,20 +129,14 @@ mod tests {
 
     fn body(error: ApiError) -> (u16, serde_json::Value) {
         let response = error.into_response();
-        (
-            response.status.as_u16(),
-            serde_json::from_slice(&response.body).unwrap(),
-        )
+        (response.status.as_u16(), serde_json::from_slice(&response.body).unwrap())
     }
 
     #[test]
     fn errors_have_difys_shape() {
         let (status, json) = body(ApiError::NotFound("Conversation Not Exists."));
         assert_eq!(status, 404);
-        assert_eq!(
-            json,
-            json!({"code": "not_found", "message": "Conversation Not Exists.", "status": 404})
-        );
+        assert_eq!(json, json!({"code": "not_found", "message": "Conversation Not Exists.", "status": 404}));
         let (status, json) = body(ApiError::Internal("disk on fire at /var/lib".into()));
         assert_eq!(status, 500);
         assert_eq!(json["message"], "Internal Server Error");
@@ -158,10 +145,7 @@ mod tests {
     #[test]
     fn auth_and_rate_limit_headers() {
         let response = ApiError::Unauthorized("Access token is invalid").into_response();
-        assert_eq!(
-            response.headers[header::WWW_AUTHENTICATE],
-            "Bearer realm=\"api\""
-        );
+        assert_eq!(response.headers[header::WWW_AUTHENTICATE], "Bearer realm=\"api\"");
         let response = ApiError::TooManyRequests { retry_after: 42 }.into_response();
         assert_eq!(response.headers[header::RETRY_AFTER], "42");
     }

@@ -6,9 +6,8 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::domain::{
-    App, AppId, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor,
-    EndUser, Feedback, KeyHash, Message, MessageId, Owner, Rating, Timestamp, UserRef, VariableId,
-    VariableNameFilter,
+    App, AppId, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, Feedback,
+    KeyHash, Message, MessageId, Owner, Rating, Timestamp, UserRef, VariableId, VariableNameFilter,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -51,11 +50,7 @@ pub trait EndUserStore: Send + Sync {
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
     async fn insert_conversation(&self, conversation: &Conversation) -> StoreResult<()>;
-    async fn conversation(
-        &self,
-        owner: Owner,
-        id: ConversationId,
-    ) -> StoreResult<Option<Conversation>>;
+    async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>>;
     /// Up to `fetch` conversations of `owner` in `sort` order, strictly after `after`
     /// (sort timestamp, then id, so ties are neither skipped nor repeated).
     async fn conversations(
@@ -79,11 +74,7 @@ pub trait MessageStore: Send + Sync {
     /// A message of `owner`, found by id alone (feedback and suggestions carry no conversation).
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>>;
     /// A message of one conversation.
-    async fn message_in(
-        &self,
-        conversation: ConversationId,
-        id: MessageId,
-    ) -> StoreResult<Option<Message>>;
+    async fn message_in(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Message>>;
     /// Up to `fetch` messages of a conversation, newest first, strictly before `before`.
     async fn messages_before(
         &self,
@@ -99,27 +90,14 @@ pub trait MessageStore: Send + Sync {
 #[async_trait]
 pub trait FeedbackStore: Send + Sync {
     /// The feedback an end user gave a message.
-    async fn user_feedback(
-        &self,
-        owner: Owner,
-        message: MessageId,
-    ) -> StoreResult<Option<Feedback>>;
+    async fn user_feedback(&self, owner: Owner, message: MessageId) -> StoreResult<Option<Feedback>>;
     /// Ratings the owner gave to each of `messages` (absent when none).
-    async fn user_ratings(
-        &self,
-        owner: Owner,
-        messages: &[MessageId],
-    ) -> StoreResult<Vec<(MessageId, Rating)>>;
+    async fn user_ratings(&self, owner: Owner, messages: &[MessageId]) -> StoreResult<Vec<(MessageId, Rating)>>;
     /// Inserts or replaces the feedback with this id.
     async fn save_feedback(&self, feedback: &Feedback) -> StoreResult<()>;
     async fn delete_feedback(&self, feedback: &Feedback) -> StoreResult<()>;
     /// All feedback of an app, newest first, with offset pagination.
-    async fn app_feedbacks(
-        &self,
-        app: AppId,
-        offset: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<Feedback>>;
+    async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>>;
 }
 
 /// Conversation variables.
@@ -135,11 +113,8 @@ pub trait VariableStore: Send + Sync {
         after: Option<Cursor<VariableId>>,
         fetch: usize,
     ) -> StoreResult<Vec<ConversationVariable>>;
-    async fn variable(
-        &self,
-        conversation: ConversationId,
-        id: VariableId,
-    ) -> StoreResult<Option<ConversationVariable>>;
+    async fn variable(&self, conversation: ConversationId, id: VariableId)
+    -> StoreResult<Option<ConversationVariable>>;
     async fn update_variable(&self, variable: &ConversationVariable) -> StoreResult<()>;
 }
 
@@ -153,24 +128,12 @@ pub trait RateLimiter: Send + Sync {
 
 /// Everything the API needs from storage.
 pub trait Store:
-    AppStore
-    + EndUserStore
-    + ConversationStore
-    + MessageStore
-    + FeedbackStore
-    + VariableStore
-    + RateLimiter
+    AppStore + EndUserStore + ConversationStore + MessageStore + FeedbackStore + VariableStore + RateLimiter
 {
 }
 
 impl<T> Store for T where
-    T: AppStore
-        + EndUserStore
-        + ConversationStore
-        + MessageStore
-        + FeedbackStore
-        + VariableStore
-        + RateLimiter
+    T: AppStore + EndUserStore + ConversationStore + MessageStore + FeedbackStore + VariableStore + RateLimiter
 {
 }
 

@@ -1,1 +1,15 @@
+//! Black-box HTTP tests: each module drives one route (or one cross-cutting rule) of the
+//! real server started on a random port.
 
+mod app_feedbacks;
+mod app_info;
+mod auth;
+mod conversations;
+mod delete_conversation;
+mod input;
+mod message_feedback;
+mod messages;
+mod pagination;
+mod rate_limit;
+mod rename_conversation;
+mod variables;

@@ -1,1 +1,240 @@
-pub fn x() {}
+//! Test helpers: start the real server on a random port over an in-memory store, and seed
+//! data through the same storage ports the service uses.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::{Map, Value};
+use shared::adapters::sqlite::SqliteStore;
+use shared::adapters::system::TimeOrderedIds;
+use shared::admin;
+use shared::api::{ApiLimits, Services};
+use shared::domain::{
+    App, AppConfig, AppMode, Conversation, ConversationId, ConversationVariable, EndUser, EndUserId, Message,
+    MessageId, Timestamp, UserRef, ValueType, VariableId,
+};
+use shared::ports::{Clock, ConversationStore, EndUserStore, IdGenerator, MessageStore, VariableStore};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// A clock the test moves by hand, so timestamps can collide on purpose.
+#[derive(Debug)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn at_seconds(seconds: i64) -> Self {
+        Self(AtomicI64::new(seconds * 1_000_000))
+    }
+
+    pub fn set_seconds(&self, seconds: i64) {
+        self.0.store(seconds * 1_000_000, Ordering::SeqCst);
+    }
+
+    pub fn advance_seconds(&self, seconds: i64) {
+        self.0.fetch_add(seconds * 1_000_000, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// The default start of test time: 2025-01-16T10:00:00Z.
+pub const T0: i64 = 1_737_021_600;
+
+/// A running server and handles on its insides.
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub store: Arc<SqliteStore>,
+    pub clock: Arc<ManualClock>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// An app created through the admin API, with its key.
+#[derive(Debug, Clone)]
+pub struct TestKey {
+    pub app: App,
+    pub key: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(ApiLimits::default()).await
+}
+
+pub async fn spawn_app_with(limits: ApiLimits) -> TestApp {
+    let store = Arc::new(SqliteStore::in_memory().expect("in-memory store"));
+    let clock = Arc::new(ManualClock::at_seconds(T0));
+    let services =
+        Services { store: store.clone(), llm: None, clock: clock.clone(), ids: Arc::new(TimeOrderedIds), limits };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
+    let addr = listener.local_addr().expect("local address");
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(colloquy::server::serve(listener, services, async {
+        let _ = rx.await;
+    }));
+    TestApp { base: format!("http://{addr}"), client: Client::new(), store, clock, shutdown: Some(tx) }
+}
+
+fn new_uuid() -> Uuid {
+    TimeOrderedIds.new_id()
+}
+
+impl TestApp {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Creates an app (and its first key) as `colloquy app create` does.
+    pub async fn create_app(&self, mode: AppMode, config: AppConfig) -> TestKey {
+        let (app, key) =
+            admin::create_app(self.store.as_ref(), self.clock.as_ref(), &TimeOrderedIds, "Test app", mode, config)
+                .await
+                .expect("create app");
+        TestKey { app, key: key.expose().to_owned() }
+    }
+
+    pub async fn chat_app(&self) -> TestKey {
+        self.create_app(AppMode::Chat, AppConfig::default()).await
+    }
+
+    pub async fn end_user(&self, app: &TestKey, user: &str) -> EndUser {
+        let fresh = EndUser {
+            id: EndUserId::from_uuid(new_uuid()),
+            app_id: app.app.id,
+            session_id: UserRef::parse(user).unwrap(),
+            created_at: self.now(),
+        };
+        self.store.end_user(app.app.id, &UserRef::parse(user).unwrap(), fresh).await.expect("end user")
+    }
+
+    /// A conversation of `user` created at `at` (seconds) with the given micro offset.
+    pub async fn seed_conversation_at(&self, app: &TestKey, user: &str, name: &str, at: Timestamp) -> Conversation {
+        let owner = self.end_user(app, user).await.owner();
+        let conversation = Conversation {
+            id: ConversationId::from_uuid(new_uuid()),
+            owner,
+            name: name.to_owned(),
+            inputs: Map::new(),
+            status: "normal".into(),
+            introduction: String::new(),
+            created_at: at,
+            updated_at: at,
+        };
+        self.store.insert_conversation(&conversation).await.expect("insert conversation");
+        conversation
+    }
+
+    pub async fn seed_conversation(&self, app: &TestKey, user: &str, name: &str) -> Conversation {
+        self.seed_conversation_at(app, user, name, self.now()).await
+    }
+
+    pub async fn seed_message_at(&self, conversation: &Conversation, query: &str, at: Timestamp) -> Message {
+        let message = Message {
+            id: MessageId::from_uuid(new_uuid()),
+            conversation_id: conversation.id,
+            owner: conversation.owner,
+            parent_message_id: None,
+            inputs: Map::new(),
+            query: query.to_owned(),
+            answer: format!("answer to {query}"),
+            message_files: Vec::new(),
+            retriever_resources: Vec::new(),
+            agent_thoughts: Vec::new(),
+            status: "normal".into(),
+            error: None,
+            metadata: serde_json::json!({}),
+            created_at: at,
+        };
+        self.store.insert_message(&message).await.expect("insert message");
+        message
+    }
+
+    pub async fn seed_message(&self, conversation: &Conversation, query: &str) -> Message {
+        self.seed_message_at(conversation, query, self.now()).await
+    }
+
+    pub async fn seed_variable(
+        &self,
+        conversation: &Conversation,
+        name: &str,
+        value_type: ValueType,
+        value: Value,
+    ) -> ConversationVariable {
+        let variable = ConversationVariable {
+            id: VariableId::from_uuid(new_uuid()),
+            app_id: conversation.owner.app_id,
+            conversation_id: conversation.id,
+            name: name.to_owned(),
+            value_type,
+            value,
+            description: format!("{name} of the conversation"),
+            created_at: self.now(),
+            updated_at: self.now(),
+        };
+        self.store.insert_variable(&variable).await.expect("insert variable");
+        variable
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, key: &TestKey, path: &str) -> RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(&key.key)
+    }
+
+    pub fn post(&self, key: &TestKey, path: &str, body: Value) -> RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(&key.key).json(&body)
+    }
+
+    pub fn put(&self, key: &TestKey, path: &str, body: Value) -> RequestBuilder {
+        self.client.put(self.url(path)).bearer_auth(&key.key).json(&body)
+    }
+
+    pub fn delete(&self, key: &TestKey, path: &str, body: Value) -> RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(&key.key).json(&body)
+    }
+}
+
+/// Sends a request and returns the status and the JSON body (`Null` when empty).
+pub async fn send(request: RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request reaches the server");
+    read(response).await
+}
+
+pub async fn read(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("JSON body, got {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, body)
+}
+
+/// Asserts a Dify error body.
+#[track_caller]
+pub fn assert_error(actual: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(actual.0, status, "status of {}", actual.1);
+    assert_eq!(actual.1["code"], code, "code of {}", actual.1);
+    assert_eq!(actual.1["status"], status, "status field of {}", actual.1);
+    assert!(actual.1["message"].is_string(), "message of {}", actual.1);
+}
+
+/// A UUID no object has.
+pub fn unknown_id() -> String {
+    Uuid::new_v4().to_string()
+}

@@ -13,14 +13,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    App, AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort,
-    ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackSource, Invalid, KeyHash,
-    Message, MessageId, Owner, Rating, SortField, Timestamp, UserRef, ValueType, VariableId,
-    VariableNameFilter,
+    App, AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor,
+    EndUser, EndUserId, Feedback, FeedbackSource, Invalid, KeyHash, Message, MessageId, Owner, Rating, SortField,
+    Timestamp, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use crate::ports::{
-    AppStore, ConversationStore, EndUserStore, FeedbackStore, MessageStore, RateLimiter,
-    StoreError, StoreResult, VariableStore,
+    AppStore, ConversationStore, EndUserStore, FeedbackStore, MessageStore, RateLimiter, StoreError, StoreResult,
+    VariableStore,
 };
 
 const SCHEMA_VERSION: i64 = 1;
@@ -70,8 +69,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> StoreResult<Self> {
         let conn = Connection::open(path).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
         Self::init(conn)
     }
 
@@ -81,22 +79,16 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> StoreResult<Self> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(unavailable)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(unavailable)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Corrupt(format!(
                 "the database has schema version {version}; this program knows up to {SCHEMA_VERSION}"
             )));
         }
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(unavailable)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(unavailable)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -107,9 +99,7 @@ impl SqliteStore {
     {
         let conn = Arc::clone(&self.conn);
         let joined = tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))?;
+            let mut guard = conn.lock().map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))?;
             f(&mut guard).map_err(classify)
         })
         .await;
@@ -124,9 +114,7 @@ fn unavailable(error: rusqlite::Error) -> StoreError {
 fn classify(error: rusqlite::Error) -> StoreError {
     match error {
         rusqlite::Error::FromSqlConversionFailure(..) => StoreError::Corrupt(error.to_string()),
-        rusqlite::Error::SqliteFailure(code, _)
-            if code.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
+        rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::ConstraintViolation => {
             StoreError::Conflict(error.to_string())
         }
         other => StoreError::Unavailable(other.to_string()),
@@ -144,8 +132,7 @@ fn parse_col<T: FromStr<Err = Invalid>>(row: &Row<'_>, index: usize) -> rusqlite
 
 fn opt_col<T: FromStr<Err = Invalid>>(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<T>> {
     let raw: Option<String> = row.get(index)?;
-    raw.map(|r| r.parse().map_err(|e: Invalid| corrupt(index, e.0)))
-        .transpose()
+    raw.map(|r| r.parse().map_err(|e: Invalid| corrupt(index, e.0))).transpose()
 }
 
 fn json_col<T: DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
@@ -182,13 +169,7 @@ impl AppStore for SqliteStore {
             let tx = conn.transaction()?;
             tx.execute(
                 "INSERT INTO apps (id, name, mode, config, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    app.id.to_string(),
-                    app.name,
-                    app.mode.as_str(),
-                    to_json(&app.config),
-                    app.created_at.micros()
-                ],
+                params![app.id.to_string(), app.name, app.mode.as_str(), to_json(&app.config), app.created_at.micros()],
             )?;
             tx.execute(
                 "INSERT INTO api_keys (key_hash, app_id, created_at) VALUES (?1, ?2, ?3)",
@@ -204,12 +185,7 @@ impl AppStore for SqliteStore {
         self.with(move |conn| {
             conn.execute(
                 "UPDATE apps SET name = ?2, mode = ?3, config = ?4 WHERE id = ?1",
-                params![
-                    app.id.to_string(),
-                    app.name,
-                    app.mode.as_str(),
-                    to_json(&app.config)
-                ],
+                params![app.id.to_string(), app.name, app.mode.as_str(), to_json(&app.config)],
             )
             .map(|changed| changed == 1)
         })
@@ -218,21 +194,15 @@ impl AppStore for SqliteStore {
 
     async fn app(&self, id: AppId) -> StoreResult<Option<App>> {
         self.with(move |conn| {
-            conn.query_row(
-                &format!("SELECT {APP_COLUMNS} FROM apps WHERE id = ?1"),
-                [id.to_string()],
-                app_from_row,
-            )
-            .optional()
+            conn.query_row(&format!("SELECT {APP_COLUMNS} FROM apps WHERE id = ?1"), [id.to_string()], app_from_row)
+                .optional()
         })
         .await
     }
 
     async fn apps(&self) -> StoreResult<Vec<App>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, id"
-            ))?;
+            let mut stmt = conn.prepare(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, id"))?;
             stmt.query_map([], app_from_row)?.collect()
         })
         .await
@@ -253,23 +223,16 @@ impl AppStore for SqliteStore {
     async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<AppId>> {
         let key = key.clone();
         self.with(move |conn| {
-            conn.query_row(
-                "SELECT app_id FROM api_keys WHERE key_hash = ?1",
-                [key.as_str()],
-                |row| parse_col(row, 0),
-            )
-            .optional()
+            conn.query_row("SELECT app_id FROM api_keys WHERE key_hash = ?1", [key.as_str()], |row| parse_col(row, 0))
+                .optional()
         })
         .await
     }
 
     async fn revoke_key(&self, key: &KeyHash) -> StoreResult<bool> {
         let key = key.clone();
-        self.with(move |conn| {
-            conn.execute("DELETE FROM api_keys WHERE key_hash = ?1", [key.as_str()])
-                .map(|n| n == 1)
-        })
-        .await
+        self.with(move |conn| conn.execute("DELETE FROM api_keys WHERE key_hash = ?1", [key.as_str()]).map(|n| n == 1))
+            .await
     }
 }
 
@@ -281,12 +244,7 @@ impl EndUserStore for SqliteStore {
             conn.execute(
                 "INSERT INTO end_users (id, app_id, session_id, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (app_id, session_id) DO NOTHING",
-                params![
-                    new.id.to_string(),
-                    app.to_string(),
-                    user.as_str(),
-                    new.created_at.micros()
-                ],
+                params![new.id.to_string(), app.to_string(), user.as_str(), new.created_at.micros()],
             )?;
             conn.query_row(
                 "SELECT id, created_at FROM end_users WHERE app_id = ?1 AND session_id = ?2",
@@ -311,10 +269,7 @@ const CONVERSATION_COLUMNS: &str =
 fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
     Ok(Conversation {
         id: parse_col(row, 0)?,
-        owner: Owner {
-            app_id: parse_col(row, 1)?,
-            end_user_id: parse_col(row, 2)?,
-        },
+        owner: Owner { app_id: parse_col(row, 1)?, end_user_id: parse_col(row, 2)? },
         name: row.get(3)?,
         inputs: json_col(row, 4)?,
         status: row.get(5)?,
@@ -330,7 +285,9 @@ impl ConversationStore for SqliteStore {
         let c = c.clone();
         self.with(move |conn| {
             conn.execute(
-                &format!("INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                &format!(
+                    "INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
                 params![
                     c.id.to_string(),
                     c.owner.app_id.to_string(),
@@ -348,11 +305,7 @@ impl ConversationStore for SqliteStore {
         .await
     }
 
-    async fn conversation(
-        &self,
-        owner: Owner,
-        id: ConversationId,
-    ) -> StoreResult<Option<Conversation>> {
+    async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>> {
         self.with(move |conn| {
             conn.query_row(
                 &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3"),
@@ -375,11 +328,7 @@ impl ConversationStore for SqliteStore {
             SortField::CreatedAt => "created_at",
             SortField::UpdatedAt => "updated_at",
         };
-        let (direction, beyond) = if sort.descending {
-            ("DESC", "<")
-        } else {
-            ("ASC", ">")
-        };
+        let (direction, beyond) = if sort.descending { ("DESC", "<") } else { ("ASC", ">") };
         self.with(move |conn| {
             let cursor = if after.is_some() {
                 format!("AND ({column} {beyond} ?3 OR ({column} = ?3 AND id {beyond} ?4))")
@@ -437,10 +386,7 @@ impl ConversationStore for SqliteStore {
             )?;
             if deleted == 1 {
                 for table in ["messages", "feedbacks", "conversation_variables"] {
-                    tx.execute(
-                        &format!("DELETE FROM {table} WHERE conversation_id = ?1"),
-                        [&id],
-                    )?;
+                    tx.execute(&format!("DELETE FROM {table} WHERE conversation_id = ?1"), [&id])?;
                 }
             }
             tx.commit()?;
@@ -456,10 +402,7 @@ const MESSAGE_COLUMNS: &str = "id, app_id, end_user_id, conversation_id, parent_
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
         id: parse_col(row, 0)?,
-        owner: Owner {
-            app_id: parse_col(row, 1)?,
-            end_user_id: parse_col(row, 2)?,
-        },
+        owner: Owner { app_id: parse_col(row, 1)?, end_user_id: parse_col(row, 2)? },
         conversation_id: parse_col(row, 3)?,
         parent_message_id: opt_col(row, 4)?,
         inputs: json_col(row, 5)?,
@@ -520,16 +463,10 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    async fn message_in(
-        &self,
-        conversation: ConversationId,
-        id: MessageId,
-    ) -> StoreResult<Option<Message>> {
+    async fn message_in(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Message>> {
         self.with(move |conn| {
             conn.query_row(
-                &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND conversation_id = ?2"
-                ),
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND conversation_id = ?2"),
                 params![id.to_string(), conversation.to_string()],
                 message_from_row,
             )
@@ -567,7 +504,9 @@ impl MessageStore for SqliteStore {
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {
         self.with(move |conn| {
             conn.query_row(
-                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 ORDER BY created_at, id LIMIT 1"),
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 ORDER BY created_at, id LIMIT 1"
+                ),
                 [conversation.to_string()],
                 message_from_row,
             )
@@ -577,7 +516,8 @@ impl MessageStore for SqliteStore {
     }
 }
 
-const FEEDBACK_COLUMNS: &str = "id, app_id, conversation_id, message_id, end_user_id, rating, content, from_source, created_at, updated_at";
+const FEEDBACK_COLUMNS: &str =
+    "id, app_id, conversation_id, message_id, end_user_id, rating, content, from_source, created_at, updated_at";
 
 fn feedback_from_row(row: &Row<'_>) -> rusqlite::Result<Feedback> {
     let rating: String = row.get(5)?;
@@ -588,16 +528,9 @@ fn feedback_from_row(row: &Row<'_>) -> rusqlite::Result<Feedback> {
         conversation_id: parse_col(row, 2)?,
         message_id: parse_col(row, 3)?,
         from_end_user_id: opt_col(row, 4)?,
-        rating: Rating::parse(Some(&rating.into()))
-            .ok()
-            .flatten()
-            .ok_or_else(|| corrupt(5, "unknown rating"))?,
+        rating: Rating::parse(Some(&rating.into())).ok().flatten().ok_or_else(|| corrupt(5, "unknown rating"))?,
         content: row.get(6)?,
-        source: if source == "admin" {
-            FeedbackSource::Admin
-        } else {
-            FeedbackSource::User
-        },
+        source: if source == "admin" { FeedbackSource::Admin } else { FeedbackSource::User },
         created_at: time_col(row, 8)?,
         updated_at: time_col(row, 9)?,
     })
@@ -605,11 +538,7 @@ fn feedback_from_row(row: &Row<'_>) -> rusqlite::Result<Feedback> {
 
 #[async_trait]
 impl FeedbackStore for SqliteStore {
-    async fn user_feedback(
-        &self,
-        owner: Owner,
-        message: MessageId,
-    ) -> StoreResult<Option<Feedback>> {
+    async fn user_feedback(&self, owner: Owner, message: MessageId) -> StoreResult<Option<Feedback>> {
         self.with(move |conn| {
             conn.query_row(
                 &format!(
@@ -624,11 +553,7 @@ impl FeedbackStore for SqliteStore {
         .await
     }
 
-    async fn user_ratings(
-        &self,
-        owner: Owner,
-        messages: &[MessageId],
-    ) -> StoreResult<Vec<(MessageId, Rating)>> {
+    async fn user_ratings(&self, owner: Owner, messages: &[MessageId]) -> StoreResult<Vec<(MessageId, Rating)>> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
@@ -677,29 +602,16 @@ impl FeedbackStore for SqliteStore {
 
     async fn delete_feedback(&self, f: &Feedback) -> StoreResult<()> {
         let id = f.id;
-        self.with(move |conn| {
-            conn.execute("DELETE FROM feedbacks WHERE id = ?1", [id.to_string()])
-                .map(drop)
-        })
-        .await
+        self.with(move |conn| conn.execute("DELETE FROM feedbacks WHERE id = ?1", [id.to_string()]).map(drop)).await
     }
 
-    async fn app_feedbacks(
-        &self,
-        app: AppId,
-        offset: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<Feedback>> {
+    async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>> {
         self.with(move |conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {FEEDBACK_COLUMNS} FROM feedbacks WHERE app_id = ?1
                  ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
             ))?;
-            stmt.query_map(
-                params![app.to_string(), i64::from(limit), offset as i64],
-                feedback_from_row,
-            )?
-            .collect()
+            stmt.query_map(params![app.to_string(), i64::from(limit), offset as i64], feedback_from_row)?.collect()
         })
         .await
     }
@@ -784,7 +696,9 @@ impl VariableStore for SqliteStore {
     ) -> StoreResult<Option<ConversationVariable>> {
         self.with(move |conn| {
             conn.query_row(
-                &format!("SELECT {VARIABLE_COLUMNS} FROM conversation_variables WHERE id = ?1 AND conversation_id = ?2"),
+                &format!(
+                    "SELECT {VARIABLE_COLUMNS} FROM conversation_variables WHERE id = ?1 AND conversation_id = ?2"
+                ),
                 params![id.to_string(), conversation.to_string()],
                 variable_from_row,
             )
@@ -812,10 +726,7 @@ impl RateLimiter for SqliteStore {
         let key = key.to_owned();
         self.with(move |conn| {
             let tx = conn.transaction()?;
-            tx.execute(
-                "DELETE FROM rate_windows WHERE key = ?1 AND window_start < ?2",
-                params![key, window_start],
-            )?;
+            tx.execute("DELETE FROM rate_windows WHERE key = ?1 AND window_start < ?2", params![key, window_start])?;
             let counted = tx.execute(
                 "INSERT INTO rate_windows (key, window_start, hits) VALUES (?1, ?2, 1)
                  ON CONFLICT (key, window_start) DO UPDATE SET hits = hits + 1 WHERE hits < ?3",

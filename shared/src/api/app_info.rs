@@ -26,10 +26,7 @@ pub(crate) fn info(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
 
 pub(crate) fn parameters(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let c = &ctx.app.config;
-    let system: serde_json::Map<_, _> = SYSTEM_PARAMETERS
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!(v)))
-        .collect();
+    let system: serde_json::Map<_, _> = SYSTEM_PARAMETERS.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
     Ok(ApiResponse::ok(&json!({
         "opening_statement": c.opening_statement,
         "suggested_questions": c.suggested_questions,
@@ -47,18 +44,12 @@ pub(crate) fn parameters(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
 }
 
 pub(crate) fn meta(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
-    Ok(ApiResponse::ok(
-        &json!({"tool_icons": ctx.app.config.tool_icons}),
-    ))
+    Ok(ApiResponse::ok(&json!({"tool_icons": ctx.app.config.tool_icons})))
 }
 
 pub(crate) fn site(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let s = &ctx.app.config.site;
-    let icon_url = if s.icon_type.as_deref() == Some("image") {
-        s.icon_url.clone()
-    } else {
-        None
-    };
+    let icon_url = if s.icon_type.as_deref() == Some("image") { s.icon_url.clone() } else { None };
     Ok(ApiResponse::ok(&json!({
         "title": s.title.clone().unwrap_or_else(|| ctx.app.name.clone()),
         "chat_color_theme": s.chat_color_theme,

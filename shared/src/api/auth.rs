@@ -7,23 +7,13 @@ use crate::domain::{ApiKey, App, AppStatus};
 use crate::error::ApiError;
 
 /// Finds the app a request's key belongs to and checks the app may be used.
-pub(crate) async fn authenticate(
-    services: &Services,
-    headers: &HeaderMap,
-) -> Result<App, ApiError> {
-    let raw = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
+pub(crate) async fn authenticate(services: &Services, headers: &HeaderMap) -> Result<App, ApiError> {
+    let raw = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).unwrap_or("");
     let Some((scheme, token)) = raw.trim().split_once(char::is_whitespace) else {
-        return Err(ApiError::Unauthorized(
-            "Authorization header must be provided and start with 'Bearer'",
-        ));
+        return Err(ApiError::Unauthorized("Authorization header must be provided and start with 'Bearer'"));
     };
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::Unauthorized(
-            "Authorization scheme must be 'Bearer'",
-        ));
+        return Err(ApiError::Unauthorized("Authorization scheme must be 'Bearer'"));
     }
     let hash = ApiKey::presented(token.trim()).hash();
     let Some(app_id) = services.store.app_for_key(&hash).await? else {
@@ -36,9 +26,7 @@ pub(crate) async fn authenticate(
         return Err(ApiError::Forbidden("The app's status is abnormal."));
     }
     if !app.config.enable_api {
-        return Err(ApiError::Forbidden(
-            "The app's API service has been disabled.",
-        ));
+        return Err(ApiError::Forbidden("The app's API service has been disabled."));
     }
     Ok(app)
 }

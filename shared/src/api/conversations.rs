@@ -5,8 +5,7 @@ use serde_json::Value;
 use super::input::Body;
 use super::{ApiResponse, Ctx, render};
 use crate::domain::{
-    Conversation, ConversationId, ConversationSort, ConversationTitle, Cursor, Limit, Owner,
-    SortField,
+    Conversation, ConversationId, ConversationSort, ConversationTitle, Cursor, Limit, Owner, SortField,
 };
 use crate::error::ApiError;
 use crate::ports::{LlmRequest, Speaker};
@@ -14,15 +13,8 @@ use crate::ports::{LlmRequest, Speaker};
 pub(crate) const NOT_FOUND: &str = "Conversation Not Exists.";
 
 /// The caller's conversation, or 404 for a missing or foreign one.
-pub(crate) async fn owned(
-    ctx: &Ctx<'_>,
-    owner: Owner,
-    id: ConversationId,
-) -> Result<Conversation, ApiError> {
-    ctx.store()
-        .conversation(owner, id)
-        .await?
-        .ok_or(ApiError::NotFound(NOT_FOUND))
+pub(crate) async fn owned(ctx: &Ctx<'_>, owner: Owner, id: ConversationId) -> Result<Conversation, ApiError> {
+    ctx.store().conversation(owner, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
 fn path_id(ctx: &Ctx<'_>) -> Result<ConversationId, ApiError> {
@@ -52,16 +44,9 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
             Some(Cursor { at, id })
         }
     };
-    let rows = ctx
-        .store()
-        .conversations(owner, sort, after, limit.probe())
-        .await?;
+    let rows = ctx.store().conversations(owner, sort, after, limit.probe()).await?;
     let (rows, has_more) = render::split_probe(rows, limit.get());
-    Ok(ApiResponse::ok(&render::page(
-        limit.get(),
-        has_more,
-        rows.iter().map(render::conversation).collect(),
-    )))
+    Ok(ApiResponse::ok(&render::page(limit.get(), has_more, rows.iter().map(render::conversation).collect())))
 }
 
 pub(crate) async fn delete(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
@@ -80,13 +65,8 @@ pub(crate) async fn rename(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let id = path_id(ctx)?;
     let body = Body::read(ctx.request)?;
     let auto_generate = body.boolean("auto_generate", false)?;
-    let manual = if auto_generate {
-        None
-    } else {
-        Some(ConversationTitle::manual(
-            body.string("name")?.unwrap_or(""),
-        )?)
-    };
+    let manual =
+        if auto_generate { None } else { Some(ConversationTitle::manual(body.string("name")?.unwrap_or(""))?) };
     let owner = ctx.end_user(body.user(false)?).await?.owner();
     ctx.require_chat_app()?;
     let mut conversation = owned(ctx, owner, id).await?;
@@ -98,11 +78,7 @@ pub(crate) async fn rename(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         }
         None => {
             // Dify raises a bare service error here, which surfaces as an empty invalid_param.
-            let first = ctx
-                .store()
-                .first_message(id)
-                .await?
-                .ok_or_else(|| ApiError::InvalidParam(String::new()))?;
+            let first = ctx.store().first_message(id).await?.ok_or_else(|| ApiError::InvalidParam(String::new()))?;
             // A model failure keeps the old name, as Dify does; updated_at is not touched.
             if let Some(title) = generate_title(ctx, &first.query).await {
                 conversation.name = title.into_string();
@@ -133,9 +109,7 @@ pub(crate) async fn generate_title(ctx: &Ctx<'_>, query: &str) -> Option<Convers
         temperature: 1.0,
     };
     match llm.complete(request).await {
-        Ok(answer) => Some(ConversationTitle::generated(
-            &title_from_answer(&answer).unwrap_or(source),
-        )),
+        Ok(answer) => Some(ConversationTitle::generated(&title_from_answer(&answer).unwrap_or(source))),
         Err(error) => {
             tracing::warn!(%error, "title generation failed; keeping the old name");
             None
@@ -148,11 +122,7 @@ fn title_from_answer(answer: &str) -> Option<String> {
     let start = answer.find('{')?;
     let end = answer.rfind('}')?;
     let parsed: Value = serde_json::from_str(answer.get(start..=end)?).ok()?;
-    parsed
-        .get("Your Output")?
-        .as_str()
-        .filter(|s| !s.trim().is_empty())
-        .map(str::to_owned)
+    parsed.get("Your Output")?.as_str().filter(|s| !s.trim().is_empty()).map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -161,14 +131,8 @@ mod tests {
 
     #[test]
     fn titles_are_read_from_the_json_answer() {
-        assert_eq!(
-            title_from_answer(r#"{"Your Output": "Trip to Rome"}"#).as_deref(),
-            Some("Trip to Rome")
-        );
-        assert_eq!(
-            title_from_answer("Sure! ```json\n{\"Your Output\": \"X\"}\n```").as_deref(),
-            Some("X")
-        );
+        assert_eq!(title_from_answer(r#"{"Your Output": "Trip to Rome"}"#).as_deref(), Some("Trip to Rome"));
+        assert_eq!(title_from_answer("Sure! ```json\n{\"Your Output\": \"X\"}\n```").as_deref(), Some("X"));
         assert_eq!(title_from_answer(r#"{"Your Output": ""}"#), None);
         assert_eq!(title_from_answer("no json"), None);
     }

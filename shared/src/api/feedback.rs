@@ -15,18 +15,12 @@ pub(crate) async fn submit(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let rating = Rating::parse(body.raw("rating"))?;
     let content = body.string("content")?.map(str::to_owned);
     let owner = ctx.end_user(body.user(true)?).await?.owner();
-    let message = ctx
-        .store()
-        .message(owner, message_id)
-        .await?
-        .ok_or(ApiError::NotFound("Message Not Exists."))?;
+    let message = ctx.store().message(owner, message_id).await?.ok_or(ApiError::NotFound("Message Not Exists."))?;
     let existing = ctx.store().user_feedback(owner, message_id).await?;
 
     let now = ctx.now();
     match (rating, existing) {
-        (None, None) => Err(ApiError::InvalidParam(
-            "rating cannot be None when feedback not exists".into(),
-        )),
+        (None, None) => Err(ApiError::InvalidParam("rating cannot be None when feedback not exists".into())),
         (None, Some(existing)) => {
             check_rate(ctx, owner).await?;
             ctx.store().delete_feedback(&existing).await?;
@@ -76,20 +70,13 @@ async fn check_rate(ctx: &Ctx<'_>, owner: Owner) -> Result<(), ApiError> {
     if ctx.store().try_hit(&key, window_start, limit).await? {
         Ok(())
     } else {
-        Err(ApiError::TooManyRequests {
-            retry_after: (window_start + WINDOW_SECONDS - now).max(1) as u64,
-        })
+        Err(ApiError::TooManyRequests { retry_after: (window_start + WINDOW_SECONDS - now).max(1) as u64 })
     }
 }
 
 pub(crate) async fn list_app(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let page = PageNumber::parse(ctx.query.get("page"))?;
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX_APP_FEEDBACKS)?;
-    let rows = ctx
-        .store()
-        .app_feedbacks(ctx.app.id, page.offset(limit), limit.get())
-        .await?;
-    Ok(ApiResponse::ok(
-        &json!({"data": rows.iter().map(render::feedback).collect::<Vec<_>>()}),
-    ))
+    let rows = ctx.store().app_feedbacks(ctx.app.id, page.offset(limit), limit.get()).await?;
+    Ok(ApiResponse::ok(&json!({"data": rows.iter().map(render::feedback).collect::<Vec<_>>()})))
 }

@@ -15,20 +15,12 @@ pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
     pub fn parse(raw: &str) -> Self {
-        Self(
-            form_urlencoded::parse(raw.as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Self(form_urlencoded::parse(raw.as_bytes()).into_owned().collect())
     }
 
     /// The first value of `name`; an empty value counts as absent (httpx sends `limit=`).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .filter(|v| !v.is_empty())
+        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()).filter(|v| !v.is_empty())
     }
 
     /// Whether `name` is present at all, even empty.
@@ -52,8 +44,7 @@ impl Query {
 }
 
 pub(crate) fn parse_id<T: FromStr<Err = Invalid>>(name: &str, raw: &str) -> Result<T, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::InvalidParam(format!("{name}: '{raw}' is not a valid UUID")))
+    raw.parse().map_err(|_| ApiError::InvalidParam(format!("{name}: '{raw}' is not a valid UUID")))
 }
 
 /// The JSON object body of a request. An empty body counts as `{}`; a non-empty body must be
@@ -69,8 +60,7 @@ pub(crate) fn json_body(request: &ApiRequest) -> Result<Map<String, Value>, ApiE
         .and_then(|value| value.split(';').next())
         .map(|mime| {
             let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json"
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false);
     if !declared_json {
@@ -78,9 +68,7 @@ pub(crate) fn json_body(request: &ApiRequest) -> Result<Map<String, Value>, ApiE
     }
     match serde_json::from_slice(&request.body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::BadRequest(
-            "The JSON payload must be an object.".into(),
-        )),
+        Ok(_) => Err(ApiError::BadRequest("The JSON payload must be an object.".into())),
         Err(_) => Err(ApiError::MalformedJson),
     }
 }
@@ -117,9 +105,7 @@ impl Body {
         match self.present(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(ApiError::InvalidParam(format!(
-                "{name}: Input should be a valid string"
-            ))),
+            Some(_) => Err(ApiError::InvalidParam(format!("{name}: Input should be a valid string"))),
         }
     }
 
@@ -133,21 +119,15 @@ impl Body {
             Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" | "t" | "y" => Ok(true),
                 "false" | "0" | "no" | "off" | "f" | "n" => Ok(false),
-                _ => Err(ApiError::InvalidParam(format!(
-                    "{name}: Input should be a valid boolean"
-                ))),
+                _ => Err(ApiError::InvalidParam(format!("{name}: Input should be a valid boolean"))),
             },
-            Some(_) => Err(ApiError::InvalidParam(format!(
-                "{name}: Input should be a valid boolean"
-            ))),
+            Some(_) => Err(ApiError::InvalidParam(format!("{name}: Input should be a valid boolean"))),
         }
     }
 
     /// A field that may be `null` but whose key is required.
     pub fn required_any(&self, name: &str) -> Result<&Value, ApiError> {
-        self.0
-            .get(name)
-            .ok_or_else(|| ApiError::InvalidParam(format!("{name}: Field required")))
+        self.0.get(name).ok_or_else(|| ApiError::InvalidParam(format!("{name}: Field required")))
     }
 
     pub fn raw(&self, name: &str) -> Option<&Value> {
@@ -181,70 +161,31 @@ mod tests {
         assert_eq!(query.get("user"), Some("u"));
         assert_eq!(query.get("limit"), None);
         assert!(query.has("limit"));
-        assert_eq!(
-            query
-                .id::<crate::domain::ConversationId>("last_id")
-                .unwrap(),
-            None
-        );
+        assert_eq!(query.id::<crate::domain::ConversationId>("last_id").unwrap(), None);
         assert!(query.id::<crate::domain::ConversationId>("user").is_err());
         assert_eq!(query.user(false).unwrap().as_str(), "u");
-        assert_eq!(
-            Query::parse("").user(false).unwrap().as_str(),
-            "DEFAULT-USER"
-        );
+        assert_eq!(Query::parse("").user(false).unwrap().as_str(), "DEFAULT-USER");
         assert!(Query::parse("user=").user(true).is_err());
     }
 
     #[test]
     fn json_bodies() {
         assert!(json_body(&request(None, "")).unwrap().is_empty());
-        assert!(
-            json_body(&request(Some("application/json"), "  "))
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(
-            json_body(&request(
-                Some("application/json; charset=utf-8"),
-                r#"{"a":1}"#
-            ))
-            .unwrap()["a"],
-            1
-        );
-        assert!(matches!(
-            json_body(&request(Some("text/plain"), "{}")),
-            Err(ApiError::UnsupportedMediaType)
-        ));
-        assert!(matches!(
-            json_body(&request(None, "{}")),
-            Err(ApiError::UnsupportedMediaType)
-        ));
-        assert!(matches!(
-            json_body(&request(Some("application/json"), "{")),
-            Err(ApiError::MalformedJson)
-        ));
-        assert!(matches!(
-            json_body(&request(Some("application/json"), "[]")),
-            Err(ApiError::BadRequest(_))
-        ));
+        assert!(json_body(&request(Some("application/json"), "  ")).unwrap().is_empty());
+        assert_eq!(json_body(&request(Some("application/json; charset=utf-8"), r#"{"a":1}"#)).unwrap()["a"], 1);
+        assert!(matches!(json_body(&request(Some("text/plain"), "{}")), Err(ApiError::UnsupportedMediaType)));
+        assert!(matches!(json_body(&request(None, "{}")), Err(ApiError::UnsupportedMediaType)));
+        assert!(matches!(json_body(&request(Some("application/json"), "{")), Err(ApiError::MalformedJson)));
+        assert!(matches!(json_body(&request(Some("application/json"), "[]")), Err(ApiError::BadRequest(_))));
     }
 
     #[test]
     fn body_fields() {
-        let body = Body::read(&request(
-            Some("application/json"),
-            r#"{"user":42,"flag":"true","name":null}"#,
-        ))
-        .unwrap();
+        let body = Body::read(&request(Some("application/json"), r#"{"user":42,"flag":"true","name":null}"#)).unwrap();
         assert_eq!(body.user(true).unwrap().as_str(), "42");
         assert!(body.boolean("flag", false).unwrap());
         assert_eq!(body.string("name").unwrap(), None);
-        let body = Body::read(&request(
-            Some("application/json"),
-            r#"{"user":"","flag":[]}"#,
-        ))
-        .unwrap();
+        let body = Body::read(&request(Some("application/json"), r#"{"user":"","flag":[]}"#)).unwrap();
         assert!(body.user(true).is_err());
         assert_eq!(body.user(false).unwrap().as_str(), "DEFAULT-USER");
         assert!(body.boolean("flag", false).is_err());

@@ -47,15 +47,8 @@ pub struct ApiResponse {
 impl ApiResponse {
     pub fn json(status: StatusCode, value: &Value) -> Self {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        Self {
-            status,
-            headers,
-            body: Bytes::from(value.to_string()),
-        }
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Self { status, headers, body: Bytes::from(value.to_string()) }
     }
 
     pub fn ok(value: &Value) -> Self {
@@ -64,11 +57,7 @@ impl ApiResponse {
 
     /// 204 with no body and no content type (a JSON-typed empty 204 breaks the npm SDK).
     pub fn no_content() -> Self {
-        Self {
-            status: StatusCode::NO_CONTENT,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-        }
+        Self { status: StatusCode::NO_CONTENT, headers: HeaderMap::new(), body: Bytes::new() }
     }
 }
 
@@ -81,9 +70,7 @@ pub struct ApiLimits {
 
 impl Default for ApiLimits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-        }
+        Self { max_body_bytes: 1024 * 1024 }
     }
 }
 
@@ -112,13 +99,7 @@ async fn dispatch(services: &Services, request: &ApiRequest) -> Result<ApiRespon
         return Err(ApiError::PayloadTooLarge(services.limits.max_body_bytes));
     }
     let app = auth::authenticate(services, &request.headers).await?;
-    let ctx = Ctx {
-        services,
-        app,
-        request,
-        ids,
-        query: input::Query::parse(&request.query),
-    };
+    let ctx = Ctx { services, app, request, ids, query: input::Query::parse(&request.query) };
     match endpoint {
         Endpoint::ListConversations => conversations::list(&ctx).await,
         Endpoint::DeleteConversation => conversations::delete(&ctx).await,
@@ -166,10 +147,6 @@ impl Ctx<'_> {
 
     /// The conversation endpoints serve chat-like apps only.
     fn require_chat_app(&self) -> Result<(), ApiError> {
-        if self.app.is_chat_like() {
-            Ok(())
-        } else {
-            Err(ApiError::NotChatApp)
-        }
+        if self.app.is_chat_like() { Ok(()) } else { Err(ApiError::NotChatApp) }
     }
 }

@@ -27,39 +27,18 @@ pub enum Endpoint {
 /// Path pattern and the methods it answers. Path ids must be UUIDs, as Dify's `<uuid:>`
 /// converter requires; anything else does not match the route (404).
 pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
-    (
-        "/v1/conversations",
-        &[(Method::GET, Endpoint::ListConversations)],
-    ),
-    (
-        "/v1/conversations/{conversation_id}",
-        &[(Method::DELETE, Endpoint::DeleteConversation)],
-    ),
-    (
-        "/v1/conversations/{conversation_id}/name",
-        &[(Method::POST, Endpoint::RenameConversation)],
-    ),
-    (
-        "/v1/conversations/{conversation_id}/variables",
-        &[(Method::GET, Endpoint::ListConversationVariables)],
-    ),
+    ("/v1/conversations", &[(Method::GET, Endpoint::ListConversations)]),
+    ("/v1/conversations/{conversation_id}", &[(Method::DELETE, Endpoint::DeleteConversation)]),
+    ("/v1/conversations/{conversation_id}/name", &[(Method::POST, Endpoint::RenameConversation)]),
+    ("/v1/conversations/{conversation_id}/variables", &[(Method::GET, Endpoint::ListConversationVariables)]),
     (
         "/v1/conversations/{conversation_id}/variables/{variable_id}",
         // PATCH too: one release of the Python SDK sends it.
-        &[
-            (Method::PUT, Endpoint::UpdateConversationVariable),
-            (Method::PATCH, Endpoint::UpdateConversationVariable),
-        ],
+        &[(Method::PUT, Endpoint::UpdateConversationVariable), (Method::PATCH, Endpoint::UpdateConversationVariable)],
     ),
     ("/v1/messages", &[(Method::GET, Endpoint::ListMessages)]),
-    (
-        "/v1/messages/{message_id}/feedbacks",
-        &[(Method::POST, Endpoint::MessageFeedback)],
-    ),
-    (
-        "/v1/app/feedbacks",
-        &[(Method::GET, Endpoint::AppFeedbacks)],
-    ),
+    ("/v1/messages/{message_id}/feedbacks", &[(Method::POST, Endpoint::MessageFeedback)]),
+    ("/v1/app/feedbacks", &[(Method::GET, Endpoint::AppFeedbacks)]),
     ("/v1/info", &[(Method::GET, Endpoint::AppInfo)]),
     ("/v1/parameters", &[(Method::GET, Endpoint::AppParameters)]),
     ("/v1/meta", &[(Method::GET, Endpoint::AppMeta)]),
@@ -69,9 +48,7 @@ pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
 static ROUTER: LazyLock<matchit::Router<usize>> = LazyLock::new(|| {
     let mut router = matchit::Router::new();
     for (index, (pattern, _)) in ROUTES.iter().enumerate() {
-        router
-            .insert(*pattern, index)
-            .expect("route patterns are distinct");
+        router.insert(*pattern, index).expect("route patterns are distinct");
     }
     router
 });
@@ -86,11 +63,7 @@ pub(crate) struct PathIds {
 
 /// Finds the endpoint for a method and path.
 pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds), ApiError> {
-    let path = if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
-    };
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
     let matched = ROUTER.at(path).map_err(|_| ApiError::RouteNotFound)?;
     let mut ids = PathIds::default();
     for (name, raw) in matched.params.iter() {
@@ -119,39 +92,19 @@ mod tests {
 
     #[test]
     fn routes_resolve_with_canonical_ids() {
-        let (endpoint, ids) = resolve(
-            &Method::DELETE,
-            &format!("/v1/conversations/{}", ID.to_uppercase()),
-        )
-        .unwrap();
+        let (endpoint, ids) = resolve(&Method::DELETE, &format!("/v1/conversations/{}", ID.to_uppercase())).unwrap();
         assert_eq!(endpoint, Endpoint::DeleteConversation);
         assert_eq!(ids.conversation.unwrap().to_string(), ID);
-        let (endpoint, ids) = resolve(
-            &Method::PATCH,
-            &format!("/v1/conversations/{ID}/variables/{ID}"),
-        )
-        .unwrap();
+        let (endpoint, ids) = resolve(&Method::PATCH, &format!("/v1/conversations/{ID}/variables/{ID}")).unwrap();
         assert_eq!(endpoint, Endpoint::UpdateConversationVariable);
         assert!(ids.variable.is_some());
-        assert_eq!(
-            resolve(&Method::GET, "/v1/conversations/").unwrap().0,
-            Endpoint::ListConversations
-        );
+        assert_eq!(resolve(&Method::GET, "/v1/conversations/").unwrap().0, Endpoint::ListConversations);
     }
 
     #[test]
     fn bad_ids_and_methods() {
-        assert!(matches!(
-            resolve(&Method::DELETE, "/v1/conversations/not-a-uuid"),
-            Err(ApiError::RouteNotFound)
-        ));
-        assert!(matches!(
-            resolve(&Method::GET, "/v2/conversations"),
-            Err(ApiError::RouteNotFound)
-        ));
-        assert!(matches!(
-            resolve(&Method::POST, "/v1/conversations"),
-            Err(ApiError::MethodNotAllowed)
-        ));
+        assert!(matches!(resolve(&Method::DELETE, "/v1/conversations/not-a-uuid"), Err(ApiError::RouteNotFound)));
+        assert!(matches!(resolve(&Method::GET, "/v2/conversations"), Err(ApiError::RouteNotFound)));
+        assert!(matches!(resolve(&Method::POST, "/v1/conversations"), Err(ApiError::MethodNotAllowed)));
     }
 }

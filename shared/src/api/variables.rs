@@ -11,11 +11,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let user = ctx.query.user(false)?;
     let last_id = ctx.query.id::<VariableId>("last_id")?;
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
-    let name = ctx
-        .query
-        .get("variable_name")
-        .map(VariableNameFilter::parse)
-        .transpose()?;
+    let name = ctx.query.get("variable_name").map(VariableNameFilter::parse).transpose()?;
     let owner = ctx.end_user(user).await?.owner();
     ctx.require_chat_app()?;
     owned(ctx, owner, conversation_id).await?;
@@ -30,22 +26,12 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
                 .filter(|v| name.as_ref().is_none_or(|filter| filter.matches(&v.name)))
                 // Dify raises a bare service error here: 400 invalid_param with an empty message.
                 .ok_or_else(|| ApiError::InvalidParam(String::new()))?;
-            Some(Cursor {
-                at: last.created_at,
-                id,
-            })
+            Some(Cursor { at: last.created_at, id })
         }
     };
-    let rows = ctx
-        .store()
-        .variables(conversation_id, name.as_ref(), after, limit.probe())
-        .await?;
+    let rows = ctx.store().variables(conversation_id, name.as_ref(), after, limit.probe()).await?;
     let (rows, has_more) = render::split_probe(rows, limit.get());
-    Ok(ApiResponse::ok(&render::page(
-        limit.get(),
-        has_more,
-        rows.iter().map(render::variable).collect(),
-    )))
+    Ok(ApiResponse::ok(&render::page(limit.get(), has_more, rows.iter().map(render::variable).collect())))
 }
 
 pub(crate) async fn update(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {

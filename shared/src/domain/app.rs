@@ -25,28 +25,16 @@ impl App {
     ) -> Result<Self, Invalid> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > Self::MAX_NAME_CHARS {
-            return Err(Invalid(format!(
-                "app name must be 1 to {} characters",
-                Self::MAX_NAME_CHARS
-            )));
+            return Err(Invalid(format!("app name must be 1 to {} characters", Self::MAX_NAME_CHARS)));
         }
         config.validate()?;
-        Ok(Self {
-            id,
-            name: name.to_owned(),
-            mode,
-            config,
-            created_at,
-        })
+        Ok(Self { id, name: name.to_owned(), mode, config, created_at })
     }
 
     /// Conversation endpoints (list, delete, rename, variables, message history) serve
     /// only chat-like apps; the others answer `not_chat_app`.
     pub fn is_chat_like(&self) -> bool {
-        matches!(
-            self.mode,
-            AppMode::Chat | AppMode::AgentChat | AppMode::AdvancedChat
-        )
+        matches!(self.mode, AppMode::Chat | AppMode::AgentChat | AppMode::AdvancedChat)
     }
 }
 
@@ -62,13 +50,7 @@ pub enum AppMode {
 }
 
 impl AppMode {
-    pub const ALL: [AppMode; 5] = [
-        Self::Chat,
-        Self::AgentChat,
-        Self::AdvancedChat,
-        Self::Completion,
-        Self::Workflow,
-    ];
+    pub const ALL: [AppMode; 5] = [Self::Chat, Self::AgentChat, Self::AdvancedChat, Self::Completion, Self::Workflow];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,10 +63,9 @@ impl AppMode {
     }
 
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        Self::ALL
-            .into_iter()
-            .find(|mode| mode.as_str() == raw)
-            .ok_or_else(|| Invalid(format!("mode must be one of chat, agent-chat, advanced-chat, completion, workflow; got '{raw}'")))
+        Self::ALL.into_iter().find(|mode| mode.as_str() == raw).ok_or_else(|| {
+            Invalid(format!("mode must be one of chat, agent-chat, advanced-chat, completion, workflow; got '{raw}'"))
+        })
     }
 }
 
@@ -205,37 +186,22 @@ impl Default for AppConfig {
 }
 
 /// Input control types Dify's `user_input_form` knows.
-const FORM_TYPES: [&str; 7] = [
-    "text-input",
-    "paragraph",
-    "select",
-    "number",
-    "file",
-    "file-list",
-    "checkbox",
-];
+const FORM_TYPES: [&str; 7] = ["text-input", "paragraph", "select", "number", "file", "file-list", "checkbox"];
 
 impl AppConfig {
     /// Parses a configuration document, applying defaults for absent keys.
     pub fn from_json(raw: &str) -> Result<Self, Invalid> {
-        let config: Self = serde_json::from_str(raw)
-            .map_err(|e| Invalid(format!("invalid app configuration: {e}")))?;
+        let config: Self = serde_json::from_str(raw).map_err(|e| Invalid(format!("invalid app configuration: {e}")))?;
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), Invalid> {
         for (index, item) in self.user_input_form.iter().enumerate() {
-            let control = item
-                .as_object()
-                .filter(|o| o.len() == 1)
-                .and_then(|o| o.iter().next());
+            let control = item.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next());
             let valid = control.is_some_and(|(kind, spec)| {
                 FORM_TYPES.contains(&kind.as_str())
-                    && spec
-                        .get("variable")
-                        .and_then(Value::as_str)
-                        .is_some_and(|v| !v.is_empty())
+                    && spec.get("variable").and_then(Value::as_str).is_some_and(|v| !v.is_empty())
             });
             if !valid {
                 return Err(Invalid(format!(
@@ -244,10 +210,9 @@ impl AppConfig {
                 )));
             }
         }
-        for (key, value) in [
-            ("sensitive_word_avoidance", &self.sensitive_word_avoidance),
-            ("file_upload", &self.file_upload),
-        ] {
+        for (key, value) in
+            [("sensitive_word_avoidance", &self.sensitive_word_avoidance), ("file_upload", &self.file_upload)]
+        {
             if !value.is_object() {
                 return Err(Invalid(format!("{key} must be an object")));
             }
@@ -271,9 +236,7 @@ mod tests {
 
     #[test]
     fn features_keep_extra_keys() {
-        let config =
-            AppConfig::from_json(r#"{"text_to_speech":{"enabled":true,"voice":"Joanna"}}"#)
-                .unwrap();
+        let config = AppConfig::from_json(r#"{"text_to_speech":{"enabled":true,"voice":"Joanna"}}"#).unwrap();
         assert!(config.text_to_speech.enabled);
         assert_eq!(config.text_to_speech.extra["voice"], "Joanna");
     }
@@ -282,14 +245,9 @@ mod tests {
     fn typos_and_bad_forms_are_rejected() {
         assert!(AppConfig::from_json(r#"{"opening_statment":"hi"}"#).is_err());
         assert!(AppConfig::from_json(r#"{"user_input_form":[{"text-input":{}}]}"#).is_err());
+        assert!(AppConfig::from_json(r#"{"user_input_form":[{"slider":{"variable":"x"}}]}"#).is_err());
         assert!(
-            AppConfig::from_json(r#"{"user_input_form":[{"slider":{"variable":"x"}}]}"#).is_err()
-        );
-        assert!(
-            AppConfig::from_json(
-                r#"{"user_input_form":[{"text-input":{"variable":"name","label":"Name"}}]}"#
-            )
-            .is_ok()
+            AppConfig::from_json(r#"{"user_input_form":[{"text-input":{"variable":"name","label":"Name"}}]}"#).is_ok()
         );
         assert!(AppConfig::from_json(r#"{"file_upload": 3}"#).is_err());
     }
@@ -299,12 +257,7 @@ mod tests {
         let id = AppId::from_uuid(uuid::Uuid::nil());
         let now = Timestamp::from_micros(0);
         assert!(App::new(id, "  ", AppMode::Chat, AppConfig::default(), now).is_err());
-        assert_eq!(
-            App::new(id, " Support ", AppMode::Chat, AppConfig::default(), now)
-                .unwrap()
-                .name,
-            "Support"
-        );
+        assert_eq!(App::new(id, " Support ", AppMode::Chat, AppConfig::default(), now).unwrap().name, "Support");
         assert_eq!(AppMode::parse("agent-chat").unwrap(), AppMode::AgentChat);
         assert!(AppMode::parse("Chat").is_err());
     }

@@ -30,15 +30,10 @@ impl ConversationTitle {
     /// A name typed by a user: must not be blank; stored as given (untrimmed, like Dify).
     pub fn manual(raw: &str) -> Result<Self, Invalid> {
         if raw.trim().is_empty() {
-            return Err(Invalid(
-                "name is required when auto_generate is false".into(),
-            ));
+            return Err(Invalid("name is required when auto_generate is false".into()));
         }
         if raw.chars().count() > Self::MAX_MANUAL_CHARS {
-            return Err(Invalid(format!(
-                "name must be at most {} characters",
-                Self::MAX_MANUAL_CHARS
-            )));
+            return Err(Invalid(format!("name must be at most {} characters", Self::MAX_MANUAL_CHARS)));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -116,9 +111,7 @@ impl Rating {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s == "like" => Ok(Some(Self::Like)),
             Some(Value::String(s)) if s == "dislike" => Ok(Some(Self::Dislike)),
-            Some(other) => Err(Invalid(format!(
-                "rating: Input should be 'like' or 'dislike', got {other}"
-            ))),
+            Some(other) => Err(Invalid(format!("rating: Input should be 'like' or 'dislike', got {other}"))),
         }
     }
 }
@@ -162,29 +155,18 @@ mod tests {
     fn manual_titles() {
         assert!(ConversationTitle::manual("   ").is_err());
         assert!(ConversationTitle::manual("").is_err());
-        assert_eq!(
-            ConversationTitle::manual("  Trip ").unwrap().into_string(),
-            "  Trip "
-        );
+        assert_eq!(ConversationTitle::manual("  Trip ").unwrap().into_string(), "  Trip ");
         assert!(ConversationTitle::manual(&"a".repeat(256)).is_err());
     }
 
     #[test]
     fn generated_titles_are_cut_at_75() {
-        assert_eq!(
-            ConversationTitle::generated("  short \n").into_string(),
-            "short"
-        );
+        assert_eq!(ConversationTitle::generated("  short \n").into_string(), "short");
         let long = "é".repeat(80);
         let title = ConversationTitle::generated(&long).into_string();
         assert_eq!(title.chars().count(), 78);
         assert!(title.ends_with("..."));
-        assert_eq!(
-            ConversationTitle::generated(&"x".repeat(75))
-                .into_string()
-                .len(),
-            75
-        );
+        assert_eq!(ConversationTitle::generated(&"x".repeat(75)).into_string().len(), 75);
     }
 
     #[test]
@@ -192,28 +174,16 @@ mod tests {
         assert_eq!(ConversationTitle::prompt_source("a\nb"), "a b");
         let query = format!("{}{}{}", "h".repeat(300), "m".repeat(1500), "t".repeat(300));
         let source = ConversationTitle::prompt_source(&query);
-        assert_eq!(
-            source,
-            format!("{}...[TRUNCATED]...{}", "h".repeat(300), "t".repeat(300))
-        );
-        assert_eq!(
-            ConversationTitle::prompt_source(&"x".repeat(2000)).len(),
-            2000
-        );
+        assert_eq!(source, format!("{}...[TRUNCATED]...{}", "h".repeat(300), "t".repeat(300)));
+        assert_eq!(ConversationTitle::prompt_source(&"x".repeat(2000)).len(), 2000);
     }
 
     #[test]
     fn ratings() {
         assert_eq!(Rating::parse(None).unwrap(), None);
         assert_eq!(Rating::parse(Some(&Value::Null)).unwrap(), None);
-        assert_eq!(
-            Rating::parse(Some(&"like".into())).unwrap(),
-            Some(Rating::Like)
-        );
-        assert_eq!(
-            Rating::parse(Some(&"dislike".into())).unwrap(),
-            Some(Rating::Dislike)
-        );
+        assert_eq!(Rating::parse(Some(&"like".into())).unwrap(), Some(Rating::Like));
+        assert_eq!(Rating::parse(Some(&"dislike".into())).unwrap(), Some(Rating::Dislike));
         assert!(Rating::parse(Some(&"LIKE".into())).is_err());
         assert!(Rating::parse(Some(&1.into())).is_err());
     }

@@ -17,11 +17,7 @@ impl ApiKey {
     /// A fresh key from the operating system's random source.
     pub fn generate() -> Self {
         let mut rng = rand::rng();
-        Self(format!(
-            "{}{}",
-            Self::PREFIX,
-            Alphanumeric.sample_string(&mut rng, Self::RANDOM_CHARS)
-        ))
+        Self(format!("{}{}", Self::PREFIX, Alphanumeric.sample_string(&mut rng, Self::RANDOM_CHARS)))
     }
 
     /// Reads a key presented by a caller. Any string is accepted here (an unknown key is
@@ -37,9 +33,7 @@ impl ApiKey {
             Some(rest) if rest.len() >= 24 && rest.chars().all(|c| c.is_ascii_alphanumeric()) => {
                 Ok(Self(raw.to_owned()))
             }
-            _ => Err(super::Invalid(
-                "an API key looks like app- followed by at least 24 letters or digits".into(),
-            )),
+            _ => Err(super::Invalid("an API key looks like app- followed by at least 24 letters or digits".into())),
         }
     }
 
@@ -87,16 +81,10 @@ mod tests {
     fn hash_is_stable_and_hides_the_key() {
         let key = ApiKey::presented("app-abcdefghijklmnopqrstuvwx");
         let hash = key.hash();
-        assert_eq!(
-            hash,
-            ApiKey::presented("app-abcdefghijklmnopqrstuvwx").hash()
-        );
+        assert_eq!(hash, ApiKey::presented("app-abcdefghijklmnopqrstuvwx").hash());
         assert_eq!(hash.as_str().len(), 64);
         assert!(!hash.as_str().contains("abcdefgh"));
-        assert_ne!(
-            hash,
-            ApiKey::presented("app-abcdefghijklmnopqrstuvwy").hash()
-        );
+        assert_ne!(hash, ApiKey::presented("app-abcdefghijklmnopqrstuvwy").hash());
     }
 
     #[test]

@@ -12,17 +12,14 @@ mod variable;
 
 pub use app::{App, AppConfig, AppMode, AppStatus, Feature, SiteConfig};
 pub use conversation::{
-    Conversation, ConversationTitle, DEFAULT_CONVERSATION_NAME, Feedback, FeedbackSource, Message,
-    Rating,
+    Conversation, ConversationTitle, DEFAULT_CONVERSATION_NAME, Feedback, FeedbackSource, Message, Rating,
 };
 pub use ids::{AppId, ConversationId, EndUserId, FeedbackId, MessageId, VariableId};
 pub use key::{ApiKey, KeyHash};
 pub use paging::{ConversationSort, Cursor, Limit, PageNumber, SortField};
 pub use time::Timestamp;
 pub use user::{EndUser, Owner, UserRef};
-pub use variable::{
-    ConversationVariable, ValueType, VariableNameFilter, json_type_name, python_str,
-};
+pub use variable::{ConversationVariable, ValueType, VariableNameFilter, json_type_name, python_str};
 
 /// Input that does not satisfy a domain rule. The message is shown to the API caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -16,20 +16,13 @@ impl Limit {
         let Some(raw) = raw else {
             return Ok(Self::DEFAULT);
         };
-        let value: i64 = raw.trim().parse().map_err(|_| {
-            Invalid(format!(
-                "limit: Input should be a valid integer, got '{raw}'"
-            ))
-        })?;
+        let value: i64 =
+            raw.trim().parse().map_err(|_| Invalid(format!("limit: Input should be a valid integer, got '{raw}'")))?;
         if value < 1 {
-            return Err(Invalid(
-                "limit: Input should be greater than or equal to 1".into(),
-            ));
+            return Err(Invalid("limit: Input should be greater than or equal to 1".into()));
         }
         if value > i64::from(max) {
-            return Err(Invalid(format!(
-                "limit: Input should be less than or equal to {max}"
-            )));
+            return Err(Invalid(format!("limit: Input should be less than or equal to {max}")));
         }
         Ok(Self(value as u32))
     }
@@ -53,12 +46,8 @@ impl PageNumber {
         let Some(raw) = raw else { return Ok(Self(1)) };
         match raw.trim().parse::<u32>() {
             Ok(page) if page >= 1 => Ok(Self(page)),
-            Ok(_) => Err(Invalid(
-                "page: Input should be greater than or equal to 1".into(),
-            )),
-            Err(_) => Err(Invalid(format!(
-                "page: Input should be a valid integer, got '{raw}'"
-            ))),
+            Ok(_) => Err(Invalid("page: Input should be greater than or equal to 1".into())),
+            Err(_) => Err(Invalid(format!("page: Input should be a valid integer, got '{raw}'"))),
         }
     }
 
@@ -87,10 +76,7 @@ pub struct ConversationSort {
 }
 
 impl ConversationSort {
-    pub const DEFAULT: Self = Self {
-        field: SortField::UpdatedAt,
-        descending: true,
-    };
+    pub const DEFAULT: Self = Self { field: SortField::UpdatedAt, descending: true };
 
     pub fn parse(raw: Option<&str>) -> Result<Self, Invalid> {
         let Some(raw) = raw else {
@@ -139,20 +125,14 @@ mod tests {
     #[test]
     fn pages() {
         assert_eq!(PageNumber::parse(None).unwrap().get(), 1);
-        assert_eq!(
-            PageNumber::parse(Some("3")).unwrap().offset(Limit::DEFAULT),
-            40
-        );
+        assert_eq!(PageNumber::parse(Some("3")).unwrap().offset(Limit::DEFAULT), 40);
         assert!(PageNumber::parse(Some("0")).is_err());
         assert!(PageNumber::parse(Some("x")).is_err());
     }
 
     #[test]
     fn sort_orders() {
-        assert_eq!(
-            ConversationSort::parse(None).unwrap(),
-            ConversationSort::DEFAULT
-        );
+        assert_eq!(ConversationSort::parse(None).unwrap(), ConversationSort::DEFAULT);
         let asc = ConversationSort::parse(Some("created_at")).unwrap();
         assert_eq!((asc.field, asc.descending), (SortField::CreatedAt, false));
         let desc = ConversationSort::parse(Some("-updated_at")).unwrap();

@@ -38,11 +38,7 @@ impl Timestamp {
             at.minute(),
             at.second()
         );
-        if micros == 0 {
-            date
-        } else {
-            format!("{date}.{micros:06}")
-        }
+        if micros == 0 { date } else { format!("{date}.{micros:06}") }
     }
 }
 
@@ -58,22 +54,13 @@ mod tests {
 
     #[test]
     fn seconds_are_floored() {
-        assert_eq!(
-            Timestamp::from_micros(1_705_569_238_999_999).unix_seconds(),
-            1_705_569_238
-        );
+        assert_eq!(Timestamp::from_micros(1_705_569_238_999_999).unix_seconds(), 1_705_569_238);
         assert_eq!(Timestamp::from_micros(-1).unix_seconds(), -1);
     }
 
     #[test]
     fn iso_matches_python_isoformat() {
-        assert_eq!(
-            Timestamp::from_micros(1_737_021_600_000_000).iso_naive(),
-            "2025-01-16T10:00:00"
-        );
-        assert_eq!(
-            Timestamp::from_micros(1_737_021_600_123_456).iso_naive(),
-            "2025-01-16T10:00:00.123456"
-        );
+        assert_eq!(Timestamp::from_micros(1_737_021_600_000_000).iso_naive(), "2025-01-16T10:00:00");
+        assert_eq!(Timestamp::from_micros(1_737_021_600_123_456).iso_naive(), "2025-01-16T10:00:00.123456");
     }
 }

@@ -16,10 +16,7 @@ impl UserRef {
             return Err(Invalid("Arg user must be provided.".into()));
         }
         if raw.chars().count() > Self::MAX_CHARS {
-            return Err(Invalid(format!(
-                "user: must be at most {} characters",
-                Self::MAX_CHARS
-            )));
+            return Err(Invalid(format!("user: must be at most {} characters", Self::MAX_CHARS)));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -44,10 +41,7 @@ pub struct EndUser {
 
 impl EndUser {
     pub fn owner(&self) -> Owner {
-        Owner {
-            app_id: self.app_id,
-            end_user_id: self.id,
-        }
+        Owner { app_id: self.app_id, end_user_id: self.id }
     }
 }
 

@@ -54,11 +54,7 @@ impl ValueType {
     ];
 
     pub fn as_str(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(t, _)| *t == self)
-            .map(|(_, n)| *n)
-            .unwrap_or("string")
+        Self::NAMES.iter().find(|(t, _)| *t == self).map(|(_, n)| *n).unwrap_or("string")
     }
 
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
@@ -71,11 +67,7 @@ impl ValueType {
 
     /// Whether `value` fits this type. Integers are widened to numbers, as Dify does.
     pub fn accepts(self, value: &Value) -> bool {
-        let all = |check: fn(&Value) -> bool| {
-            value
-                .as_array()
-                .is_some_and(|items| items.iter().all(check))
-        };
+        let all = |check: fn(&Value) -> bool| value.as_array().is_some_and(|items| items.iter().all(check));
         match self {
             Self::String | Self::Secret => value.is_string(),
             Self::Number | Self::Integer | Self::Float => value.is_number(),
@@ -121,10 +113,7 @@ fn python_repr(value: &Value) -> String {
             _ => n.to_string(),
         },
         Value::String(s) => python_string_repr(s),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(python_repr).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Array(items) => format!("[{}]", items.iter().map(python_repr).collect::<Vec<_>>().join(", ")),
         Value::Object(map) => format!(
             "{{{}}}",
             map.iter()
@@ -149,11 +138,7 @@ fn python_float(f: f64) -> String {
 }
 
 fn python_string_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -166,9 +151,7 @@ fn python_string_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -186,19 +169,13 @@ impl VariableNameFilter {
         if raw.is_empty() || raw.chars().count() > 255 {
             return Err(Invalid("variable_name: must be 1 to 255 characters".into()));
         }
-        if !raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        if !raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
             return Err(Invalid(
                 "Variable name can only contain letters, numbers, hyphens (-), underscores (_), and periods (.)".into(),
             ));
         }
         let lower = raw.to_ascii_lowercase();
-        if ["--", "sp_", "xp_"]
-            .iter()
-            .any(|pattern| lower.contains(pattern))
-        {
+        if ["--", "sp_", "xp_"].iter().any(|pattern| lower.contains(pattern)) {
             return Err(Invalid("Variable name contains invalid characters".into()));
         }
         Ok(Self(lower))
@@ -228,10 +205,7 @@ mod tests {
         assert!(!ValueType::ArrayString.accepts(&json!(["a", 1])));
         assert!(ValueType::Object.accepts(&json!({"a": 1})));
         assert!(!ValueType::String.accepts(&Value::Null));
-        assert_eq!(
-            ValueType::parse("array[number]").unwrap(),
-            ValueType::ArrayNumber
-        );
+        assert_eq!(ValueType::parse("array[number]").unwrap(), ValueType::ArrayNumber);
         assert!(ValueType::parse("list").is_err());
     }
 
@@ -242,10 +216,7 @@ mod tests {
         assert_eq!(python_str(&json!(1.5)), "1.5");
         assert_eq!(python_str(&json!(2.0)), "2.0");
         assert_eq!(python_str(&json!(true)), "True");
-        assert_eq!(
-            python_str(&json!({"a": 1, "b": [true, null, "x"]})),
-            "{'a': 1, 'b': [True, None, 'x']}"
-        );
+        assert_eq!(python_str(&json!({"a": 1, "b": [true, null, "x"]})), "{'a': 1, 'b': [True, None, 'x']}");
         assert_eq!(python_str(&json!(["it's"])), "[\"it's\"]");
         assert_eq!(python_str(&json!(["a\nb"])), "['a\\nb']");
     }

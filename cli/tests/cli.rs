@@ -1,0 +1,140 @@
+//! The `colloquy` program as an operator and a new user use it: create apps and keys, serve,
+//! stop with SIGTERM, restart on the same data.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn colloquy(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("COLLOQUY_DATA_DIR")
+        .output()
+        .expect("colloquy runs")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("colloquy-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `colloquy serve` and waits until it answers.
+    async fn start(data_dir: &Path) -> Server {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .env("COLLOQUY_DATA_DIR", data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut server = Server { child, base };
+        while Instant::now() < deadline {
+            assert!(server.child.try_wait().unwrap().is_none(), "the server exited early");
+            if reqwest::get(format!("{}/v1/info", server.base)).await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.child.kill().ok();
+        panic!("the server did not answer in time");
+    }
+
+    /// Sends SIGTERM and returns whether it exited cleanly, and what it printed.
+    fn stop(self) -> (bool, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let output = self.child.wait_with_output().unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+async fn get(base: &str, path: &str, key: &str) -> (u16, Value) {
+    let response = reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(key).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn manage_apps_and_keys_then_serve_them_across_restarts() {
+    let data = temp_dir();
+    let created: Value =
+        serde_json::from_str(&stdout(&colloquy(&data, &["app", "create", "--name", "Support", "--json"]))).unwrap();
+    let app_id = created["app_id"].as_str().unwrap().to_owned();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("app-") && key.len() >= 28, "{key}");
+    assert!(stdout(&colloquy(&data, &["app", "list"])).contains("Support"));
+
+    let config = data.join("config.json");
+    std::fs::write(&config, r#"{"opening_statement": "Hi there", "description": "Helps"}"#).unwrap();
+    stdout(&colloquy(&data, &["app", "update", "--app", &app_id, "--config", config.to_str().unwrap()]));
+    std::fs::write(&config, r#"{"opening_statment": "typo"}"#).unwrap();
+    let typo = colloquy(&data, &["app", "update", "--app", &app_id, "--config", config.to_str().unwrap()]);
+    assert!(!typo.status.success(), "unknown configuration keys are refused");
+    let second_key = stdout(&colloquy(&data, &["key", "create", "--app", &app_id])).trim().to_owned();
+
+    let server = Server::start(&data).await;
+    let (status, body) = get(&server.base, "/v1/conversations?user=alice", &key).await;
+    assert_eq!((status, body["data"].as_array().map(Vec::len)), (200, Some(0)));
+    let (_, params) = get(&server.base, "/v1/parameters", &second_key).await;
+    assert_eq!(params["opening_statement"], "Hi there");
+    let (clean, printed) = server.stop();
+    assert!(clean, "SIGTERM shuts down gracefully");
+    assert!(!printed.contains("Created the default"), "no default app when apps exist");
+
+    stdout(&colloquy(&data, &["key", "revoke", &second_key]));
+    let server = Server::start(&data).await;
+    assert_eq!(get(&server.base, "/v1/info", &key).await.0, 200, "data survives a restart");
+    assert_eq!(get(&server.base, "/v1/info", &second_key).await.0, 401, "a revoked key is refused");
+    server.stop();
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[tokio::test]
+async fn first_start_creates_a_default_chat_app_and_prints_its_key() {
+    let data = temp_dir();
+    let server = Server::start(&data).await;
+    let (_, printed) = server.stop();
+    let key = printed.split_whitespace().find(|w| w.starts_with("app-")).expect("a key is printed").to_owned();
+    let server = Server::start(&data).await;
+    let (status, info) = get(&server.base, "/v1/info", &key).await;
+    assert_eq!((status, info["mode"].as_str()), (200, Some("chat")));
+    server.stop();
+    std::fs::remove_dir_all(&data).unwrap();
+}
+
+#[test]
+fn bad_operator_input_fails_with_a_message() {
+    let data = temp_dir();
+    let bad_mode = colloquy(&data, &["app", "create", "--name", "X", "--mode", "bot"]);
+    assert!(!bad_mode.status.success());
+    let unknown_app = colloquy(&data, &["key", "create", "--app", "3f2b9c1e-5d6a-4b7c-8d9e-0a1b2c3d4e5f"]);
+    assert!(!unknown_app.status.success());
+    assert!(String::from_utf8_lossy(&unknown_app.stderr).contains("no app"));
+    let bad_key = colloquy(&data, &["key", "revoke", "not-a-key"]);
+    assert!(!bad_key.status.success());
+    std::fs::remove_dir_all(&data).unwrap();
+}

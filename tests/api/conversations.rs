@@ -1,0 +1,130 @@
+use colloquy_tests::*;
+use serde_json::json;
+use shared::domain::{AppConfig, AppMode, Timestamp};
+
+fn ids(body: &serde_json::Value) -> Vec<String> {
+    body["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn lists_the_callers_conversations_newest_update_first() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let older = app.seed_conversation(&key, "alice", "older").await;
+    app.clock.advance_seconds(5);
+    let newer = app.seed_conversation(&key, "alice", "newer").await;
+
+    let (status, body) = send(app.get(&key, "/v1/conversations?user=alice")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["limit"], 20);
+    assert_eq!(body["has_more"], false);
+    assert_eq!(ids(&body), vec![newer.id.to_string(), older.id.to_string()]);
+    assert_eq!(
+        body["data"][0],
+        json!({"id": newer.id.to_string(), "name": "newer", "inputs": {}, "status": "normal",
+               "introduction": "", "created_at": T0 + 5, "updated_at": T0 + 5})
+    );
+}
+
+#[tokio::test]
+async fn every_sort_order_is_honoured() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let a = app.seed_conversation_at(&key, "u", "a", Timestamp::from_micros(T0 * 1_000_000)).await;
+    let mut b = app.seed_conversation_at(&key, "u", "b", Timestamp::from_micros((T0 + 1) * 1_000_000)).await;
+    // b was created later but a was updated later.
+    let mut a2 = a.clone();
+    a2.updated_at = Timestamp::from_micros((T0 + 9) * 1_000_000);
+    use shared::ports::ConversationStore;
+    app.store.update_conversation(&a2).await.unwrap();
+    b.updated_at = b.created_at;
+    let expect = [
+        ("created_at", vec![a.id, b.id]),
+        ("-created_at", vec![b.id, a.id]),
+        ("updated_at", vec![b.id, a.id]),
+        ("-updated_at", vec![a.id, b.id]),
+    ];
+    for (sort, order) in expect {
+        let (status, body) = send(app.get(&key, &format!("/v1/conversations?user=u&sort_by={sort}"))).await;
+        assert_eq!(status, 200);
+        let order: Vec<String> = order.iter().map(ToString::to_string).collect();
+        assert_eq!(ids(&body), order, "{sort}");
+    }
+}
+
+#[tokio::test]
+async fn limit_and_has_more_and_last_id() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let mut seeded = Vec::new();
+    for i in 0..3 {
+        seeded.push(app.seed_conversation(&key, "u", &format!("c{i}")).await);
+        app.clock.advance_seconds(1);
+    }
+    let (_, page) = send(app.get(&key, "/v1/conversations?user=u&limit=2")).await;
+    assert_eq!(page["limit"], 2);
+    assert_eq!(page["has_more"], true);
+    assert_eq!(ids(&page), vec![seeded[2].id.to_string(), seeded[1].id.to_string()]);
+    let (_, page) = send(app.get(&key, &format!("/v1/conversations?user=u&limit=2&last_id={}", seeded[1].id))).await;
+    assert_eq!(page["has_more"], false);
+    assert_eq!(ids(&page), vec![seeded[0].id.to_string()]);
+    // A full last page says there is no more.
+    let (_, page) = send(app.get(&key, "/v1/conversations?user=u&limit=3")).await;
+    assert_eq!(page["has_more"], false);
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400_invalid_param() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    for query in ["limit=0", "limit=101", "limit=abc", "sort_by=name", "last_id=not-a-uuid"] {
+        let body = send(app.get(&key, &format!("/v1/conversations?user=u&{query}"))).await;
+        assert_error(&body, 400, "invalid_param");
+    }
+    assert_eq!(send(app.get(&key, "/v1/conversations?user=u&limit=100")).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_unknown_or_foreign_last_id_is_404() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let bobs = app.seed_conversation(&key, "bob", "bob's").await;
+    for last in [unknown_id(), bobs.id.to_string()] {
+        let body = send(app.get(&key, &format!("/v1/conversations?user=alice&last_id={last}"))).await;
+        assert_error(&body, 404, "not_found");
+        assert_eq!(body.1["message"], "Last Conversation Not Exists.");
+    }
+}
+
+#[tokio::test]
+async fn users_and_apps_are_isolated_and_default_user_is_shared() {
+    let app = spawn_app().await;
+    let one = app.chat_app().await;
+    let two = app.chat_app().await;
+    let alices = app.seed_conversation(&one, "alice", "alice in one").await;
+    app.seed_conversation(&two, "alice", "alice in two").await;
+    let anonymous = app.seed_conversation(&one, "DEFAULT-USER", "shared").await;
+
+    let (_, body) = send(app.get(&one, "/v1/conversations?user=alice")).await;
+    assert_eq!(ids(&body), vec![alices.id.to_string()]);
+    let (_, body) = send(app.get(&one, "/v1/conversations?user=bob")).await;
+    assert!(ids(&body).is_empty());
+    let (_, body) = send(app.get(&one, "/v1/conversations")).await;
+    assert_eq!(ids(&body), vec![anonymous.id.to_string()]);
+    let (_, body) = send(app.get(&two, "/v1/conversations?user=ALICE")).await;
+    assert!(ids(&body).is_empty(), "user strings are case-sensitive");
+}
+
+#[tokio::test]
+async fn non_chat_apps_are_refused() {
+    let app = spawn_app().await;
+    for mode in [AppMode::Completion, AppMode::Workflow] {
+        let key = app.create_app(mode, AppConfig::default()).await;
+        let body = send(app.get(&key, "/v1/conversations?user=u")).await;
+        assert_error(&body, 400, "not_chat_app");
+    }
+    for mode in [AppMode::AgentChat, AppMode::AdvancedChat] {
+        let key = app.create_app(mode, AppConfig::default()).await;
+        assert_eq!(send(app.get(&key, "/v1/conversations?user=u")).await.0, 200);
+    }
+}

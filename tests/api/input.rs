@@ -1,0 +1,58 @@
+//! What real clients send (reference: local-tooling §3.d).
+
+use colloquy_tests::*;
+use serde_json::json;
+use shared::api::ApiLimits;
+
+#[tokio::test]
+async fn sdk_style_queries_are_tolerated() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    app.seed_conversation(&key, "u", "c").await;
+    // PyPI dify-client: every GET carries a JSON content type; None params become empty.
+    for query in [
+        "user=u&last_id=&limit=&pinned=",
+        "user=u&pinned=True",
+        "user=u&pinned=true&first_id=",
+        "user=u&x-unknown=42&sort_by=",
+    ] {
+        let request = app.get(&key, &format!("/v1/conversations?{query}")).header("content-type", "application/json");
+        let (status, body) = send(request).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert_eq!(body["data"].as_array().unwrap().len(), 1, "{query}");
+        assert_eq!(body["limit"], 20);
+    }
+    // dify-oapi2 sends `{}` as the body of its GETs.
+    let with_body = app.get(&key, "/v1/conversations?user=u").header("content-type", "application/json").body("{}");
+    assert_eq!(send(with_body).await.0, 200);
+}
+
+#[tokio::test]
+async fn json_user_may_be_a_number_and_null_fields_count_as_absent() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let conversation = app.seed_conversation(&key, "42", "numbered").await;
+    let message = app.seed_message(&conversation, "q").await;
+    let body = json!({"rating": "like", "user": 42, "content": null});
+    assert_eq!(send(app.post(&key, &format!("/v1/messages/{}/feedbacks", message.id), body)).await.0, 200);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let app = spawn_app_with(ApiLimits { max_body_bytes: 256 }).await;
+    let key = app.chat_app().await;
+    let conversation = app.seed_conversation(&key, "u", "c").await;
+    let big = json!({"name": "x".repeat(300), "user": "u"});
+    let body = send(app.post(&key, &format!("/v1/conversations/{}/name", conversation.id), big)).await;
+    assert_error(&body, 413, "request_entity_too_large");
+    let small = json!({"name": "fits", "user": "u"});
+    assert_eq!(send(app.post(&key, &format!("/v1/conversations/{}/name", conversation.id), small)).await.0, 200);
+}
+
+#[tokio::test]
+async fn overlong_user_strings_are_rejected_not_stored() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let body = send(app.get(&key, &format!("/v1/conversations?user={}", "u".repeat(256)))).await;
+    assert_error(&body, 400, "invalid_param");
+}
