@@ -8,14 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
     App, AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor,
-    EndUser, EndUserId, Feedback, FeedbackSource, Invalid, KeyHash, Message, MessageId, Owner, Rating, SortField,
-    Timestamp, UserRef, ValueType, VariableId, VariableNameFilter,
+    EndUser, EndUserId, Feedback, FeedbackId, FeedbackSource, Invalid, KeyHash, Message, MessageId, Owner, Rating,
+    SortField, Timestamp, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use crate::ports::{
     AppStore, ConversationStore, EndUserStore, FeedbackStore, MessageStore, RateLimiter, StoreError, StoreResult,
@@ -105,7 +106,82 @@ impl SqliteStore {
         .await;
         joined.map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
+
+    /// One row or none.
+    async fn one<T: Send + 'static>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Option<T>> {
+        self.with(move |conn| conn.query_row(&sql, params_from_iter(args), map).optional()).await
+    }
+
+    /// Every row.
+    async fn all<T: Send + 'static>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Vec<T>> {
+        self.with(move |conn| conn.prepare(&sql)?.query_map(params_from_iter(args), map)?.collect()).await
+    }
+
+    /// Runs one statement and returns how many rows it changed.
+    async fn execute(&self, sql: String, args: Args) -> StoreResult<usize> {
+        self.with(move |conn| conn.execute(&sql, params_from_iter(args))).await
+    }
 }
+
+/// Owned statement arguments, so a statement can move to the blocking pool.
+type Args = Vec<SqlValue>;
+type MapRow<T> = fn(&Row<'_>) -> rusqlite::Result<T>;
+
+/// Builds [`Args`] from ids (as canonical strings), strings, integers and options of them.
+macro_rules! args {
+    ($($arg:expr),* $(,)?) => { vec![$(arg($arg)),*] };
+}
+
+/// Converts one statement argument.
+fn arg(value: impl IntoArg) -> SqlValue {
+    value.into_arg()
+}
+
+trait IntoArg {
+    fn into_arg(self) -> SqlValue;
+}
+
+impl IntoArg for String {
+    fn into_arg(self) -> SqlValue {
+        SqlValue::Text(self)
+    }
+}
+
+impl IntoArg for &str {
+    fn into_arg(self) -> SqlValue {
+        SqlValue::Text(self.to_owned())
+    }
+}
+
+impl IntoArg for i64 {
+    fn into_arg(self) -> SqlValue {
+        SqlValue::Integer(self)
+    }
+}
+
+impl IntoArg for Timestamp {
+    fn into_arg(self) -> SqlValue {
+        SqlValue::Integer(self.micros())
+    }
+}
+
+impl<T: IntoArg> IntoArg for Option<T> {
+    fn into_arg(self) -> SqlValue {
+        self.map_or(SqlValue::Null, IntoArg::into_arg)
+    }
+}
+
+macro_rules! id_args {
+    ($($id:ty),*) => {$(
+        impl IntoArg for $id {
+            fn into_arg(self) -> SqlValue {
+                SqlValue::Text(self.to_string())
+            }
+        }
+    )*};
+}
+
+id_args!(AppId, EndUserId, ConversationId, MessageId, FeedbackId, VariableId);
 
 fn unavailable(error: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
@@ -148,6 +224,12 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
+/// `INSERT INTO table (columns) VALUES (?1, ..., ?n)`.
+fn insert_sql(table: &str, columns: &str) -> String {
+    let placeholders: Vec<String> = (1..=columns.split(',').count()).map(|i| format!("?{i}")).collect();
+    format!("INSERT INTO {table} ({columns}) VALUES ({})", placeholders.join(", "))
+}
+
 const APP_COLUMNS: &str = "id, name, mode, config, created_at";
 
 fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
@@ -164,16 +246,14 @@ fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
 #[async_trait]
 impl AppStore for SqliteStore {
     async fn create_app(&self, app: &App, first_key: &KeyHash) -> StoreResult<()> {
-        let (app, key) = (app.clone(), first_key.clone());
+        let app_args = args![app.id, app.name.as_str(), app.mode.as_str(), to_json(&app.config), app.created_at];
+        let key_args = args![first_key.as_str(), app.id, app.created_at];
         self.with(move |conn| {
             let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT INTO apps (id, name, mode, config, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![app.id.to_string(), app.name, app.mode.as_str(), to_json(&app.config), app.created_at.micros()],
-            )?;
+            tx.execute(&insert_sql("apps", APP_COLUMNS), params_from_iter(app_args))?;
             tx.execute(
                 "INSERT INTO api_keys (key_hash, app_id, created_at) VALUES (?1, ?2, ?3)",
-                params![key.as_str(), app.id.to_string(), app.created_at.micros()],
+                params_from_iter(key_args),
             )?;
             tx.commit()
         })
@@ -181,85 +261,46 @@ impl AppStore for SqliteStore {
     }
 
     async fn update_app(&self, app: &App) -> StoreResult<bool> {
-        let app = app.clone();
-        self.with(move |conn| {
-            conn.execute(
-                "UPDATE apps SET name = ?2, mode = ?3, config = ?4 WHERE id = ?1",
-                params![app.id.to_string(), app.name, app.mode.as_str(), to_json(&app.config)],
-            )
-            .map(|changed| changed == 1)
-        })
-        .await
+        let sql = "UPDATE apps SET name = ?2, mode = ?3, config = ?4 WHERE id = ?1";
+        let changed =
+            self.execute(sql.into(), args![app.id, app.name.as_str(), app.mode.as_str(), to_json(&app.config)]);
+        Ok(changed.await? == 1)
     }
 
     async fn app(&self, id: AppId) -> StoreResult<Option<App>> {
-        self.with(move |conn| {
-            conn.query_row(&format!("SELECT {APP_COLUMNS} FROM apps WHERE id = ?1"), [id.to_string()], app_from_row)
-                .optional()
-        })
-        .await
+        self.one(format!("SELECT {APP_COLUMNS} FROM apps WHERE id = ?1"), args![id], app_from_row).await
     }
 
     async fn apps(&self) -> StoreResult<Vec<App>> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, id"))?;
-            stmt.query_map([], app_from_row)?.collect()
-        })
-        .await
+        self.all(format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, id"), args![], app_from_row).await
     }
 
     async fn add_key(&self, app: AppId, key: &KeyHash, now: Timestamp) -> StoreResult<()> {
-        let key = key.clone();
-        self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO api_keys (key_hash, app_id, created_at) VALUES (?1, ?2, ?3)",
-                params![key.as_str(), app.to_string(), now.micros()],
-            )
-            .map(drop)
-        })
-        .await
+        let sql = "INSERT INTO api_keys (key_hash, app_id, created_at) VALUES (?1, ?2, ?3)";
+        self.execute(sql.into(), args![key.as_str(), app, now]).await.map(drop)
     }
 
     async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<AppId>> {
-        let key = key.clone();
-        self.with(move |conn| {
-            conn.query_row("SELECT app_id FROM api_keys WHERE key_hash = ?1", [key.as_str()], |row| parse_col(row, 0))
-                .optional()
-        })
-        .await
+        let sql = "SELECT app_id FROM api_keys WHERE key_hash = ?1";
+        self.one(sql.into(), args![key.as_str()], |row| parse_col(row, 0)).await
     }
 
     async fn revoke_key(&self, key: &KeyHash) -> StoreResult<bool> {
-        let key = key.clone();
-        self.with(move |conn| conn.execute("DELETE FROM api_keys WHERE key_hash = ?1", [key.as_str()]).map(|n| n == 1))
-            .await
+        Ok(self.execute("DELETE FROM api_keys WHERE key_hash = ?1".into(), args![key.as_str()]).await? == 1)
     }
 }
 
 #[async_trait]
 impl EndUserStore for SqliteStore {
     async fn end_user(&self, app: AppId, user: &UserRef, new: EndUser) -> StoreResult<EndUser> {
-        let user = user.clone();
-        self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO end_users (id, app_id, session_id, created_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (app_id, session_id) DO NOTHING",
-                params![new.id.to_string(), app.to_string(), user.as_str(), new.created_at.micros()],
-            )?;
-            conn.query_row(
-                "SELECT id, created_at FROM end_users WHERE app_id = ?1 AND session_id = ?2",
-                params![app.to_string(), user.as_str()],
-                |row| {
-                    Ok(EndUser {
-                        id: parse_col::<EndUserId>(row, 0)?,
-                        app_id: app,
-                        session_id: user.clone(),
-                        created_at: time_col(row, 1)?,
-                    })
-                },
-            )
-        })
-        .await
+        let insert = "INSERT INTO end_users (id, app_id, session_id, created_at) VALUES (?1, ?2, ?3, ?4)
+                      ON CONFLICT (app_id, session_id) DO NOTHING";
+        self.execute(insert.into(), args![new.id, app, user.as_str(), new.created_at]).await?;
+        let select = "SELECT id, created_at FROM end_users WHERE app_id = ?1 AND session_id = ?2";
+        let found =
+            self.one(select.into(), args![app, user.as_str()], |row| Ok((parse_col(row, 0)?, time_col(row, 1)?)));
+        let (id, created_at) = found.await?.ok_or_else(|| StoreError::Unavailable("end user vanished".into()))?;
+        Ok(EndUser { id, app_id: app, session_id: user.clone(), created_at })
     }
 }
 
@@ -282,39 +323,26 @@ fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
 #[async_trait]
 impl ConversationStore for SqliteStore {
     async fn insert_conversation(&self, c: &Conversation) -> StoreResult<()> {
-        let c = c.clone();
-        self.with(move |conn| {
-            conn.execute(
-                &format!(
-                    "INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                ),
-                params![
-                    c.id.to_string(),
-                    c.owner.app_id.to_string(),
-                    c.owner.end_user_id.to_string(),
-                    c.name,
-                    to_json(&c.inputs),
-                    c.status,
-                    c.introduction,
-                    c.created_at.micros(),
-                    c.updated_at.micros()
-                ],
-            )
-            .map(drop)
-        })
-        .await
+        let sql = insert_sql("conversations", CONVERSATION_COLUMNS);
+        let values = args![
+            c.id,
+            c.owner.app_id,
+            c.owner.end_user_id,
+            c.name.as_str(),
+            to_json(&c.inputs),
+            c.status.as_str(),
+            c.introduction.as_str(),
+            c.created_at,
+            c.updated_at
+        ];
+        self.execute(sql, values).await.map(drop)
     }
 
     async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>> {
-        self.with(move |conn| {
-            conn.query_row(
-                &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3"),
-                params![id.to_string(), owner.app_id.to_string(), owner.end_user_id.to_string()],
-                conversation_from_row,
-            )
-            .optional()
-        })
-        .await
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3"
+        );
+        self.one(sql, args![id, owner.app_id, owner.end_user_id], conversation_from_row).await
     }
 
     async fn conversations(
@@ -329,51 +357,28 @@ impl ConversationStore for SqliteStore {
             SortField::UpdatedAt => "updated_at",
         };
         let (direction, beyond) = if sort.descending { ("DESC", "<") } else { ("ASC", ">") };
-        self.with(move |conn| {
-            let cursor = if after.is_some() {
-                format!("AND ({column} {beyond} ?3 OR ({column} = ?3 AND id {beyond} ?4))")
-            } else {
-                "AND ?3 IS NULL AND ?4 IS NULL".to_owned()
-            };
-            let sql = format!(
-                "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE app_id = ?1 AND end_user_id = ?2 {cursor}
-                 ORDER BY {column} {direction}, id {direction} LIMIT ?5"
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            stmt.query_map(
-                params![
-                    owner.app_id.to_string(),
-                    owner.end_user_id.to_string(),
-                    after.map(|c| c.at.micros()),
-                    after.map(|c| c.id.to_string()),
-                    fetch as i64
-                ],
-                conversation_from_row,
-            )?
-            .collect()
-        })
-        .await
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE app_id = ?1 AND end_user_id = ?2
+             AND (?3 IS NULL OR {column} {beyond} ?3 OR ({column} = ?3 AND id {beyond} ?4))
+             ORDER BY {column} {direction}, id {direction} LIMIT ?5"
+        );
+        let values = args![owner.app_id, owner.end_user_id, after.map(|c| c.at), after.map(|c| c.id), fetch as i64];
+        self.all(sql, values, conversation_from_row).await
     }
 
     async fn update_conversation(&self, c: &Conversation) -> StoreResult<bool> {
-        let c = c.clone();
-        self.with(move |conn| {
-            conn.execute(
-                "UPDATE conversations SET name = ?4, inputs = ?5, status = ?6, updated_at = ?7
-                 WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3",
-                params![
-                    c.id.to_string(),
-                    c.owner.app_id.to_string(),
-                    c.owner.end_user_id.to_string(),
-                    c.name,
-                    to_json(&c.inputs),
-                    c.status,
-                    c.updated_at.micros()
-                ],
-            )
-            .map(|n| n == 1)
-        })
-        .await
+        let sql = "UPDATE conversations SET name = ?4, inputs = ?5, status = ?6, updated_at = ?7
+                   WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3";
+        let values = args![
+            c.id,
+            c.owner.app_id,
+            c.owner.end_user_id,
+            c.name.as_str(),
+            to_json(&c.inputs),
+            c.status.as_str(),
+            c.updated_at
+        ];
+        Ok(self.execute(sql.into(), values).await? == 1)
     }
 
     async fn delete_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<bool> {
@@ -421,58 +426,35 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn insert_message(&self, m: &Message) -> StoreResult<()> {
-        let m = m.clone();
-        self.with(move |conn| {
-            conn.execute(
-                &format!(
-                    "INSERT INTO messages ({MESSAGE_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-                ),
-                params![
-                    m.id.to_string(),
-                    m.owner.app_id.to_string(),
-                    m.owner.end_user_id.to_string(),
-                    m.conversation_id.to_string(),
-                    m.parent_message_id.map(|id| id.to_string()),
-                    to_json(&m.inputs),
-                    m.query,
-                    m.answer,
-                    to_json(&m.message_files),
-                    to_json(&m.retriever_resources),
-                    to_json(&m.agent_thoughts),
-                    m.status,
-                    m.error,
-                    to_json(&m.metadata),
-                    m.created_at.micros()
-                ],
-            )
-            .map(drop)
-        })
-        .await
+        let sql = insert_sql("messages", MESSAGE_COLUMNS);
+        let values = args![
+            m.id,
+            m.owner.app_id,
+            m.owner.end_user_id,
+            m.conversation_id,
+            m.parent_message_id,
+            to_json(&m.inputs),
+            m.query.as_str(),
+            m.answer.as_str(),
+            to_json(&m.message_files),
+            to_json(&m.retriever_resources),
+            to_json(&m.agent_thoughts),
+            m.status.as_str(),
+            m.error.clone(),
+            to_json(&m.metadata),
+            m.created_at
+        ];
+        self.execute(sql, values).await.map(drop)
     }
 
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>> {
-        self.with(move |conn| {
-            conn.query_row(
-                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3"),
-                params![id.to_string(), owner.app_id.to_string(), owner.end_user_id.to_string()],
-                message_from_row,
-            )
-            .optional()
-        })
-        .await
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3");
+        self.one(sql, args![id, owner.app_id, owner.end_user_id], message_from_row).await
     }
 
     async fn message_in(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Message>> {
-        self.with(move |conn| {
-            conn.query_row(
-                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND conversation_id = ?2"),
-                params![id.to_string(), conversation.to_string()],
-                message_from_row,
-            )
-            .optional()
-        })
-        .await
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND conversation_id = ?2");
+        self.one(sql, args![id, conversation], message_from_row).await
     }
 
     async fn messages_before(
@@ -481,38 +463,20 @@ impl MessageStore for SqliteStore {
         before: Option<Cursor<MessageId>>,
         fetch: usize,
     ) -> StoreResult<Vec<Message>> {
-        self.with(move |conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1
-                 AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3))
-                 ORDER BY created_at DESC, id DESC LIMIT ?4"
-            ))?;
-            stmt.query_map(
-                params![
-                    conversation.to_string(),
-                    before.map(|c| c.at.micros()),
-                    before.map(|c| c.id.to_string()),
-                    fetch as i64
-                ],
-                message_from_row,
-            )?
-            .collect()
-        })
-        .await
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1
+             AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3))
+             ORDER BY created_at DESC, id DESC LIMIT ?4"
+        );
+        let values = args![conversation, before.map(|c| c.at), before.map(|c| c.id), fetch as i64];
+        self.all(sql, values, message_from_row).await
     }
 
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {
-        self.with(move |conn| {
-            conn.query_row(
-                &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 ORDER BY created_at, id LIMIT 1"
-                ),
-                [conversation.to_string()],
-                message_from_row,
-            )
-            .optional()
-        })
-        .await
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 ORDER BY created_at, id LIMIT 1"
+        );
+        self.one(sql, args![conversation], message_from_row).await
     }
 }
 
@@ -539,81 +503,58 @@ fn feedback_from_row(row: &Row<'_>) -> rusqlite::Result<Feedback> {
 #[async_trait]
 impl FeedbackStore for SqliteStore {
     async fn user_feedback(&self, owner: Owner, message: MessageId) -> StoreResult<Option<Feedback>> {
-        self.with(move |conn| {
-            conn.query_row(
-                &format!(
-                    "SELECT {FEEDBACK_COLUMNS} FROM feedbacks
-                     WHERE message_id = ?1 AND app_id = ?2 AND end_user_id = ?3 AND from_source = 'user'"
-                ),
-                params![message.to_string(), owner.app_id.to_string(), owner.end_user_id.to_string()],
-                feedback_from_row,
-            )
-            .optional()
-        })
-        .await
+        let sql = format!(
+            "SELECT {FEEDBACK_COLUMNS} FROM feedbacks
+             WHERE message_id = ?1 AND app_id = ?2 AND end_user_id = ?3 AND from_source = 'user'"
+        );
+        self.one(sql, args![message, owner.app_id, owner.end_user_id], feedback_from_row).await
     }
 
     async fn user_ratings(&self, owner: Owner, messages: &[MessageId]) -> StoreResult<Vec<(MessageId, Rating)>> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = messages.iter().map(ToString::to_string).collect();
-        self.with(move |conn| {
-            let placeholders = vec!["?"; ids.len()].join(", ");
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {FEEDBACK_COLUMNS} FROM feedbacks
-                 WHERE app_id = ? AND end_user_id = ? AND from_source = 'user' AND message_id IN ({placeholders})"
-            ))?;
-            let mut values = vec![owner.app_id.to_string(), owner.end_user_id.to_string()];
-            values.extend(ids);
-            stmt.query_map(rusqlite::params_from_iter(values), feedback_from_row)?
-                .map(|row| row.map(|f| (f.message_id, f.rating)))
-                .collect()
-        })
-        .await
+        let placeholders = vec!["?"; messages.len()].join(", ");
+        let sql = format!(
+            "SELECT {FEEDBACK_COLUMNS} FROM feedbacks
+             WHERE app_id = ? AND end_user_id = ? AND from_source = 'user' AND message_id IN ({placeholders})"
+        );
+        let mut values = args![owner.app_id, owner.end_user_id];
+        values.extend(messages.iter().map(|id| arg(*id)));
+        let rows = self.all(sql, values, feedback_from_row).await?;
+        Ok(rows.into_iter().map(|f| (f.message_id, f.rating)).collect())
     }
 
     async fn save_feedback(&self, f: &Feedback) -> StoreResult<()> {
-        let f = f.clone();
-        self.with(move |conn| {
-            conn.execute(
-                &format!(
-                    "INSERT INTO feedbacks ({FEEDBACK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                     ON CONFLICT (id) DO UPDATE SET rating = excluded.rating, content = excluded.content,
-                     updated_at = excluded.updated_at"
-                ),
-                params![
-                    f.id.to_string(),
-                    f.app_id.to_string(),
-                    f.conversation_id.to_string(),
-                    f.message_id.to_string(),
-                    f.from_end_user_id.map(|id| id.to_string()),
-                    f.rating.as_str(),
-                    f.content,
-                    f.source.as_str(),
-                    f.created_at.micros(),
-                    f.updated_at.micros()
-                ],
-            )
-            .map(drop)
-        })
-        .await
+        let sql = insert_sql("feedbacks", FEEDBACK_COLUMNS)
+            + " ON CONFLICT (id) DO UPDATE SET rating = excluded.rating, content = excluded.content, \
+               updated_at = excluded.updated_at";
+        let values = args![
+            f.id,
+            f.app_id,
+            f.conversation_id,
+            f.message_id,
+            f.from_end_user_id,
+            f.rating.as_str(),
+            f.content.clone(),
+            f.source.as_str(),
+            f.created_at,
+            f.updated_at
+        ];
+        self.execute(sql, values).await.map(drop)
     }
 
     async fn delete_feedback(&self, f: &Feedback) -> StoreResult<()> {
-        let id = f.id;
-        self.with(move |conn| conn.execute("DELETE FROM feedbacks WHERE id = ?1", [id.to_string()]).map(drop)).await
+        self.execute("DELETE FROM feedbacks WHERE id = ?1".into(), args![f.id]).await.map(drop)
     }
 
     async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>> {
-        self.with(move |conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {FEEDBACK_COLUMNS} FROM feedbacks WHERE app_id = ?1
-                 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
-            ))?;
-            stmt.query_map(params![app.to_string(), i64::from(limit), offset as i64], feedback_from_row)?.collect()
-        })
-        .await
+        let sql = format!(
+            "SELECT {FEEDBACK_COLUMNS} FROM feedbacks WHERE app_id = ?1
+             ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+        );
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        self.all(sql, args![app, i64::from(limit), offset], feedback_from_row).await
     }
 }
 
@@ -623,7 +564,7 @@ const VARIABLE_COLUMNS: &str =
 fn variable_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationVariable> {
     let value_type: String = row.get(4)?;
     Ok(ConversationVariable {
-        id: parse_col::<VariableId>(row, 0)?,
+        id: parse_col(row, 0)?,
         app_id: parse_col(row, 1)?,
         conversation_id: parse_col(row, 2)?,
         name: row.get(3)?,
@@ -638,25 +579,19 @@ fn variable_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationVariable> {
 #[async_trait]
 impl VariableStore for SqliteStore {
     async fn insert_variable(&self, v: &ConversationVariable) -> StoreResult<()> {
-        let v = v.clone();
-        self.with(move |conn| {
-            conn.execute(
-                &format!("INSERT INTO conversation_variables ({VARIABLE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                params![
-                    v.id.to_string(),
-                    v.app_id.to_string(),
-                    v.conversation_id.to_string(),
-                    v.name,
-                    v.value_type.as_str(),
-                    to_json(&v.value),
-                    v.description,
-                    v.created_at.micros(),
-                    v.updated_at.micros()
-                ],
-            )
-            .map(drop)
-        })
-        .await
+        let sql = insert_sql("conversation_variables", VARIABLE_COLUMNS);
+        let values = args![
+            v.id,
+            v.app_id,
+            v.conversation_id,
+            v.name.as_str(),
+            v.value_type.as_str(),
+            to_json(&v.value),
+            v.description.as_str(),
+            v.created_at,
+            v.updated_at
+        ];
+        self.execute(sql, values).await.map(drop)
     }
 
     async fn variables(
@@ -666,27 +601,20 @@ impl VariableStore for SqliteStore {
         after: Option<Cursor<VariableId>>,
         fetch: usize,
     ) -> StoreResult<Vec<ConversationVariable>> {
-        let needle = name.map(|n| n.needle().to_owned());
-        self.with(move |conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {VARIABLE_COLUMNS} FROM conversation_variables WHERE conversation_id = ?1
-                 AND (?2 IS NULL OR instr(lower(name), ?2) > 0)
-                 AND (?3 IS NULL OR created_at > ?3 OR (created_at = ?3 AND id > ?4))
-                 ORDER BY created_at, id LIMIT ?5"
-            ))?;
-            stmt.query_map(
-                params![
-                    conversation.to_string(),
-                    needle,
-                    after.map(|c| c.at.micros()),
-                    after.map(|c| c.id.to_string()),
-                    fetch as i64
-                ],
-                variable_from_row,
-            )?
-            .collect()
-        })
-        .await
+        let sql = format!(
+            "SELECT {VARIABLE_COLUMNS} FROM conversation_variables WHERE conversation_id = ?1
+             AND (?2 IS NULL OR instr(lower(name), ?2) > 0)
+             AND (?3 IS NULL OR created_at > ?3 OR (created_at = ?3 AND id > ?4))
+             ORDER BY created_at, id LIMIT ?5"
+        );
+        let values = args![
+            conversation,
+            name.map(|n| n.needle().to_owned()),
+            after.map(|c| c.at),
+            after.map(|c| c.id),
+            fetch as i64
+        ];
+        self.all(sql, values, variable_from_row).await
     }
 
     async fn variable(
@@ -694,29 +622,15 @@ impl VariableStore for SqliteStore {
         conversation: ConversationId,
         id: VariableId,
     ) -> StoreResult<Option<ConversationVariable>> {
-        self.with(move |conn| {
-            conn.query_row(
-                &format!(
-                    "SELECT {VARIABLE_COLUMNS} FROM conversation_variables WHERE id = ?1 AND conversation_id = ?2"
-                ),
-                params![id.to_string(), conversation.to_string()],
-                variable_from_row,
-            )
-            .optional()
-        })
-        .await
+        let sql =
+            format!("SELECT {VARIABLE_COLUMNS} FROM conversation_variables WHERE id = ?1 AND conversation_id = ?2");
+        self.one(sql, args![id, conversation], variable_from_row).await
     }
 
     async fn update_variable(&self, v: &ConversationVariable) -> StoreResult<()> {
-        let v = v.clone();
-        self.with(move |conn| {
-            conn.execute(
-                "UPDATE conversation_variables SET value = ?3, updated_at = ?4 WHERE id = ?1 AND conversation_id = ?2",
-                params![v.id.to_string(), v.conversation_id.to_string(), to_json(&v.value), v.updated_at.micros()],
-            )
-            .map(drop)
-        })
-        .await
+        let sql =
+            "UPDATE conversation_variables SET value = ?3, updated_at = ?4 WHERE id = ?1 AND conversation_id = ?2";
+        self.execute(sql.into(), args![v.id, v.conversation_id, to_json(&v.value), v.updated_at]).await.map(drop)
     }
 }
 
