@@ -100,3 +100,13 @@ async fn body_rules_for_delete() {
     let bare = app.client.delete(app.url(&path)).bearer_auth(&key.key);
     assert_eq!(send(bare).await.0, 204);
 }
+
+#[tokio::test]
+async fn non_chat_apps_are_refused() {
+    use shared::domain::{AppConfig, AppMode};
+    let app = spawn_app().await;
+    let workflow = app.create_app(AppMode::Workflow, AppConfig::default()).await;
+    let body =
+        send(app.delete(&workflow, &format!("/v1/conversations/{}", unknown_id()), json!({"user": "alice"}))).await;
+    assert_error(&body, 400, "not_chat_app");
+}

@@ -123,3 +123,21 @@ async fn update_of_missing_or_foreign_objects_is_404() {
     let crossed = format!("/v1/conversations/{}/variables/{}", own.id, variable.id);
     assert_error(&send(app.put(&key, &crossed, json!({"value": "y", "user": "alice"}))).await, 404, "not_found");
 }
+
+#[tokio::test]
+async fn another_app_cannot_update_and_non_chat_apps_are_refused() {
+    let app = spawn_app().await;
+    let key = advanced_chat(&app).await;
+    let other_app = advanced_chat(&app).await;
+    let conversation = app.seed_conversation(&key, "alice", "c").await;
+    let variable = app.seed_variable(&conversation, "v", ValueType::String, json!("x")).await;
+    let path = format!("/v1/conversations/{}/variables/{}", conversation.id, variable.id);
+    assert_error(&send(app.put(&other_app, &path, json!({"value": "y", "user": "alice"}))).await, 404, "not_found");
+    let (_, list) = send(app.get(&key, &format!("/v1/conversations/{}/variables?user=alice", conversation.id))).await;
+    assert_eq!(list["data"][0]["value"], "x", "the value is unchanged");
+
+    let completion = app.create_app(AppMode::Completion, AppConfig::default()).await;
+    let list = send(app.get(&completion, &format!("/v1/conversations/{}/variables?user=alice", conversation.id))).await;
+    assert_error(&list, 400, "not_chat_app");
+    assert_error(&send(app.put(&completion, &path, json!({"value": "y", "user": "alice"}))).await, 400, "not_chat_app");
+}
