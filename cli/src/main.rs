@@ -12,6 +12,7 @@ use shared::adapters::sqlite::SqliteStore;
 use shared::adapters::system::{SystemClock, TimeOrderedIds};
 use shared::admin;
 use shared::api::{ApiLimits, Services};
+use shared::config::ModelSettings;
 use shared::domain::{AppConfig, AppId, AppMode};
 use shared::ports::AppStore;
 
@@ -174,9 +175,17 @@ async fn serve(store: SqliteStore, settings: ServeSettings) -> Result<(), String
         .map_err(|e| e.to_string())?;
         println!("Created the default chat app {}.\nIts API key (shown once): {}", app.id, key.expose());
     }
+    let models_settings = ModelSettings::from_env()?;
+    let models = models_settings.build().await?;
+    match models.default_provider() {
+        "echo" => tracing::info!(
+            "language model: the built-in `echo` provider (deterministic, no account needed; set COLLOQUY_LLM=openai or bedrock for a real model)"
+        ),
+        other => tracing::info!(provider = other, "language model"),
+    }
     let services = Services {
         store: Arc::new(store),
-        llm: None,
+        models,
         clock: Arc::new(SystemClock),
         ids: Arc::new(TimeOrderedIds),
         limits: ApiLimits { max_body_bytes: settings.max_body_bytes },

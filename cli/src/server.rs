@@ -1,5 +1,6 @@
 //! Serves [`shared::api`] over HTTP with axum, with request logs and graceful shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,7 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use shared::api::{ApiRequest, ApiResponse, Services, handle};
+use futures_util::StreamExt;
+use shared::api::{ApiRequest, ApiResponse, ResponseBody, Services, handle};
 use shared::error::ApiError;
 use tokio::net::TcpListener;
 
@@ -53,7 +55,11 @@ async fn answer(State(services): State<Arc<Services>>, request: Request) -> Resp
 }
 
 fn into_axum(response: ApiResponse) -> Response {
-    let mut out = Response::new(Body::from(response.body));
+    let body = match response.body {
+        ResponseBody::Full(bytes) => Body::from(bytes),
+        ResponseBody::Stream(stream) => Body::from_stream(stream.map(Ok::<_, Infallible>)),
+    };
+    let mut out = Response::new(body);
     *out.status_mut() = response.status;
     *out.headers_mut() = response.headers;
     out

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::api::ApiResponse;
 use crate::domain::Invalid;
-use crate::ports::StoreError;
+use crate::ports::{ProviderError, StoreError};
 
 /// Every way a request can fail, in the API's terms.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("rate limited for {retry_after} s")]
     TooManyRequests { retry_after: u64 },
+    /// A language-model provider failed.
+    #[error("provider: {0}")]
+    Provider(#[from] ProviderError),
     /// Anything unexpected. The detail is logged, never sent.
     #[error("internal: {0}")]
     Internal(String),
@@ -55,8 +58,8 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
-    /// HTTP status, Dify error code and message.
-    fn parts(&self) -> (StatusCode, &'static str, String) {
+    /// HTTP status, Dify error code and message (also used for streamed `error` events).
+    pub(crate) fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
             Self::RouteNotFound => (
                 StatusCode::NOT_FOUND,
@@ -98,14 +101,27 @@ impl ApiError {
                 "too_many_requests",
                 "Too many requests. Please try again later.".into(),
             ),
+            Self::Provider(ProviderError::NotInitialized(_)) => (
+                StatusCode::BAD_REQUEST,
+                "provider_not_initialize",
+                "No valid model provider credentials found. Please go to Settings -> Model Provider to complete your provider credentials.".into(),
+            ),
+            Self::Provider(ProviderError::RateLimited(detail)) => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", detail.clone())
+            }
+            Self::Provider(ProviderError::Failed(detail)) => {
+                (StatusCode::BAD_REQUEST, "completion_request_error", detail.clone())
+            }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "unknown", "Internal Server Error".into()),
         }
     }
 
     /// The HTTP response for this error, with the headers Dify sends alongside.
     pub fn into_response(self) -> ApiResponse {
-        if let Self::Internal(detail) = &self {
-            tracing::error!(%detail, "request failed");
+        match &self {
+            Self::Internal(detail) => tracing::error!(%detail, "request failed"),
+            Self::Provider(error) => tracing::warn!(%error, "model provider failed"),
+            _ => {}
         }
         let (status, code, message) = self.parts();
         let mut response =
@@ -129,7 +145,7 @@ mod tests {
 
     fn body(error: ApiError) -> (u16, serde_json::Value) {
         let response = error.into_response();
-        (response.status.as_u16(), serde_json::from_slice(&response.body).unwrap())
+        (response.status.as_u16(), serde_json::from_slice(response.body.as_full().unwrap()).unwrap())
     }
 
     #[test]

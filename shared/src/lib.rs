@@ -10,6 +10,8 @@
 pub mod adapters;
 pub mod admin;
 pub mod api;
+pub mod config;
 pub mod domain;
 pub mod error;
+pub mod models;
 pub mod ports;

@@ -1,13 +1,17 @@
 //! Ports: what the API layer needs from the outside world. Adapters (the embedded store,
 //! DynamoDB, S3, Polly, Transcribe, Bedrock, ...) implement these and nothing else.
 
+use std::pin::Pin;
+
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::Stream;
 use uuid::Uuid;
 
 use crate::domain::{
-    App, AppId, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, Feedback,
-    KeyHash, Message, MessageId, Owner, Rating, Timestamp, UserRef, VariableId, VariableNameFilter,
+    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, Conversation, ConversationId,
+    ConversationSort, ConversationVariable, Cursor, EndUser, Feedback, JobId, KeyHash, Message, MessageId, Owner,
+    Rating, TaskId, Timestamp, UserRef, VariableId, VariableNameFilter,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -126,14 +130,68 @@ pub trait RateLimiter: Send + Sync {
     async fn try_hit(&self, key: &str, window_start: i64, limit: u32) -> StoreResult<bool>;
 }
 
+/// Q&A annotations, their reply settings and enable/disable jobs. Scoped by app.
+#[async_trait]
+pub trait AnnotationStore: Send + Sync {
+    async fn insert_annotation(&self, annotation: &Annotation) -> StoreResult<()>;
+    async fn annotation(&self, app: AppId, id: AnnotationId) -> StoreResult<Option<Annotation>>;
+    /// Saves question, answer and embedding; false when it does not exist.
+    async fn update_annotation(&self, annotation: &Annotation) -> StoreResult<bool>;
+    async fn delete_annotation(&self, app: AppId, id: AnnotationId) -> StoreResult<bool>;
+    /// A page of annotations, newest first, optionally filtered by a case-insensitive
+    /// substring of question or answer; with the total number of matches.
+    async fn annotations(
+        &self,
+        app: AppId,
+        keyword: Option<&str>,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Annotation>, u64)>;
+    /// Every annotation of an app, for matching a query.
+    async fn all_annotations(&self, app: AppId) -> StoreResult<Vec<Annotation>>;
+    /// Counts one reply given from an annotation.
+    async fn record_annotation_hit(&self, app: AppId, id: AnnotationId) -> StoreResult<()>;
+    /// The reply settings; `None` when annotation reply is disabled.
+    async fn annotation_settings(&self, app: AppId) -> StoreResult<Option<AnnotationSettings>>;
+    async fn save_annotation_settings(&self, app: AppId, settings: Option<&AnnotationSettings>) -> StoreResult<()>;
+    async fn save_job(&self, job: &AnnotationJob) -> StoreResult<()>;
+    async fn job(&self, app: AppId, id: JobId) -> StoreResult<Option<AnnotationJob>>;
+}
+
+/// Running chat generations, so that their owner can stop them (from any instance).
+#[async_trait]
+pub trait TaskControl: Send + Sync {
+    async fn start_task(&self, task: TaskId, owner: Owner, now: Timestamp) -> StoreResult<()>;
+    /// Asks the task to stop; does nothing for an unknown task or another owner's.
+    async fn request_stop(&self, task: TaskId, owner: Owner) -> StoreResult<()>;
+    async fn stop_requested(&self, task: TaskId) -> StoreResult<bool>;
+    async fn finish_task(&self, task: TaskId) -> StoreResult<()>;
+}
+
 /// Everything the API needs from storage.
 pub trait Store:
-    AppStore + EndUserStore + ConversationStore + MessageStore + FeedbackStore + VariableStore + RateLimiter
+    AppStore
+    + EndUserStore
+    + ConversationStore
+    + MessageStore
+    + FeedbackStore
+    + VariableStore
+    + RateLimiter
+    + AnnotationStore
+    + TaskControl
 {
 }
 
 impl<T> Store for T where
-    T: AppStore + EndUserStore + ConversationStore + MessageStore + FeedbackStore + VariableStore + RateLimiter
+    T: AppStore
+        + EndUserStore
+        + ConversationStore
+        + MessageStore
+        + FeedbackStore
+        + VariableStore
+        + RateLimiter
+        + AnnotationStore
+        + TaskControl
 {
 }
 
@@ -146,13 +204,18 @@ pub trait BlobStore: Send + Sync {
     async fn delete_blob(&self, key: &str) -> StoreResult<()>;
 }
 
-/// A failure of a speech or language model provider.
-#[derive(Debug, thiserror::Error)]
+/// A failure of a speech or language model provider, classified the way Dify reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
-    #[error("provider rejected the request: {0}")]
-    Rejected(String),
-    #[error("provider is unavailable: {0}")]
-    Unavailable(String),
+    /// Missing or refused credentials, or a provider that is not set up.
+    #[error("provider is not initialized: {0}")]
+    NotInitialized(String),
+    /// The provider throttled us.
+    #[error("provider rate limit: {0}")]
+    RateLimited(String),
+    /// Anything else: timeouts, bad requests, server errors, unreadable answers.
+    #[error("provider request failed: {0}")]
+    Failed(String),
 }
 
 /// Text to speech.
@@ -175,20 +238,70 @@ pub enum Speaker {
     Assistant,
 }
 
+/// What a model request is for; providers may use it for logging, and the built-in `echo`
+/// provider uses it to answer in the shape each task expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Chat,
+    ConversationTitle,
+    SuggestedQuestions,
+}
+
 /// A request to a chat language model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlmRequest {
+    pub purpose: Purpose,
+    /// Overrides the provider's configured model.
+    pub model: Option<String>,
     pub system: Option<String>,
     pub turns: Vec<(Speaker, String)>,
     pub max_tokens: u32,
     pub temperature: f32,
 }
 
-/// A language model.
+/// Token counts of one model call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// A complete answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmAnswer {
+    pub text: String,
+    pub usage: Usage,
+}
+
+/// One piece of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmEvent {
+    /// More answer text.
+    Delta(String),
+    /// The answer is complete; usage as the provider reported it.
+    Done(Usage),
+}
+
+/// A streamed answer. It ends after [`LlmEvent::Done`] or an error.
+pub type LlmStream = Pin<Box<dyn Stream<Item = Result<LlmEvent, ProviderError>> + Send>>;
+
+/// A chat language model.
 #[async_trait]
 pub trait Llm: Send + Sync {
-    /// The full text of the model's answer.
-    async fn complete(&self, request: LlmRequest) -> Result<String, ProviderError>;
+    /// The provider's name as configured (`echo`, `openai`, `bedrock`).
+    fn provider(&self) -> &'static str;
+    /// The whole answer at once.
+    async fn complete(&self, request: LlmRequest) -> Result<LlmAnswer, ProviderError>;
+    /// The answer as it is produced. Errors before the first piece are returned here, so
+    /// they can still become an HTTP status.
+    async fn stream(&self, request: LlmRequest) -> Result<LlmStream, ProviderError>;
+}
+
+/// Text embeddings for similarity search (annotation reply).
+#[async_trait]
+pub trait Embedder: Send + Sync {
+    /// One vector per text, in order. `model` overrides the configured embedding model.
+    async fn embed(&self, texts: &[String], model: Option<&str>) -> Result<Vec<Vec<f32>>, ProviderError>;
 }
 
 /// The current time.

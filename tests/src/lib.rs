@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{Map, Value};
+use shared::adapters::echo::{EchoLlm, LexicalEmbedder};
 use shared::adapters::sqlite::SqliteStore;
 use shared::adapters::system::TimeOrderedIds;
 use shared::admin;
@@ -14,6 +16,7 @@ use shared::domain::{
     App, AppConfig, AppMode, Conversation, ConversationId, ConversationVariable, EndUser, EndUserId, Message,
     MessageId, Timestamp, UserRef, ValueType, VariableId,
 };
+use shared::models::{Models, Provider};
 use shared::ports::{Clock, ConversationStore, EndUserStore, IdGenerator, MessageStore, VariableStore};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -74,10 +77,25 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(limits: ApiLimits) -> TestApp {
+    spawn_app_full(limits, echo_models(Duration::ZERO)).await
+}
+
+/// A server whose apps use `models`.
+pub async fn spawn_app_with_models(models: Models) -> TestApp {
+    spawn_app_full(ApiLimits::default(), models).await
+}
+
+/// Only the built-in echo provider, streaming with `delay` between words.
+pub fn echo_models(delay: Duration) -> Models {
+    let echo = Provider { name: "echo", llm: Arc::new(EchoLlm::new(delay)), embedder: Some(Arc::new(LexicalEmbedder)) };
+    Models::new("echo", vec![echo]).expect("echo is configured")
+}
+
+async fn spawn_app_full(limits: ApiLimits, models: Models) -> TestApp {
     let store = Arc::new(SqliteStore::in_memory().expect("in-memory store"));
     let clock = Arc::new(ManualClock::at_seconds(T0));
     let services =
-        Services { store: store.clone(), llm: None, clock: clock.clone(), ids: Arc::new(TimeOrderedIds), limits };
+        Services { store: store.clone(), models, clock: clock.clone(), ids: Arc::new(TimeOrderedIds), limits };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
     let addr = listener.local_addr().expect("local address");
     let (tx, rx) = oneshot::channel::<()>();
@@ -237,4 +255,24 @@ pub fn assert_error(actual: &(u16, Value), status: u16, code: &str) {
 /// A UUID no object has.
 pub fn unknown_id() -> String {
     Uuid::new_v4().to_string()
+}
+
+/// One parsed server-sent event: its `event:` field and its `data:` as JSON (Null if none).
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: Option<String>,
+    pub data: Value,
+}
+
+/// Reads a `text/event-stream` response with a real SSE parser until it ends.
+pub async fn read_events(response: Response) -> Vec<Event> {
+    use futures_util::StreamExt;
+    let mut stream = sse_stream::SseStream::from_bytes_stream(response.bytes_stream());
+    let mut events = Vec::new();
+    while let Some(event) = stream.next().await {
+        let event = event.expect("a well-formed event");
+        let data = event.data.as_deref().map(|d| serde_json::from_str(d).expect("JSON data")).unwrap_or(Value::Null);
+        events.push(Event { kind: event.event, data });
+    }
+    events
 }

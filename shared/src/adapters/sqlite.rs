@@ -14,16 +14,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    App, AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor,
-    EndUser, EndUserId, Feedback, FeedbackId, FeedbackSource, Invalid, KeyHash, Message, MessageId, Owner, Rating,
-    SortField, Timestamp, UserRef, ValueType, VariableId, VariableNameFilter,
+    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode, Conversation,
+    ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackId,
+    FeedbackSource, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction, SortField,
+    TaskId, Timestamp, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use crate::ports::{
-    AppStore, ConversationStore, EndUserStore, FeedbackStore, MessageStore, RateLimiter, StoreError, StoreResult,
-    VariableStore,
+    AnnotationStore, AppStore, ConversationStore, EndUserStore, FeedbackStore, MessageStore, RateLimiter, StoreError,
+    StoreResult, TaskControl, VariableStore,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS apps (
@@ -56,6 +57,19 @@ CREATE TABLE IF NOT EXISTS conversation_variables (
     value_type TEXT NOT NULL, value TEXT NOT NULL, description TEXT NOT NULL,
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS variables_by_conversation ON conversation_variables (conversation_id, created_at, id);
+CREATE TABLE IF NOT EXISTS annotations (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
+    hit_count INTEGER NOT NULL, embedding TEXT, created_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS annotations_by_app ON annotations (app_id, created_at, id);
+CREATE TABLE IF NOT EXISTS annotation_settings (
+    app_id TEXT PRIMARY KEY, score_threshold REAL NOT NULL, embedding_provider TEXT NOT NULL,
+    embedding_model TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS annotation_jobs (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, action TEXT NOT NULL, status TEXT NOT NULL, error TEXT NOT NULL,
+    created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, stop_requested INTEGER NOT NULL,
+    started_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rate_windows (
     key TEXT NOT NULL, window_start INTEGER NOT NULL, hits INTEGER NOT NULL, PRIMARY KEY (key, window_start));
 ";
@@ -181,7 +195,13 @@ macro_rules! id_args {
     )*};
 }
 
-id_args!(AppId, EndUserId, ConversationId, MessageId, FeedbackId, VariableId);
+id_args!(AppId, EndUserId, ConversationId, MessageId, FeedbackId, VariableId, AnnotationId, JobId, TaskId);
+
+impl IntoArg for f64 {
+    fn into_arg(self) -> SqlValue {
+        SqlValue::Real(self)
+    }
+}
 
 fn unavailable(error: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
@@ -650,5 +670,156 @@ impl RateLimiter for SqliteStore {
             Ok(counted == 1)
         })
         .await
+    }
+}
+
+const ANNOTATION_COLUMNS: &str = "id, app_id, question, answer, hit_count, embedding, created_at";
+
+fn annotation_from_row(row: &Row<'_>) -> rusqlite::Result<Annotation> {
+    let embedding: Option<String> = row.get(5)?;
+    Ok(Annotation {
+        id: parse_col(row, 0)?,
+        app_id: parse_col(row, 1)?,
+        question: row.get(2)?,
+        answer: row.get(3)?,
+        hit_count: row.get::<_, i64>(4)?.max(0) as u64,
+        embedding: embedding
+            .map(|raw| serde_json::from_str(&raw).map_err(|e| corrupt(5, e.to_string())))
+            .transpose()?,
+        created_at: time_col(row, 6)?,
+    })
+}
+
+fn job_from_row(row: &Row<'_>) -> rusqlite::Result<AnnotationJob> {
+    let action: String = row.get(2)?;
+    let status: String = row.get(3)?;
+    Ok(AnnotationJob {
+        id: parse_col(row, 0)?,
+        app_id: parse_col(row, 1)?,
+        action: ReplyAction::parse(&action).map_err(|e| corrupt(2, e.0))?,
+        status: JobStatus::parse(&status).map_err(|e| corrupt(3, e.0))?,
+        error: row.get(4)?,
+        created_at: time_col(row, 5)?,
+    })
+}
+
+#[async_trait]
+impl AnnotationStore for SqliteStore {
+    async fn insert_annotation(&self, a: &Annotation) -> StoreResult<()> {
+        let embedding = a.embedding.as_ref().map(to_json);
+        let values =
+            args![a.id, a.app_id, a.question.as_str(), a.answer.as_str(), a.hit_count as i64, embedding, a.created_at];
+        self.execute(insert_sql("annotations", ANNOTATION_COLUMNS), values).await.map(drop)
+    }
+
+    async fn annotation(&self, app: AppId, id: AnnotationId) -> StoreResult<Option<Annotation>> {
+        let sql = format!("SELECT {ANNOTATION_COLUMNS} FROM annotations WHERE id = ?1 AND app_id = ?2");
+        self.one(sql, args![id, app], annotation_from_row).await
+    }
+
+    async fn update_annotation(&self, a: &Annotation) -> StoreResult<bool> {
+        let sql = "UPDATE annotations SET question = ?3, answer = ?4, embedding = ?5 WHERE id = ?1 AND app_id = ?2";
+        let embedding = a.embedding.as_ref().map(to_json);
+        Ok(self.execute(sql.into(), args![a.id, a.app_id, a.question.as_str(), a.answer.as_str(), embedding]).await?
+            == 1)
+    }
+
+    async fn delete_annotation(&self, app: AppId, id: AnnotationId) -> StoreResult<bool> {
+        Ok(self.execute("DELETE FROM annotations WHERE id = ?1 AND app_id = ?2".into(), args![id, app]).await? == 1)
+    }
+
+    async fn annotations(
+        &self,
+        app: AppId,
+        keyword: Option<&str>,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Annotation>, u64)> {
+        let filter = "app_id = ?1 AND (?2 IS NULL OR instr(lower(question), lower(?2)) > 0 OR instr(lower(answer), lower(?2)) > 0)";
+        let keyword = keyword.map(str::to_owned);
+        let sql = format!(
+            "SELECT {ANNOTATION_COLUMNS} FROM annotations WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
+        );
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let rows = self.all(sql, args![app, keyword.clone(), i64::from(limit), offset], annotation_from_row).await?;
+        let total = self.one(format!("SELECT COUNT(*) FROM annotations WHERE {filter}"), args![app, keyword], |row| {
+            row.get::<_, i64>(0)
+        });
+        Ok((rows, total.await?.unwrap_or(0).max(0) as u64))
+    }
+
+    async fn all_annotations(&self, app: AppId) -> StoreResult<Vec<Annotation>> {
+        let sql = format!("SELECT {ANNOTATION_COLUMNS} FROM annotations WHERE app_id = ?1 ORDER BY created_at, id");
+        self.all(sql, args![app], annotation_from_row).await
+    }
+
+    async fn record_annotation_hit(&self, app: AppId, id: AnnotationId) -> StoreResult<()> {
+        let sql = "UPDATE annotations SET hit_count = hit_count + 1 WHERE id = ?1 AND app_id = ?2";
+        self.execute(sql.into(), args![id, app]).await.map(drop)
+    }
+
+    async fn annotation_settings(&self, app: AppId) -> StoreResult<Option<AnnotationSettings>> {
+        let sql =
+            "SELECT score_threshold, embedding_provider, embedding_model FROM annotation_settings WHERE app_id = ?1";
+        self.one(sql.into(), args![app], |row| {
+            Ok(AnnotationSettings {
+                score_threshold: row.get::<_, f64>(0)? as f32,
+                embedding_provider: row.get(1)?,
+                embedding_model: row.get(2)?,
+            })
+        })
+        .await
+    }
+
+    async fn save_annotation_settings(&self, app: AppId, settings: Option<&AnnotationSettings>) -> StoreResult<()> {
+        match settings {
+            None => {
+                self.execute("DELETE FROM annotation_settings WHERE app_id = ?1".into(), args![app]).await.map(drop)
+            }
+            Some(s) => {
+                let sql = "INSERT INTO annotation_settings (app_id, score_threshold, embedding_provider, embedding_model)
+                           VALUES (?1, ?2, ?3, ?4) ON CONFLICT (app_id) DO UPDATE SET score_threshold = excluded.score_threshold,
+                           embedding_provider = excluded.embedding_provider, embedding_model = excluded.embedding_model";
+                let values =
+                    args![app, f64::from(s.score_threshold), s.embedding_provider.as_str(), s.embedding_model.as_str()];
+                self.execute(sql.into(), values).await.map(drop)
+            }
+        }
+    }
+
+    async fn save_job(&self, job: &AnnotationJob) -> StoreResult<()> {
+        let sql = insert_sql("annotation_jobs", "id, app_id, action, status, error, created_at")
+            + " ON CONFLICT (id) DO UPDATE SET status = excluded.status, error = excluded.error";
+        let values =
+            args![job.id, job.app_id, job.action.as_str(), job.status.as_str(), job.error.as_str(), job.created_at];
+        self.execute(sql, values).await.map(drop)
+    }
+
+    async fn job(&self, app: AppId, id: JobId) -> StoreResult<Option<AnnotationJob>> {
+        let sql =
+            "SELECT id, app_id, action, status, error, created_at FROM annotation_jobs WHERE id = ?1 AND app_id = ?2";
+        self.one(sql.into(), args![id, app], job_from_row).await
+    }
+}
+
+#[async_trait]
+impl TaskControl for SqliteStore {
+    async fn start_task(&self, task: TaskId, owner: Owner, now: Timestamp) -> StoreResult<()> {
+        let sql = insert_sql("tasks", "id, app_id, end_user_id, stop_requested, started_at");
+        self.execute(sql, args![task, owner.app_id, owner.end_user_id, 0_i64, now]).await.map(drop)
+    }
+
+    async fn request_stop(&self, task: TaskId, owner: Owner) -> StoreResult<()> {
+        let sql = "UPDATE tasks SET stop_requested = 1 WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3";
+        self.execute(sql.into(), args![task, owner.app_id, owner.end_user_id]).await.map(drop)
+    }
+
+    async fn stop_requested(&self, task: TaskId) -> StoreResult<bool> {
+        let sql = "SELECT stop_requested FROM tasks WHERE id = ?1";
+        Ok(self.one(sql.into(), args![task], |row| row.get::<_, i64>(0)).await? == Some(1))
+    }
+
+    async fn finish_task(&self, task: TaskId) -> StoreResult<()> {
+        self.execute("DELETE FROM tasks WHERE id = ?1".into(), args![task]).await.map(drop)
     }
 }

@@ -3,12 +3,12 @@
 use serde_json::Value;
 
 use super::input::Body;
-use super::{ApiResponse, Ctx, render};
+use super::{ApiResponse, Ctx, Services, render};
 use crate::domain::{
-    Conversation, ConversationId, ConversationSort, ConversationTitle, Cursor, Limit, Owner, SortField,
+    App, Conversation, ConversationId, ConversationSort, ConversationTitle, Cursor, Limit, Owner, SortField,
 };
 use crate::error::ApiError;
-use crate::ports::{LlmRequest, Speaker};
+use crate::ports::{LlmRequest, Purpose, Speaker};
 
 pub(crate) const NOT_FOUND: &str = "Conversation Not Exists.";
 
@@ -80,7 +80,7 @@ pub(crate) async fn rename(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
             // Dify raises a bare service error here, which surfaces as an empty invalid_param.
             let first = ctx.store().first_message(id).await?.ok_or_else(|| ApiError::InvalidParam(String::new()))?;
             // A model failure keeps the old name, as Dify does; updated_at is not touched.
-            if let Some(title) = generate_title(ctx, &first.query).await {
+            if let Some(title) = generate_title(ctx.services, &ctx.app, &first.query).await {
                 conversation.name = title.into_string();
             }
         }
@@ -95,21 +95,27 @@ const TITLE_INSTRUCTIONS: &str = "You name conversations. Reply with JSON only, 
 {\"Language Type\": \"<language of the input>\", \"Your Reasoning\": \"<one sentence>\", \
 \"Your Output\": \"<a title of at most ten words, in the input's language>\"}.";
 
-/// A title for a conversation that began with `query`. Without a model, the query itself is
-/// the title (Dify's fallback); a model failure gives `None`.
-pub(crate) async fn generate_title(ctx: &Ctx<'_>, query: &str) -> Option<ConversationTitle> {
+/// A title for a conversation that began with `query`, by the app's model. An answer without
+/// a usable `"Your Output"` falls back to the query itself (Dify's rule); a model failure
+/// gives `None`, so the caller keeps the old name.
+pub(crate) async fn generate_title(services: &Services, app: &App, query: &str) -> Option<ConversationTitle> {
     let source = ConversationTitle::prompt_source(query);
-    let Some(llm) = &ctx.services.llm else {
-        return Some(ConversationTitle::generated(&source));
+    let answer = match services.models.llm_for(app) {
+        Ok((llm, model)) => {
+            let request = LlmRequest {
+                purpose: Purpose::ConversationTitle,
+                model,
+                system: Some(TITLE_INSTRUCTIONS.into()),
+                turns: vec![(Speaker::User, source.clone())],
+                max_tokens: 500,
+                temperature: 1.0,
+            };
+            llm.complete(request).await
+        }
+        Err(error) => Err(error),
     };
-    let request = LlmRequest {
-        system: Some(TITLE_INSTRUCTIONS.into()),
-        turns: vec![(Speaker::User, source.clone())],
-        max_tokens: 500,
-        temperature: 1.0,
-    };
-    match llm.complete(request).await {
-        Ok(answer) => Some(ConversationTitle::generated(&title_from_answer(&answer).unwrap_or(source))),
+    match answer {
+        Ok(answer) => Some(ConversationTitle::generated(&title_from_answer(&answer.text).unwrap_or(source))),
         Err(error) => {
             tracing::warn!(%error, "title generation failed; keeping the old name");
             None

@@ -1,19 +1,24 @@
 //! The framework-neutral HTTP layer: an [`ApiRequest`] goes in, an [`ApiResponse`] comes
 //! out. The local server and the Lambda functions only translate to and from these.
 
+mod annotations;
 mod app_info;
 mod auth;
+mod chat;
 mod conversations;
 mod feedback;
 mod input;
 mod messages;
 mod render;
 mod routes;
+mod suggested;
 mod variables;
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::Stream;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 
@@ -21,7 +26,8 @@ pub use routes::{Endpoint, ROUTES};
 
 use crate::domain::{App, EndUser, EndUserId, Timestamp, UserRef};
 use crate::error::ApiError;
-use crate::ports::{Clock, IdGenerator, Llm, Store};
+use crate::models::Models;
+use crate::ports::{Clock, IdGenerator, Store};
 use routes::PathIds;
 
 /// An HTTP request, independent of any web framework.
@@ -36,19 +42,52 @@ pub struct ApiRequest {
     pub body: Bytes,
 }
 
+/// A response body: complete, or produced over time (server-sent events).
+pub enum ResponseBody {
+    Full(Bytes),
+    Stream(Pin<Box<dyn Stream<Item = Bytes> + Send>>),
+}
+
+impl ResponseBody {
+    /// The complete body, or `None` for a stream.
+    pub fn as_full(&self) -> Option<&Bytes> {
+        match self {
+            Self::Full(bytes) => Some(bytes),
+            Self::Stream(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full(bytes) => write!(f, "Full({} bytes)", bytes.len()),
+            Self::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
 /// An HTTP response, independent of any web framework.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ApiResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    pub body: Bytes,
+    pub body: ResponseBody,
 }
 
 impl ApiResponse {
     pub fn json(status: StatusCode, value: &Value) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Self { status, headers, body: Bytes::from(value.to_string()) }
+        Self { status, headers, body: ResponseBody::Full(Bytes::from(value.to_string())) }
+    }
+
+    /// `text/event-stream` from a stream of already framed events.
+    pub fn event_stream(events: impl Stream<Item = Bytes> + Send + 'static) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        Self { status: StatusCode::OK, headers, body: ResponseBody::Stream(Box::pin(events)) }
     }
 
     pub fn ok(value: &Value) -> Self {
@@ -57,7 +96,7 @@ impl ApiResponse {
 
     /// 204 with no body and no content type (a JSON-typed empty 204 breaks the npm SDK).
     pub fn no_content() -> Self {
-        Self { status: StatusCode::NO_CONTENT, headers: HeaderMap::new(), body: Bytes::new() }
+        Self { status: StatusCode::NO_CONTENT, headers: HeaderMap::new(), body: ResponseBody::Full(Bytes::new()) }
     }
 }
 
@@ -78,8 +117,8 @@ impl Default for ApiLimits {
 #[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn Store>,
-    /// The language model for titles; `None` falls back to Dify's query-as-title rule.
-    pub llm: Option<Arc<dyn Llm>>,
+    /// The language models and embedders apps may use.
+    pub models: Models,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub limits: ApiLimits,
@@ -113,6 +152,15 @@ async fn dispatch(services: &Services, request: &ApiRequest) -> Result<ApiRespon
         Endpoint::AppParameters => app_info::parameters(&ctx),
         Endpoint::AppMeta => app_info::meta(&ctx),
         Endpoint::AppSite => app_info::site(&ctx),
+        Endpoint::ChatMessages => chat::send(&ctx).await,
+        Endpoint::StopChatMessage => chat::stop(&ctx).await,
+        Endpoint::SuggestedQuestions => suggested::list(&ctx).await,
+        Endpoint::ListAnnotations => annotations::list(&ctx).await,
+        Endpoint::CreateAnnotation => annotations::create(&ctx).await,
+        Endpoint::UpdateAnnotation => annotations::update(&ctx).await,
+        Endpoint::DeleteAnnotation => annotations::delete(&ctx).await,
+        Endpoint::AnnotationReply => annotations::reply_action(&ctx).await,
+        Endpoint::AnnotationReplyStatus => annotations::reply_status(&ctx).await,
     }
 }
 

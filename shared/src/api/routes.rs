@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use http::Method;
 
-use crate::domain::{ConversationId, MessageId, VariableId};
+use crate::domain::{AnnotationId, ConversationId, MessageId, VariableId};
 use crate::error::ApiError;
 
 /// An operation of the API.
@@ -22,6 +22,15 @@ pub enum Endpoint {
     AppParameters,
     AppMeta,
     AppSite,
+    ChatMessages,
+    StopChatMessage,
+    SuggestedQuestions,
+    ListAnnotations,
+    CreateAnnotation,
+    UpdateAnnotation,
+    DeleteAnnotation,
+    AnnotationReply,
+    AnnotationReplyStatus,
 }
 
 /// Path pattern and the methods it answers. Path ids must be UUIDs, as Dify's `<uuid:>`
@@ -43,6 +52,16 @@ pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     ("/v1/parameters", &[(Method::GET, Endpoint::AppParameters)]),
     ("/v1/meta", &[(Method::GET, Endpoint::AppMeta)]),
     ("/v1/site", &[(Method::GET, Endpoint::AppSite)]),
+    ("/v1/chat-messages", &[(Method::POST, Endpoint::ChatMessages)]),
+    ("/v1/chat-messages/{task_id}/stop", &[(Method::POST, Endpoint::StopChatMessage)]),
+    ("/v1/messages/{message_id}/suggested", &[(Method::GET, Endpoint::SuggestedQuestions)]),
+    ("/v1/apps/annotations", &[(Method::GET, Endpoint::ListAnnotations), (Method::POST, Endpoint::CreateAnnotation)]),
+    (
+        "/v1/apps/annotations/{annotation_id}",
+        &[(Method::PUT, Endpoint::UpdateAnnotation), (Method::DELETE, Endpoint::DeleteAnnotation)],
+    ),
+    ("/v1/apps/annotation-reply/{action}", &[(Method::POST, Endpoint::AnnotationReply)]),
+    ("/v1/apps/annotation-reply/{action}/status/{job_id}", &[(Method::GET, Endpoint::AnnotationReplyStatus)]),
 ];
 
 static ROUTER: LazyLock<matchit::Router<usize>> = LazyLock::new(|| {
@@ -54,11 +73,16 @@ static ROUTER: LazyLock<matchit::Router<usize>> = LazyLock::new(|| {
 });
 
 /// The ids a path carries, already parsed and canonicalised.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct PathIds {
     pub conversation: Option<ConversationId>,
     pub message: Option<MessageId>,
     pub variable: Option<VariableId>,
+    pub annotation: Option<AnnotationId>,
+    /// Free strings, checked by their endpoints (Dify answers these without a 404).
+    pub task: Option<String>,
+    pub action: Option<String>,
+    pub job: Option<String>,
 }
 
 /// Finds the endpoint for a method and path.
@@ -71,6 +95,10 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds)
             "conversation_id" => raw.parse().map(|id| ids.conversation = Some(id)),
             "message_id" => raw.parse().map(|id| ids.message = Some(id)),
             "variable_id" => raw.parse().map(|id| ids.variable = Some(id)),
+            "annotation_id" => raw.parse().map(|id| ids.annotation = Some(id)),
+            "task_id" => Ok(ids.task = Some(raw.to_owned())),
+            "action" => Ok(ids.action = Some(raw.to_owned())),
+            "job_id" => Ok(ids.job = Some(raw.to_owned())),
             _ => Ok(()),
         };
         parsed.map_err(|_| ApiError::RouteNotFound)?;

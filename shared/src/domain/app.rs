@@ -155,6 +155,22 @@ pub struct AppConfig {
     pub tool_icons: Map<String, Value>,
     /// Feedback writes allowed per end user per minute; 0 turns the limit off.
     pub feedback_rate_limit_per_minute: u32,
+    /// The system prompt of chat answers; `{{variable}}` is filled from the inputs.
+    pub pre_prompt: Option<String>,
+    /// Overrides the server's language model for this app.
+    pub model: ModelChoice,
+}
+
+/// An app's choice of language model; absent fields use the server's configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelChoice {
+    /// `echo`, `openai` or `bedrock`.
+    pub provider: Option<String>,
+    /// The provider's model id.
+    pub name: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
 }
 
 impl Default for AppConfig {
@@ -181,9 +197,14 @@ impl Default for AppConfig {
             site: SiteConfig::default(),
             tool_icons: Map::new(),
             feedback_rate_limit_per_minute: 10,
+            pre_prompt: None,
+            model: ModelChoice::default(),
         }
     }
 }
+
+/// Language model providers an app may choose.
+pub const PROVIDERS: [&str; 3] = ["echo", "openai", "bedrock"];
 
 /// Input control types Dify's `user_input_form` knows.
 const FORM_TYPES: [&str; 7] = ["text-input", "paragraph", "select", "number", "file", "file-list", "checkbox"];
@@ -221,9 +242,119 @@ impl AppConfig {
     }
 }
 
+impl AppConfig {
+    /// Checks a new conversation's `inputs` against `user_input_form`, as Dify does, and
+    /// returns the values of the form's variables (absent optional ones as their default or "").
+    pub fn check_inputs(&self, inputs: &Map<String, Value>) -> Result<Map<String, Value>, Invalid> {
+        let mut checked = Map::new();
+        for item in &self.user_input_form {
+            let Some((kind, spec)) = item.as_object().and_then(|o| o.iter().next()) else { continue };
+            let Some(variable) = spec.get("variable").and_then(Value::as_str) else { continue };
+            let label = spec.get("label").and_then(Value::as_str).unwrap_or(variable);
+            let required = spec.get("required").and_then(Value::as_bool).unwrap_or(false);
+            let value = inputs.get(variable).filter(|v| !v.is_null() && v.as_str() != Some(""));
+            let Some(value) = value else {
+                if required {
+                    return Err(Invalid(format!("{label} is required in input form")));
+                }
+                let default = spec.get("default").filter(|d| !d.is_null()).cloned();
+                checked.insert(variable.to_owned(), default.unwrap_or_else(|| Value::String(String::new())));
+                continue;
+            };
+            match kind.as_str() {
+                "text-input" | "paragraph" => {
+                    let text =
+                        value.as_str().ok_or_else(|| Invalid(format!("{label} in input form must be a string")))?;
+                    if let Some(max) = spec.get("max_length").and_then(Value::as_u64)
+                        && max > 0
+                        && text.chars().count() as u64 > max
+                    {
+                        return Err(Invalid(format!("{label} in input form must be less than {max} characters")));
+                    }
+                }
+                "select" => {
+                    let options = spec.get("options").and_then(Value::as_array).cloned().unwrap_or_default();
+                    if !options.contains(value) {
+                        let names: Vec<String> =
+                            options.iter().map(|o| o.as_str().unwrap_or_default().to_owned()).collect();
+                        return Err(Invalid(format!("{label} in input form must be one of the following: {names:?}")));
+                    }
+                }
+                "number" => {
+                    let numeric = value.is_number() || value.as_str().is_some_and(|s| s.trim().parse::<f64>().is_ok());
+                    if !numeric {
+                        return Err(Invalid(format!("{label} in input form must be a valid number")));
+                    }
+                }
+                _ => {}
+            }
+            checked.insert(variable.to_owned(), value.clone());
+        }
+        Ok(checked)
+    }
+}
+
+/// Fills `{{name}}` placeholders from `inputs`; unknown names are left as written.
+pub fn fill_template(template: &str, inputs: &Map<String, Value>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let name = &after[..end];
+        match inputs.get(name) {
+            Some(Value::String(text)) => out.push_str(text),
+            Some(Value::Null) => {}
+            Some(other) => out.push_str(&other.to_string()),
+            None => out.push_str(&rest[start..start + 2 + end + 2]),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_are_filled() {
+        let inputs = json!({"name": "Ada", "n": 3}).as_object().unwrap().clone();
+        assert_eq!(fill_template("Hi {{name}}, {{n}} {{other}} {{", &inputs), "Hi Ada, 3 {{other}} {{");
+        assert_eq!(fill_template("plain", &inputs), "plain");
+    }
+
+    #[test]
+    fn inputs_follow_the_form() {
+        let config = AppConfig::from_json(
+            r#"{"user_input_form": [
+                {"text-input": {"label": "Name", "variable": "name", "required": true, "max_length": 5}},
+                {"select": {"label": "City", "variable": "city", "required": false, "options": ["Rome", "Oslo"]}},
+                {"number": {"label": "Days", "variable": "days", "required": false, "default": 2}}
+            ]}"#,
+        )
+        .unwrap();
+        let ok = config.check_inputs(json!({"name": "Ada", "extra": 1}).as_object().unwrap()).unwrap();
+        assert_eq!(Value::Object(ok), json!({"name": "Ada", "city": "", "days": 2}));
+        for (bad, message) in [
+            (json!({}), "Name is required in input form"),
+            (json!({"name": ""}), "Name is required in input form"),
+            (json!({"name": "Adelaide"}), "Name in input form must be less than 5 characters"),
+            (json!({"name": 3}), "Name in input form must be a string"),
+            (
+                json!({"name": "A", "city": "Paris"}),
+                "City in input form must be one of the following: [\"Rome\", \"Oslo\"]",
+            ),
+            (json!({"name": "A", "days": "many"}), "Days in input form must be a valid number"),
+        ] {
+            assert_eq!(config.check_inputs(bad.as_object().unwrap()).unwrap_err().0, message);
+        }
+    }
 
     #[test]
     fn empty_config_gets_dify_defaults() {

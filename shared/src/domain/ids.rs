@@ -69,6 +69,12 @@ uuid_id! {
     FeedbackId,
     /// A conversation variable.
     VariableId,
+    /// A question-and-answer annotation.
+    AnnotationId,
+    /// An annotation-reply enable/disable job.
+    JobId,
+    /// One chat generation, which its caller may stop.
+    TaskId,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Domain types. Every type here is valid by construction: raw input is parsed once,
 //! at the edge, into one of these, and the rest of the code never re-checks it.
 
+mod annotation;
 mod app;
 mod conversation;
 mod ids;
@@ -10,11 +11,12 @@ mod time;
 mod user;
 mod variable;
 
-pub use app::{App, AppConfig, AppMode, AppStatus, Feature, SiteConfig};
+pub use annotation::{Annotation, AnnotationJob, AnnotationSettings, JobStatus, ReplyAction, cosine_similarity};
+pub use app::{App, AppConfig, AppMode, AppStatus, Feature, ModelChoice, PROVIDERS, SiteConfig, fill_template};
 pub use conversation::{
     Conversation, ConversationTitle, DEFAULT_CONVERSATION_NAME, Feedback, FeedbackSource, Message, Rating,
 };
-pub use ids::{AppId, ConversationId, EndUserId, FeedbackId, MessageId, VariableId};
+pub use ids::{AnnotationId, AppId, ConversationId, EndUserId, FeedbackId, JobId, MessageId, TaskId, VariableId};
 pub use key::{ApiKey, KeyHash};
 pub use paging::{ConversationSort, Cursor, Limit, PageNumber, SortField};
 pub use time::Timestamp;

@@ -1,0 +1,456 @@
+//! `POST /chat-messages` (blocking and streaming) and `POST /chat-messages/:task_id/stop`.
+//!
+//! Both modes run the same generation task: it reads the model's stream, watches for a stop
+//! request, stores the message and the generated title, and reports events over a channel.
+//! Blocking mode collects them into one JSON answer; streaming mode frames them as Dify's
+//! server-sent events. The task outlives a disconnected client, so no answer is lost.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+use sse_stream::Sse;
+use tokio::sync::mpsc;
+
+use super::conversations::{generate_title, owned};
+use super::input::Body;
+use super::{ApiResponse, Ctx, Services, annotations};
+use crate::domain::{
+    Annotation, App, AppConfig, Conversation, ConversationId, DEFAULT_CONVERSATION_NAME, Invalid, Message, MessageId,
+    Owner, TaskId, fill_template,
+};
+use crate::error::ApiError;
+use crate::ports::{LlmEvent, LlmRequest, LlmStream, Purpose, Speaker, Usage};
+
+/// How many earlier messages of the conversation the model sees.
+const HISTORY_MESSAGES: usize = 10;
+/// Dify sends `event: ping` when nothing else was sent for this long.
+const PING_AFTER: Duration = Duration::from_secs(10);
+/// How often a running generation checks whether its owner asked it to stop.
+const STOP_POLL: Duration = Duration::from_millis(100);
+const DEFAULT_MAX_TOKENS: u32 = 1024;
+const DEFAULT_TEMPERATURE: f32 = 0.7;
+
+/// A parsed chat request.
+struct ChatInput {
+    inputs: Map<String, Value>,
+    query: String,
+    streaming: bool,
+    conversation_id: Option<ConversationId>,
+    files: Vec<Value>,
+    auto_generate_name: bool,
+}
+
+impl ChatInput {
+    fn parse(body: &Body, config: &AppConfig) -> Result<Self, ApiError> {
+        let inputs = match body.raw("inputs") {
+            None => return Err(Invalid::new("inputs: Field required").into()),
+            Some(Value::Object(map)) => map.clone(),
+            Some(_) => return Err(Invalid::new("inputs: Input should be a valid dictionary").into()),
+        };
+        let query = body.string("query")?.ok_or_else(|| Invalid::new("query: Field required"))?;
+        if query.trim().is_empty() {
+            return Err(Invalid::new("query is required").into());
+        }
+        let streaming = match body.string("response_mode")? {
+            None | Some("blocking") => false,
+            Some("streaming") => true,
+            Some(other) => {
+                return Err(Invalid(format!(
+                    "response_mode: Input should be 'blocking' or 'streaming', got '{other}'"
+                ))
+                .into());
+            }
+        };
+        let conversation_id = match body.string("conversation_id")?.map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(raw.parse().map_err(|_| Invalid::new("conversation_id must be a valid UUID"))?),
+        };
+        Ok(Self {
+            inputs,
+            query: query.to_owned(),
+            streaming,
+            conversation_id,
+            files: user_files(body.raw("files"), config)?,
+            auto_generate_name: body.boolean("auto_generate_name", true)?,
+        })
+    }
+}
+
+/// The `files` of a chat request as message files. Like Dify, files are ignored when the app
+/// does not accept uploads.
+fn user_files(raw: Option<&Value>, config: &AppConfig) -> Result<Vec<Value>, ApiError> {
+    let items = match raw {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(Invalid::new("files: Input should be a valid list").into()),
+    };
+    let accepts = config.file_upload.get("enabled").and_then(Value::as_bool).unwrap_or(false)
+        || config.file_upload.pointer("/image/enabled").and_then(Value::as_bool).unwrap_or(false);
+    if !accepts {
+        return Ok(Vec::new());
+    }
+    items
+        .iter()
+        .map(|item| {
+            let kind = item.get("type").and_then(Value::as_str).unwrap_or("image");
+            match item.get("transfer_method").and_then(Value::as_str) {
+                Some("remote_url") => {
+                    let url = item.get("url").and_then(Value::as_str).filter(|u| u.starts_with("http"));
+                    let url = url.ok_or_else(|| Invalid::new("files: a remote_url file needs an http(s) url"))?;
+                    let filename = url.rsplit('/').next().unwrap_or("").split('?').next().unwrap_or("");
+                    Ok(json!({
+                        "id": uuid::Uuid::new_v4(), "filename": filename, "type": kind, "url": url,
+                        "mime_type": null, "size": -1, "transfer_method": "remote_url",
+                        "belongs_to": "user", "upload_file_id": null,
+                    }))
+                }
+                // Uploaded files arrive with the files API; until one exists, none can be found.
+                Some("local_file") => Err(Invalid(format!(
+                    "files: upload file {} not found",
+                    item.get("upload_file_id").and_then(Value::as_str).unwrap_or("")
+                ))
+                .into()),
+                _ => Err(Invalid::new("files: transfer_method must be 'remote_url' or 'local_file'").into()),
+            }
+        })
+        .collect()
+}
+
+pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let body = Body::read(ctx.request)?;
+    let input = ChatInput::parse(&body, &ctx.app.config)?;
+    let owner = ctx.end_user(body.user(true)?).await?.owner();
+    ctx.require_chat_app()?;
+    let now = ctx.now();
+
+    let (mut conversation, is_new) = match input.conversation_id {
+        Some(id) => (owned(ctx, owner, id).await?, false),
+        None => {
+            let inputs = ctx.app.config.check_inputs(&input.inputs)?;
+            let introduction = ctx.app.config.opening_statement.as_deref().map(|t| fill_template(t, &inputs));
+            let conversation = Conversation {
+                id: ConversationId::from_uuid(ctx.services.ids.new_id()),
+                owner,
+                name: DEFAULT_CONVERSATION_NAME.into(),
+                inputs,
+                status: "normal".into(),
+                introduction: introduction.unwrap_or_default(),
+                created_at: now,
+                updated_at: now,
+            };
+            (conversation, true)
+        }
+    };
+    let history =
+        if is_new { Vec::new() } else { ctx.store().messages_before(conversation.id, None, HISTORY_MESSAGES).await? };
+
+    // An annotation that answers the query replaces the model; otherwise the model's stream
+    // must open before we answer, so its failures can still be HTTP errors.
+    let annotation = annotations::matching(ctx.services, &ctx.app, &input.query).await?;
+    let source = match &annotation {
+        Some(found) => annotation_stream(found),
+        None => {
+            let (llm, model) = ctx.services.models.llm_for(&ctx.app)?;
+            llm.stream(model_request(&ctx.app, &conversation, &history, &input.query, model)).await?
+        }
+    };
+
+    if is_new {
+        ctx.store().insert_conversation(&conversation).await?;
+    } else {
+        conversation.updated_at = now;
+        ctx.store().update_conversation(&conversation).await?;
+    }
+    let task = TaskId::from_uuid(ctx.services.ids.new_id());
+    ctx.store().start_task(task, owner, now).await?;
+    let message = Message {
+        id: MessageId::from_uuid(ctx.services.ids.new_id()),
+        conversation_id: conversation.id,
+        owner,
+        parent_message_id: history.first().map(|m| m.id),
+        inputs: conversation.inputs.clone(),
+        query: input.query,
+        answer: String::new(),
+        message_files: input.files,
+        retriever_resources: Vec::new(),
+        agent_thoughts: Vec::new(),
+        status: "normal".into(),
+        error: None,
+        metadata: json!({}),
+        created_at: now,
+    };
+    let header =
+        StreamHeader { conversation_id: conversation.id, message_id: message.id, task, created_at: now.unix_seconds() };
+    let generation = Generation {
+        services: ctx.services.clone(),
+        app: ctx.app.clone(),
+        owner,
+        conversation,
+        name_it: is_new && input.auto_generate_name,
+        message,
+        task,
+        annotation,
+        started: Instant::now(),
+    };
+    let (events, receiver) = mpsc::channel(64);
+    tokio::spawn(generation.run(source, events));
+
+    if input.streaming {
+        Ok(ApiResponse::event_stream(sse_frames(header, receiver)))
+    } else {
+        blocking_answer(header, ctx.app.mode.as_str(), receiver).await
+    }
+}
+
+/// The prompt: the app's system prompt, the recent history, then the query.
+fn model_request(
+    app: &App,
+    conversation: &Conversation,
+    history: &[Message],
+    query: &str,
+    model: Option<String>,
+) -> LlmRequest {
+    let mut turns = Vec::with_capacity(history.len() * 2 + 1);
+    for earlier in history.iter().rev() {
+        turns.push((Speaker::User, earlier.query.clone()));
+        if !earlier.answer.is_empty() {
+            turns.push((Speaker::Assistant, earlier.answer.clone()));
+        }
+    }
+    turns.push((Speaker::User, query.to_owned()));
+    LlmRequest {
+        purpose: Purpose::Chat,
+        model,
+        system: app.config.pre_prompt.as_deref().map(|p| fill_template(p, &conversation.inputs)),
+        turns,
+        max_tokens: app.config.model.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        temperature: app.config.model.temperature.unwrap_or(DEFAULT_TEMPERATURE),
+    }
+}
+
+/// An annotation's answer, as a stream like a model's.
+fn annotation_stream(annotation: &Annotation) -> LlmStream {
+    let events = [Ok(LlmEvent::Delta(annotation.answer.clone())), Ok(LlmEvent::Done(Usage::default()))];
+    Box::pin(futures_util::stream::iter(events))
+}
+
+/// What the generation task reports.
+enum ChatEvent {
+    Delta(String),
+    End { metadata: Value },
+    Failed(ApiError),
+}
+
+/// Fields every streamed event repeats.
+#[derive(Clone, Copy)]
+struct StreamHeader {
+    conversation_id: ConversationId,
+    message_id: MessageId,
+    task: TaskId,
+    created_at: i64,
+}
+
+struct Generation {
+    services: Services,
+    app: App,
+    owner: Owner,
+    conversation: Conversation,
+    name_it: bool,
+    message: Message,
+    task: TaskId,
+    annotation: Option<Annotation>,
+    started: Instant,
+}
+
+impl Generation {
+    async fn run(mut self, mut source: LlmStream, events: mpsc::Sender<ChatEvent>) {
+        let title = self.name_it.then(|| {
+            let (services, app, query) = (self.services.clone(), self.app.clone(), self.message.query.clone());
+            tokio::spawn(async move { generate_title(&services, &app, &query).await })
+        });
+        let store = &self.services.store;
+        let mut usage = Usage::default();
+        let mut failure = None;
+        let mut poll = tokio::time::interval(STOP_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                next = source.next() => match next {
+                    Some(Ok(LlmEvent::Delta(text))) => {
+                        self.message.answer.push_str(&text);
+                        // A client that went away does not stop the answer from being stored.
+                        let _ = events.send(ChatEvent::Delta(text)).await;
+                    }
+                    Some(Ok(LlmEvent::Done(reported))) => {
+                        usage = reported;
+                        break;
+                    }
+                    Some(Err(error)) => {
+                        failure = Some(ApiError::Provider(error));
+                        break;
+                    }
+                    None => break,
+                },
+                _ = poll.tick() => {
+                    if store.stop_requested(self.task).await.unwrap_or(false) {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(source);
+
+        let metadata = json!({"usage": usage_json(usage, self.started.elapsed()), "retriever_resources": []});
+        let mut stored = metadata.clone();
+        if let Some(annotation) = &self.annotation {
+            stored["annotation_reply"] = json!({"id": annotation.id, "account": null});
+        }
+        if let Some(error) = &failure {
+            self.message.status = "error".into();
+            self.message.error = Some(error.parts().2);
+        }
+        self.message.metadata = stored;
+        let outcome = self.finish(title).await;
+        let last = match (failure, outcome) {
+            (Some(error), _) | (None, Err(error)) => ChatEvent::Failed(error),
+            (None, Ok(())) => ChatEvent::End { metadata },
+        };
+        let _ = events.send(last).await;
+    }
+
+    /// Stores the message, the annotation hit and the title, and releases the task.
+    async fn finish(
+        &mut self,
+        title: Option<tokio::task::JoinHandle<Option<crate::domain::ConversationTitle>>>,
+    ) -> Result<(), ApiError> {
+        let store = &self.services.store;
+        let saved = store.insert_message(&self.message).await;
+        if let Some(annotation) = &self.annotation
+            && let Err(error) = store.record_annotation_hit(self.app.id, annotation.id).await
+        {
+            tracing::warn!(%error, "could not count an annotation hit");
+        }
+        if let Some(Ok(Some(title))) = match title {
+            Some(handle) => Some(handle.await),
+            None => None,
+        } {
+            self.conversation.name = title.into_string();
+            if let Err(error) = store.update_conversation(&self.conversation).await {
+                tracing::warn!(%error, "could not store a generated title");
+            }
+        }
+        if let Err(error) = store.finish_task(self.task).await {
+            tracing::warn!(%error, "could not release a finished task");
+        }
+        tracing::debug!(owner = ?self.owner, task = %self.task, "generation finished");
+        saved.map_err(ApiError::from)
+    }
+}
+
+/// Dify's usage block. Prices are not tracked, so they are zero.
+fn usage_json(usage: Usage, latency: Duration) -> Value {
+    json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "prompt_unit_price": "0",
+        "prompt_price_unit": "0",
+        "prompt_price": "0",
+        "completion_tokens": usage.completion_tokens,
+        "completion_unit_price": "0",
+        "completion_price_unit": "0",
+        "completion_price": "0",
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "total_price": "0",
+        "currency": "USD",
+        "latency": latency.as_secs_f64(),
+    })
+}
+
+async fn blocking_answer(
+    header: StreamHeader,
+    mode: &str,
+    mut receiver: mpsc::Receiver<ChatEvent>,
+) -> Result<ApiResponse, ApiError> {
+    let mut answer = String::new();
+    while let Some(event) = receiver.recv().await {
+        match event {
+            ChatEvent::Delta(text) => answer.push_str(&text),
+            ChatEvent::Failed(error) => return Err(error),
+            ChatEvent::End { metadata } => {
+                return Ok(ApiResponse::ok(&json!({
+                    "event": "message",
+                    "task_id": header.task,
+                    "id": header.message_id,
+                    "message_id": header.message_id,
+                    "conversation_id": header.conversation_id,
+                    "mode": mode,
+                    "answer": answer,
+                    "metadata": metadata,
+                    "created_at": header.created_at,
+                })));
+            }
+        }
+    }
+    Err(ApiError::Internal("the generation ended without a result".into()))
+}
+
+/// Frames events as Dify does: `data: <json>` per event, `event: ping` when idle.
+fn sse_frames(header: StreamHeader, receiver: mpsc::Receiver<ChatEvent>) -> impl futures_util::Stream<Item = Bytes> {
+    futures_util::stream::unfold(Some(receiver), move |receiver| async move {
+        let mut receiver = receiver?;
+        let event = match tokio::time::timeout(PING_AFTER, receiver.recv()).await {
+            Err(_) => return Some((Bytes::from(Sse::default().event("ping")), Some(receiver))),
+            Ok(None) => return None,
+            Ok(Some(event)) => event,
+        };
+        let base = json!({
+            "conversation_id": header.conversation_id,
+            "message_id": header.message_id,
+            "created_at": header.created_at,
+        });
+        let (payload, more) = match event {
+            ChatEvent::Delta(text) => (
+                with(
+                    base,
+                    json!({"event": "message", "task_id": header.task, "id": header.message_id, "answer": text, "from_variable_selector": null}),
+                ),
+                true,
+            ),
+            ChatEvent::End { metadata } => (
+                with(
+                    base,
+                    json!({"event": "message_end", "task_id": header.task, "id": header.message_id, "metadata": metadata, "files": null}),
+                ),
+                false,
+            ),
+            ChatEvent::Failed(error) => {
+                let (status, code, message) = error.parts();
+                (
+                    with(base, json!({"event": "error", "code": code, "status": status.as_u16(), "message": message})),
+                    false,
+                )
+            }
+        };
+        let frame = Bytes::from(Sse::default().data(payload.to_string()));
+        Some((frame, more.then_some(receiver)))
+    })
+}
+
+fn with(mut base: Value, extra: Value) -> Value {
+    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
+}
+
+pub(crate) async fn stop(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let body = Body::read(ctx.request)?;
+    let owner = ctx.end_user(body.user(true)?).await?.owner();
+    ctx.require_chat_app()?;
+    // Unknown, finished, foreign and malformed task ids all get the same answer, as in Dify.
+    if let Some(task) = ctx.ids.task.as_deref().and_then(|raw| raw.parse::<TaskId>().ok()) {
+        ctx.store().request_stop(task, owner).await?;
+    }
+    Ok(ApiResponse::ok(&json!({"result": "success"})))
+}
