@@ -1,9 +1,12 @@
 //! Black-box HTTP tests: each module drives one route (or one cross-cutting rule) of the
 //! real server started on a random port.
 
+mod annotations;
 mod app_feedbacks;
 mod app_info;
 mod auth;
+mod chat;
+mod chat_stream;
 mod conversations;
 mod delete_conversation;
 mod input;
@@ -12,4 +15,5 @@ mod messages;
 mod pagination;
 mod rate_limit;
 mod rename_conversation;
+mod suggested;
 mod variables;
