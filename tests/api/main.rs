@@ -13,6 +13,7 @@ mod input;
 mod message_feedback;
 mod messages;
 mod pagination;
+mod providers;
 mod rate_limit;
 mod rename_conversation;
 mod suggested;

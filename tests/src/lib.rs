@@ -1,6 +1,8 @@
 //! Test helpers: start the real server on a random port over an in-memory store, and seed
 //! data through the same storage ports the service uses.
 
+pub mod fakes;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;

@@ -454,3 +454,48 @@ pub(crate) async fn stop(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     }
     Ok(ApiResponse::ok(&json!({"result": "success"})))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> StreamHeader {
+        StreamHeader {
+            conversation_id: ConversationId::from_uuid(uuid::Uuid::nil()),
+            message_id: MessageId::from_uuid(uuid::Uuid::nil()),
+            task: TaskId::from_uuid(uuid::Uuid::nil()),
+            created_at: 1,
+        }
+    }
+
+    fn data(frame: &Bytes) -> Value {
+        let text = std::str::from_utf8(frame).unwrap();
+        let json = text.strip_prefix("data: ").and_then(|t| t.strip_suffix("\n\n")).expect("one data line");
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_streams_get_pings_and_events_are_framed_like_difys() {
+        let (sender, receiver) = mpsc::channel(4);
+        let mut frames = Box::pin(sse_frames(header(), receiver));
+        let ping = frames.next().await.unwrap();
+        assert_eq!(&ping[..], b"event: ping\n\n");
+
+        sender.send(ChatEvent::Delta("Hel".into())).await.unwrap();
+        let message = data(&frames.next().await.unwrap());
+        assert_eq!(message["event"], "message");
+        assert_eq!(message["answer"], "Hel");
+        assert_eq!(message["id"], message["message_id"]);
+        assert_eq!(message["created_at"], 1);
+
+        sender
+            .send(ChatEvent::Failed(ApiError::Provider(crate::ports::ProviderError::RateLimited("slow down".into()))))
+            .await
+            .unwrap();
+        let error = data(&frames.next().await.unwrap());
+        assert_eq!(error["event"], "error");
+        assert_eq!((error["code"].as_str(), error["status"].as_u64()), (Some("rate_limit_error"), Some(429)));
+        assert!(error.get("task_id").is_none());
+        assert!(frames.next().await.is_none(), "the stream ends after an error");
+    }
+}

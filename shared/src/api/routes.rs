@@ -91,17 +91,17 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds)
     let matched = ROUTER.at(path).map_err(|_| ApiError::RouteNotFound)?;
     let mut ids = PathIds::default();
     for (name, raw) in matched.params.iter() {
-        let parsed = match name {
-            "conversation_id" => raw.parse().map(|id| ids.conversation = Some(id)),
-            "message_id" => raw.parse().map(|id| ids.message = Some(id)),
-            "variable_id" => raw.parse().map(|id| ids.variable = Some(id)),
-            "annotation_id" => raw.parse().map(|id| ids.annotation = Some(id)),
-            "task_id" => Ok(ids.task = Some(raw.to_owned())),
-            "action" => Ok(ids.action = Some(raw.to_owned())),
-            "job_id" => Ok(ids.job = Some(raw.to_owned())),
-            _ => Ok(()),
-        };
-        parsed.map_err(|_| ApiError::RouteNotFound)?;
+        let not_found = |_| ApiError::RouteNotFound;
+        match name {
+            "conversation_id" => ids.conversation = Some(raw.parse().map_err(not_found)?),
+            "message_id" => ids.message = Some(raw.parse().map_err(not_found)?),
+            "variable_id" => ids.variable = Some(raw.parse().map_err(not_found)?),
+            "annotation_id" => ids.annotation = Some(raw.parse().map_err(not_found)?),
+            "task_id" => ids.task = Some(raw.to_owned()),
+            "action" => ids.action = Some(raw.to_owned()),
+            "job_id" => ids.job = Some(raw.to_owned()),
+            _ => {}
+        }
     }
     let (_, methods) = ROUTES[*matched.value];
     let endpoint = methods
