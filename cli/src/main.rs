@@ -163,16 +163,13 @@ fn read_config(path: Option<&Path>) -> Result<AppConfig, String> {
 
 async fn serve(store: SqliteStore, settings: ServeSettings) -> Result<(), String> {
     if store.apps().await.map_err(|e| e.to_string())?.is_empty() {
-        let (app, key) = admin::create_app(
-            &store,
-            &SystemClock,
-            &TimeOrderedIds,
-            "Default app",
-            AppMode::Chat,
-            AppConfig::default(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        // The default app turns on what a first try wants to see: an opening and suggestions.
+        let mut config =
+            AppConfig { opening_statement: Some("Hello! How can I help you today?".into()), ..AppConfig::default() };
+        config.suggested_questions_after_answer.enabled = true;
+        let (app, key) = admin::create_app(&store, &SystemClock, &TimeOrderedIds, "Default app", AppMode::Chat, config)
+            .await
+            .map_err(|e| e.to_string())?;
         println!("Created the default chat app {}.\nIts API key (shown once): {}", app.id, key.expose());
     }
     let models_settings = ModelSettings::from_env()?;

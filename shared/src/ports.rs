@@ -75,6 +75,8 @@ pub trait ConversationStore: Send + Sync {
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     async fn insert_message(&self, message: &Message) -> StoreResult<()>;
+    /// Saves the answer, status, error, files and metadata of a stored message.
+    async fn update_message(&self, message: &Message) -> StoreResult<()>;
     /// A message of `owner`, found by id alone (feedback and suggestions carry no conversation).
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>>;
     /// A message of one conversation.

@@ -59,6 +59,9 @@ async fn stop_ends_the_stream_early_and_keeps_the_partial_answer() {
     let first = stream.next().await.unwrap().unwrap();
     let first: serde_json::Value = serde_json::from_str(first.data.as_deref().unwrap()).unwrap();
     let task = first["task_id"].as_str().unwrap();
+    let in_progress = format!("/v1/messages?user=alice&conversation_id={}", first["conversation_id"].as_str().unwrap());
+    let (_, history) = send(app.get(&key, &in_progress)).await;
+    assert_eq!(history["data"][0]["id"], first["message_id"], "the message is listed while it is answered");
 
     // Someone else's stop does nothing; answers are the same either way.
     for (user, path) in

@@ -467,6 +467,20 @@ impl MessageStore for SqliteStore {
         self.execute(sql, values).await.map(drop)
     }
 
+    async fn update_message(&self, m: &Message) -> StoreResult<()> {
+        let sql =
+            "UPDATE messages SET answer = ?2, status = ?3, error = ?4, metadata = ?5, message_files = ?6 WHERE id = ?1";
+        let values = args![
+            m.id,
+            m.answer.as_str(),
+            m.status.as_str(),
+            m.error.clone(),
+            to_json(&m.metadata),
+            to_json(&m.message_files)
+        ];
+        self.execute(sql.into(), values).await.map(drop)
+    }
+
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3");
         self.one(sql, args![id, owner.app_id, owner.end_user_id], message_from_row).await

@@ -181,6 +181,8 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         metadata: json!({}),
         created_at: now,
     };
+    // Stored now, so the history shows the message while it is being answered.
+    ctx.store().insert_message(&message).await?;
     let header =
         StreamHeader { conversation_id: conversation.id, message_id: message.id, task, created_at: now.unix_seconds() };
     let generation = Generation {
@@ -320,13 +322,13 @@ impl Generation {
         let _ = events.send(last).await;
     }
 
-    /// Stores the message, the annotation hit and the title, and releases the task.
+    /// Stores the answer, the annotation hit and the title, and releases the task.
     async fn finish(
         &mut self,
         title: Option<tokio::task::JoinHandle<Option<crate::domain::ConversationTitle>>>,
     ) -> Result<(), ApiError> {
         let store = &self.services.store;
-        let saved = store.insert_message(&self.message).await;
+        let saved = store.update_message(&self.message).await;
         if let Some(annotation) = &self.annotation
             && let Err(error) = store.record_annotation_hit(self.app.id, annotation.id).await
         {
