@@ -197,12 +197,44 @@ impl<T> Store for T where
 {
 }
 
+/// A byte range of a blob, inclusive at both ends (`end: None` reads to the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRange {
+    pub start: u64,
+    pub end: Option<u64>,
+}
+
+/// Bytes of a blob (all of it, or the requested range) with what is known about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blob {
+    pub bytes: Bytes,
+    pub content_type: String,
+    /// The size of the whole blob, whatever range was read.
+    pub total_size: u64,
+}
+
+/// A blob read as it arrives.
+pub type BlobStream = Pin<Box<dyn Stream<Item = StoreResult<Bytes>> + Send>>;
+
 /// Binary objects (uploaded files, synthesized audio).
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     async fn put_blob(&self, key: &str, content_type: &str, bytes: Bytes) -> StoreResult<()>;
-    /// The bytes and content type stored under `key`.
-    async fn get_blob(&self, key: &str) -> StoreResult<Option<(Bytes, String)>>;
+    /// The blob, or the given range of it; `None` when there is no such blob.
+    async fn get_blob(&self, key: &str, range: Option<BlobRange>) -> StoreResult<Option<Blob>>;
+    /// The blob as a stream, with its content type and size.
+    async fn stream_blob(&self, key: &str) -> StoreResult<Option<(BlobStream, String, u64)>>;
+    /// A URL that reads the blob directly for `expires`; `None` when the store has no URLs of
+    /// its own (the API's preview route serves the blob instead).
+    async fn presign_get(&self, key: &str, expires: std::time::Duration) -> StoreResult<Option<String>>;
+    /// A URL that writes the blob directly for `expires`; `None` as for `presign_get`.
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires: std::time::Duration,
+    ) -> StoreResult<Option<String>>;
+    /// Deletes the blob; deleting a missing blob is not an error.
     async fn delete_blob(&self, key: &str) -> StoreResult<()>;
 }
 

@@ -35,7 +35,6 @@ async fn every_sort_order_is_honoured() {
     // b was created later but a was updated later.
     let mut a2 = a.clone();
     a2.updated_at = Timestamp::from_micros((T0 + 9) * 1_000_000);
-    use shared::ports::ConversationStore;
     app.store.update_conversation(&a2).await.unwrap();
     b.updated_at = b.created_at;
     let expect = [

@@ -6,7 +6,6 @@ use std::sync::OnceLock;
 use colloquy_tests::*;
 use proptest::prelude::*;
 use shared::domain::{Conversation, Timestamp};
-use shared::ports::ConversationStore;
 use tokio::runtime::Runtime;
 
 fn runtime() -> &'static Runtime {

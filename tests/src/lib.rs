@@ -1,6 +1,7 @@
 //! Test helpers: start the real server on a random port over an in-memory store, and seed
 //! data through the same storage ports the service uses.
 
+pub mod aws;
 pub mod fakes;
 
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use shared::domain::{
     MessageId, Timestamp, UserRef, ValueType, VariableId,
 };
 use shared::models::{Models, Provider};
-use shared::ports::{Clock, ConversationStore, EndUserStore, IdGenerator, MessageStore, VariableStore};
+use shared::ports::{Clock, IdGenerator, Store};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -54,7 +55,7 @@ pub const T0: i64 = 1_737_021_600;
 pub struct TestApp {
     pub base: String,
     pub client: Client,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -94,7 +95,7 @@ pub fn echo_models(delay: Duration) -> Models {
 }
 
 async fn spawn_app_full(limits: ApiLimits, models: Models) -> TestApp {
-    let store = Arc::new(SqliteStore::in_memory().expect("in-memory store"));
+    let store = test_store().await;
     let clock = Arc::new(ManualClock::at_seconds(T0));
     let services =
         Services { store: store.clone(), models, clock: clock.clone(), ids: Arc::new(TimeOrderedIds), limits };
@@ -105,6 +106,22 @@ async fn spawn_app_full(limits: ApiLimits, models: Models) -> TestApp {
         let _ = rx.await;
     }));
     TestApp { base: format!("http://{addr}"), client: Client::new(), store, clock, shutdown: Some(tx) }
+}
+
+/// Which store the API tests run on: the embedded one, or DynamoDB (Local) and S3 when
+/// `COLLOQUY_TEST_STORE=dynamodb` (set by `scripts/test.sh` once the emulators run).
+pub fn testing_on_dynamodb() -> bool {
+    std::env::var("COLLOQUY_TEST_STORE").is_ok_and(|v| v == "dynamodb")
+}
+
+/// A fresh store for one test: an in-memory database, or the shared test table (tests do not
+/// collide there because every test creates its own apps, and every key includes the app).
+pub async fn test_store() -> Arc<dyn Store> {
+    if testing_on_dynamodb() {
+        Arc::new(aws::dynamo_store().await)
+    } else {
+        Arc::new(SqliteStore::in_memory().expect("in-memory store"))
+    }
 }
 
 fn new_uuid() -> Uuid {

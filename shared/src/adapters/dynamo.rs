@@ -1,0 +1,1432 @@
+//! The production store: one DynamoDB table implementing every storage port.
+//!
+//! Every key string and `AttributeValue` stays in this file. The design (keys, indexes,
+//! access patterns, request counts, consistency) is documented in `docs/data-model.md`.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, Get, KeySchemaElement, KeyType,
+    KeysAndAttributes, LocalSecondaryIndex, Projection, ProjectionType, Put, PutRequest, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactGetItem, TransactWriteItem, WriteRequest,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::{
+    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode, Conversation,
+    ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackSource,
+    Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction, SortField, TaskId, Timestamp,
+    UserRef, ValueType, VariableId, VariableNameFilter,
+};
+use crate::ports::{
+    AnnotationStore, AppStore, ConversationStore, EndUserStore, FeedbackStore, MessageStore, RateLimiter, StoreError,
+    StoreResult, TaskControl, VariableStore,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB accepts at most 25 writes per BatchWriteItem and 100 keys per BatchGetItem.
+const BATCH_WRITE: usize = 25;
+const BATCH_GET: usize = 100;
+/// Tombstoned conversations and finished task flags expire (TTL) after this long.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+const TASK_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The DynamoDB-backed store.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn json<T: Serialize>(value: &T) -> AttributeValue {
+    s(serde_json::to_string(value).unwrap_or_else(|_| "null".into()))
+}
+
+/// A timestamp as a fixed-width, order-preserving string (negative values sort first).
+fn order(at: Timestamp) -> String {
+    format!("{:020}", (i128::from(at.micros()) + (1_i128 << 63)) as u64)
+}
+
+fn ttl(at: Timestamp, after: Duration) -> AttributeValue {
+    n(at.unix_seconds() + after.as_secs() as i64)
+}
+
+fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("PK".to_owned(), s(pk)), ("SK".to_owned(), s(sk))])
+}
+
+fn sdk_error<E: std::error::Error + 'static>(error: E) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata>(error: &E) -> bool {
+    matches!(error.code(), Some("ConditionalCheckFailedException") | Some("TransactionCanceledException"))
+}
+
+/// Typed reads of an item's attributes; a missing or mistyped attribute is corrupt data.
+struct Read<'a>(&'a Item);
+
+impl Read<'_> {
+    fn opt_s(&self, name: &str) -> Option<String> {
+        self.0.get(name).and_then(|v| v.as_s().ok()).cloned()
+    }
+
+    fn s(&self, name: &str) -> StoreResult<String> {
+        self.opt_s(name).ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is missing")))
+    }
+
+    fn n(&self, name: &str) -> StoreResult<i64> {
+        let raw = self.0.get(name).and_then(|v| v.as_n().ok());
+        raw.and_then(|r| r.parse().ok()).ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is not a number")))
+    }
+
+    fn time(&self, name: &str) -> StoreResult<Timestamp> {
+        self.n(name).map(Timestamp::from_micros)
+    }
+
+    fn json<T: DeserializeOwned>(&self, name: &str) -> StoreResult<T> {
+        serde_json::from_str(&self.s(name)?).map_err(|e| StoreError::Corrupt(format!("attribute {name}: {e}")))
+    }
+
+    fn parse<T: FromStr<Err = Invalid>>(&self, name: &str) -> StoreResult<T> {
+        self.s(name)?.parse().map_err(|e: Invalid| StoreError::Corrupt(format!("attribute {name}: {}", e.0)))
+    }
+
+    fn opt_parse<T: FromStr<Err = Invalid>>(&self, name: &str) -> StoreResult<Option<T>> {
+        self.opt_s(name).map(|raw| raw.parse().map_err(|e: Invalid| StoreError::Corrupt(e.0))).transpose()
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.0.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
+    }
+}
+
+// Key layout: one partition per kind of collection, so every Query reads one kind only.
+fn app_pk() -> &'static str {
+    "APPS"
+}
+fn app_sk(id: AppId) -> String {
+    format!("APP#{id}")
+}
+fn key_pk(hash: &KeyHash) -> String {
+    format!("KEY#{}", hash.as_str())
+}
+fn end_user_pk(app: AppId, user: &UserRef) -> String {
+    format!("EU#{app}#{}", user.as_str())
+}
+fn owner_pk(owner: Owner) -> String {
+    format!("OWN#{}#{}", owner.app_id, owner.end_user_id)
+}
+fn conversation_sk(id: ConversationId) -> String {
+    format!("CONV#{id}")
+}
+fn messages_pk(conversation: ConversationId) -> String {
+    format!("CONV#{conversation}")
+}
+fn message_sk(at: Timestamp, id: MessageId) -> String {
+    format!("MSG#{}#{id}", order(at))
+}
+fn pointer_pk(id: MessageId) -> String {
+    format!("MSG#{id}")
+}
+const POINTER_SK: &str = "#MSG";
+fn feedback_sk(end_user: EndUserId) -> String {
+    format!("FB#USER#{end_user}")
+}
+fn app_feedback_pk(app: AppId) -> String {
+    format!("APPFB#{app}")
+}
+fn app_feedback_sk(at: Timestamp, id: crate::domain::FeedbackId) -> String {
+    format!("{}#{id}", order(at))
+}
+fn variables_pk(conversation: ConversationId) -> String {
+    format!("VARS#{conversation}")
+}
+fn variable_sk(id: VariableId) -> String {
+    format!("VAR#{id}")
+}
+fn annotations_pk(app: AppId) -> String {
+    format!("ANN#{app}")
+}
+fn annotation_sk(id: AnnotationId) -> String {
+    format!("A#{id}")
+}
+const SETTINGS_SK: &str = "#SETTINGS";
+fn job_pk(app: AppId) -> String {
+    format!("ANNJOB#{app}")
+}
+fn task_pk(id: TaskId) -> String {
+    format!("TASK#{id}")
+}
+const TASK_SK: &str = "#TASK";
+fn rate_pk(key: &str) -> String {
+    format!("RL#{key}")
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub items_deleted: usize,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// A client from the standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB` for emulators).
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_from_env().await;
+        Self::new(Client::new(&config), table)
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table as `template.yaml` defines it (keys, two local secondary indexes,
+    /// on-demand billing, a stream for the purge, TTL on `expires_at`). False when it exists.
+    pub async fn create_table(&self) -> StoreResult<bool> {
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(sdk_error)
+        };
+        let schema = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(sdk_error)
+        };
+        let lsi = |index: &str, sort: &str| -> StoreResult<LocalSecondaryIndex> {
+            LocalSecondaryIndex::builder()
+                .index_name(index)
+                .key_schema(schema("PK", KeyType::Hash)?)
+                .key_schema(schema(sort, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .map_err(sdk_error)
+        };
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("PK")?)
+            .attribute_definitions(attribute("SK")?)
+            .attribute_definitions(attribute("LSI1SK")?)
+            .attribute_definitions(attribute("LSI2SK")?)
+            .key_schema(schema("PK", KeyType::Hash)?)
+            .key_schema(schema("SK", KeyType::Range)?)
+            .local_secondary_indexes(lsi("LSI1", "LSI1SK")?)
+            .local_secondary_indexes(lsi("LSI2", "LSI2SK")?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(sdk_error)?,
+            )
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
+                return Ok(false);
+            }
+            Err(error) => return Err(sdk_error(error)),
+        }
+        let ttl_spec =
+            TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build().map_err(sdk_error)?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl_spec)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(true)
+    }
+
+    async fn get(&self, pk: String, sk: impl Into<String>) -> StoreResult<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.item)
+    }
+
+    async fn put(&self, item: Item) -> StoreResult<()> {
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk_error).map(drop)
+    }
+
+    async fn delete(&self, pk: String, sk: impl Into<String>) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .send()
+            .await
+            .map_err(sdk_error)
+            .map(drop)
+    }
+
+    /// Every item of a partition (optionally under a sort-key prefix), following pages.
+    async fn partition(&self, pk: String, prefix: Option<&str>) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_exclusive_start_key(start);
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("PK = :pk"),
+            };
+            let output = query.send().await.map_err(sdk_error)?;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Writes all-or-nothing.
+    async fn transact(&self, writes: Vec<TransactWriteItem>) -> StoreResult<()> {
+        self.client.transact_write_items().set_transact_items(Some(writes)).send().await.map_err(sdk_error).map(drop)
+    }
+
+    fn put_item(&self, item: Item, condition: Option<&str>) -> StoreResult<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned));
+        Ok(TransactWriteItem::builder().put(put.build().map_err(sdk_error)?).build())
+    }
+
+    fn delete_item(&self, pk: String, sk: impl Into<String>) -> StoreResult<TransactWriteItem> {
+        let delete = Delete::builder().table_name(&self.table).set_key(Some(key(pk, sk))).build().map_err(sdk_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Deletes keys in batches of 25, retrying unprocessed ones with backoff.
+    async fn batch_delete(&self, keys: Vec<Item>) -> StoreResult<usize> {
+        let total = keys.len();
+        for chunk in keys.chunks(BATCH_WRITE) {
+            let requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|k| {
+                    DeleteRequest::builder()
+                        .set_key(Some(k.clone()))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                        .map_err(sdk_error)
+                })
+                .collect::<StoreResult<_>>()?;
+            self.batch_write(requests).await?;
+        }
+        Ok(total)
+    }
+
+    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> StoreResult<()> {
+        let mut attempt = 0_u32;
+        while !requests.is_empty() {
+            let output =
+                self.client.batch_write_item().request_items(&self.table, requests).send().await.map_err(sdk_error)?;
+            requests = output.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+            if !requests.is_empty() {
+                attempt += 1;
+                if attempt > 8 {
+                    return Err(StoreError::Unavailable("DynamoDB kept some batch writes unprocessed".into()));
+                }
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Consistent batch reads of up to 100 keys per request, retrying unprocessed keys.
+    async fn batch_get(&self, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(BATCH_GET) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0_u32;
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(sdk_error)?;
+                let output =
+                    self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(sdk_error)?;
+                found.extend(output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+                pending =
+                    output.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt > 8 {
+                        return Err(StoreError::Unavailable("DynamoDB kept some batch reads unprocessed".into()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Removes every item of a deleted (tombstoned) conversation: messages, their pointers and
+    /// feedback (also in the app's feedback list), variables, then the tombstone itself.
+    /// Idempotent: run it again after any failure until it succeeds.
+    pub async fn purge_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<PurgeReport> {
+        if let Some(item) = self.get(owner_pk(owner), conversation_sk(id)).await?
+            && !Read(&item).flag("deleted")
+        {
+            return Err(StoreError::Conflict("the conversation is not deleted".into()));
+        }
+        let mut report = PurgeReport::default();
+        loop {
+            // One page of messages at a time, so memory stays bounded however long the history.
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", s(messages_pk(id)))
+                .projection_expression("PK, SK, id")
+                .limit(500)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let items = output.items.unwrap_or_default();
+            if items.is_empty() {
+                break;
+            }
+            let ids: Vec<MessageId> = items.iter().map(|i| Read(i).parse("id")).collect::<StoreResult<_>>()?;
+            let feedback_keys: Vec<Item> =
+                ids.iter().map(|m| key(pointer_pk(*m), feedback_sk(owner.end_user_id))).collect();
+            let feedbacks = self.batch_get(feedback_keys.clone()).await?;
+            let mut doomed: Vec<Item> = Vec::new();
+            for feedback in &feedbacks {
+                let r = Read(feedback);
+                doomed.push(key(app_feedback_pk(owner.app_id), app_feedback_sk(r.time("created_at")?, r.parse("id")?)));
+            }
+            doomed.extend(feedback_keys);
+            doomed.extend(ids.iter().map(|m| key(pointer_pk(*m), POINTER_SK)));
+            // Messages last: a retry finds the same messages and redoes what they point to.
+            doomed.extend(
+                items.iter().map(|i| key(Read(i).s("PK").unwrap_or_default(), Read(i).s("SK").unwrap_or_default())),
+            );
+            report.items_deleted += self.batch_delete(doomed).await?;
+        }
+        let variables: Vec<Item> = self
+            .partition(variables_pk(id), None)
+            .await?
+            .iter()
+            .map(|i| key(variables_pk(id), Read(i).s("SK").unwrap_or_default()))
+            .collect();
+        report.items_deleted += self.batch_delete(variables).await?;
+        self.delete(owner_pk(owner), conversation_sk(id)).await?;
+        report.items_deleted += 1;
+        Ok(report)
+    }
+
+    /// Imports many messages at once (BatchWriteItem, 25 items per request; two items per
+    /// message). For migrations from another store; the chat path uses `insert_message`.
+    pub async fn import_messages(&self, messages: &[Message]) -> StoreResult<()> {
+        let mut requests = Vec::with_capacity(messages.len() * 2);
+        for message in messages {
+            for item in [message_item(message), pointer_item(message)] {
+                let put = PutRequest::builder().set_item(Some(item)).build().map_err(sdk_error)?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+        }
+        for chunk in requests.chunks(BATCH_WRITE) {
+            self.batch_write(chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+
+    /// Every item still stored under a conversation's partitions (for checks after a purge).
+    pub async fn conversation_item_count(&self, owner: Owner, id: ConversationId) -> StoreResult<usize> {
+        let mut count = self.partition(messages_pk(id), None).await?.len();
+        count += self.partition(variables_pk(id), None).await?.len();
+        count += usize::from(self.get(owner_pk(owner), conversation_sk(id)).await?.is_some());
+        let app_feedback = self.partition(app_feedback_pk(owner.app_id), None).await?;
+        count += app_feedback
+            .iter()
+            .filter(|i| Read(i).opt_s("conversation_id").as_deref() == Some(&id.to_string()))
+            .count();
+        Ok(count)
+    }
+}
+
+fn app_item(app: &App) -> Item {
+    let mut item = key(app_pk(), app_sk(app.id));
+    item.insert("id".into(), s(app.id.to_string()));
+    item.insert("name".into(), s(&app.name));
+    item.insert("mode".into(), s(app.mode.as_str()));
+    item.insert("config".into(), json(&app.config));
+    item.insert("created_at".into(), n(app.created_at.micros()));
+    item
+}
+
+fn app_from(item: &Item) -> StoreResult<App> {
+    let r = Read(item);
+    Ok(App {
+        id: r.parse("id")?,
+        name: r.s("name")?,
+        mode: AppMode::parse(&r.s("mode")?).map_err(|e| StoreError::Corrupt(e.0))?,
+        config: r.json::<AppConfig>("config")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+fn key_item(hash: &KeyHash, app: AppId, now: Timestamp) -> Item {
+    let mut item = key(key_pk(hash), "#KEY");
+    item.insert("app_id".into(), s(app.to_string()));
+    item.insert("created_at".into(), n(now.micros()));
+    item
+}
+
+#[async_trait]
+impl AppStore for DynamoStore {
+    async fn create_app(&self, app: &App, first_key: &KeyHash) -> StoreResult<()> {
+        let absent = Some("attribute_not_exists(PK)");
+        let writes = vec![
+            self.put_item(app_item(app), absent)?,
+            self.put_item(key_item(first_key, app.id, app.created_at), absent)?,
+        ];
+        self.transact(writes).await
+    }
+
+    async fn update_app(&self, app: &App) -> StoreResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(app_item(app)))
+            .condition_expression("attribute_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn app(&self, id: AppId) -> StoreResult<Option<App>> {
+        self.get(app_pk().into(), app_sk(id)).await?.as_ref().map(app_from).transpose()
+    }
+
+    async fn apps(&self) -> StoreResult<Vec<App>> {
+        let mut apps: Vec<App> =
+            self.partition(app_pk().into(), Some("APP#")).await?.iter().map(app_from).collect::<StoreResult<_>>()?;
+        apps.sort_by_key(|a| (a.created_at, a.id));
+        Ok(apps)
+    }
+
+    async fn add_key(&self, app: AppId, hash: &KeyHash, now: Timestamp) -> StoreResult<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(key_item(hash, app, now)))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
+                Err(StoreError::Conflict("the key exists".into()))
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn app_for_key(&self, hash: &KeyHash) -> StoreResult<Option<AppId>> {
+        self.get(key_pk(hash), "#KEY").await?.map(|item| Read(&item).parse("app_id")).transpose()
+    }
+
+    async fn revoke_key(&self, hash: &KeyHash) -> StoreResult<bool> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(key_pk(hash), "#KEY")))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.attributes.is_some_and(|a| !a.is_empty()))
+    }
+}
+
+#[async_trait]
+impl EndUserStore for DynamoStore {
+    async fn end_user(&self, app: AppId, user: &UserRef, new: EndUser) -> StoreResult<EndUser> {
+        // One request: set the id only if the item has none, and read back what is stored.
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(end_user_pk(app, user), "#EU")))
+            .update_expression("SET #id = if_not_exists(#id, :id), created_at = if_not_exists(created_at, :at)")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_values(":id", s(new.id.to_string()))
+            .expression_attribute_values(":at", n(new.created_at.micros()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let item = output.attributes.unwrap_or_default();
+        let r = Read(&item);
+        Ok(EndUser { id: r.parse("id")?, app_id: app, session_id: user.clone(), created_at: r.time("created_at")? })
+    }
+}
+
+fn conversation_item(c: &Conversation) -> Item {
+    let mut item = key(owner_pk(c.owner), conversation_sk(c.id));
+    item.insert("id".into(), s(c.id.to_string()));
+    item.insert("app_id".into(), s(c.owner.app_id.to_string()));
+    item.insert("end_user_id".into(), s(c.owner.end_user_id.to_string()));
+    item.insert("name".into(), s(&c.name));
+    item.insert("inputs".into(), json(&c.inputs));
+    item.insert("status".into(), s(&c.status));
+    item.insert("introduction".into(), s(&c.introduction));
+    item.insert("created_at".into(), n(c.created_at.micros()));
+    item.insert("updated_at".into(), n(c.updated_at.micros()));
+    item.insert("LSI1SK".into(), s(format!("{}#{}", order(c.updated_at), c.id)));
+    item.insert("LSI2SK".into(), s(format!("{}#{}", order(c.created_at), c.id)));
+    item
+}
+
+fn conversation_from(item: &Item) -> StoreResult<Conversation> {
+    let r = Read(item);
+    Ok(Conversation {
+        id: r.parse("id")?,
+        owner: Owner { app_id: r.parse("app_id")?, end_user_id: r.parse("end_user_id")? },
+        name: r.s("name")?,
+        inputs: r.json("inputs")?,
+        status: r.s("status")?,
+        introduction: r.s("introduction")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+/// A conversation item that is live (not tombstoned).
+fn live(item: Option<Item>) -> Option<Item> {
+    item.filter(|i| !Read(i).flag("deleted"))
+}
+
+#[async_trait]
+impl ConversationStore for DynamoStore {
+    async fn insert_conversation(&self, c: &Conversation) -> StoreResult<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(conversation_item(c)))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
+                Err(StoreError::Conflict("the conversation exists".into()))
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        live(self.get(owner_pk(owner), conversation_sk(id)).await?).as_ref().map(conversation_from).transpose()
+    }
+
+    async fn conversations(
+        &self,
+        owner: Owner,
+        sort: ConversationSort,
+        after: Option<Cursor<ConversationId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Conversation>> {
+        let (index, attribute) = match sort.field {
+            SortField::UpdatedAt => ("LSI1", "LSI1SK"),
+            SortField::CreatedAt => ("LSI2", "LSI2SK"),
+        };
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .consistent_read(true)
+            .scan_index_forward(!sort.descending)
+            .limit(i32::try_from(fetch).unwrap_or(i32::MAX))
+            .expression_attribute_values(":pk", s(owner_pk(owner)));
+        query = match after {
+            None => query.key_condition_expression("PK = :pk"),
+            Some(cursor) => {
+                let beyond = if sort.descending { "<" } else { ">" };
+                query
+                    .key_condition_expression(format!("PK = :pk AND {attribute} {beyond} :cursor"))
+                    .expression_attribute_values(":cursor", s(format!("{}#{}", order(cursor.at), cursor.id)))
+            }
+        };
+        // Tombstones carry no index keys, so the index holds live conversations only.
+        let output = query.send().await.map_err(sdk_error)?;
+        output.items.unwrap_or_default().iter().map(conversation_from).collect()
+    }
+
+    async fn update_conversation(&self, c: &Conversation) -> StoreResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner_pk(c.owner), conversation_sk(c.id))))
+            .update_expression(
+                "SET #name = :name, inputs = :inputs, #status = :status, updated_at = :at, LSI1SK = :lsi",
+            )
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(deleted)")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":name", s(&c.name))
+            .expression_attribute_values(":inputs", json(&c.inputs))
+            .expression_attribute_values(":status", s(&c.status))
+            .expression_attribute_values(":at", n(c.updated_at.micros()))
+            .expression_attribute_values(":lsi", s(format!("{}#{}", order(c.updated_at), c.id)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    /// One request: a tombstone that hides the conversation from every read at once; the
+    /// purge (run from the table's stream) removes what belonged to it.
+    async fn delete_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<bool> {
+        let now = Timestamp::from_micros(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0),
+        );
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(owner_pk(owner), conversation_sk(id))))
+            .update_expression("SET deleted = :yes, expires_at = :ttl REMOVE LSI1SK, LSI2SK")
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(deleted)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":ttl", ttl(now, TOMBSTONE_TTL))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+}
+
+fn message_item(m: &Message) -> Item {
+    let mut item = key(messages_pk(m.conversation_id), message_sk(m.created_at, m.id));
+    item.insert("id".into(), s(m.id.to_string()));
+    item.insert("conversation_id".into(), s(m.conversation_id.to_string()));
+    item.insert("app_id".into(), s(m.owner.app_id.to_string()));
+    item.insert("end_user_id".into(), s(m.owner.end_user_id.to_string()));
+    if let Some(parent) = m.parent_message_id {
+        item.insert("parent_message_id".into(), s(parent.to_string()));
+    }
+    item.insert("inputs".into(), json(&m.inputs));
+    item.insert("query".into(), s(&m.query));
+    item.insert("answer".into(), s(&m.answer));
+    item.insert("message_files".into(), json(&m.message_files));
+    item.insert("retriever_resources".into(), json(&m.retriever_resources));
+    item.insert("agent_thoughts".into(), json(&m.agent_thoughts));
+    item.insert("status".into(), s(&m.status));
+    if let Some(error) = &m.error {
+        item.insert("error".into(), s(error));
+    }
+    item.insert("metadata".into(), json(&m.metadata));
+    item.insert("created_at".into(), n(m.created_at.micros()));
+    item
+}
+
+fn pointer_item(m: &Message) -> Item {
+    let mut item = key(pointer_pk(m.id), POINTER_SK);
+    item.insert("conversation_id".into(), s(m.conversation_id.to_string()));
+    item.insert("app_id".into(), s(m.owner.app_id.to_string()));
+    item.insert("end_user_id".into(), s(m.owner.end_user_id.to_string()));
+    item.insert("created_at".into(), n(m.created_at.micros()));
+    item
+}
+
+fn message_from(item: &Item) -> StoreResult<Message> {
+    let r = Read(item);
+    Ok(Message {
+        id: r.parse("id")?,
+        conversation_id: r.parse("conversation_id")?,
+        owner: Owner { app_id: r.parse("app_id")?, end_user_id: r.parse("end_user_id")? },
+        parent_message_id: r.opt_parse("parent_message_id")?,
+        inputs: r.json("inputs")?,
+        query: r.s("query")?,
+        answer: r.s("answer")?,
+        message_files: r.json("message_files")?,
+        retriever_resources: r.json("retriever_resources")?,
+        agent_thoughts: r.json("agent_thoughts")?,
+        status: r.s("status")?,
+        error: r.opt_s("error"),
+        metadata: r.json("metadata")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+impl DynamoStore {
+    /// The pointer of a message: its conversation, owner and time.
+    async fn pointer(&self, id: MessageId) -> StoreResult<Option<(ConversationId, Owner, Timestamp)>> {
+        let Some(item) = self.get(pointer_pk(id), POINTER_SK).await? else { return Ok(None) };
+        let r = Read(&item);
+        Ok(Some((
+            r.parse("conversation_id")?,
+            Owner { app_id: r.parse("app_id")?, end_user_id: r.parse("end_user_id")? },
+            r.time("created_at")?,
+        )))
+    }
+}
+
+#[async_trait]
+impl MessageStore for DynamoStore {
+    async fn insert_message(&self, m: &Message) -> StoreResult<()> {
+        let absent = Some("attribute_not_exists(PK)");
+        self.transact(vec![self.put_item(message_item(m), absent)?, self.put_item(pointer_item(m), absent)?]).await
+    }
+
+    async fn update_message(&self, m: &Message) -> StoreResult<()> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(messages_pk(m.conversation_id), message_sk(m.created_at, m.id))))
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":answer", s(&m.answer))
+            .expression_attribute_values(":status", s(&m.status))
+            .expression_attribute_values(":metadata", json(&m.metadata))
+            .expression_attribute_values(":files", json(&m.message_files));
+        update = match &m.error {
+            Some(error) => update
+                .update_expression("SET answer = :answer, #status = :status, metadata = :metadata, message_files = :files, #error = :error")
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":error", s(error)),
+            None => update
+                .update_expression("SET answer = :answer, #status = :status, metadata = :metadata, message_files = :files REMOVE #error")
+                .expression_attribute_names("#error", "error"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            // The conversation was deleted and purged meanwhile: nothing to update.
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>> {
+        let Some((conversation, stored_owner, at)) = self.pointer(id).await? else { return Ok(None) };
+        if stored_owner != owner {
+            return Ok(None);
+        }
+        // The conversation (for its tombstone) and the message, read together and consistently.
+        let get = |pk: String, sk: String| -> StoreResult<TransactGetItem> {
+            let get = Get::builder().table_name(&self.table).set_key(Some(key(pk, sk))).build().map_err(sdk_error)?;
+            Ok(TransactGetItem::builder().get(get).build())
+        };
+        let output = self
+            .client
+            .transact_get_items()
+            .transact_items(get(owner_pk(owner), conversation_sk(conversation))?)
+            .transact_items(get(messages_pk(conversation), message_sk(at, id))?)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let responses = output.responses.unwrap_or_default();
+        let items: Vec<Option<Item>> = responses.into_iter().map(|r| r.item).collect();
+        match items.as_slice() {
+            [conversation_item, Some(message)] if live(conversation_item.clone()).is_some() => {
+                message_from(message).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn message_in(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Message>> {
+        let Some((stored, _, at)) = self.pointer(id).await? else { return Ok(None) };
+        if stored != conversation {
+            return Ok(None);
+        }
+        self.get(messages_pk(conversation), message_sk(at, id)).await?.as_ref().map(message_from).transpose()
+    }
+
+    async fn messages_before(
+        &self,
+        conversation: ConversationId,
+        before: Option<Cursor<MessageId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(false)
+            .limit(i32::try_from(fetch).unwrap_or(i32::MAX))
+            .expression_attribute_values(":pk", s(messages_pk(conversation)));
+        query = match before {
+            None => query.key_condition_expression("PK = :pk"),
+            Some(cursor) => query
+                .key_condition_expression("PK = :pk AND SK < :cursor")
+                .expression_attribute_values(":cursor", s(message_sk(cursor.at, cursor.id))),
+        };
+        let output = query.send().await.map_err(sdk_error)?;
+        output.items.unwrap_or_default().iter().map(message_from).collect()
+    }
+
+    async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(true)
+            .limit(1)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(messages_pk(conversation)))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output.items.unwrap_or_default().first().map(message_from).transpose()
+    }
+}
+
+fn feedback_fields(f: &Feedback, mut item: Item) -> Item {
+    item.insert("id".into(), s(f.id.to_string()));
+    item.insert("app_id".into(), s(f.app_id.to_string()));
+    item.insert("conversation_id".into(), s(f.conversation_id.to_string()));
+    item.insert("message_id".into(), s(f.message_id.to_string()));
+    if let Some(end_user) = f.from_end_user_id {
+        item.insert("end_user_id".into(), s(end_user.to_string()));
+    }
+    item.insert("rating".into(), s(f.rating.as_str()));
+    if let Some(content) = &f.content {
+        item.insert("content".into(), s(content));
+    }
+    item.insert("from_source".into(), s(f.source.as_str()));
+    item.insert("created_at".into(), n(f.created_at.micros()));
+    item.insert("updated_at".into(), n(f.updated_at.micros()));
+    item
+}
+
+fn feedback_from(item: &Item) -> StoreResult<Feedback> {
+    let r = Read(item);
+    let rating = r.s("rating")?;
+    Ok(Feedback {
+        id: r.parse("id")?,
+        app_id: r.parse("app_id")?,
+        conversation_id: r.parse("conversation_id")?,
+        message_id: r.parse("message_id")?,
+        rating: Rating::parse(Some(&rating.into()))
+            .ok()
+            .flatten()
+            .ok_or_else(|| StoreError::Corrupt("rating".into()))?,
+        content: r.opt_s("content"),
+        source: if r.s("from_source")? == "admin" { FeedbackSource::Admin } else { FeedbackSource::User },
+        from_end_user_id: r.opt_parse("end_user_id")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl FeedbackStore for DynamoStore {
+    async fn user_feedback(&self, owner: Owner, message: MessageId) -> StoreResult<Option<Feedback>> {
+        let item = self.get(pointer_pk(message), feedback_sk(owner.end_user_id)).await?;
+        let feedback = item.as_ref().map(feedback_from).transpose()?;
+        Ok(feedback.filter(|f| f.app_id == owner.app_id))
+    }
+
+    async fn user_ratings(&self, owner: Owner, messages: &[MessageId]) -> StoreResult<Vec<(MessageId, Rating)>> {
+        let keys = messages.iter().map(|m| key(pointer_pk(*m), feedback_sk(owner.end_user_id))).collect();
+        let items = self.batch_get(keys).await?;
+        let feedbacks: Vec<Feedback> = items.iter().map(feedback_from).collect::<StoreResult<_>>()?;
+        Ok(feedbacks.into_iter().filter(|f| f.app_id == owner.app_id).map(|f| (f.message_id, f.rating)).collect())
+    }
+
+    /// The feedback and its entry in the app's list, written together.
+    async fn save_feedback(&self, f: &Feedback) -> StoreResult<()> {
+        let end_user =
+            f.from_end_user_id.ok_or_else(|| StoreError::Conflict("only end-user feedback is stored".into()))?;
+        let own = feedback_fields(f, key(pointer_pk(f.message_id), feedback_sk(end_user)));
+        let listed = feedback_fields(f, key(app_feedback_pk(f.app_id), app_feedback_sk(f.created_at, f.id)));
+        self.transact(vec![self.put_item(own, None)?, self.put_item(listed, None)?]).await
+    }
+
+    async fn delete_feedback(&self, f: &Feedback) -> StoreResult<()> {
+        let end_user =
+            f.from_end_user_id.ok_or_else(|| StoreError::Conflict("only end-user feedback is stored".into()))?;
+        self.transact(vec![
+            self.delete_item(pointer_pk(f.message_id), feedback_sk(end_user))?,
+            self.delete_item(app_feedback_pk(f.app_id), app_feedback_sk(f.created_at, f.id))?,
+        ])
+        .await
+    }
+
+    /// Offset pages cost reads proportional to `offset + limit` (Dify's API is offset-based).
+    /// Entries of deleted conversations are skipped at once, before the purge removes them.
+    async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>> {
+        let wanted = usize::try_from(offset).unwrap_or(usize::MAX).saturating_add(limit as usize);
+        let mut live_conversations: HashMap<(Owner, ConversationId), bool> = HashMap::new();
+        let mut kept = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .scan_index_forward(false)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", s(app_feedback_pk(app)))
+                .limit(i32::try_from((wanted - kept.len()).max(1)).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let page: Vec<Feedback> =
+                output.items.unwrap_or_default().iter().map(feedback_from).collect::<StoreResult<_>>()?;
+            let unknown: Vec<(Owner, ConversationId)> = page
+                .iter()
+                .filter_map(|f| {
+                    f.from_end_user_id.map(|u| (Owner { app_id: f.app_id, end_user_id: u }, f.conversation_id))
+                })
+                .filter(|k| !live_conversations.contains_key(k))
+                .collect::<std::collections::HashSet<_>>()
+                .into_iter()
+                .collect();
+            if !unknown.is_empty() {
+                let items = self
+                    .batch_get(unknown.iter().map(|(o, c)| key(owner_pk(*o), conversation_sk(*c))).collect())
+                    .await?;
+                for (owner, conversation) in &unknown {
+                    live_conversations.insert((*owner, *conversation), false);
+                }
+                for item in items {
+                    let r = Read(&item);
+                    if !r.flag("deleted") {
+                        let owner = Owner { app_id: r.parse("app_id")?, end_user_id: r.parse("end_user_id")? };
+                        live_conversations.insert((owner, r.parse("id")?), true);
+                    }
+                }
+            }
+            kept.extend(page.into_iter().filter(|f| {
+                f.from_end_user_id.is_some_and(|u| {
+                    live_conversations.get(&(Owner { app_id: f.app_id, end_user_id: u }, f.conversation_id))
+                        == Some(&true)
+                })
+            }));
+            start = output.last_evaluated_key;
+            if start.is_none() || kept.len() >= wanted {
+                break;
+            }
+        }
+        Ok(kept.into_iter().skip(usize::try_from(offset).unwrap_or(usize::MAX)).take(limit as usize).collect())
+    }
+}
+
+fn variable_item(v: &ConversationVariable) -> Item {
+    let mut item = key(variables_pk(v.conversation_id), variable_sk(v.id));
+    item.insert("id".into(), s(v.id.to_string()));
+    item.insert("app_id".into(), s(v.app_id.to_string()));
+    item.insert("conversation_id".into(), s(v.conversation_id.to_string()));
+    item.insert("name".into(), s(&v.name));
+    item.insert("value_type".into(), s(v.value_type.as_str()));
+    item.insert("value".into(), json(&v.value));
+    item.insert("description".into(), s(&v.description));
+    item.insert("created_at".into(), n(v.created_at.micros()));
+    item.insert("updated_at".into(), n(v.updated_at.micros()));
+    item
+}
+
+fn variable_from(item: &Item) -> StoreResult<ConversationVariable> {
+    let r = Read(item);
+    Ok(ConversationVariable {
+        id: r.parse("id")?,
+        app_id: r.parse("app_id")?,
+        conversation_id: r.parse("conversation_id")?,
+        name: r.s("name")?,
+        value_type: ValueType::parse(&r.s("value_type")?).map_err(|e| StoreError::Corrupt(e.0))?,
+        value: r.json("value")?,
+        description: r.s("description")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl VariableStore for DynamoStore {
+    async fn insert_variable(&self, v: &ConversationVariable) -> StoreResult<()> {
+        self.put(variable_item(v)).await
+    }
+
+    /// A conversation's variables are few (declared by the app), so the partition is read
+    /// whole and filtered, ordered and paged here; the name filter is case-insensitive.
+    async fn variables(
+        &self,
+        conversation: ConversationId,
+        name: Option<&VariableNameFilter>,
+        after: Option<Cursor<VariableId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<ConversationVariable>> {
+        let mut all: Vec<ConversationVariable> = self
+            .partition(variables_pk(conversation), None)
+            .await?
+            .iter()
+            .map(variable_from)
+            .collect::<StoreResult<_>>()?;
+        all.retain(|v| name.is_none_or(|f| f.matches(&v.name)));
+        all.retain(|v| after.is_none_or(|c| (v.created_at, v.id) > (c.at, c.id)));
+        all.sort_by_key(|v| (v.created_at, v.id));
+        all.truncate(fetch);
+        Ok(all)
+    }
+
+    async fn variable(
+        &self,
+        conversation: ConversationId,
+        id: VariableId,
+    ) -> StoreResult<Option<ConversationVariable>> {
+        self.get(variables_pk(conversation), variable_sk(id)).await?.as_ref().map(variable_from).transpose()
+    }
+
+    async fn update_variable(&self, v: &ConversationVariable) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(variables_pk(v.conversation_id), variable_sk(v.id))))
+            .update_expression("SET #value = :value, updated_at = :at")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#value", "value")
+            .expression_attribute_values(":value", json(&v.value))
+            .expression_attribute_values(":at", n(v.updated_at.micros()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for DynamoStore {
+    /// One conditional write per hit; the window item expires by TTL.
+    async fn try_hit(&self, rate_key: &str, window_start: i64, limit: u32) -> StoreResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(rate_pk(rate_key), format!("W#{window_start}"))))
+            .update_expression("ADD hits :one SET expires_at = :ttl")
+            .condition_expression("attribute_not_exists(hits) OR hits < :limit")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(i64::from(limit)))
+            .expression_attribute_values(":ttl", n(window_start + 3600))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+}
+
+fn embedding_to_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn embedding_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+fn annotation_item(a: &Annotation) -> Item {
+    let mut item = key(annotations_pk(a.app_id), annotation_sk(a.id));
+    item.insert("id".into(), s(a.id.to_string()));
+    item.insert("app_id".into(), s(a.app_id.to_string()));
+    item.insert("question".into(), s(&a.question));
+    item.insert("answer".into(), s(&a.answer));
+    item.insert("hit_count".into(), n(a.hit_count as i64));
+    if let Some(vector) = &a.embedding {
+        item.insert("embedding".into(), AttributeValue::B(embedding_to_bytes(vector).into()));
+    }
+    item.insert("created_at".into(), n(a.created_at.micros()));
+    item
+}
+
+fn annotation_from(item: &Item) -> StoreResult<Annotation> {
+    let r = Read(item);
+    Ok(Annotation {
+        id: r.parse("id")?,
+        app_id: r.parse("app_id")?,
+        question: r.s("question")?,
+        answer: r.s("answer")?,
+        hit_count: r.n("hit_count")?.max(0) as u64,
+        embedding: item.get("embedding").and_then(|v| v.as_b().ok()).map(|b| embedding_from_bytes(b.as_ref())),
+        created_at: r.time("created_at")?,
+    })
+}
+
+impl DynamoStore {
+    /// All annotations of an app, newest first.
+    async fn app_annotations(&self, app: AppId) -> StoreResult<Vec<Annotation>> {
+        let mut all: Vec<Annotation> = self
+            .partition(annotations_pk(app), Some("A#"))
+            .await?
+            .iter()
+            .map(annotation_from)
+            .collect::<StoreResult<_>>()?;
+        all.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
+        Ok(all)
+    }
+}
+
+#[async_trait]
+impl AnnotationStore for DynamoStore {
+    async fn insert_annotation(&self, a: &Annotation) -> StoreResult<()> {
+        self.put(annotation_item(a)).await
+    }
+
+    async fn annotation(&self, app: AppId, id: AnnotationId) -> StoreResult<Option<Annotation>> {
+        self.get(annotations_pk(app), annotation_sk(id)).await?.as_ref().map(annotation_from).transpose()
+    }
+
+    async fn update_annotation(&self, a: &Annotation) -> StoreResult<bool> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(annotations_pk(a.app_id), annotation_sk(a.id))))
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":q", s(&a.question))
+            .expression_attribute_values(":a", s(&a.answer));
+        update = match &a.embedding {
+            Some(vector) => update
+                .update_expression("SET question = :q, answer = :a, embedding = :e")
+                .expression_attribute_values(":e", AttributeValue::B(embedding_to_bytes(vector).into())),
+            None => update.update_expression("SET question = :q, answer = :a REMOVE embedding"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn delete_annotation(&self, app: AppId, id: AnnotationId) -> StoreResult<bool> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(annotations_pk(app), annotation_sk(id))))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    /// Reads the app's annotation partition (keyword search is a case-insensitive substring
+    /// over question and answer, which DynamoDB cannot index).
+    async fn annotations(
+        &self,
+        app: AppId,
+        keyword: Option<&str>,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Annotation>, u64)> {
+        let needle = keyword.map(str::to_lowercase);
+        let mut all = self.app_annotations(app).await?;
+        if let Some(needle) = &needle {
+            all.retain(|a| a.question.to_lowercase().contains(needle) || a.answer.to_lowercase().contains(needle));
+        }
+        let total = all.len() as u64;
+        let page = all.into_iter().skip(usize::try_from(offset).unwrap_or(usize::MAX)).take(limit as usize).collect();
+        Ok((page, total))
+    }
+
+    async fn all_annotations(&self, app: AppId) -> StoreResult<Vec<Annotation>> {
+        let mut all = self.app_annotations(app).await?;
+        all.reverse();
+        Ok(all)
+    }
+
+    async fn record_annotation_hit(&self, app: AppId, id: AnnotationId) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(annotations_pk(app), annotation_sk(id))))
+            .update_expression("ADD hit_count :one")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn annotation_settings(&self, app: AppId) -> StoreResult<Option<AnnotationSettings>> {
+        let Some(item) = self.get(annotations_pk(app), SETTINGS_SK).await? else { return Ok(None) };
+        let r = Read(&item);
+        let threshold: f64 =
+            r.s("score_threshold")?.parse().map_err(|_| StoreError::Corrupt("score_threshold".into()))?;
+        Ok(Some(AnnotationSettings {
+            score_threshold: threshold as f32,
+            embedding_provider: r.s("embedding_provider")?,
+            embedding_model: r.s("embedding_model")?,
+        }))
+    }
+
+    async fn save_annotation_settings(&self, app: AppId, settings: Option<&AnnotationSettings>) -> StoreResult<()> {
+        match settings {
+            None => self.delete(annotations_pk(app), SETTINGS_SK).await,
+            Some(settings) => {
+                let mut item = key(annotations_pk(app), SETTINGS_SK);
+                item.insert("score_threshold".into(), s(settings.score_threshold.to_string()));
+                item.insert("embedding_provider".into(), s(&settings.embedding_provider));
+                item.insert("embedding_model".into(), s(&settings.embedding_model));
+                self.put(item).await
+            }
+        }
+    }
+
+    async fn save_job(&self, job: &AnnotationJob) -> StoreResult<()> {
+        let mut item = key(job_pk(job.app_id), job.id.to_string());
+        item.insert("id".into(), s(job.id.to_string()));
+        item.insert("app_id".into(), s(job.app_id.to_string()));
+        item.insert("action".into(), s(job.action.as_str()));
+        item.insert("job_status".into(), s(job.status.as_str()));
+        item.insert("error".into(), s(&job.error));
+        item.insert("created_at".into(), n(job.created_at.micros()));
+        item.insert("expires_at".into(), ttl(job.created_at, TASK_TTL));
+        self.put(item).await
+    }
+
+    async fn job(&self, app: AppId, id: JobId) -> StoreResult<Option<AnnotationJob>> {
+        let Some(item) = self.get(job_pk(app), id.to_string()).await? else { return Ok(None) };
+        let r = Read(&item);
+        Ok(Some(AnnotationJob {
+            id: r.parse("id")?,
+            app_id: r.parse("app_id")?,
+            action: ReplyAction::parse(&r.s("action")?).map_err(|e| StoreError::Corrupt(e.0))?,
+            status: JobStatus::parse(&r.s("job_status")?).map_err(|e| StoreError::Corrupt(e.0))?,
+            error: r.s("error")?,
+            created_at: r.time("created_at")?,
+        }))
+    }
+}
+
+#[async_trait]
+impl TaskControl for DynamoStore {
+    async fn start_task(&self, task: TaskId, owner: Owner, now: Timestamp) -> StoreResult<()> {
+        let mut item = key(task_pk(task), TASK_SK);
+        item.insert("app_id".into(), s(owner.app_id.to_string()));
+        item.insert("end_user_id".into(), s(owner.end_user_id.to_string()));
+        item.insert("stop".into(), AttributeValue::Bool(false));
+        item.insert("expires_at".into(), ttl(now, TASK_TTL));
+        self.put(item).await
+    }
+
+    async fn request_stop(&self, task: TaskId, owner: Owner) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(task_pk(task), TASK_SK)))
+            .update_expression("SET #stop = :yes")
+            .condition_expression("app_id = :app AND end_user_id = :user")
+            .expression_attribute_names("#stop", "stop")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":app", s(owner.app_id.to_string()))
+            .expression_attribute_values(":user", s(owner.end_user_id.to_string()))
+            .send()
+            .await;
+        match result {
+            // Unknown or foreign tasks are ignored, like Dify.
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            other => other.map(drop).map_err(sdk_error),
+        }
+    }
+
+    async fn stop_requested(&self, task: TaskId) -> StoreResult<bool> {
+        Ok(self.get(task_pk(task), TASK_SK).await?.is_some_and(|item| Read(&item).flag("stop")))
+    }
+
+    async fn finish_task(&self, task: TaskId) -> StoreResult<()> {
+        self.delete(task_pk(task), TASK_SK).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_keys_sort_like_timestamps() {
+        let stamps = [-5_i64, -1, 0, 1, 1_700_000_000_000_000, i64::MAX];
+        let keys: Vec<String> = stamps.iter().map(|t| order(Timestamp::from_micros(*t))).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert!(keys.iter().all(|k| k.len() == 20));
+    }
+
+    #[test]
+    fn embeddings_round_trip() {
+        let vector = vec![0.5_f32, -1.25, 3.0];
+        assert_eq!(embedding_from_bytes(&embedding_to_bytes(&vector)), vector);
+    }
+}

@@ -1,0 +1,145 @@
+//! Amazon S3 as the blob store: files and audio.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+use crate::ports::{Blob, BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
+
+/// One bucket of S3 (or an S3-compatible service).
+#[derive(Debug, Clone)]
+pub struct S3Blobs {
+    client: Client,
+    bucket: String,
+}
+
+fn sdk_error<E: std::error::Error + 'static>(error: E) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+}
+
+impl S3Blobs {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self { client, bucket: bucket.into() }
+    }
+
+    /// A client from the standard AWS environment. Path-style addressing (`force_path_style`)
+    /// is needed for emulators and S3-compatible services reached by IP or `localhost`.
+    pub async fn from_env(bucket: impl Into<String>, force_path_style: bool) -> Self {
+        let shared = aws_config::load_from_env().await;
+        let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(force_path_style).build();
+        Self::new(Client::from_conf(config), bucket)
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Creates the bucket; false when it exists already (and is ours).
+    pub async fn create_bucket(&self) -> StoreResult<bool> {
+        match self.client.create_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3Blobs {
+    async fn put_blob(&self, key: &str, content_type: &str, bytes: Bytes) -> StoreResult<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(sdk_error)
+            .map(drop)
+    }
+
+    async fn get_blob(&self, key: &str, range: Option<BlobRange>) -> StoreResult<Option<Blob>> {
+        let header = range.map(|r| match r.end {
+            Some(end) => format!("bytes={}-{end}", r.start),
+            None => format!("bytes={}-", r.start),
+        });
+        let output = match self.client.get_object().bucket(&self.bucket).key(key).set_range(header).send().await {
+            Ok(output) => output,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                // A range past the end reads nothing, as the embedded store does.
+                let head = self.client.head_object().bucket(&self.bucket).key(key).send().await.map_err(sdk_error)?;
+                return Ok(Some(Blob {
+                    bytes: Bytes::new(),
+                    content_type: head.content_type.unwrap_or_else(|| "application/octet-stream".into()),
+                    total_size: head.content_length.unwrap_or(0).max(0) as u64,
+                }));
+            }
+            Err(e) => return Err(sdk_error(e)),
+        };
+        let total_size = output
+            .content_range()
+            .and_then(|r| r.rsplit('/').next())
+            .and_then(|t| t.parse().ok())
+            .or(output.content_length().map(|l| l.max(0) as u64))
+            .unwrap_or(0);
+        let content_type = output.content_type().unwrap_or("application/octet-stream").to_owned();
+        let bytes = output.body.collect().await.map_err(sdk_error)?.into_bytes();
+        Ok(Some(Blob { bytes, content_type, total_size }))
+    }
+
+    async fn stream_blob(&self, key: &str) -> StoreResult<Option<(BlobStream, String, u64)>> {
+        let output = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(output) => output,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(sdk_error(e)),
+        };
+        let content_type = output.content_type().unwrap_or("application/octet-stream").to_owned();
+        let size = output.content_length().unwrap_or(0).max(0) as u64;
+        let chunks = futures_util::stream::unfold(Some(output.body), |body| async move {
+            let mut body = body?;
+            match body.next().await {
+                None => None,
+                Some(Ok(bytes)) => Some((Ok(bytes), Some(body))),
+                Some(Err(e)) => Some((Err(sdk_error(e)), None)),
+            }
+        });
+        Ok(Some((Box::pin(chunks), content_type, size)))
+    }
+
+    async fn presign_get(&self, key: &str, expires: Duration) -> StoreResult<Option<String>> {
+        let config = PresigningConfig::expires_in(expires).map_err(sdk_error)?;
+        let request =
+            self.client.get_object().bucket(&self.bucket).key(key).presigned(config).await.map_err(sdk_error)?;
+        Ok(Some(request.uri().to_owned()))
+    }
+
+    async fn presign_put(&self, key: &str, content_type: &str, expires: Duration) -> StoreResult<Option<String>> {
+        let config = PresigningConfig::expires_in(expires).map_err(sdk_error)?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .presigned(config)
+            .await
+            .map_err(sdk_error)?;
+        Ok(Some(request.uri().to_owned()))
+    }
+
+    async fn delete_blob(&self, key: &str) -> StoreResult<()> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(sdk_error).map(drop)
+    }
+}

@@ -1,0 +1,118 @@
+//! The AWS adapters against the local emulators (DynamoDB Local and moto), which
+//! `scripts/test.sh` starts. Without them these helpers fail loudly: the suites that need
+//! them are never skipped in silence.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::s3::S3Blobs;
+use tokio::sync::OnceCell;
+
+/// The endpoint of an emulator, or a panic that says how to start it.
+pub fn emulator(variable: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| {
+        panic!("{variable} is not set: run the tests with ./scripts/test.sh, which starts DynamoDB Local and moto")
+    })
+}
+
+static TABLE: OnceCell<String> = OnceCell::const_new();
+static BUCKET: OnceCell<String> = OnceCell::const_new();
+
+async fn shared_config() -> aws_config::SdkConfig {
+    emulator("AWS_ENDPOINT_URL_DYNAMODB");
+    emulator("AWS_ENDPOINT_URL");
+    aws_config::load_from_env().await
+}
+
+/// Counts every request a client sends (retries included), and can fail chosen ones.
+#[derive(Debug, Default)]
+pub struct RequestCounter {
+    pub sent: AtomicUsize,
+    /// Fail every n-th request (0: never).
+    pub fail_every: AtomicUsize,
+}
+
+#[derive(Debug, Clone)]
+struct Counting(Arc<RequestCounter>);
+
+impl Intercept for Counting {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let sent = self.0.sent.fetch_add(1, Ordering::SeqCst) + 1;
+        let every = self.0.fail_every.load(Ordering::SeqCst);
+        if every > 0 && sent % every == 0 {
+            return Err("injected failure".into());
+        }
+        Ok(())
+    }
+}
+
+impl RequestCounter {
+    pub fn count(&self) -> usize {
+        self.sent.load(Ordering::SeqCst)
+    }
+}
+
+/// A DynamoDB client on the emulator; with a counter when given one.
+pub async fn dynamo_client(counter: Option<Arc<RequestCounter>>) -> aws_sdk_dynamodb::Client {
+    let config = shared_config().await;
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(&config)
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(1));
+    if let Some(counter) = counter {
+        builder = builder.interceptor(Counting(counter));
+    }
+    aws_sdk_dynamodb::Client::from_conf(builder.build())
+}
+
+/// The test table, created once per test process.
+pub async fn table_name() -> String {
+    TABLE
+        .get_or_init(|| async {
+            let name = format!("colloquy-test-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+            let store = DynamoStore::new(dynamo_client(None).await, name.clone());
+            assert!(store.create_table().await.expect("create the test table"), "a fresh table");
+            name
+        })
+        .await
+        .clone()
+}
+
+/// The DynamoDB store on the shared test table.
+pub async fn dynamo_store() -> DynamoStore {
+    DynamoStore::new(dynamo_client(None).await, table_name().await)
+}
+
+/// The DynamoDB store on the shared test table, counting (and maybe failing) its requests.
+pub async fn counted_dynamo_store() -> (DynamoStore, Arc<RequestCounter>) {
+    let counter = Arc::new(RequestCounter::default());
+    (DynamoStore::new(dynamo_client(Some(counter.clone())).await, table_name().await), counter)
+}
+
+/// The S3 blob store on a test bucket in moto, created once per test process.
+pub async fn s3_blobs() -> S3Blobs {
+    let config = shared_config().await;
+    let client =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+    let bucket = BUCKET
+        .get_or_init(|| async {
+            let name = format!("colloquy-test-{}", uuid::Uuid::new_v4().simple());
+            let blobs = S3Blobs::new(client.clone(), name.clone());
+            assert!(blobs.create_bucket().await.expect("create the test bucket"));
+            name
+        })
+        .await
+        .clone();
+    S3Blobs::new(client, bucket)
+}
