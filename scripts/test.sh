@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: formatting, lints, unit tests, black-box HTTP tests
-# against the real server, property tests and the command-line program's tests.
+# Runs every test: formatting, lints, unit tests, the black-box API suite on the embedded
+# store and again on DynamoDB Local + moto, the port contract suites on every adapter, the
+# provider fakes, and the command-line program. Starts (and stops) the AWS emulators itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,5 +14,17 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test"
+echo "== build the tests"
+cargo test --workspace --locked --no-run
+
+echo "== start DynamoDB Local and moto"
+ENV_FILE=$(mktemp)
+trap './scripts/emulators.sh stop "$ENV_FILE"' EXIT
+./scripts/emulators.sh start "$ENV_FILE"
+# shellcheck disable=SC1090
+. "$ENV_FILE"
+
+echo "== cargo test (API suite on the embedded store; contracts on every adapter)"
 cargo test --workspace --locked
+echo "== API suite on DynamoDB Local + moto"
+COLLOQUY_TEST_STORE=dynamodb cargo test --locked -p colloquy-tests --test api

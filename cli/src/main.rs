@@ -5,16 +5,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use colloquy::config::{ServeSettings, StoreSettings};
+use colloquy::config::{ServeSettings, StoreKind, StoreSettings};
 use colloquy::server;
 use serde_json::json;
+use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::s3::S3Blobs;
 use shared::adapters::sqlite::SqliteStore;
 use shared::adapters::system::{SystemClock, TimeOrderedIds};
 use shared::admin;
 use shared::api::{ApiLimits, Services};
 use shared::config::ModelSettings;
 use shared::domain::{AppConfig, AppId, AppMode};
-use shared::ports::AppStore;
+use shared::ports::Store;
 
 #[derive(Parser)]
 #[command(name = "colloquy", version, about = "A Dify-compatible conversation and message service")]
@@ -35,6 +37,15 @@ enum Command {
     Key(KeyCommand),
     /// Serve the whole /v1 API.
     Serve(ServeSettings),
+    /// AWS resources.
+    #[command(subcommand)]
+    Aws(AwsCommand),
+}
+
+#[derive(Subcommand)]
+enum AwsCommand {
+    /// Create the DynamoDB table and the S3 bucket as template.yaml defines them (safe to rerun).
+    Init,
 }
 
 #[derive(Subcommand)]
@@ -107,16 +118,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// Opens the configured store.
+async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, String> {
+    match settings.store {
+        StoreKind::Sqlite => {
+            std::fs::create_dir_all(&settings.data_dir)
+                .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
+            Ok(Arc::new(SqliteStore::open(&settings.database_path()).map_err(|e| e.to_string())?))
+        }
+        StoreKind::Dynamodb => Ok(Arc::new(DynamoStore::from_env(settings.table.clone()).await)),
+    }
+}
+
+async fn aws_init(settings: &StoreSettings) -> Result<(), String> {
+    let table = DynamoStore::from_env(settings.table.clone()).await;
+    let created = table.create_table().await.map_err(|e| e.to_string())?;
+    println!("table {}: {}", table.table(), if created { "created" } else { "exists" });
+    let bucket = S3Blobs::from_env(settings.bucket.clone(), settings.s3_path_style()).await;
+    let created = bucket.create_bucket().await.map_err(|e| e.to_string())?;
+    println!("bucket {}: {}", bucket.bucket(), if created { "created" } else { "exists" });
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
-    std::fs::create_dir_all(&cli.store.data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", cli.store.data_dir.display()))?;
-    let store = SqliteStore::open(&cli.store.database_path()).map_err(|e| e.to_string())?;
+    if let Command::Aws(AwsCommand::Init) = cli.command {
+        return aws_init(&cli.store).await;
+    }
+    let store = open_store(&cli.store).await?;
+    let store = store.as_ref();
     let (clock, ids) = (SystemClock, TimeOrderedIds);
     match cli.command {
         Command::App(AppCommand::Create { name, mode, config, json }) => {
             let config = read_config(config.as_deref())?;
             let (app, key) =
-                admin::create_app(&store, &clock, &ids, &name, mode, config).await.map_err(|e| e.to_string())?;
+                admin::create_app(store, &clock, &ids, &name, mode, config).await.map_err(|e| e.to_string())?;
             if json {
                 println!("{}", json!({"app_id": app.id, "api_key": key.expose()}));
             } else {
@@ -125,7 +160,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::App(AppCommand::Update { app, config }) => {
             let config = read_config(Some(&config))?;
-            let app = admin::update_config(&store, app, config).await.map_err(|e| e.to_string())?;
+            let app = admin::update_config(store, app, config).await.map_err(|e| e.to_string())?;
             println!("updated app {} ({})", app.id, app.name);
         }
         Command::App(AppCommand::List { json }) => {
@@ -141,14 +176,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Key(KeyCommand::Create { app }) => {
-            let key = admin::create_key(&store, &clock, app).await.map_err(|e| e.to_string())?;
+            let key = admin::create_key(store, &clock, app).await.map_err(|e| e.to_string())?;
             println!("{}", key.expose());
         }
         Command::Key(KeyCommand::Revoke { key }) => {
-            admin::revoke_key(&store, &key).await.map_err(|e| e.to_string())?;
+            admin::revoke_key(store, &key).await.map_err(|e| e.to_string())?;
             println!("revoked");
         }
-        Command::Serve(settings) => serve(store, settings).await?,
+        Command::Serve(settings) => serve(open_store(&cli.store).await?, settings).await?,
+        Command::Aws(AwsCommand::Init) => aws_init(&cli.store).await?,
     }
     Ok(())
 }
@@ -161,15 +197,16 @@ fn read_config(path: Option<&Path>) -> Result<AppConfig, String> {
     AppConfig::from_json(&raw).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-async fn serve(store: SqliteStore, settings: ServeSettings) -> Result<(), String> {
+async fn serve(store: Arc<dyn Store>, settings: ServeSettings) -> Result<(), String> {
     if store.apps().await.map_err(|e| e.to_string())?.is_empty() {
         // The default app turns on what a first try wants to see: an opening and suggestions.
         let mut config =
             AppConfig { opening_statement: Some("Hello! How can I help you today?".into()), ..AppConfig::default() };
         config.suggested_questions_after_answer.enabled = true;
-        let (app, key) = admin::create_app(&store, &SystemClock, &TimeOrderedIds, "Default app", AppMode::Chat, config)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (app, key) =
+            admin::create_app(store.as_ref(), &SystemClock, &TimeOrderedIds, "Default app", AppMode::Chat, config)
+                .await
+                .map_err(|e| e.to_string())?;
         println!("Created the default chat app {}.\nIts API key (shown once): {}", app.id, key.expose());
     }
     let models_settings = ModelSettings::from_env()?;
@@ -181,7 +218,7 @@ async fn serve(store: SqliteStore, settings: ServeSettings) -> Result<(), String
         other => tracing::info!(provider = other, "language model"),
     }
     let services = Services {
-        store: Arc::new(store),
+        store,
         models,
         clock: Arc::new(SystemClock),
         ids: Arc::new(TimeOrderedIds),

@@ -138,3 +138,58 @@ fn bad_operator_input_fails_with_a_message() {
     assert!(!bad_key.status.success());
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+#[tokio::test]
+async fn the_same_program_runs_on_dynamodb_and_s3() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect(
+        "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with ./scripts/test.sh, which starts the emulators",
+    );
+    assert!(!endpoint.is_empty());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let aws = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_colloquy"))
+            .args(args)
+            .env("COLLOQUY_STORE", "dynamodb")
+            .env("COLLOQUY_TABLE", format!("cli-{suffix}"))
+            .env("COLLOQUY_BUCKET", format!("cli-{suffix}"))
+            .output()
+            .expect("colloquy runs")
+    };
+    let first = stdout(&aws(&["aws", "init"]));
+    assert!(first.contains("created"), "{first}");
+    let again = stdout(&aws(&["aws", "init"]));
+    assert_eq!(again.matches("exists").count(), 2, "init is safe to run twice: {again}");
+    let created: Value = serde_json::from_str(&stdout(&aws(&["app", "create", "--name", "On AWS", "--json"]))).unwrap();
+    assert!(stdout(&aws(&["app", "list"])).contains("On AWS"));
+
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .env("COLLOQUY_STORE", "dynamodb")
+        .env("COLLOQUY_TABLE", format!("cli-{suffix}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = Server { child, base: base.clone() };
+    let key = created["api_key"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{base}/v1/info")).await.is_err() {
+        assert!(Instant::now() < deadline, "the server did not answer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = serde_json::json!({"inputs": {}, "query": "hello", "user": "alice"});
+    let chat = reqwest::Client::new()
+        .post(format!("{base}/v1/chat-messages"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 200);
+    let (status, list) = get(&base, "/v1/conversations?user=alice", key).await;
+    assert_eq!((status, list["data"].as_array().map(Vec::len)), (200, Some(1)));
+    let (clean, _) = server.stop();
+    assert!(clean);
+}

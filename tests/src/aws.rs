@@ -52,7 +52,7 @@ impl Intercept for Counting {
     ) -> Result<(), BoxError> {
         let sent = self.0.sent.fetch_add(1, Ordering::SeqCst) + 1;
         let every = self.0.fail_every.load(Ordering::SeqCst);
-        if every > 0 && sent % every == 0 {
+        if every > 0 && sent.is_multiple_of(every) {
             return Err("injected failure".into());
         }
         Ok(())

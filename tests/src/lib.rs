@@ -94,8 +94,16 @@ pub fn echo_models(delay: Duration) -> Models {
     Models::new("echo", vec![echo]).expect("echo is configured")
 }
 
+/// A server on a given store.
+pub async fn spawn_app_on(store: Arc<dyn Store>) -> TestApp {
+    spawn_on(store, ApiLimits::default(), echo_models(Duration::ZERO)).await
+}
+
 async fn spawn_app_full(limits: ApiLimits, models: Models) -> TestApp {
-    let store = test_store().await;
+    spawn_on(test_store().await, limits, models).await
+}
+
+async fn spawn_on(store: Arc<dyn Store>, limits: ApiLimits, models: Models) -> TestApp {
     let clock = Arc::new(ManualClock::at_seconds(T0));
     let services =
         Services { store: store.clone(), models, clock: clock.clone(), ids: Arc::new(TimeOrderedIds), limits };

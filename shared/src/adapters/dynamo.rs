@@ -34,6 +34,10 @@ type Item = HashMap<String, AttributeValue>;
 /// DynamoDB accepts at most 25 writes per BatchWriteItem and 100 keys per BatchGetItem.
 const BATCH_WRITE: usize = 25;
 const BATCH_GET: usize = 100;
+/// The purge reads this many messages per page and deletes them in groups whose pointer,
+/// feedback and list entries fit one BatchWriteItem (8 × 3 = 24 ≤ 25).
+const PURGE_PAGE: i32 = 96;
+const PURGE_GROUP: usize = 8;
 /// Tombstoned conversations and finished task flags expire (TTL) after this long.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 const TASK_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -411,7 +415,7 @@ impl DynamoStore {
         }
         let mut report = PurgeReport::default();
         loop {
-            // One page of messages at a time, so memory stays bounded however long the history.
+            // A page of messages at a time, so memory stays bounded however long the history.
             let output = self
                 .client
                 .query()
@@ -419,7 +423,7 @@ impl DynamoStore {
                 .key_condition_expression("PK = :pk")
                 .expression_attribute_values(":pk", s(messages_pk(id)))
                 .projection_expression("PK, SK, id")
-                .limit(500)
+                .limit(PURGE_PAGE)
                 .send()
                 .await
                 .map_err(sdk_error)?;
@@ -428,21 +432,31 @@ impl DynamoStore {
                 break;
             }
             let ids: Vec<MessageId> = items.iter().map(|i| Read(i).parse("id")).collect::<StoreResult<_>>()?;
-            let feedback_keys: Vec<Item> =
-                ids.iter().map(|m| key(pointer_pk(*m), feedback_sk(owner.end_user_id))).collect();
-            let feedbacks = self.batch_get(feedback_keys.clone()).await?;
-            let mut doomed: Vec<Item> = Vec::new();
+            let feedbacks = self
+                .batch_get(ids.iter().map(|m| key(pointer_pk(*m), feedback_sk(owner.end_user_id))).collect())
+                .await?;
+            let mut listed: HashMap<MessageId, Item> = HashMap::new();
             for feedback in &feedbacks {
                 let r = Read(feedback);
-                doomed.push(key(app_feedback_pk(owner.app_id), app_feedback_sk(r.time("created_at")?, r.parse("id")?)));
+                listed.insert(
+                    r.parse("message_id")?,
+                    key(app_feedback_pk(owner.app_id), app_feedback_sk(r.time("created_at")?, r.parse("id")?)),
+                );
             }
-            doomed.extend(feedback_keys);
-            doomed.extend(ids.iter().map(|m| key(pointer_pk(*m), POINTER_SK)));
-            // Messages last: a retry finds the same messages and redoes what they point to.
-            doomed.extend(
-                items.iter().map(|i| key(Read(i).s("PK").unwrap_or_default(), Read(i).s("SK").unwrap_or_default())),
-            );
-            report.items_deleted += self.batch_delete(doomed).await?;
+            // Per group: what points at the messages first, then the messages, so a failure in
+            // between leaves the messages to find again on the next run.
+            for (group, messages) in ids.chunks(PURGE_GROUP).zip(items.chunks(PURGE_GROUP)) {
+                let mut dependents: Vec<Item> = Vec::with_capacity(group.len() * 3);
+                for message in group {
+                    dependents.push(key(pointer_pk(*message), POINTER_SK));
+                    dependents.push(key(pointer_pk(*message), feedback_sk(owner.end_user_id)));
+                    dependents.extend(listed.remove(message));
+                }
+                report.items_deleted += self.batch_delete(dependents).await?;
+                let message_keys =
+                    messages.iter().map(|i| key(messages_pk(id), Read(i).s("SK").unwrap_or_default())).collect();
+                report.items_deleted += self.batch_delete(message_keys).await?;
+            }
         }
         let variables: Vec<Item> = self
             .partition(variables_pk(id), None)
@@ -472,9 +486,20 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Every item still stored under a conversation's partitions (for checks after a purge).
-    pub async fn conversation_item_count(&self, owner: Owner, id: ConversationId) -> StoreResult<usize> {
+    /// Every item still stored for a conversation and the given messages of it (for checks
+    /// after a purge): messages, pointers, feedback, list entries, variables, the conversation.
+    pub async fn conversation_item_count(
+        &self,
+        owner: Owner,
+        id: ConversationId,
+        messages: &[MessageId],
+    ) -> StoreResult<usize> {
         let mut count = self.partition(messages_pk(id), None).await?.len();
+        let keys: Vec<Item> = messages
+            .iter()
+            .flat_map(|m| [key(pointer_pk(*m), POINTER_SK), key(pointer_pk(*m), feedback_sk(owner.end_user_id))])
+            .collect();
+        count += self.batch_get(keys).await?.len();
         count += self.partition(variables_pk(id), None).await?.len();
         count += usize::from(self.get(owner_pk(owner), conversation_sk(id)).await?.is_some());
         let app_feedback = self.partition(app_feedback_pk(owner.app_id), None).await?;

@@ -41,6 +41,10 @@ impl S3Blobs {
 
     /// Creates the bucket; false when it exists already (and is ours).
     pub async fn create_bucket(&self) -> StoreResult<bool> {
+        // us-east-1 answers 200 to re-creating one's own bucket, so ask first.
+        if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
+            return Ok(false);
+        }
         match self.client.create_bucket().bucket(&self.bucket).send().await {
             Ok(_) => Ok(true),
             Err(e)

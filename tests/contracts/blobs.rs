@@ -1,0 +1,70 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use shared::adapters::fs_blobs::FsBlobStore;
+use shared::ports::{BlobRange, BlobStore};
+
+/// `None` for stores without URLs of their own, else a checked round trip through the URLs.
+async fn contract(store: Arc<dyn BlobStore>, has_urls: bool) {
+    let key = format!("contract/{}/hello.txt", uuid::Uuid::new_v4());
+    assert_eq!(store.get_blob(&key, None).await.unwrap(), None);
+    assert!(store.stream_blob(&key).await.unwrap().is_none());
+    store.put_blob(&key, "text/plain", Bytes::from_static(b"hello, world")).await.unwrap();
+
+    let whole = store.get_blob(&key, None).await.unwrap().unwrap();
+    assert_eq!(
+        (&whole.bytes[..], whole.content_type.as_str(), whole.total_size),
+        (&b"hello, world"[..], "text/plain", 12)
+    );
+    let part = store.get_blob(&key, Some(BlobRange { start: 7, end: Some(10) })).await.unwrap().unwrap();
+    assert_eq!((&part.bytes[..], part.total_size), (&b"worl"[..], 12));
+    let tail = store.get_blob(&key, Some(BlobRange { start: 7, end: None })).await.unwrap().unwrap();
+    assert_eq!(&tail.bytes[..], b"world");
+    let beyond = store.get_blob(&key, Some(BlobRange { start: 50, end: None })).await.unwrap().unwrap();
+    assert!(beyond.bytes.is_empty());
+
+    let big = Bytes::from((0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let big_key = format!("{key}.bin");
+    store.put_blob(&big_key, "application/octet-stream", big.clone()).await.unwrap();
+    let (mut stream, content_type, size) = store.stream_blob(&big_key).await.unwrap().unwrap();
+    assert_eq!((content_type.as_str(), size), ("application/octet-stream", 300_000));
+    let mut streamed = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        streamed.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(streamed, big.to_vec());
+
+    let get_url = store.presign_get(&key, Duration::from_secs(60)).await.unwrap();
+    let put_url = store.presign_put(&format!("{key}.put"), "text/plain", Duration::from_secs(60)).await.unwrap();
+    assert_eq!((get_url.is_some(), put_url.is_some()), (has_urls, has_urls));
+    if let (Some(get_url), Some(put_url)) = (get_url, put_url) {
+        let fetched = reqwest::get(&get_url).await.unwrap();
+        assert_eq!(fetched.status(), 200);
+        assert_eq!(fetched.bytes().await.unwrap(), Bytes::from_static(b"hello, world"));
+        let client = reqwest::Client::new();
+        let put = client.put(&put_url).header("content-type", "text/plain").body("uploaded").send().await.unwrap();
+        assert!(put.status().is_success(), "{}", put.status());
+        let uploaded = store.get_blob(&format!("{key}.put"), None).await.unwrap().unwrap();
+        assert_eq!(&uploaded.bytes[..], b"uploaded");
+    }
+
+    store.delete_blob(&key).await.unwrap();
+    store.delete_blob(&key).await.unwrap();
+    assert_eq!(store.get_blob(&key, None).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn filesystem_blobs() {
+    let dir = std::env::temp_dir().join(format!("colloquy-blobs-{}", uuid::Uuid::new_v4()));
+    contract(Arc::new(FsBlobStore::new(&dir)), false).await;
+    let store = FsBlobStore::new(&dir);
+    assert!(store.put_blob("../escape", "text/plain", Bytes::new()).await.is_err(), "keys cannot leave the root");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn s3_blobs_on_moto() {
+    contract(Arc::new(colloquy_tests::aws::s3_blobs().await), true).await;
+}

@@ -1,0 +1,407 @@
+use std::sync::Arc;
+
+use colloquy_tests::{T0, test_store};
+use serde_json::{Map, json};
+use shared::adapters::sqlite::SqliteStore;
+use shared::domain::{
+    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App, AppConfig, AppId, AppMode, Conversation,
+    ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackId,
+    FeedbackSource, JobId, JobStatus, Message, MessageId, Owner, Rating, ReplyAction, SortField, TaskId, Timestamp,
+    UserRef, ValueType, VariableId, VariableNameFilter,
+};
+use shared::ports::Store;
+use uuid::Uuid;
+
+fn id() -> Uuid {
+    Uuid::now_v7()
+}
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_micros((T0 + second) * 1_000_000)
+}
+
+async fn app(store: &dyn Store) -> App {
+    let app = App::new(AppId::from_uuid(id()), "Contract", AppMode::Chat, AppConfig::default(), at(0)).unwrap();
+    store.create_app(&app, &ApiKey::generate().hash()).await.unwrap();
+    app
+}
+
+async fn owner(store: &dyn Store, app: AppId, user: &str) -> Owner {
+    let user = UserRef::parse(user).unwrap();
+    let fresh = EndUser { id: EndUserId::from_uuid(id()), app_id: app, session_id: user.clone(), created_at: at(0) };
+    store.end_user(app, &user, fresh).await.unwrap().owner()
+}
+
+fn conversation(owner: Owner, created: i64, updated: i64) -> Conversation {
+    Conversation {
+        id: ConversationId::from_uuid(id()),
+        owner,
+        name: "c".into(),
+        inputs: Map::new(),
+        status: "normal".into(),
+        introduction: String::new(),
+        created_at: at(created),
+        updated_at: at(updated),
+    }
+}
+
+fn message(conversation: &Conversation, second: i64) -> Message {
+    Message {
+        id: MessageId::from_uuid(id()),
+        conversation_id: conversation.id,
+        owner: conversation.owner,
+        parent_message_id: None,
+        inputs: Map::new(),
+        query: format!("q{second}"),
+        answer: String::new(),
+        message_files: vec![json!({"url": "https://example.com/a.png"})],
+        retriever_resources: Vec::new(),
+        agent_thoughts: Vec::new(),
+        status: "normal".into(),
+        error: None,
+        metadata: json!({}),
+        created_at: at(second),
+    }
+}
+
+/// Generates one test per adapter for a contract.
+macro_rules! contract {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(std::sync::Arc::new(super::SqliteStore::in_memory().unwrap())).await;
+            })+
+        }
+        mod dynamodb {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(std::sync::Arc::new(colloquy_tests::aws::dynamo_store().await)).await;
+            })+
+        }
+    };
+}
+
+contract!(apps_and_keys, end_users, conversations, messages, feedback, variables, rate_limits, annotations, tasks);
+
+async fn apps_and_keys(store: Arc<dyn Store>) {
+    let app = app(store.as_ref()).await;
+    assert_eq!(store.app(app.id).await.unwrap().unwrap(), app);
+    assert!(store.apps().await.unwrap().iter().any(|a| a.id == app.id));
+    let key = ApiKey::generate();
+    store.add_key(app.id, &key.hash(), at(1)).await.unwrap();
+    assert!(store.add_key(app.id, &key.hash(), at(1)).await.is_err(), "a key is stored once");
+    assert_eq!(store.app_for_key(&key.hash()).await.unwrap(), Some(app.id));
+    assert!(store.revoke_key(&key.hash()).await.unwrap());
+    assert!(!store.revoke_key(&key.hash()).await.unwrap());
+    assert_eq!(store.app_for_key(&key.hash()).await.unwrap(), None);
+    let mut changed = app.clone();
+    changed.config.enable_api = false;
+    assert!(store.update_app(&changed).await.unwrap());
+    assert!(!store.app(app.id).await.unwrap().unwrap().config.enable_api);
+    let ghost = App { id: AppId::from_uuid(id()), ..app };
+    assert!(!store.update_app(&ghost).await.unwrap());
+    assert_eq!(store.app(ghost.id).await.unwrap(), None);
+}
+
+async fn end_users(store: Arc<dyn Store>) {
+    let one = app(store.as_ref()).await;
+    let two = app(store.as_ref()).await;
+    let first = owner(store.as_ref(), one.id, "alice").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { owner(store.as_ref(), one.id, "alice").await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), first, "get-or-create is stable under concurrency");
+    }
+    assert_ne!(owner(store.as_ref(), two.id, "alice").await, first, "end users are per app");
+    assert_ne!(owner(store.as_ref(), one.id, "Alice").await, first, "and case-sensitive");
+}
+
+async fn conversations(store: Arc<dyn Store>) {
+    let app = app(store.as_ref()).await;
+    let alice = owner(store.as_ref(), app.id, "alice").await;
+    let bob = owner(store.as_ref(), app.id, "bob").await;
+    let mut all = Vec::new();
+    for (created, updated) in [(0, 5), (0, 5), (1, 1), (2, 9), (2, 5)] {
+        let c = conversation(alice, created, updated);
+        store.insert_conversation(&c).await.unwrap();
+        all.push(c);
+    }
+    assert!(store.insert_conversation(&all[0]).await.is_err(), "ids are unique");
+    store.insert_conversation(&conversation(bob, 3, 3)).await.unwrap();
+    assert_eq!(store.conversation(alice, all[0].id).await.unwrap().as_ref(), Some(&all[0]));
+    assert_eq!(store.conversation(bob, all[0].id).await.unwrap(), None);
+
+    for field in [SortField::CreatedAt, SortField::UpdatedAt] {
+        for descending in [false, true] {
+            let sort = ConversationSort { field, descending };
+            let key =
+                |c: &Conversation| (if field == SortField::CreatedAt { c.created_at } else { c.updated_at }, c.id);
+            let mut expected: Vec<_> = all.iter().map(key).collect();
+            expected.sort();
+            if descending {
+                expected.reverse();
+            }
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store.conversations(alice, sort, after, 2).await.unwrap();
+                seen.extend(page.iter().map(key));
+                match page.last() {
+                    Some(last) if page.len() == 2 => after = Some(Cursor { at: key(last).0, id: last.id }),
+                    _ => break,
+                }
+            }
+            assert_eq!(seen, expected, "{sort:?}");
+        }
+    }
+
+    let mut renamed = all[2].clone();
+    renamed.name = "renamed".into();
+    renamed.updated_at = at(20);
+    assert!(store.update_conversation(&renamed).await.unwrap());
+    let newest = store.conversations(alice, ConversationSort::DEFAULT, None, 1).await.unwrap();
+    assert_eq!(newest[0].name, "renamed", "a rename is visible and reorders at once");
+    assert!(!store.update_conversation(&Conversation { owner: bob, ..renamed.clone() }).await.unwrap());
+
+    assert!(store.delete_conversation(alice, renamed.id).await.unwrap());
+    assert!(!store.delete_conversation(alice, renamed.id).await.unwrap());
+    assert!(!store.delete_conversation(bob, all[0].id).await.unwrap());
+    assert_eq!(store.conversation(alice, renamed.id).await.unwrap(), None);
+    assert!(!store.update_conversation(&renamed).await.unwrap(), "a deleted conversation cannot be renamed");
+    let listed = store.conversations(alice, ConversationSort::DEFAULT, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 4);
+    assert!(listed.iter().all(|c| c.id != renamed.id));
+}
+
+async fn messages(store: Arc<dyn Store>) {
+    let app = app(store.as_ref()).await;
+    let alice = owner(store.as_ref(), app.id, "alice").await;
+    let bob = owner(store.as_ref(), app.id, "bob").await;
+    let chat = conversation(alice, 0, 0);
+    let other = conversation(alice, 0, 0);
+    store.insert_conversation(&chat).await.unwrap();
+    store.insert_conversation(&other).await.unwrap();
+    let mut sent = Vec::new();
+    for second in [1, 1, 1, 2, 3] {
+        let m = message(&chat, second);
+        store.insert_message(&m).await.unwrap();
+        sent.push(m);
+    }
+    assert!(store.insert_message(&sent[0]).await.is_err(), "ids are unique");
+    sent.sort_by_key(|m| (m.created_at, m.id));
+
+    assert_eq!(store.message(alice, sent[0].id).await.unwrap().as_ref(), Some(&sent[0]));
+    assert_eq!(store.message(bob, sent[0].id).await.unwrap(), None);
+    assert_eq!(store.message_in(chat.id, sent[0].id).await.unwrap().as_ref(), Some(&sent[0]));
+    assert_eq!(store.message_in(other.id, sent[0].id).await.unwrap(), None);
+    assert_eq!(store.first_message(chat.id).await.unwrap().map(|m| m.id), Some(sent[0].id));
+    assert_eq!(store.first_message(other.id).await.unwrap(), None);
+
+    let newest = store.messages_before(chat.id, None, 2).await.unwrap();
+    assert_eq!(newest.iter().map(|m| m.id).collect::<Vec<_>>(), vec![sent[4].id, sent[3].id]);
+    let cursor = Cursor { at: sent[2].created_at, id: sent[2].id };
+    let older = store.messages_before(chat.id, Some(cursor), 10).await.unwrap();
+    assert_eq!(older.iter().map(|m| m.id).collect::<Vec<_>>(), vec![sent[1].id, sent[0].id], "ties are ordered by id");
+
+    let mut answered = sent[4].clone();
+    answered.answer = "done".into();
+    answered.status = "error".into();
+    answered.error = Some("boom".into());
+    answered.metadata = json!({"usage": {"prompt_tokens": 3}});
+    store.update_message(&answered).await.unwrap();
+    assert_eq!(store.message(alice, answered.id).await.unwrap().as_ref(), Some(&answered));
+    answered.error = None;
+    answered.status = "normal".into();
+    store.update_message(&answered).await.unwrap();
+    assert_eq!(store.message(alice, answered.id).await.unwrap().unwrap().error, None);
+
+    assert!(store.delete_conversation(alice, chat.id).await.unwrap());
+    assert_eq!(store.message(alice, sent[0].id).await.unwrap(), None, "messages vanish with their conversation");
+}
+
+async fn feedback(store: Arc<dyn Store>) {
+    let app = app(store.as_ref()).await;
+    let alice = owner(store.as_ref(), app.id, "alice").await;
+    let chat = conversation(alice, 0, 0);
+    store.insert_conversation(&chat).await.unwrap();
+    let mut rated = Vec::new();
+    for second in 0..4 {
+        let m = message(&chat, second);
+        store.insert_message(&m).await.unwrap();
+        let f = Feedback {
+            id: FeedbackId::from_uuid(id()),
+            app_id: app.id,
+            conversation_id: chat.id,
+            message_id: m.id,
+            rating: Rating::Like,
+            content: None,
+            source: FeedbackSource::User,
+            from_end_user_id: Some(alice.end_user_id),
+            created_at: at(second),
+            updated_at: at(second),
+        };
+        store.save_feedback(&f).await.unwrap();
+        rated.push(f);
+    }
+    let mut changed = rated[1].clone();
+    changed.rating = Rating::Dislike;
+    changed.content = Some("wrong".into());
+    changed.updated_at = at(30);
+    store.save_feedback(&changed).await.unwrap();
+    assert_eq!(store.user_feedback(alice, rated[1].message_id).await.unwrap().as_ref(), Some(&changed));
+    let bob = owner(store.as_ref(), app.id, "bob").await;
+    assert_eq!(store.user_feedback(bob, rated[1].message_id).await.unwrap(), None);
+
+    let ids: Vec<MessageId> = rated.iter().map(|f| f.message_id).collect();
+    let mut ratings = store.user_ratings(alice, &ids).await.unwrap();
+    ratings.sort_by_key(|(m, _)| *m);
+    assert_eq!(ratings.len(), 4);
+    assert!(ratings.contains(&(rated[1].message_id, Rating::Dislike)));
+
+    let page = store.app_feedbacks(app.id, 1, 2).await.unwrap();
+    assert_eq!(page.iter().map(|f| f.id).collect::<Vec<_>>(), vec![rated[2].id, rated[1].id], "newest first, offset");
+    assert_eq!(page[1].content.as_deref(), Some("wrong"));
+    store.delete_feedback(&changed).await.unwrap();
+    assert_eq!(store.user_feedback(alice, rated[1].message_id).await.unwrap(), None);
+    assert_eq!(store.app_feedbacks(app.id, 0, 10).await.unwrap().len(), 3);
+    assert!(store.delete_conversation(alice, chat.id).await.unwrap());
+    assert!(store.app_feedbacks(app.id, 0, 10).await.unwrap().is_empty(), "feedback vanishes with its conversation");
+}
+
+async fn variables(store: Arc<dyn Store>) {
+    let app = app(store.as_ref()).await;
+    let alice = owner(store.as_ref(), app.id, "alice").await;
+    let chat = conversation(alice, 0, 0);
+    let mut made = Vec::new();
+    for (second, name) in [(0, "memory"), (0, "Memo_2"), (1, "other")] {
+        let v = ConversationVariable {
+            id: VariableId::from_uuid(id()),
+            app_id: app.id,
+            conversation_id: chat.id,
+            name: name.into(),
+            value_type: ValueType::Object,
+            value: json!({"k": second}),
+            description: String::new(),
+            created_at: at(second),
+            updated_at: at(second),
+        };
+        store.insert_variable(&v).await.unwrap();
+        made.push(v);
+    }
+    made.sort_by_key(|v| (v.created_at, v.id));
+    let all = store.variables(chat.id, None, None, 10).await.unwrap();
+    assert_eq!(all, made);
+    let filter = VariableNameFilter::parse("MEMO").unwrap();
+    let memos = store.variables(chat.id, Some(&filter), None, 10).await.unwrap();
+    assert_eq!(memos.len(), 2);
+    let after =
+        store.variables(chat.id, None, Some(Cursor { at: made[0].created_at, id: made[0].id }), 1).await.unwrap();
+    assert_eq!(after, vec![made[1].clone()]);
+    let mut changed = made[2].clone();
+    changed.value = json!([1, 2]);
+    changed.updated_at = at(9);
+    store.update_variable(&changed).await.unwrap();
+    assert_eq!(store.variable(chat.id, changed.id).await.unwrap(), Some(changed));
+    assert_eq!(store.variable(ConversationId::from_uuid(id()), made[0].id).await.unwrap(), None);
+}
+
+async fn rate_limits(store: Arc<dyn Store>) {
+    let key = format!("contract:{}", id());
+    for _ in 0..3 {
+        assert!(store.try_hit(&key, 60, 3).await.unwrap());
+    }
+    assert!(!store.try_hit(&key, 60, 3).await.unwrap());
+    assert!(!store.try_hit(&key, 60, 3).await.unwrap(), "refused hits are not counted up");
+    assert!(store.try_hit(&key, 120, 3).await.unwrap(), "a new window starts afresh");
+    assert!(store.try_hit(&format!("{key}:other"), 60, 3).await.unwrap());
+}
+
+async fn annotations(store: Arc<dyn Store>) {
+    let app = app(store.as_ref()).await;
+    let mut made = Vec::new();
+    for (second, question) in [(0, "Reset password"), (1, "Opening hours"), (2, "Password length")] {
+        let a = Annotation {
+            id: AnnotationId::from_uuid(id()),
+            app_id: app.id,
+            question: question.into(),
+            answer: format!("answer {second}"),
+            hit_count: 0,
+            embedding: (second == 0).then(|| vec![0.25, -1.0, 3.5]),
+            created_at: at(second),
+        };
+        store.insert_annotation(&a).await.unwrap();
+        made.push(a);
+    }
+    assert_eq!(store.annotation(app.id, made[0].id).await.unwrap().as_ref(), Some(&made[0]));
+    assert_eq!(store.annotation(AppId::from_uuid(id()), made[0].id).await.unwrap(), None);
+    let (page, total) = store.annotations(app.id, Some("PASSWORD"), 0, 1).await.unwrap();
+    assert_eq!((page.iter().map(|a| a.id).collect::<Vec<_>>(), total), (vec![made[2].id], 2));
+    let (page, total) = store.annotations(app.id, None, 1, 5).await.unwrap();
+    assert_eq!((page.len(), total), (2, 3));
+    let (page, _) = store.annotations(app.id, Some("answer 1"), 0, 5).await.unwrap();
+    assert_eq!(page[0].id, made[1].id, "answers are searched too");
+
+    store.record_annotation_hit(app.id, made[0].id).await.unwrap();
+    store.record_annotation_hit(app.id, made[0].id).await.unwrap();
+    let mut changed = store.annotation(app.id, made[0].id).await.unwrap().unwrap();
+    assert_eq!(changed.hit_count, 2);
+    changed.question = "Reset my password".into();
+    changed.embedding = None;
+    assert!(store.update_annotation(&changed).await.unwrap());
+    assert_eq!(store.annotation(app.id, changed.id).await.unwrap(), Some(changed.clone()));
+    assert_eq!(store.all_annotations(app.id).await.unwrap().len(), 3);
+    assert!(store.delete_annotation(app.id, changed.id).await.unwrap());
+    assert!(!store.delete_annotation(app.id, changed.id).await.unwrap());
+    assert!(!store.update_annotation(&changed).await.unwrap());
+
+    assert_eq!(store.annotation_settings(app.id).await.unwrap(), None);
+    let settings = AnnotationSettings::new(0.75, "echo", "lexical").unwrap();
+    store.save_annotation_settings(app.id, Some(&settings)).await.unwrap();
+    assert_eq!(store.annotation_settings(app.id).await.unwrap(), Some(settings));
+    store.save_annotation_settings(app.id, None).await.unwrap();
+    assert_eq!(store.annotation_settings(app.id).await.unwrap(), None);
+
+    let mut job = AnnotationJob {
+        id: JobId::from_uuid(id()),
+        app_id: app.id,
+        action: ReplyAction::Enable,
+        status: JobStatus::Processing,
+        error: String::new(),
+        created_at: at(0),
+    };
+    store.save_job(&job).await.unwrap();
+    job.status = JobStatus::Error;
+    job.error = "no provider".into();
+    store.save_job(&job).await.unwrap();
+    assert_eq!(store.job(app.id, job.id).await.unwrap(), Some(job.clone()));
+    assert_eq!(store.job(AppId::from_uuid(id()), job.id).await.unwrap(), None);
+}
+
+async fn tasks(store: Arc<dyn Store>) {
+    let app = app(store.as_ref()).await;
+    let alice = owner(store.as_ref(), app.id, "alice").await;
+    let bob = owner(store.as_ref(), app.id, "bob").await;
+    let task = TaskId::from_uuid(id());
+    store.start_task(task, alice, at(0)).await.unwrap();
+    assert!(!store.stop_requested(task).await.unwrap());
+    store.request_stop(task, bob).await.unwrap();
+    assert!(!store.stop_requested(task).await.unwrap(), "only the owner can stop a task");
+    store.request_stop(TaskId::from_uuid(id()), alice).await.unwrap();
+    store.request_stop(task, alice).await.unwrap();
+    assert!(store.stop_requested(task).await.unwrap());
+    store.finish_task(task).await.unwrap();
+    assert!(!store.stop_requested(task).await.unwrap());
+}
+
+#[tokio::test]
+async fn the_api_test_store_is_the_one_selected() {
+    // `test_store` picks DynamoDB when COLLOQUY_TEST_STORE=dynamodb; either way it works.
+    let store = test_store().await;
+    let app = app(store.as_ref()).await;
+    assert!(store.app(app.id).await.unwrap().is_some());
+}
