@@ -60,6 +60,12 @@ impl ModelSettings {
 
     /// Builds the providers. The built-in `echo` provider is always present.
     pub async fn build(&self) -> Result<Models, String> {
+        self.build_with(None).await
+    }
+
+    /// Builds the providers, deriving AWS clients from `aws` when given (built once per process).
+    #[cfg_attr(not(feature = "bedrock"), allow(unused_variables))]
+    pub async fn build_with(&self, aws: Option<&AwsConfig>) -> Result<Models, String> {
         let mut providers = vec![Provider {
             name: "echo",
             llm: Arc::new(EchoLlm::new(self.echo_delay)),
@@ -70,7 +76,7 @@ impl ModelSettings {
             providers.push(Provider { name: "openai", llm: openai.clone(), embedder: Some(openai) });
         }
         if let Some((model, embedding_model)) = &self.bedrock {
-            providers.push(bedrock(model, embedding_model).await?);
+            providers.push(bedrock(model, embedding_model, aws).await?);
         }
         let default = crate::domain::PROVIDERS.into_iter().find(|p| *p == self.default).unwrap_or("echo");
         Models::new(default, providers)
@@ -78,15 +84,23 @@ impl ModelSettings {
 }
 
 #[cfg(feature = "bedrock")]
-async fn bedrock(model: &str, embedding_model: &str) -> Result<Provider, String> {
+type AwsConfig = aws_config::SdkConfig;
+#[cfg(not(feature = "bedrock"))]
+type AwsConfig = ();
+
+#[cfg(feature = "bedrock")]
+async fn bedrock(model: &str, embedding_model: &str, aws: Option<&AwsConfig>) -> Result<Provider, String> {
     use crate::adapters::bedrock::{Bedrock, BedrockSettings};
     let settings = BedrockSettings { model: model.to_owned(), embedding_model: embedding_model.to_owned() };
-    let bedrock = Arc::new(Bedrock::from_env(settings).await);
+    let bedrock = Arc::new(match aws {
+        Some(config) => Bedrock::new(aws_sdk_bedrockruntime::Client::new(config), settings),
+        None => Bedrock::from_env(settings).await,
+    });
     Ok(Provider { name: "bedrock", llm: bedrock.clone(), embedder: Some(bedrock) })
 }
 
 #[cfg(not(feature = "bedrock"))]
-async fn bedrock(_model: &str, _embedding_model: &str) -> Result<Provider, String> {
+async fn bedrock(_model: &str, _embedding_model: &str, _aws: Option<&AwsConfig>) -> Result<Provider, String> {
     Err("this build has no Bedrock support (build shared with the `bedrock` feature)".into())
 }
 

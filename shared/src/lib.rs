@@ -13,5 +13,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod models;
 pub mod ports;

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod fakes;
+pub mod lambda;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

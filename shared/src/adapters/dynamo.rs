@@ -182,6 +182,30 @@ fn rate_pk(key: &str) -> String {
     format!("RL#{key}")
 }
 
+/// The new image of a changed item, as a table stream delivers it; enough to recognise a
+/// conversation tombstone.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ChangedItem {
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub id: Option<String>,
+    pub app_id: Option<String>,
+    pub end_user_id: Option<String>,
+    pub deleted: Option<bool>,
+}
+
+impl ChangedItem {
+    /// The conversation this change deleted, if it is a conversation tombstone.
+    pub fn deleted_conversation(&self) -> Option<(Owner, ConversationId)> {
+        if self.deleted != Some(true) || !self.sk.starts_with("CONV#") {
+            return None;
+        }
+        let owner =
+            Owner { app_id: self.app_id.as_deref()?.parse().ok()?, end_user_id: self.end_user_id.as_deref()?.parse().ok()? };
+        Some((owner, self.id.as_deref()?.parse().ok()?))
+    }
+}
+
 /// What a purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {

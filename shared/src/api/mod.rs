@@ -124,6 +124,11 @@ pub struct Services {
     pub limits: ApiLimits,
 }
 
+/// The endpoint a method and path lead to (for functions that serve one endpoint).
+pub fn resolve_endpoint(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
+    routes::resolve(method, path).map(|(endpoint, _)| endpoint)
+}
+
 /// Serves one request: routing, authentication, the endpoint, and error mapping.
 pub async fn handle(services: &Services, request: ApiRequest) -> ApiResponse {
     match dispatch(services, &request).await {

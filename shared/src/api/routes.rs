@@ -33,6 +33,38 @@ pub enum Endpoint {
     AnnotationReplyStatus,
 }
 
+impl Endpoint {
+    /// Every endpoint, in route-table order.
+    pub fn all() -> impl Iterator<Item = Endpoint> {
+        ROUTES.iter().flat_map(|(_, methods)| methods.iter().map(|(_, e)| *e)).scan(Vec::new(), |seen, e| {
+            let new = !seen.contains(&e);
+            seen.push(e);
+            Some(new.then_some(e))
+        }).flatten()
+    }
+
+    /// The routes (method, path pattern) that lead to this endpoint.
+    pub fn routes(self) -> Vec<(Method, &'static str)> {
+        ROUTES
+            .iter()
+            .flat_map(|(path, methods)| methods.iter().filter(move |(_, e)| *e == self).map(move |(m, _)| (m.clone(), *path)))
+            .collect()
+    }
+
+    /// Whether the endpoint calls a language model or an embedder.
+    pub fn uses_models(self) -> bool {
+        matches!(
+            self,
+            Self::ChatMessages
+                | Self::SuggestedQuestions
+                | Self::RenameConversation
+                | Self::CreateAnnotation
+                | Self::UpdateAnnotation
+                | Self::AnnotationReply
+        )
+    }
+}
+
 /// Path pattern and the methods it answers. Path ids must be UUIDs, as Dify's `<uuid:>`
 /// converter requires; anything else does not match the route (404).
 pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[

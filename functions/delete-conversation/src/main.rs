@@ -1,0 +1,6 @@
+//! `DELETE /v1/conversations/:id` as a Lambda function.
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), shared::lambda::Error> {
+    shared::lambda::serve(shared::api::Endpoint::DeleteConversation).await
+}
