@@ -1,6 +1,8 @@
 //! Every function binary, run as Lambda runs it (a Runtime API, real API Gateway v2 and
 //! DynamoDB stream events), against DynamoDB Local and moto, answers like the local server.
 
+mod template;
+
 use colloquy_tests::lambda::{Function, buffered_response, http_event, streamed_response};
 use colloquy_tests::*;
 use serde_json::{Value, json};
@@ -9,7 +11,11 @@ use shared::ports::Store;
 
 async fn function(name: &str) -> Function {
     let table = aws::table_name().await;
-    Function::start(name, &[("COLLOQUY_TABLE", table), ("COLLOQUY_LLM", "echo".into()), ("COLLOQUY_ECHO_DELAY_MS", "0".into())]).await
+    Function::start(
+        name,
+        &[("COLLOQUY_TABLE", table), ("COLLOQUY_LLM", "echo".into()), ("COLLOQUY_ECHO_DELAY_MS", "0".into())],
+    )
+    .await
 }
 
 /// Sends a request to a function and reads the JSON (or empty) answer.
@@ -17,14 +23,22 @@ async fn call(f: &Function, key: &TestKey, method: &str, path: &str, query: &str
     let auth = format!("Bearer {}", key.key);
     let body = body.map(|b| b.to_string());
     let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
-    let invocation = f.invoke(http_event(method, path, query, &headers, body.as_deref().map(str::as_bytes), false)).await;
+    let invocation =
+        f.invoke(http_event(method, path, query, &headers, body.as_deref().map(str::as_bytes), false)).await;
     let (status, _, bytes) = buffered_response(&invocation);
     let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("a JSON body") };
     (status, json)
 }
 
 /// Sends the same request to the local server.
-async fn local(app: &TestApp, key: &TestKey, method: &str, path: &str, query: &str, body: Option<Value>) -> (u16, Value) {
+async fn local(
+    app: &TestApp,
+    key: &TestKey,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let url = if query.is_empty() { app.url(path) } else { app.url(&format!("{path}?{query}")) };
     let mut request = app.client.request(method.parse().unwrap(), url).bearer_auth(&key.key);
     if let Some(body) = body {
@@ -36,7 +50,9 @@ async fn local(app: &TestApp, key: &TestKey, method: &str, path: &str, query: &s
 /// Removes what legitimately differs between two runs of a write (new ids, clocks, timing).
 fn stable(mut value: Value) -> Value {
     if let Some(map) = value.as_object_mut() {
-        for volatile in ["id", "message_id", "conversation_id", "task_id", "job_id", "created_at", "updated_at", "latency"] {
+        for volatile in
+            ["id", "message_id", "conversation_id", "task_id", "job_id", "created_at", "updated_at", "latency"]
+        {
             map.remove(volatile);
         }
         for child in map.values_mut() {
@@ -54,16 +70,27 @@ fn stable(mut value: Value) -> Value {
 async fn every_route_answers_as_the_local_server_does() {
     let store = test_store_on_dynamodb().await;
     let app = spawn_app_on(store).await;
-    let config = AppConfig::from_json(r#"{"suggested_questions_after_answer": {"enabled": true}, "opening_statement": "Hi"}"#).unwrap();
+    let config =
+        AppConfig::from_json(r#"{"suggested_questions_after_answer": {"enabled": true}, "opening_statement": "Hi"}"#)
+            .unwrap();
     let key = app.create_app(AppMode::AdvancedChat, config).await;
     let conversation = app.seed_conversation(&key, "u", "first").await;
     let second = app.seed_conversation(&key, "u", "second").await;
     let message = app.seed_message(&conversation, "What is Rust?").await;
     let other_message = app.seed_message(&conversation, "And Go?").await;
     let variable = app.seed_variable(&conversation, "memory", ValueType::Object, json!({"a": 1})).await;
-    send(app.post(&key, &format!("/v1/messages/{}/feedbacks", message.id), json!({"rating": "like", "user": "u"}))).await;
+    send(app.post(&key, &format!("/v1/messages/{}/feedbacks", message.id), json!({"rating": "like", "user": "u"})))
+        .await;
     send(app.post(&key, "/v1/apps/annotations", json!({"question": "Opening hours?", "answer": "9 to 5"}))).await;
-    let (_, job) = local(&app, &key, "POST", "/v1/apps/annotation-reply/enable", "", Some(json!({"score_threshold": 0.9, "embedding_provider_name": "echo", "embedding_model_name": "lexical"}))).await;
+    let (_, job) = local(
+        &app,
+        &key,
+        "POST",
+        "/v1/apps/annotation-reply/enable",
+        "",
+        Some(json!({"score_threshold": 0.9, "embedding_provider_name": "echo", "embedding_model_name": "lexical"})),
+    )
+    .await;
 
     let conversation_messages = format!("user=u&conversation_id={}", conversation.id);
     let reads: Vec<(&str, &str, String, String)> = vec![
@@ -73,7 +100,12 @@ async fn every_route_answers_as_the_local_server_does() {
         ("app-site", "GET", "/v1/site".into(), String::new()),
         ("list-conversations", "GET", "/v1/conversations".into(), "user=u&limit=1".into()),
         ("list-messages", "GET", "/v1/messages".into(), conversation_messages),
-        ("list-conversation-variables", "GET", format!("/v1/conversations/{}/variables", conversation.id), "user=u".into()),
+        (
+            "list-conversation-variables",
+            "GET",
+            format!("/v1/conversations/{}/variables", conversation.id),
+            "user=u".into(),
+        ),
         ("app-feedbacks", "GET", "/v1/app/feedbacks".into(), "page=1&limit=10".into()),
         ("list-annotations", "GET", "/v1/apps/annotations".into(), "keyword=hours".into()),
         ("suggested-questions", "GET", format!("/v1/messages/{}/suggested", message.id), "user=u".into()),
@@ -95,7 +127,13 @@ async fn every_route_answers_as_the_local_server_does() {
     }
 
     let writes: Vec<(&str, &str, String, Value, String)> = vec![
-        ("rename-conversation", "POST", format!("/v1/conversations/{}/name", second.id), json!({"name": "Renamed", "user": "u"}), "name".into()),
+        (
+            "rename-conversation",
+            "POST",
+            format!("/v1/conversations/{}/name", second.id),
+            json!({"name": "Renamed", "user": "u"}),
+            "name".into(),
+        ),
         (
             "update-conversation-variable",
             "PUT",
@@ -103,11 +141,41 @@ async fn every_route_answers_as_the_local_server_does() {
             json!({"value": {"b": [1, 2]}, "user": "u"}),
             "value".into(),
         ),
-        ("message-feedback", "POST", format!("/v1/messages/{}/feedbacks", other_message.id), json!({"rating": "dislike", "user": "u"}), "result".into()),
-        ("chat-messages", "POST", "/v1/chat-messages".into(), json!({"inputs": {}, "query": "Hello there", "user": "u"}), "answer".into()),
-        ("stop-chat-message", "POST", format!("/v1/chat-messages/{}/stop", unknown_id()), json!({"user": "u"}), "result".into()),
-        ("create-annotation", "POST", "/v1/apps/annotations".into(), json!({"question": "q", "answer": "a"}), "question".into()),
-        ("annotation-reply", "POST", "/v1/apps/annotation-reply/disable".into(), json!({"score_threshold": 0.9, "embedding_provider_name": "echo", "embedding_model_name": "lexical"}), "job_status".into()),
+        (
+            "message-feedback",
+            "POST",
+            format!("/v1/messages/{}/feedbacks", other_message.id),
+            json!({"rating": "dislike", "user": "u"}),
+            "result".into(),
+        ),
+        (
+            "chat-messages",
+            "POST",
+            "/v1/chat-messages".into(),
+            json!({"inputs": {}, "query": "Hello there", "user": "u"}),
+            "answer".into(),
+        ),
+        (
+            "stop-chat-message",
+            "POST",
+            format!("/v1/chat-messages/{}/stop", unknown_id()),
+            json!({"user": "u"}),
+            "result".into(),
+        ),
+        (
+            "create-annotation",
+            "POST",
+            "/v1/apps/annotations".into(),
+            json!({"question": "q", "answer": "a"}),
+            "question".into(),
+        ),
+        (
+            "annotation-reply",
+            "POST",
+            "/v1/apps/annotation-reply/disable".into(),
+            json!({"score_threshold": 0.9, "embedding_provider_name": "echo", "embedding_model_name": "lexical"}),
+            "job_status".into(),
+        ),
     ];
     for (name, method, path, body, field) in &writes {
         let f = function(name).await;
@@ -128,10 +196,14 @@ async fn every_route_answers_as_the_local_server_does() {
     assert_eq!(call(&f, &key, "DELETE", &path, "", None).await.0, 404);
 
     let f = function("delete-conversation").await;
-    let (status, body) = call(&f, &key, "DELETE", &format!("/v1/conversations/{}", second.id), "", Some(json!({"user": "u"}))).await;
+    let (status, body) =
+        call(&f, &key, "DELETE", &format!("/v1/conversations/{}", second.id), "", Some(json!({"user": "u"}))).await;
     assert_eq!((status, body), (204, Value::Null));
     let (_, list) = local(&app, &key, "GET", "/v1/conversations", "user=u", None).await;
-    assert!(list["data"].as_array().unwrap().iter().all(|c| c["id"] != second.id.to_string()), "deleted through Lambda");
+    assert!(
+        list["data"].as_array().unwrap().iter().all(|c| c["id"] != second.id.to_string()),
+        "deleted through Lambda"
+    );
 }
 
 async fn create_annotation(app: &TestApp, key: &TestKey) -> String {
@@ -165,24 +237,48 @@ async fn the_streaming_function_streams_server_sent_events() {
     let key = app.chat_app().await;
     let f = function("chat-messages-stream").await;
     let auth = format!("Bearer {}", key.key);
-    let body = json!({"inputs": {}, "query": "stream over a function url", "user": "u", "response_mode": "streaming"}).to_string();
-    let event = http_event("POST", "/v1/chat-messages", "", &[("authorization", &auth), ("content-type", "application/json")], Some(body.as_bytes()), false);
+    let body = json!({"inputs": {}, "query": "stream over a function url", "user": "u", "response_mode": "streaming"})
+        .to_string();
+    let event = http_event(
+        "POST",
+        "/v1/chat-messages",
+        "",
+        &[("authorization", &auth), ("content-type", "application/json")],
+        Some(body.as_bytes()),
+        false,
+    );
     let invocation = f.invoke(event).await;
     let (status, prelude, bytes) = streamed_response(&invocation);
     assert_eq!(status, 200);
     assert_eq!(prelude["headers"]["content-type"], "text/event-stream");
     let text = String::from_utf8(bytes).unwrap();
-    let events: Vec<Value> =
-        text.split("\n\n").filter_map(|frame| frame.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect();
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|frame| frame.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
     assert_eq!(events.last().unwrap()["event"], "message_end");
-    let answer: String = events.iter().filter(|e| e["event"] == "message").map(|e| e["answer"].as_str().unwrap()).collect();
+    let answer: String =
+        events.iter().filter(|e| e["event"] == "message").map(|e| e["answer"].as_str().unwrap()).collect();
     assert!(answer.starts_with("Echo: stream over a function url"), "{answer}");
-    let (_, history) = send(app.get(&key, &format!("/v1/messages?user=u&conversation_id={}", events[0]["conversation_id"].as_str().unwrap()))).await;
+    let (_, history) =
+        send(app.get(
+            &key,
+            &format!("/v1/messages?user=u&conversation_id={}", events[0]["conversation_id"].as_str().unwrap()),
+        ))
+        .await;
     assert_eq!(history["data"][0]["answer"], answer);
 
     // A blocking request through the same function comes back whole.
     let body = json!({"inputs": {}, "query": "blocking", "user": "u"}).to_string();
-    let event = http_event("POST", "/v1/chat-messages", "", &[("authorization", &auth), ("content-type", "application/json")], Some(body.as_bytes()), false);
+    let event = http_event(
+        "POST",
+        "/v1/chat-messages",
+        "",
+        &[("authorization", &auth), ("content-type", "application/json")],
+        Some(body.as_bytes()),
+        false,
+    );
     let (status, _, bytes) = streamed_response(&f.invoke(event).await);
     assert_eq!(status, 200);
     assert!(serde_json::from_slice::<Value>(&bytes).unwrap()["answer"].as_str().unwrap().starts_with("Echo: blocking"));

@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,7 +56,12 @@ async fn next(State(runtime): State<Arc<Runtime>>) -> Response {
         .into_response()
 }
 
-async fn respond(State(runtime): State<Arc<Runtime>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn respond(
+    State(runtime): State<Arc<Runtime>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let streamed = headers.get("lambda-runtime-function-response-mode").is_some_and(|v| v == "streaming");
     if let Some(waiter) = runtime.waiting.lock().unwrap().remove(&id) {
         let _ = waiter.send(Invocation { body, streamed, failed: false });
@@ -131,21 +136,25 @@ impl Function {
         let (waiter, answer) = oneshot::channel();
         self.runtime.waiting.lock().unwrap().insert(id.clone(), waiter);
         self.events.send((id, event)).await.expect("the runtime is up");
-        tokio::time::timeout(Duration::from_secs(60), answer).await.expect("the function answers in time").expect("an answer")
+        tokio::time::timeout(Duration::from_secs(60), answer)
+            .await
+            .expect("the function answers in time")
+            .expect("an answer")
     }
 }
 
 /// An API Gateway HTTP API (payload 2.0) event; a Function URL event has the same shape.
-pub fn http_event(method: &str, path: &str, query: &str, headers: &[(&str, &str)], body: Option<&[u8]>, binary: bool) -> Value {
+pub fn http_event(
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    binary: bool,
+) -> Value {
     let headers: serde_json::Map<String, Value> =
         headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::String((*v).to_owned()))).collect();
-    let body = body.map(|b| {
-        if binary {
-            BASE64.encode(b)
-        } else {
-            String::from_utf8_lossy(b).into_owned()
-        }
-    });
+    let body = body.map(|b| if binary { BASE64.encode(b) } else { String::from_utf8_lossy(b).into_owned() });
     json!({
         "version": "2.0",
         "routeKey": format!("{method} {path}"),

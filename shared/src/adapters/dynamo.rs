@@ -31,6 +31,12 @@ use crate::ports::{
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The table's local secondary indexes: (index name, sort-key attribute). `template.yaml`
+/// declares the same (a test compares them).
+pub const INDEXES: [(&str, &str); 2] = [("LSI1", "LSI1SK"), ("LSI2", "LSI2SK")];
+/// The TTL attribute of tombstones, task flags, jobs and rate windows.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
 /// DynamoDB accepts at most 25 writes per BatchWriteItem and 100 keys per BatchGetItem.
 const BATCH_WRITE: usize = 25;
 const BATCH_GET: usize = 100;
@@ -200,8 +206,10 @@ impl ChangedItem {
         if self.deleted != Some(true) || !self.sk.starts_with("CONV#") {
             return None;
         }
-        let owner =
-            Owner { app_id: self.app_id.as_deref()?.parse().ok()?, end_user_id: self.end_user_id.as_deref()?.parse().ok()? };
+        let owner = Owner {
+            app_id: self.app_id.as_deref()?.parse().ok()?,
+            end_user_id: self.end_user_id.as_deref()?.parse().ok()?,
+        };
         Some((owner, self.id.as_deref()?.parse().ok()?))
     }
 }
@@ -256,12 +264,12 @@ impl DynamoStore {
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(attribute("PK")?)
             .attribute_definitions(attribute("SK")?)
-            .attribute_definitions(attribute("LSI1SK")?)
-            .attribute_definitions(attribute("LSI2SK")?)
+            .attribute_definitions(attribute(INDEXES[0].1)?)
+            .attribute_definitions(attribute(INDEXES[1].1)?)
             .key_schema(schema("PK", KeyType::Hash)?)
             .key_schema(schema("SK", KeyType::Range)?)
-            .local_secondary_indexes(lsi("LSI1", "LSI1SK")?)
-            .local_secondary_indexes(lsi("LSI2", "LSI2SK")?)
+            .local_secondary_indexes(lsi(INDEXES[0].0, INDEXES[0].1)?)
+            .local_secondary_indexes(lsi(INDEXES[1].0, INDEXES[1].1)?)
             .stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
@@ -278,8 +286,11 @@ impl DynamoStore {
             }
             Err(error) => return Err(sdk_error(error)),
         }
-        let ttl_spec =
-            TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build().map_err(sdk_error)?;
+        let ttl_spec = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(TTL_ATTRIBUTE)
+            .build()
+            .map_err(sdk_error)?;
         self.client
             .update_time_to_live()
             .table_name(&self.table)

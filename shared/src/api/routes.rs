@@ -36,19 +36,52 @@ pub enum Endpoint {
 impl Endpoint {
     /// Every endpoint, in route-table order.
     pub fn all() -> impl Iterator<Item = Endpoint> {
-        ROUTES.iter().flat_map(|(_, methods)| methods.iter().map(|(_, e)| *e)).scan(Vec::new(), |seen, e| {
-            let new = !seen.contains(&e);
-            seen.push(e);
-            Some(new.then_some(e))
-        }).flatten()
+        ROUTES
+            .iter()
+            .flat_map(|(_, methods)| methods.iter().map(|(_, e)| *e))
+            .scan(Vec::new(), |seen, e| {
+                let new = !seen.contains(&e);
+                seen.push(e);
+                Some(new.then_some(e))
+            })
+            .flatten()
     }
 
     /// The routes (method, path pattern) that lead to this endpoint.
     pub fn routes(self) -> Vec<(Method, &'static str)> {
         ROUTES
             .iter()
-            .flat_map(|(path, methods)| methods.iter().filter(move |(_, e)| *e == self).map(move |(m, _)| (m.clone(), *path)))
+            .flat_map(|(path, methods)| {
+                methods.iter().filter(move |(_, e)| *e == self).map(move |(m, _)| (m.clone(), *path))
+            })
             .collect()
+    }
+
+    /// The Lambda function (package and binary) that serves this endpoint.
+    pub fn function_name(self) -> &'static str {
+        match self {
+            Self::ListConversations => "list-conversations",
+            Self::DeleteConversation => "delete-conversation",
+            Self::RenameConversation => "rename-conversation",
+            Self::ListConversationVariables => "list-conversation-variables",
+            Self::UpdateConversationVariable => "update-conversation-variable",
+            Self::ListMessages => "list-messages",
+            Self::MessageFeedback => "message-feedback",
+            Self::AppFeedbacks => "app-feedbacks",
+            Self::AppInfo => "app-info",
+            Self::AppParameters => "app-parameters",
+            Self::AppMeta => "app-meta",
+            Self::AppSite => "app-site",
+            Self::ChatMessages => "chat-messages",
+            Self::StopChatMessage => "stop-chat-message",
+            Self::SuggestedQuestions => "suggested-questions",
+            Self::ListAnnotations => "list-annotations",
+            Self::CreateAnnotation => "create-annotation",
+            Self::UpdateAnnotation => "update-annotation",
+            Self::DeleteAnnotation => "delete-annotation",
+            Self::AnnotationReply => "annotation-reply",
+            Self::AnnotationReplyStatus => "annotation-reply-status",
+        }
     }
 
     /// Whether the endpoint calls a language model or an embedder.

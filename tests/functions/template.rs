@@ -1,0 +1,119 @@
+//! `template.yaml` matches the code: one function per endpoint with exactly its routes, the
+//! streaming and purge functions, and the table as the DynamoDB store creates it.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde_yaml::Value;
+use shared::adapters::dynamo::{INDEXES, TTL_ATTRIBUTE};
+use shared::api::Endpoint;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn template() -> Value {
+    serde_yaml::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap())
+        .expect("template.yaml is YAML")
+}
+
+/// (binary, resource) for every function of the template.
+fn functions(template: &Value) -> Vec<(String, Value)> {
+    template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::Function")
+        .map(|r| (r["Metadata"]["BuildProperties"]["Binary"].as_str().expect("a Binary").to_owned(), r.clone()))
+        .collect()
+}
+
+fn http_routes(function: &Value) -> BTreeSet<(String, String)> {
+    function["Properties"]["Events"]
+        .as_mapping()
+        .map(|events| {
+            events
+                .values()
+                .filter(|e| e["Type"] == "HttpApi")
+                .map(|e| {
+                    (
+                        e["Properties"]["Method"].as_str().unwrap().to_owned(),
+                        e["Properties"]["Path"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_endpoint_has_its_function_with_exactly_its_routes() {
+    let template = template();
+    let functions = functions(&template);
+    for endpoint in Endpoint::all() {
+        let name = endpoint.function_name();
+        let (_, function) =
+            functions.iter().find(|(binary, _)| binary == name).unwrap_or_else(|| panic!("no function {name}"));
+        let expected: BTreeSet<(String, String)> =
+            endpoint.routes().into_iter().map(|(m, p)| (m.to_string(), p.to_owned())).collect();
+        assert_eq!(http_routes(function), expected, "{name}");
+        let main =
+            std::fs::read_to_string(root().join(format!("functions/{name}/src/main.rs"))).expect("the package exists");
+        assert!(main.contains(&format!("Endpoint::{endpoint:?})")), "functions/{name} serves {endpoint:?}");
+        let uses_bedrock =
+            serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap().contains("bedrock:InvokeModel");
+        assert_eq!(uses_bedrock, endpoint.uses_models(), "{name}: Bedrock access only where a model is used");
+    }
+    let packages: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let declared: BTreeSet<String> = functions.iter().map(|(binary, _)| binary.clone()).collect();
+    assert_eq!(declared, packages, "every package is deployed and every deployed binary is a package");
+}
+
+#[test]
+fn streaming_chat_and_the_purge_are_wired() {
+    let template = template();
+    let functions = functions(&template);
+    let find = |name: &str| functions.iter().find(|(b, _)| b == name).map(|(_, f)| f.clone()).unwrap();
+    let stream = find("chat-messages-stream");
+    assert_eq!(stream["Properties"]["FunctionUrlConfig"]["InvokeMode"], "RESPONSE_STREAM");
+    let main = std::fs::read_to_string(root().join("functions/chat-messages-stream/src/main.rs")).unwrap();
+    assert!(main.contains("serve_streaming(shared::api::Endpoint::ChatMessages)"));
+    let purge = find("purge-conversation");
+    let event = &purge["Properties"]["Events"]["Tombstones"];
+    assert_eq!(event["Type"], "DynamoDB");
+    assert!(
+        event["Properties"]["FunctionResponseTypes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|t| t == "ReportBatchItemFailures")
+    );
+    let pattern = event["Properties"]["FilterCriteria"]["Filters"][0]["Pattern"].as_str().unwrap();
+    assert!(pattern.contains(r#""deleted": {"BOOL": [true]}"#));
+}
+
+#[test]
+fn the_table_is_the_one_the_store_creates() {
+    let template = template();
+    let table = &template["Resources"]["Table"]["Properties"];
+    let indexes: Vec<(String, String)> = table["LocalSecondaryIndexes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["IndexName"].as_str().unwrap().to_owned(),
+                i["KeySchema"][1]["AttributeName"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = INDEXES.iter().map(|(i, k)| ((*i).to_owned(), (*k).to_owned())).collect();
+    assert_eq!(indexes, expected);
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TTL_ATTRIBUTE);
+    assert_eq!(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert!(template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"].is_null(), "no global indexes");
+}
