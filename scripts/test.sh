@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit tests, the black-box API suite on the embedded
-# store and again on DynamoDB Local + moto, the port contract suites on every adapter, the
-# provider fakes, and the command-line program. Starts (and stops) the AWS emulators itself.
+# Runs every test: formatting, lints (code and template.yaml), unit tests, the black-box API
+# suite on the embedded store and again on DynamoDB Local + moto, the port contract suites on
+# every adapter, the provider fakes, every Lambda function binary under a local Runtime API,
+# and the command-line program. Starts (and stops) the AWS emulators itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +15,17 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== build the tests"
+echo "== build the tests and every Lambda function binary"
 cargo test --workspace --locked --no-run
+cargo build --workspace --bins --locked
+
+echo "== lint template.yaml (cfn-lint, sam validate --lint)"
+CACHE="${COLLOQUY_EMULATOR_CACHE:-$HOME/.cache/colloquy-emulators}"
+if [ ! -x "$CACHE/lint/bin/sam" ]; then
+    python3 -m venv "$CACHE/lint" && "$CACHE/lint/bin/pip" install -q cfn-lint aws-sam-cli
+fi
+"$CACHE/lint/bin/cfn-lint" template.yaml
+SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 "$CACHE/lint/bin/sam" validate --lint --template template.yaml
 
 echo "== start DynamoDB Local and moto"
 ENV_FILE=$(mktemp)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -33,9 +33,12 @@ pub struct Invocation {
 struct Runtime {
     events: Mutex<Option<mpsc::Receiver<(String, Value)>>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Invocation>>>,
+    /// When the function first asked for an event: the end of its cold start.
+    first_poll: Mutex<Option<Instant>>,
 }
 
 async fn next(State(runtime): State<Arc<Runtime>>) -> Response {
+    runtime.first_poll.lock().unwrap().get_or_insert_with(Instant::now);
     let receiver = runtime.events.lock().unwrap().take();
     let Some(mut receiver) = receiver else {
         return (StatusCode::CONFLICT, "another poll is waiting").into_response();
@@ -79,6 +82,7 @@ async fn fail(State(runtime): State<Arc<Runtime>>, Path(id): Path<String>, body:
 /// A function binary running against its own Runtime API.
 pub struct Function {
     child: Child,
+    started: Instant,
     runtime: Arc<Runtime>,
     events: mpsc::Sender<(String, Value)>,
 }
@@ -100,10 +104,15 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 impl Function {
-    /// Starts the function `name` with `env` (plus the Lambda variables) and waits until it polls.
+    /// Starts the function `name` (from `target/debug`) with `env` plus the Lambda variables.
     pub async fn start(name: &str, env: &[(&str, String)]) -> Function {
+        Self::start_binary(&binary(name), name, env).await
+    }
+
+    /// Starts a function binary from anywhere.
+    pub async fn start_binary(path: &std::path::Path, name: &str, env: &[(&str, String)]) -> Function {
         let (events, receiver) = mpsc::channel(8);
-        let runtime = Arc::new(Runtime { events: Mutex::new(Some(receiver)), waiting: Mutex::default() });
+        let runtime = Arc::new(Runtime { events: Mutex::new(Some(receiver)), ..Runtime::default() });
         let router = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
             .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
@@ -112,7 +121,7 @@ impl Function {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await });
-        let mut command = Command::new(binary(name));
+        let mut command = Command::new(path);
         command
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
@@ -126,8 +135,28 @@ impl Function {
         for (key, value) in env {
             command.env(key, value);
         }
+        let started = Instant::now();
         let child = command.spawn().expect("the function starts");
-        Function { child, runtime, events }
+        Function { child, started, runtime, events }
+    }
+
+    /// How long the process took from its start until it first asked for an event.
+    pub async fn cold_start(&self) -> Duration {
+        loop {
+            if let Some(polled) = *self.runtime.first_poll.lock().unwrap() {
+                return polled - self.started;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+
+    /// The process's peak resident memory so far (Linux `VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// Sends one event and waits for the function's answer.
