@@ -16,18 +16,12 @@ use crate::adapters::system::{SystemClock, TimeOrderedIds};
 use crate::api::{ApiLimits, ApiRequest, ApiResponse, Endpoint, ResponseBody, Services, handle, resolve_endpoint};
 use crate::config::ModelSettings;
 use crate::error::ApiError;
+use crate::models::Models;
 
-/// Everything read from the environment once, at cold start.
-pub async fn services_from_env(endpoint: Option<Endpoint>) -> Result<Services, Error> {
-    let aws = aws_config::load_from_env().await;
+/// Everything read from the environment once, at cold start, with the given models.
+pub fn services_from_env(aws: &aws_config::SdkConfig, models: Models) -> Result<Services, Error> {
     let table = std::env::var("COLLOQUY_TABLE").map_err(|_| "COLLOQUY_TABLE is not set")?;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-    let mut settings = ModelSettings::from_env()?;
-    // Only functions that call a model set one up; the others keep the built-in echo.
-    if !endpoint.is_none_or(Endpoint::uses_models) {
-        settings = ModelSettings::read(|_| None)?;
-    }
-    let models = settings.build_with(Some(&aws)).await?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
     let max_body_bytes = match std::env::var("COLLOQUY_MAX_BODY_BYTES") {
         Ok(raw) => raw.parse().map_err(|_| format!("COLLOQUY_MAX_BODY_BYTES: '{raw}' is not a number"))?,
         Err(_) => ApiLimits::default().max_body_bytes,
@@ -39,6 +33,22 @@ pub async fn services_from_env(endpoint: Option<Endpoint>) -> Result<Services, E
         ids: Arc::new(TimeOrderedIds),
         limits: ApiLimits { max_body_bytes },
     })
+}
+
+/// Services for an endpoint that calls no model: only the built-in echo provider, so the
+/// function's binary links none of the model clients.
+async fn plain_services() -> Result<Services, Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let aws = aws_config::load_from_env().await;
+    services_from_env(&aws, Models::echo_only())
+}
+
+/// Services with the model providers configured in the environment (`COLLOQUY_LLM`, ...).
+async fn model_services() -> Result<Services, Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let aws = aws_config::load_from_env().await;
+    let models = ModelSettings::from_env()?.build_with(Some(&aws)).await?;
+    services_from_env(&aws, models)
 }
 
 /// Translates a Lambda HTTP event (already decoded from base64 where needed).
@@ -95,10 +105,18 @@ async fn buffered(response: ApiResponse) -> Response<Body> {
     out
 }
 
-/// Runs the Lambda runtime loop for one endpoint, with buffered responses (API Gateway).
+/// Runs the Lambda runtime loop for an endpoint that calls no model (buffered responses,
+/// for API Gateway).
 pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let services = services_from_env(Some(endpoint)).await?;
+    run_buffered(endpoint, plain_services().await?).await
+}
+
+/// Runs the Lambda runtime loop for an endpoint that calls a model (buffered responses).
+pub async fn serve_with_models(endpoint: Endpoint) -> Result<(), Error> {
+    run_buffered(endpoint, model_services().await?).await
+}
+
+async fn run_buffered(endpoint: Endpoint, services: Services) -> Result<(), Error> {
     let services = &services;
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, Infallible>(buffered(answer(services, endpoint, api_request(request)).await).await)
@@ -111,8 +129,7 @@ type Frames = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<http_body
 /// Runs the Lambda runtime loop for one endpoint with streamed responses (a Function URL
 /// with `InvokeMode: RESPONSE_STREAM`), so server-sent events reach the client as they come.
 pub async fn serve_streaming(endpoint: Endpoint) -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let services = services_from_env(Some(endpoint)).await?;
+    let services = model_services().await?;
     let services = &services;
     lambda_http::run_with_streaming_response(service_fn(move |request: Request| async move {
         let response = answer(services, endpoint, api_request(request)).await;

@@ -30,6 +30,14 @@ impl Models {
         Ok(Self { default, providers })
     }
 
+    /// Only the built-in `echo` provider.
+    pub fn echo_only() -> Self {
+        use crate::adapters::echo::{EchoLlm, LexicalEmbedder};
+        let echo =
+            Provider { name: "echo", llm: Arc::new(EchoLlm::default()), embedder: Some(Arc::new(LexicalEmbedder)) };
+        Self { default: "echo", providers: vec![echo] }
+    }
+
     pub fn default_provider(&self) -> &'static str {
         self.default
     }

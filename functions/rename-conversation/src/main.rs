@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::serve(shared::api::Endpoint::RenameConversation).await
+    shared::lambda::serve_with_models(shared::api::Endpoint::RenameConversation).await
 }
