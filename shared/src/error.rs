@@ -37,6 +37,21 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("rate limited for {retry_after} s")]
     TooManyRequests { retry_after: u64 },
+    #[error("no file uploaded")]
+    NoFileUploaded,
+    #[error("too many files")]
+    TooManyFiles,
+    #[error("the file has no name")]
+    FilenameNotExists,
+    #[error("file too large: {0}")]
+    FileTooLarge(String),
+    #[error("unsupported file type")]
+    UnsupportedFileType,
+    #[error("file not found")]
+    FileNotFound,
+    /// A byte range outside the file; carries the file's size.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable(u64),
     /// A language-model provider failed.
     #[error("provider: {0}")]
     Provider(#[from] ProviderError),
@@ -101,6 +116,21 @@ impl ApiError {
                 "too_many_requests",
                 "Too many requests. Please try again later.".into(),
             ),
+            Self::NoFileUploaded => (StatusCode::BAD_REQUEST, "no_file_uploaded", "Please upload your file.".into()),
+            Self::TooManyFiles => (StatusCode::BAD_REQUEST, "too_many_files", "Only one file is allowed.".into()),
+            Self::FilenameNotExists => {
+                (StatusCode::BAD_REQUEST, "filename_not_exists_error", "The specified filename does not exist.".into())
+            }
+            Self::FileTooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large", message.clone()),
+            Self::UnsupportedFileType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_file_type", "File type not allowed.".into())
+            }
+            Self::FileNotFound => (StatusCode::NOT_FOUND, "file_not_found", "The requested file was not found.".into()),
+            Self::RangeNotSatisfiable(_) => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "requested_range_not_satisfiable",
+                "The requested range is not satisfiable.".into(),
+            ),
             Self::Provider(ProviderError::NotInitialized(_)) => (
                 StatusCode::BAD_REQUEST,
                 "provider_not_initialize",
@@ -132,6 +162,11 @@ impl ApiError {
             }
             Self::TooManyRequests { retry_after } => {
                 response.headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Self::RangeNotSatisfiable(size) => {
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    response.headers.insert(header::CONTENT_RANGE, value);
+                }
             }
             _ => {}
         }

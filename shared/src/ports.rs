@@ -9,6 +9,7 @@ use futures_util::Stream;
 use uuid::Uuid;
 
 use crate::domain::{
+    FileId, UploadFile,
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, Conversation, ConversationId,
     ConversationSort, ConversationVariable, Cursor, EndUser, Feedback, JobId, KeyHash, Message, MessageId, Owner,
     Rating, TaskId, Timestamp, UserRef, VariableId, VariableNameFilter,
@@ -160,6 +161,14 @@ pub trait AnnotationStore: Send + Sync {
     async fn job(&self, app: AppId, id: JobId) -> StoreResult<Option<AnnotationJob>>;
 }
 
+/// Uploaded files' metadata (their bytes are in the blob store).
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    async fn insert_file(&self, file: &UploadFile) -> StoreResult<()>;
+    /// A file of `owner` (another end user's or app's file is not found).
+    async fn file(&self, owner: Owner, id: FileId) -> StoreResult<Option<UploadFile>>;
+}
+
 /// Running chat generations, so that their owner can stop them (from any instance).
 #[async_trait]
 pub trait TaskControl: Send + Sync {
@@ -181,6 +190,7 @@ pub trait Store:
     + RateLimiter
     + AnnotationStore
     + TaskControl
+    + FileStore
 {
 }
 
@@ -194,6 +204,7 @@ impl<T> Store for T where
         + RateLimiter
         + AnnotationStore
         + TaskControl
+        + FileStore
 {
 }
 

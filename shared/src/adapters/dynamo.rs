@@ -19,12 +19,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
+    FileId, UploadFile,
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode, Conversation,
     ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackSource,
     Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction, SortField, TaskId, Timestamp,
     UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use crate::ports::{
+    FileStore,
     AnnotationStore, AppStore, ConversationStore, EndUserStore, FeedbackStore, MessageStore, RateLimiter, StoreError,
     StoreResult, TaskControl, VariableStore,
 };
@@ -1467,6 +1469,41 @@ impl TaskControl for DynamoStore {
 
     async fn finish_task(&self, task: TaskId) -> StoreResult<()> {
         self.delete(task_pk(task), TASK_SK).await
+    }
+}
+
+fn file_pk(id: FileId) -> String {
+    format!("FILE#{id}")
+}
+
+#[async_trait]
+impl FileStore for DynamoStore {
+    async fn insert_file(&self, f: &UploadFile) -> StoreResult<()> {
+        let mut item = key(file_pk(f.id), "#FILE");
+        item.insert("id".into(), s(f.id.to_string()));
+        item.insert("app_id".into(), s(f.owner.app_id.to_string()));
+        item.insert("end_user_id".into(), s(f.owner.end_user_id.to_string()));
+        item.insert("name".into(), s(&f.name));
+        item.insert("size".into(), n(i64::try_from(f.size).unwrap_or(i64::MAX)));
+        item.insert("extension".into(), s(&f.extension));
+        item.insert("mime_type".into(), s(&f.mime_type));
+        item.insert("created_at".into(), n(f.created_at.micros()));
+        self.put(item).await
+    }
+
+    async fn file(&self, owner: Owner, id: FileId) -> StoreResult<Option<UploadFile>> {
+        let Some(item) = self.get(file_pk(id), "#FILE").await? else { return Ok(None) };
+        let r = Read(&item);
+        let file = UploadFile {
+            id: r.parse("id")?,
+            owner: Owner { app_id: r.parse("app_id")?, end_user_id: r.parse("end_user_id")? },
+            name: r.s("name")?,
+            size: r.n("size")?.max(0) as u64,
+            extension: r.s("extension")?,
+            mime_type: r.s("mime_type")?,
+            created_at: r.time("created_at")?,
+        };
+        Ok((file.owner == owner).then_some(file))
     }
 }
 

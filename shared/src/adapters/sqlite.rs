@@ -14,17 +14,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
+    FileId, UploadFile,
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode, Conversation,
     ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackId,
     FeedbackSource, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction, SortField,
     TaskId, Timestamp, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use crate::ports::{
+    FileStore,
     AnnotationStore, AppStore, ConversationStore, EndUserStore, FeedbackStore, MessageStore, RateLimiter, StoreError,
     StoreResult, TaskControl, VariableStore,
 };
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS apps (
@@ -70,6 +72,9 @@ CREATE TABLE IF NOT EXISTS annotation_jobs (
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, stop_requested INTEGER NOT NULL,
     started_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS upload_files (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+    extension TEXT NOT NULL, mime_type TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rate_windows (
     key TEXT NOT NULL, window_start INTEGER NOT NULL, hits INTEGER NOT NULL, PRIMARY KEY (key, window_start));
 ";
@@ -195,7 +200,7 @@ macro_rules! id_args {
     )*};
 }
 
-id_args!(AppId, EndUserId, ConversationId, MessageId, FeedbackId, VariableId, AnnotationId, JobId, TaskId);
+id_args!(AppId, EndUserId, ConversationId, MessageId, FeedbackId, VariableId, AnnotationId, JobId, TaskId, FileId);
 
 impl IntoArg for f64 {
     fn into_arg(self) -> SqlValue {
@@ -835,5 +840,40 @@ impl TaskControl for SqliteStore {
 
     async fn finish_task(&self, task: TaskId) -> StoreResult<()> {
         self.execute("DELETE FROM tasks WHERE id = ?1".into(), args![task]).await.map(drop)
+    }
+}
+
+const FILE_COLUMNS: &str = "id, app_id, end_user_id, name, size, extension, mime_type, created_at";
+
+#[async_trait]
+impl FileStore for SqliteStore {
+    async fn insert_file(&self, f: &UploadFile) -> StoreResult<()> {
+        let values = args![
+            f.id,
+            f.owner.app_id,
+            f.owner.end_user_id,
+            f.name.as_str(),
+            i64::try_from(f.size).unwrap_or(i64::MAX),
+            f.extension.as_str(),
+            f.mime_type.as_str(),
+            f.created_at
+        ];
+        self.execute(insert_sql("upload_files", FILE_COLUMNS), values).await.map(drop)
+    }
+
+    async fn file(&self, owner: Owner, id: FileId) -> StoreResult<Option<UploadFile>> {
+        let sql = format!("SELECT {FILE_COLUMNS} FROM upload_files WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3");
+        self.one(sql, args![id, owner.app_id, owner.end_user_id], |row| {
+            Ok(UploadFile {
+                id: parse_col(row, 0)?,
+                owner: Owner { app_id: parse_col(row, 1)?, end_user_id: parse_col(row, 2)? },
+                name: row.get(3)?,
+                size: row.get::<_, i64>(4)?.max(0) as u64,
+                extension: row.get(5)?,
+                mime_type: row.get(6)?,
+                created_at: time_col(row, 7)?,
+            })
+        })
+        .await
     }
 }

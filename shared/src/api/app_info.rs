@@ -5,14 +5,6 @@ use serde_json::json;
 use super::{ApiResponse, Ctx};
 use crate::error::ApiError;
 
-/// Upload size limits in MB reported by `/parameters` (Dify's defaults).
-const SYSTEM_PARAMETERS: [(&str, u32); 5] = [
-    ("image_file_size_limit", 10),
-    ("video_file_size_limit", 100),
-    ("audio_file_size_limit", 50),
-    ("file_size_limit", 15),
-    ("workflow_file_upload_limit", 10),
-];
 
 pub(crate) fn info(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let app = &ctx.app;
@@ -26,7 +18,14 @@ pub(crate) fn info(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
 
 pub(crate) fn parameters(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let c = &ctx.app.config;
-    let system: serde_json::Map<_, _> = SYSTEM_PARAMETERS.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    let limits = c.file_size_limits;
+    let system = json!({
+        "image_file_size_limit": limits.image,
+        "video_file_size_limit": limits.video,
+        "audio_file_size_limit": limits.audio,
+        "file_size_limit": limits.document,
+        "workflow_file_upload_limit": 10,
+    });
     Ok(ApiResponse::ok(&json!({
         "opening_statement": c.opening_statement,
         "suggested_questions": c.suggested_questions,

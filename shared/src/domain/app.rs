@@ -159,6 +159,24 @@ pub struct AppConfig {
     pub pre_prompt: Option<String>,
     /// Overrides the server's language model for this app.
     pub model: ModelChoice,
+    /// Upload size limits per kind of file, in MB (Dify's defaults).
+    pub file_size_limits: FileSizeLimits,
+}
+
+/// Upload size limits per kind of file, in MB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileSizeLimits {
+    pub image: u32,
+    pub video: u32,
+    pub audio: u32,
+    pub document: u32,
+}
+
+impl Default for FileSizeLimits {
+    fn default() -> Self {
+        Self { image: 10, video: 100, audio: 50, document: 15 }
+    }
 }
 
 /// An app's choice of language model; absent fields use the server's configuration.
@@ -199,6 +217,7 @@ impl Default for AppConfig {
             feedback_rate_limit_per_minute: 10,
             pre_prompt: None,
             model: ModelChoice::default(),
+            file_size_limits: FileSizeLimits::default(),
         }
     }
 }

@@ -75,6 +75,8 @@ uuid_id! {
     JobId,
     /// One chat generation, which its caller may stop.
     TaskId,
+    /// An uploaded file.
+    FileId,
 }
 
 #[cfg(test)]

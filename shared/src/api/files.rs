@@ -1,0 +1,237 @@
+//! `POST /files/upload` and `GET /files/:id/preview`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::{ApiRequest, ApiResponse, Ctx, ResponseBody};
+use crate::domain::{FileClass, FileId, FileNameError, Owner, UploadFile, UserRef, check_filename};
+use crate::error::ApiError;
+use crate::ports::BlobRange;
+
+/// How long a presigned `source_url` stays valid.
+const SOURCE_URL_TTL: Duration = Duration::from_secs(3600);
+
+/// One file part of a multipart body.
+struct Part {
+    name: String,
+    content_type: String,
+    bytes: Bytes,
+}
+
+/// The `file` part and the `user` field of a multipart upload, checked as Dify checks them.
+pub(crate) async fn read_upload(request: &ApiRequest, field: &str) -> Result<(Option<Part>, UserRef), ApiError> {
+    let content_type = request.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Ok(boundary) = multer::parse_boundary(content_type) else {
+        return Ok((None, UserRef::default_user()));
+    };
+    let body = request.body.clone();
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut parts = Vec::new();
+    let mut user = None;
+    while let Some(item) = multipart.next_field().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))? {
+        let name = item.name().unwrap_or("").to_owned();
+        match item.file_name().map(str::to_owned) {
+            Some(file_name) => {
+                let content_type = item.content_type().map(|m| m.essence_str().to_owned()).unwrap_or_default();
+                let bytes = item.bytes().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
+                parts.push((name, Part { name: file_name, content_type, bytes }));
+            }
+            None if name == "user" => {
+                user = Some(item.text().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?);
+            }
+            None => {}
+        }
+    }
+    let user = match user.as_deref() {
+        None | Some("") => UserRef::default_user(),
+        Some(raw) => UserRef::parse(raw)?,
+    };
+    if parts.len() > 1 {
+        return Err(ApiError::TooManyFiles);
+    }
+    let file = parts.pop().filter(|(name, _)| name == field).map(|(_, part)| part);
+    Ok((file, user))
+}
+
+/// Where clients fetch a file: a presigned blob URL, or this API's preview route.
+pub(crate) async fn file_url(ctx: &Ctx<'_>, file: &UploadFile, user: &UserRef) -> Result<String, ApiError> {
+    if let Some(url) = ctx.services.blobs.presign_get(&file.blob_key(), SOURCE_URL_TTL).await? {
+        return Ok(url);
+    }
+    let host = ctx.request.headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let scheme = ctx.request.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).unwrap_or("http");
+    let user: String = form_urlencoded::byte_serialize(user.as_str().as_bytes()).collect();
+    let path = format!("/v1/files/{}/preview?user={user}", file.id);
+    Ok(match host {
+        Some(host) => format!("{scheme}://{host}{path}"),
+        None => path,
+    })
+}
+
+pub(crate) async fn upload(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let (part, user) = read_upload(ctx.request, "file").await?;
+    let part = part.ok_or(ApiError::NoFileUploaded)?;
+    if part.content_type.is_empty() {
+        return Err(ApiError::UnsupportedFileType);
+    }
+    let (name, extension) = match check_filename(&part.name) {
+        Ok(checked) => checked,
+        Err(FileNameError::Missing) => return Err(ApiError::FilenameNotExists),
+        Err(FileNameError::Invalid(invalid)) => return Err(invalid.into()),
+        Err(FileNameError::Blocked) => return Err(ApiError::UnsupportedFileType),
+    };
+    let owner = ctx.end_user(user.clone()).await?.owner();
+    let limits = ctx.app.config.file_size_limits;
+    let class = FileClass::of(&extension, &part.content_type);
+    let limit_mb = match class {
+        FileClass::Image => limits.image,
+        FileClass::Video => limits.video,
+        FileClass::Audio => limits.audio,
+        FileClass::Document => limits.document,
+    };
+    if part.bytes.len() as u64 > u64::from(limit_mb) * 1024 * 1024 {
+        return Err(ApiError::FileTooLarge(format!("File size exceeded. {} MB > {limit_mb} MB", part.bytes.len() / (1024 * 1024))));
+    }
+    let file = UploadFile {
+        id: FileId::from_uuid(ctx.services.ids.new_id()),
+        owner,
+        name,
+        size: part.bytes.len() as u64,
+        extension,
+        mime_type: part.content_type,
+        created_at: ctx.now(),
+    };
+    ctx.services.blobs.put_blob(&file.blob_key(), &file.mime_type, part.bytes).await?;
+    ctx.store().insert_file(&file).await?;
+    let source_url = file_url(ctx, &file, &user).await?;
+    Ok(ApiResponse::json(
+        StatusCode::CREATED,
+        &json!({
+            "id": file.id, "name": file.name, "size": file.size, "extension": file.extension,
+            "mime_type": file.mime_type, "created_by": file.owner.end_user_id,
+            "created_at": file.created_at.unix_seconds(), "preview_url": null, "source_url": source_url,
+            "original_url": null, "user_id": null, "tenant_id": null, "conversation_id": null, "file_key": null,
+        }),
+    ))
+}
+
+/// A single `bytes=start-end` range (the only form browsers and players send for media).
+fn parse_range(raw: &str, size: u64) -> Result<Option<BlobRange>, ApiError> {
+    let Some(spec) = raw.trim().strip_prefix("bytes=") else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (start, end) = spec.split_once('-').ok_or(ApiError::RangeNotSatisfiable(size))?;
+    let range = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let suffix: u64 = suffix.parse().map_err(|_| ApiError::RangeNotSatisfiable(size))?;
+            BlobRange { start: size.saturating_sub(suffix), end: None }
+        }
+        (start, end) => BlobRange {
+            start: start.parse().map_err(|_| ApiError::RangeNotSatisfiable(size))?,
+            end: if end.is_empty() { None } else { Some(end.parse().map_err(|_| ApiError::RangeNotSatisfiable(size))?) },
+        },
+    };
+    if range.start >= size || range.end.is_some_and(|end| end < range.start) {
+        return Err(ApiError::RangeNotSatisfiable(size));
+    }
+    Ok(Some(range))
+}
+
+/// RFC 5987 encoding of a filename for `Content-Disposition`.
+fn encode_filename(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'&' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = ctx.ids.file.ok_or(ApiError::RouteNotFound)?;
+    let attachment = matches!(ctx.query.get("as_attachment").map(str::to_ascii_lowercase).as_deref(), Some("true" | "1" | "yes"));
+    let owner: Owner = ctx.end_user(ctx.query.user(false)?).await?.owner();
+    let file = ctx.store().file(owner, id).await?.ok_or(ApiError::FileNotFound)?;
+
+    let mut headers = HeaderMap::new();
+    let content_type = if attachment { "application/octet-stream" } else { file.mime_type.as_str() };
+    let insert = |headers: &mut HeaderMap, name: header::HeaderName, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    insert(&mut headers, header::CONTENT_TYPE, content_type.to_owned());
+    insert(&mut headers, header::CACHE_CONTROL, "public, max-age=3600".into());
+    insert(&mut headers, header::ACCEPT_RANGES, "bytes".into());
+    if attachment {
+        insert(&mut headers, header::CONTENT_DISPOSITION, format!("attachment; filename*=UTF-8''{}", encode_filename(&file.name)));
+    }
+
+    let range = match ctx.request.headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(raw) => parse_range(raw, file.size)?,
+        None => None,
+    };
+    if let Some(range) = range {
+        let blob = ctx.services.blobs.get_blob(&file.blob_key(), Some(range)).await?.ok_or(ApiError::FileNotFound)?;
+        let end = range.start + (blob.bytes.len() as u64).saturating_sub(1);
+        insert(&mut headers, header::CONTENT_RANGE, format!("bytes {}-{end}/{}", range.start, blob.total_size));
+        insert(&mut headers, header::CONTENT_LENGTH, blob.bytes.len().to_string());
+        return Ok(ApiResponse { status: StatusCode::PARTIAL_CONTENT, headers, body: ResponseBody::Full(blob.bytes) });
+    }
+    let (stream, _, size) = ctx.services.blobs.stream_blob(&file.blob_key()).await?.ok_or(ApiError::FileNotFound)?;
+    insert(&mut headers, header::CONTENT_LENGTH, size.to_string());
+    let body = stream.map(|chunk| match chunk {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            // The status is sent already; a broken stream can only end early.
+            tracing::error!(%error, "a file stream broke");
+            Bytes::new()
+        }
+    });
+    Ok(ApiResponse { status: StatusCode::OK, headers, body: ResponseBody::Stream(Box::pin(body)) })
+}
+
+/// A chat request's `local_file` entry as a message file of the caller's upload.
+pub(crate) async fn message_file(ctx: &Ctx<'_>, owner: Owner, user: &UserRef, item: &Value) -> Result<Value, ApiError> {
+    let raw = item.get("upload_file_id").and_then(Value::as_str).unwrap_or("");
+    let missing = || ApiError::InvalidParam(format!("files: upload file {raw} not found"));
+    let id: FileId = raw.parse().map_err(|_| missing())?;
+    let file = ctx.store().file(owner, id).await?.ok_or_else(missing)?;
+    Ok(json!({
+        "id": ctx.services.ids.new_id(), "filename": file.name, "type": file.class().as_str(),
+        "url": file_url(ctx, &file, user).await?, "mime_type": file.mime_type, "size": file.size,
+        "transfer_method": "local_file", "belongs_to": "user", "upload_file_id": file.id,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), Some(BlobRange { start: 0, end: Some(9) }));
+        assert_eq!(parse_range("bytes=90-", 100).unwrap(), Some(BlobRange { start: 90, end: None }));
+        assert_eq!(parse_range("bytes=-10", 100).unwrap(), Some(BlobRange { start: 90, end: None }));
+        assert_eq!(parse_range("items=0-9", 100).unwrap(), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100).unwrap(), None);
+        assert!(parse_range("bytes=100-", 100).is_err());
+        assert!(parse_range("bytes=9-2", 100).is_err());
+        assert!(parse_range("bytes=x-2", 100).is_err());
+    }
+
+    #[test]
+    fn filenames_are_encoded_for_headers() {
+        assert_eq!(encode_filename("report 1.pdf"), "report%201.pdf");
+        assert_eq!(encode_filename("é.txt"), "%C3%A9.txt");
+    }
+}
