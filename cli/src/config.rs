@@ -55,4 +55,7 @@ pub struct ServeSettings {
     /// Largest accepted request body in bytes; larger bodies get 413.
     #[arg(long, env = "COLLOQUY_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest accepted file upload in bytes (the app's per-kind limits apply within it).
+    #[arg(long, env = "COLLOQUY_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
 }

@@ -9,6 +9,7 @@ use colloquy::config::{ServeSettings, StoreKind, StoreSettings};
 use colloquy::server;
 use serde_json::json;
 use shared::adapters::dynamo::DynamoStore;
+use shared::adapters::fs_blobs::FsBlobStore;
 use shared::adapters::s3::S3Blobs;
 use shared::adapters::sqlite::SqliteStore;
 use shared::adapters::system::{SystemClock, TimeOrderedIds};
@@ -16,7 +17,7 @@ use shared::admin;
 use shared::api::{ApiLimits, Services};
 use shared::config::ModelSettings;
 use shared::domain::{AppConfig, AppId, AppMode};
-use shared::ports::Store;
+use shared::ports::{BlobStore, Store};
 
 #[derive(Parser)]
 #[command(name = "colloquy", version, about = "A Dify-compatible conversation and message service")]
@@ -183,7 +184,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             admin::revoke_key(store, &key).await.map_err(|e| e.to_string())?;
             println!("revoked");
         }
-        Command::Serve(settings) => serve(open_store(&cli.store).await?, settings).await?,
+        Command::Serve(settings) => {
+            serve(open_store(&cli.store).await?, open_blobs(&cli.store).await, settings).await?
+        }
         Command::Aws(AwsCommand::Init) => aws_init(&cli.store).await?,
     }
     Ok(())
@@ -197,7 +200,15 @@ fn read_config(path: Option<&Path>) -> Result<AppConfig, String> {
     AppConfig::from_json(&raw).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-async fn serve(store: Arc<dyn Store>, settings: ServeSettings) -> Result<(), String> {
+/// Where uploaded files go: beside the database, or the S3 bucket.
+async fn open_blobs(settings: &StoreSettings) -> Arc<dyn BlobStore> {
+    match settings.store {
+        StoreKind::Sqlite => Arc::new(FsBlobStore::new(settings.data_dir.join("files"))),
+        StoreKind::Dynamodb => Arc::new(S3Blobs::from_env(settings.bucket.clone(), settings.s3_path_style()).await),
+    }
+}
+
+async fn serve(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, settings: ServeSettings) -> Result<(), String> {
     if store.apps().await.map_err(|e| e.to_string())?.is_empty() {
         // The default app turns on what a first try wants to see: an opening and suggestions.
         let mut config =
@@ -219,10 +230,11 @@ async fn serve(store: Arc<dyn Store>, settings: ServeSettings) -> Result<(), Str
     }
     let services = Services {
         store,
+        blobs,
         models,
         clock: Arc::new(SystemClock),
         ids: Arc::new(TimeOrderedIds),
-        limits: ApiLimits { max_body_bytes: settings.max_body_bytes },
+        limits: ApiLimits { max_body_bytes: settings.max_body_bytes, max_upload_bytes: settings.max_upload_bytes },
     };
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await

@@ -29,7 +29,7 @@ async fn answer(State(services): State<Arc<Services>>, request: Request) -> Resp
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
-    let limit = services.limits.max_body_bytes;
+    let limit = services.limits.largest();
     let response = match axum::body::to_bytes(body, limit).await {
         Ok(body) => {
             let request = ApiRequest {

@@ -12,6 +12,7 @@ pub use lambda_http::Error;
 use lambda_http::{Body, Request, Response, service_fn};
 
 use crate::adapters::dynamo::{ChangedItem, DynamoStore};
+use crate::adapters::s3::S3Blobs;
 use crate::adapters::system::{SystemClock, TimeOrderedIds};
 use crate::api::{ApiLimits, ApiRequest, ApiResponse, Endpoint, ResponseBody, Services, handle, resolve_endpoint};
 use crate::config::ModelSettings;
@@ -22,16 +23,21 @@ use crate::models::Models;
 pub fn services_from_env(aws: &aws_config::SdkConfig, models: Models) -> Result<Services, Error> {
     let table = std::env::var("COLLOQUY_TABLE").map_err(|_| "COLLOQUY_TABLE is not set")?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
+    let bucket = std::env::var("COLLOQUY_BUCKET").map_err(|_| "COLLOQUY_BUCKET is not set")?;
+    let path_style = std::env::var("COLLOQUY_S3_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
+    let s3 = aws_sdk_s3::config::Builder::from(aws).force_path_style(path_style).build();
+    let blobs = S3Blobs::new(aws_sdk_s3::Client::from_conf(s3), bucket);
     let max_body_bytes = match std::env::var("COLLOQUY_MAX_BODY_BYTES") {
         Ok(raw) => raw.parse().map_err(|_| format!("COLLOQUY_MAX_BODY_BYTES: '{raw}' is not a number"))?,
         Err(_) => ApiLimits::default().max_body_bytes,
     };
     Ok(Services {
         store: Arc::new(store),
+        blobs: Arc::new(blobs),
         models,
         clock: Arc::new(SystemClock),
         ids: Arc::new(TimeOrderedIds),
-        limits: ApiLimits { max_body_bytes },
+        limits: ApiLimits { max_body_bytes, ..ApiLimits::default() },
     })
 }
 

@@ -9,10 +9,9 @@ use futures_util::Stream;
 use uuid::Uuid;
 
 use crate::domain::{
-    FileId, UploadFile,
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, Conversation, ConversationId,
-    ConversationSort, ConversationVariable, Cursor, EndUser, Feedback, JobId, KeyHash, Message, MessageId, Owner,
-    Rating, TaskId, Timestamp, UserRef, VariableId, VariableNameFilter,
+    ConversationSort, ConversationVariable, Cursor, EndUser, Feedback, FileId, JobId, KeyHash, Message, MessageId,
+    Owner, Rating, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter,
 };
 
 /// A storage failure. Callers never show its text to API clients.

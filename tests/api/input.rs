@@ -39,7 +39,7 @@ async fn json_user_may_be_a_number_and_null_fields_count_as_absent() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_413() {
-    let app = spawn_app_with(ApiLimits { max_body_bytes: 256 }).await;
+    let app = spawn_app_with(ApiLimits { max_body_bytes: 256, ..ApiLimits::default() }).await;
     let key = app.chat_app().await;
     let conversation = app.seed_conversation(&key, "u", "c").await;
     let big = json!({"name": "x".repeat(300), "user": "u"});

@@ -9,6 +9,7 @@ mod chat;
 mod chat_stream;
 mod conversations;
 mod delete_conversation;
+mod files;
 mod input;
 mod message_feedback;
 mod messages;

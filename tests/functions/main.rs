@@ -10,12 +10,14 @@ use shared::domain::{AppConfig, AppMode, ValueType};
 use shared::ports::Store;
 
 async fn function(name: &str) -> Function {
-    let table = aws::table_name().await;
-    Function::start(
-        name,
-        &[("COLLOQUY_TABLE", table), ("COLLOQUY_LLM", "echo".into()), ("COLLOQUY_ECHO_DELAY_MS", "0".into())],
-    )
-    .await
+    let env = [
+        ("COLLOQUY_TABLE", aws::table_name().await),
+        ("COLLOQUY_BUCKET", aws::bucket_name().await),
+        ("COLLOQUY_S3_PATH_STYLE", "true".into()),
+        ("COLLOQUY_LLM", "echo".into()),
+        ("COLLOQUY_ECHO_DELAY_MS", "0".into()),
+    ];
+    Function::start(name, &env).await
 }
 
 /// Sends a request to a function and reads the JSON (or empty) answer.
@@ -324,4 +326,51 @@ async fn the_purge_function_consumes_tombstones_from_the_table_stream() {
     let answer: Value = serde_json::from_slice(&invocation.body).unwrap();
     assert_eq!(answer["batchItemFailures"], json!([]), "duplicates and unrelated records are fine");
     assert_eq!(store.conversation_item_count(conversation.owner, conversation.id, &ids).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn uploads_arrive_as_base64_multipart_and_previews_leave_as_base64_binary() {
+    let app = spawn_app_on(test_store_on_dynamodb().await).await;
+    let key = app.chat_app().await;
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    let boundary = "colloquy-boundary";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nalice\r\n").as_bytes(),
+    );
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"voice.mp3\"\r\nContent-Type: audio/mpeg\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let auth = format!("Bearer {}", key.key);
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let headers = [("authorization", auth.as_str()), ("content-type", content_type.as_str())];
+    let upload = function("upload-file").await;
+    let (status, _, answer) = buffered_response(
+        &upload.invoke(http_event("POST", "/v1/files/upload", "", &headers, Some(&body), true)).await,
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&answer));
+    let file: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!((file["size"].as_u64(), file["mime_type"].as_str()), (Some(5000), Some("audio/mpeg")));
+    assert!(file["source_url"].as_str().unwrap().starts_with("http"), "a presigned S3 URL");
+
+    let preview = function("preview-file").await;
+    let path = format!("/v1/files/{}/preview", file["id"].as_str().unwrap());
+    let invocation =
+        preview.invoke(http_event("GET", &path, "user=alice", &[("authorization", auth.as_str())], None, false)).await;
+    let document: Value = serde_json::from_slice(&invocation.body).unwrap();
+    assert_eq!(document["isBase64Encoded"], true, "binary leaves base64-encoded");
+    let (status, headers, served) = buffered_response(&invocation);
+    assert_eq!((status, headers.get("content-type").map(String::as_str)), (200, Some("audio/mpeg")));
+    assert_eq!(served, bytes);
+    let range = [("authorization", auth.as_str()), ("range", "bytes=100-199")];
+    let (status, headers, part) =
+        buffered_response(&preview.invoke(http_event("GET", &path, "user=alice", &range, None, false)).await);
+    assert_eq!((status, headers.get("content-range").map(String::as_str)), (206, Some("bytes 100-199/5000")));
+    assert_eq!(part, bytes[100..200].to_vec());
+    let (status, _, _) = buffered_response(
+        &preview.invoke(http_event("GET", &path, "user=bob", &[("authorization", auth.as_str())], None, false)).await,
+    );
+    assert_eq!(status, 404, "only the owner");
 }

@@ -63,7 +63,11 @@ fn every_endpoint_has_its_function_with_exactly_its_routes() {
         let uses_bedrock =
             serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap().contains("bedrock:InvokeModel");
         assert_eq!(uses_bedrock, endpoint.uses_models(), "{name}: Bedrock access only where a model is used");
-        assert_eq!(main.contains("serve_with_models("), endpoint.uses_models(), "{name}: model clients only where used");
+        assert_eq!(
+            main.contains("serve_with_models("),
+            endpoint.uses_models(),
+            "{name}: model clients only where used"
+        );
     }
     let packages: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
         .unwrap()

@@ -100,6 +100,11 @@ pub async fn counted_dynamo_store() -> (DynamoStore, Arc<RequestCounter>) {
     (DynamoStore::new(dynamo_client(Some(counter.clone())).await, table_name().await), counter)
 }
 
+/// The test bucket's name (created on first use).
+pub async fn bucket_name() -> String {
+    s3_blobs().await.bucket().to_owned()
+}
+
 /// The S3 blob store on a test bucket in moto, created once per test process.
 pub async fn s3_blobs() -> S3Blobs {
     let config = shared_config().await;

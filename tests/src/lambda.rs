@@ -81,7 +81,7 @@ async fn fail(State(runtime): State<Arc<Runtime>>, Path(id): Path<String>, body:
 
 /// A function binary running against its own Runtime API.
 pub struct Function {
-    child: Child,
+    child: Mutex<Child>,
     started: Instant,
     runtime: Arc<Runtime>,
     events: mpsc::Sender<(String, Value)>,
@@ -89,8 +89,10 @@ pub struct Function {
 
 impl Drop for Function {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Ok(child) = self.child.get_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -137,7 +139,7 @@ impl Function {
         }
         let started = Instant::now();
         let child = command.spawn().expect("the function starts");
-        Function { child, started, runtime, events }
+        Function { child: Mutex::new(child), started, runtime, events }
     }
 
     /// How long the process took from its start until it first asked for an event.
@@ -152,7 +154,7 @@ impl Function {
 
     /// The process's peak resident memory so far (Linux `VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.lock().unwrap().id())).ok()?;
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -165,10 +167,17 @@ impl Function {
         let (waiter, answer) = oneshot::channel();
         self.runtime.waiting.lock().unwrap().insert(id.clone(), waiter);
         self.events.send((id, event)).await.expect("the runtime is up");
-        tokio::time::timeout(Duration::from_secs(60), answer)
-            .await
-            .expect("the function answers in time")
-            .expect("an answer")
+        let mut answer = answer;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(result) = tokio::time::timeout(Duration::from_millis(100), &mut answer).await {
+                return result.expect("an answer");
+            }
+            if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+                panic!("the function exited ({status}) instead of answering");
+            }
+            assert!(Instant::now() < deadline, "the function did not answer in 60 s");
+        }
     }
 }
 

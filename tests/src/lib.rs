@@ -12,6 +12,7 @@ use std::time::Duration;
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{Map, Value};
 use shared::adapters::echo::{EchoLlm, LexicalEmbedder};
+use shared::adapters::fs_blobs::FsBlobStore;
 use shared::adapters::sqlite::SqliteStore;
 use shared::adapters::system::TimeOrderedIds;
 use shared::admin;
@@ -21,7 +22,7 @@ use shared::domain::{
     MessageId, Timestamp, UserRef, ValueType, VariableId,
 };
 use shared::models::{Models, Provider};
-use shared::ports::{Clock, IdGenerator, Store};
+use shared::ports::{BlobStore, Clock, IdGenerator, Store};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -106,8 +107,9 @@ async fn spawn_app_full(limits: ApiLimits, models: Models) -> TestApp {
 
 async fn spawn_on(store: Arc<dyn Store>, limits: ApiLimits, models: Models) -> TestApp {
     let clock = Arc::new(ManualClock::at_seconds(T0));
+    let blobs = test_blobs().await;
     let services =
-        Services { store: store.clone(), models, clock: clock.clone(), ids: Arc::new(TimeOrderedIds), limits };
+        Services { store: store.clone(), blobs, models, clock: clock.clone(), ids: Arc::new(TimeOrderedIds), limits };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
     let addr = listener.local_addr().expect("local address");
     let (tx, rx) = oneshot::channel::<()>();
@@ -130,6 +132,15 @@ pub async fn test_store() -> Arc<dyn Store> {
         Arc::new(aws::dynamo_store().await)
     } else {
         Arc::new(SqliteStore::in_memory().expect("in-memory store"))
+    }
+}
+
+/// Blob storage for one test: a fresh directory, or moto's S3 when testing on DynamoDB.
+pub async fn test_blobs() -> Arc<dyn BlobStore> {
+    if testing_on_dynamodb() {
+        Arc::new(aws::s3_blobs().await)
+    } else {
+        Arc::new(FsBlobStore::new(std::env::temp_dir().join(format!("colloquy-test-blobs-{}", Uuid::new_v4()))))
     }
 }
 

@@ -160,11 +160,18 @@ async fn main() {
             ),
         ),
         ("annotation-reply-status", event("GET", format!("/v1/apps/annotation-reply/disable/status/{job}"), "", None)),
+        ("preview-file", event("GET", format!("/v1/files/{}/preview", uuid::Uuid::new_v4()), "user=u", None)),
+        ("upload-file", event("POST", "/v1/files/upload".into(), "", None)),
         ("purge-conversation", json!({"Records": []})),
     ];
     let table = aws::table_name().await;
-    let env =
-        [("COLLOQUY_TABLE", table), ("COLLOQUY_LLM", "echo".to_owned()), ("COLLOQUY_ECHO_DELAY_MS", "0".to_owned())];
+    let env = [
+        ("COLLOQUY_TABLE", table),
+        ("COLLOQUY_BUCKET", aws::bucket_name().await),
+        ("COLLOQUY_S3_PATH_STYLE", "true".to_owned()),
+        ("COLLOQUY_LLM", "echo".to_owned()),
+        ("COLLOQUY_ECHO_DELAY_MS", "0".to_owned()),
+    ];
     let mut rows = Vec::new();
     for (name, event) in &cases {
         rows.push(measure(&dir, name, event, &env).await);

@@ -14,16 +14,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    FileId, UploadFile,
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode, Conversation,
     ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackId,
-    FeedbackSource, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction, SortField,
-    TaskId, Timestamp, UserRef, ValueType, VariableId, VariableNameFilter,
+    FeedbackSource, FileId, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction,
+    SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use crate::ports::{
-    FileStore,
-    AnnotationStore, AppStore, ConversationStore, EndUserStore, FeedbackStore, MessageStore, RateLimiter, StoreError,
-    StoreResult, TaskControl, VariableStore,
+    AnnotationStore, AppStore, ConversationStore, EndUserStore, FeedbackStore, FileStore, MessageStore, RateLimiter,
+    StoreError, StoreResult, TaskControl, VariableStore,
 };
 
 const SCHEMA_VERSION: i64 = 3;

@@ -5,7 +5,6 @@ use serde_json::json;
 use super::{ApiResponse, Ctx};
 use crate::error::ApiError;
 
-
 pub(crate) fn info(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let app = &ctx.app;
     Ok(ApiResponse::ok(&json!({

@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 
 use super::conversations::{generate_title, owned};
 use super::input::Body;
-use super::{ApiResponse, Ctx, Services, annotations};
+use super::{ApiResponse, Ctx, Services, annotations, files};
 use crate::domain::{
     Annotation, App, AppConfig, Conversation, ConversationId, DEFAULT_CONVERSATION_NAME, Invalid, Message, MessageId,
-    Owner, TaskId, fill_template,
+    Owner, TaskId, UserRef, fill_template,
 };
 use crate::error::ApiError;
 use crate::ports::{LlmEvent, LlmRequest, LlmStream, Purpose, Speaker, Usage};
@@ -43,7 +43,7 @@ struct ChatInput {
 }
 
 impl ChatInput {
-    fn parse(body: &Body, config: &AppConfig) -> Result<Self, ApiError> {
+    fn parse(body: &Body) -> Result<Self, ApiError> {
         let inputs = match body.raw("inputs") {
             None => return Err(Invalid::new("inputs: Field required").into()),
             Some(Value::Object(map)) => map.clone(),
@@ -72,15 +72,22 @@ impl ChatInput {
             query: query.to_owned(),
             streaming,
             conversation_id,
-            files: user_files(body.raw("files"), config)?,
+            files: Vec::new(),
             auto_generate_name: body.boolean("auto_generate_name", true)?,
         })
     }
 }
 
-/// The `files` of a chat request as message files. Like Dify, files are ignored when the app
-/// does not accept uploads.
-fn user_files(raw: Option<&Value>, config: &AppConfig) -> Result<Vec<Value>, ApiError> {
+/// The `files` of a chat request as message files: remote URLs are recorded (never fetched),
+/// uploads must be the caller's own. Like Dify, files are ignored when the app does not accept
+/// uploads.
+async fn user_files(
+    ctx: &Ctx<'_>,
+    owner: Owner,
+    user: &UserRef,
+    raw: Option<&Value>,
+    config: &AppConfig,
+) -> Result<Vec<Value>, ApiError> {
     let items = match raw {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
@@ -91,37 +98,34 @@ fn user_files(raw: Option<&Value>, config: &AppConfig) -> Result<Vec<Value>, Api
     if !accepts {
         return Ok(Vec::new());
     }
-    items
-        .iter()
-        .map(|item| {
-            let kind = item.get("type").and_then(Value::as_str).unwrap_or("image");
-            match item.get("transfer_method").and_then(Value::as_str) {
-                Some("remote_url") => {
-                    let url = item.get("url").and_then(Value::as_str).filter(|u| u.starts_with("http"));
-                    let url = url.ok_or_else(|| Invalid::new("files: a remote_url file needs an http(s) url"))?;
-                    let filename = url.rsplit('/').next().unwrap_or("").split('?').next().unwrap_or("");
-                    Ok(json!({
-                        "id": uuid::Uuid::new_v4(), "filename": filename, "type": kind, "url": url,
-                        "mime_type": null, "size": -1, "transfer_method": "remote_url",
-                        "belongs_to": "user", "upload_file_id": null,
-                    }))
-                }
-                // Uploaded files arrive with the files API; until one exists, none can be found.
-                Some("local_file") => Err(Invalid(format!(
-                    "files: upload file {} not found",
-                    item.get("upload_file_id").and_then(Value::as_str).unwrap_or("")
-                ))
-                .into()),
-                _ => Err(Invalid::new("files: transfer_method must be 'remote_url' or 'local_file'").into()),
+    let mut files = Vec::with_capacity(items.len());
+    for item in items {
+        let kind = item.get("type").and_then(Value::as_str).unwrap_or("image");
+        let file = match item.get("transfer_method").and_then(Value::as_str) {
+            Some("remote_url") => {
+                let url = item.get("url").and_then(Value::as_str).filter(|u| u.starts_with("http"));
+                let url = url.ok_or_else(|| Invalid::new("files: a remote_url file needs an http(s) url"))?;
+                let filename = url.rsplit('/').next().unwrap_or("").split('?').next().unwrap_or("");
+                json!({
+                    "id": ctx.services.ids.new_id(), "filename": filename, "type": kind, "url": url,
+                    "mime_type": null, "size": -1, "transfer_method": "remote_url",
+                    "belongs_to": "user", "upload_file_id": null,
+                })
             }
-        })
-        .collect()
+            Some("local_file") => files::message_file(ctx, owner, user, item).await?,
+            _ => return Err(Invalid::new("files: transfer_method must be 'remote_url' or 'local_file'").into()),
+        };
+        files.push(file);
+    }
+    Ok(files)
 }
 
 pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let body = Body::read(ctx.request)?;
-    let input = ChatInput::parse(&body, &ctx.app.config)?;
-    let owner = ctx.end_user(body.user(true)?).await?.owner();
+    let mut input = ChatInput::parse(&body)?;
+    let user = body.user(true)?;
+    let owner = ctx.end_user(user.clone()).await?.owner();
+    input.files = user_files(ctx, owner, &user, body.raw("files"), &ctx.app.config).await?;
     ctx.require_chat_app()?;
     let now = ctx.now();
 

@@ -17,7 +17,7 @@ use crate::ports::BlobRange;
 const SOURCE_URL_TTL: Duration = Duration::from_secs(3600);
 
 /// One file part of a multipart body.
-struct Part {
+pub(crate) struct Part {
     name: String,
     content_type: String,
     bytes: Bytes,
@@ -34,16 +34,21 @@ pub(crate) async fn read_upload(request: &ApiRequest, field: &str) -> Result<(Op
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut parts = Vec::new();
     let mut user = None;
-    while let Some(item) = multipart.next_field().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))? {
+    while let Some(item) =
+        multipart.next_field().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?
+    {
         let name = item.name().unwrap_or("").to_owned();
         match item.file_name().map(str::to_owned) {
             Some(file_name) => {
                 let content_type = item.content_type().map(|m| m.essence_str().to_owned()).unwrap_or_default();
-                let bytes = item.bytes().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
+                let bytes =
+                    item.bytes().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
                 parts.push((name, Part { name: file_name, content_type, bytes }));
             }
             None if name == "user" => {
-                user = Some(item.text().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?);
+                user = Some(
+                    item.text().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?,
+                );
             }
             None => {}
         }
@@ -96,7 +101,10 @@ pub(crate) async fn upload(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         FileClass::Document => limits.document,
     };
     if part.bytes.len() as u64 > u64::from(limit_mb) * 1024 * 1024 {
-        return Err(ApiError::FileTooLarge(format!("File size exceeded. {} MB > {limit_mb} MB", part.bytes.len() / (1024 * 1024))));
+        return Err(ApiError::FileTooLarge(format!(
+            "File size exceeded. {} MB > {limit_mb} MB",
+            part.bytes.len() / (1024 * 1024)
+        )));
     }
     let file = UploadFile {
         id: FileId::from_uuid(ctx.services.ids.new_id()),
@@ -135,7 +143,11 @@ fn parse_range(raw: &str, size: u64) -> Result<Option<BlobRange>, ApiError> {
         }
         (start, end) => BlobRange {
             start: start.parse().map_err(|_| ApiError::RangeNotSatisfiable(size))?,
-            end: if end.is_empty() { None } else { Some(end.parse().map_err(|_| ApiError::RangeNotSatisfiable(size))?) },
+            end: if end.is_empty() {
+                None
+            } else {
+                Some(end.parse().map_err(|_| ApiError::RangeNotSatisfiable(size))?)
+            },
         },
     };
     if range.start >= size || range.end.is_some_and(|end| end < range.start) {
@@ -148,9 +160,21 @@ fn parse_range(raw: &str, size: u64) -> Result<Option<BlobRange>, ApiError> {
 fn encode_filename(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'&' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'!'
+            | b'#'
+            | b'$'
+            | b'&'
+            | b'+'
+            | b'-'
+            | b'.'
+            | b'^'
+            | b'_'
+            | b'`'
+            | b'|'
+            | b'~' => (b as char).to_string(),
             other => format!("%{other:02X}"),
         })
         .collect()
@@ -158,7 +182,8 @@ fn encode_filename(name: &str) -> String {
 
 pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let id = ctx.ids.file.ok_or(ApiError::RouteNotFound)?;
-    let attachment = matches!(ctx.query.get("as_attachment").map(str::to_ascii_lowercase).as_deref(), Some("true" | "1" | "yes"));
+    let attachment =
+        matches!(ctx.query.get("as_attachment").map(str::to_ascii_lowercase).as_deref(), Some("true" | "1" | "yes"));
     let owner: Owner = ctx.end_user(ctx.query.user(false)?).await?.owner();
     let file = ctx.store().file(owner, id).await?.ok_or(ApiError::FileNotFound)?;
 
@@ -173,7 +198,11 @@ pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     insert(&mut headers, header::CACHE_CONTROL, "public, max-age=3600".into());
     insert(&mut headers, header::ACCEPT_RANGES, "bytes".into());
     if attachment {
-        insert(&mut headers, header::CONTENT_DISPOSITION, format!("attachment; filename*=UTF-8''{}", encode_filename(&file.name)));
+        insert(
+            &mut headers,
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename*=UTF-8''{}", encode_filename(&file.name)),
+        );
     }
 
     let range = match ctx.request.headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {

@@ -7,6 +7,7 @@ mod auth;
 mod chat;
 mod conversations;
 mod feedback;
+mod files;
 mod input;
 mod messages;
 mod render;
@@ -27,7 +28,7 @@ pub use routes::{Endpoint, ROUTES};
 use crate::domain::{App, EndUser, EndUserId, Timestamp, UserRef};
 use crate::error::ApiError;
 use crate::models::Models;
-use crate::ports::{Clock, IdGenerator, Store};
+use crate::ports::{BlobStore, Clock, IdGenerator, Store};
 use routes::PathIds;
 
 /// An HTTP request, independent of any web framework.
@@ -105,11 +106,20 @@ impl ApiResponse {
 pub struct ApiLimits {
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Largest accepted upload body (files); per-kind limits of the app apply within it.
+    pub max_upload_bytes: usize,
+}
+
+impl ApiLimits {
+    /// The most any request may send.
+    pub fn largest(&self) -> usize {
+        self.max_body_bytes.max(self.max_upload_bytes)
+    }
 }
 
 impl Default for ApiLimits {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024 }
+        Self { max_body_bytes: 1024 * 1024, max_upload_bytes: 100 * 1024 * 1024 }
     }
 }
 
@@ -117,6 +127,8 @@ impl Default for ApiLimits {
 #[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn Store>,
+    /// Uploaded files' bytes (a directory locally, S3 on AWS).
+    pub blobs: Arc<dyn BlobStore>,
     /// The language models and embedders apps may use.
     pub models: Models,
     pub clock: Arc<dyn Clock>,
@@ -139,8 +151,13 @@ pub async fn handle(services: &Services, request: ApiRequest) -> ApiResponse {
 
 async fn dispatch(services: &Services, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let (endpoint, ids) = routes::resolve(&request.method, &request.path)?;
-    if request.body.len() > services.limits.max_body_bytes {
-        return Err(ApiError::PayloadTooLarge(services.limits.max_body_bytes));
+    let limit = if endpoint == Endpoint::FileUpload {
+        services.limits.max_upload_bytes
+    } else {
+        services.limits.max_body_bytes
+    };
+    if request.body.len() > limit {
+        return Err(ApiError::PayloadTooLarge(limit));
     }
     let app = auth::authenticate(services, &request.headers).await?;
     let ctx = Ctx { services, app, request, ids, query: input::Query::parse(&request.query) };
@@ -166,6 +183,8 @@ async fn dispatch(services: &Services, request: &ApiRequest) -> Result<ApiRespon
         Endpoint::DeleteAnnotation => annotations::delete(&ctx).await,
         Endpoint::AnnotationReply => annotations::reply_action(&ctx).await,
         Endpoint::AnnotationReplyStatus => annotations::reply_status(&ctx).await,
+        Endpoint::FileUpload => files::upload(&ctx).await,
+        Endpoint::FilePreview => files::preview(&ctx).await,
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use http::Method;
 
-use crate::domain::{AnnotationId, ConversationId, MessageId, VariableId};
+use crate::domain::{AnnotationId, ConversationId, FileId, MessageId, VariableId};
 use crate::error::ApiError;
 
 /// An operation of the API.
@@ -31,6 +31,8 @@ pub enum Endpoint {
     DeleteAnnotation,
     AnnotationReply,
     AnnotationReplyStatus,
+    FileUpload,
+    FilePreview,
 }
 
 impl Endpoint {
@@ -81,6 +83,8 @@ impl Endpoint {
             Self::DeleteAnnotation => "delete-annotation",
             Self::AnnotationReply => "annotation-reply",
             Self::AnnotationReplyStatus => "annotation-reply-status",
+            Self::FileUpload => "upload-file",
+            Self::FilePreview => "preview-file",
         }
     }
 
@@ -127,6 +131,8 @@ pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     ),
     ("/v1/apps/annotation-reply/{action}", &[(Method::POST, Endpoint::AnnotationReply)]),
     ("/v1/apps/annotation-reply/{action}/status/{job_id}", &[(Method::GET, Endpoint::AnnotationReplyStatus)]),
+    ("/v1/files/upload", &[(Method::POST, Endpoint::FileUpload)]),
+    ("/v1/files/{file_id}/preview", &[(Method::GET, Endpoint::FilePreview)]),
 ];
 
 static ROUTER: LazyLock<matchit::Router<usize>> = LazyLock::new(|| {
@@ -144,6 +150,7 @@ pub(crate) struct PathIds {
     pub message: Option<MessageId>,
     pub variable: Option<VariableId>,
     pub annotation: Option<AnnotationId>,
+    pub file: Option<FileId>,
     /// Free strings, checked by their endpoints (Dify answers these without a 404).
     pub task: Option<String>,
     pub action: Option<String>,
@@ -162,6 +169,7 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds)
             "message_id" => ids.message = Some(raw.parse().map_err(not_found)?),
             "variable_id" => ids.variable = Some(raw.parse().map_err(not_found)?),
             "annotation_id" => ids.annotation = Some(raw.parse().map_err(not_found)?),
+            "file_id" => ids.file = Some(raw.parse().map_err(not_found)?),
             "task_id" => ids.task = Some(raw.to_owned()),
             "action" => ids.action = Some(raw.to_owned()),
             "job_id" => ids.job = Some(raw.to_owned()),

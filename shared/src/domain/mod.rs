@@ -13,12 +13,16 @@ mod user;
 mod variable;
 
 pub use annotation::{Annotation, AnnotationJob, AnnotationSettings, JobStatus, ReplyAction, cosine_similarity};
-pub use app::{App, AppConfig, AppMode, AppStatus, Feature, FileSizeLimits, ModelChoice, PROVIDERS, SiteConfig, fill_template};
+pub use app::{
+    App, AppConfig, AppMode, AppStatus, Feature, FileSizeLimits, ModelChoice, PROVIDERS, SiteConfig, fill_template,
+};
 pub use conversation::{
     Conversation, ConversationTitle, DEFAULT_CONVERSATION_NAME, Feedback, FeedbackSource, Message, Rating,
 };
 pub use file::{FileClass, FileNameError, UploadFile, check_filename};
-pub use ids::{AnnotationId, AppId, ConversationId, EndUserId, FeedbackId, FileId, JobId, MessageId, TaskId, VariableId};
+pub use ids::{
+    AnnotationId, AppId, ConversationId, EndUserId, FeedbackId, FileId, JobId, MessageId, TaskId, VariableId,
+};
 pub use key::{ApiKey, KeyHash};
 pub use paging::{ConversationSort, Cursor, Limit, PageNumber, SortField};
 pub use time::Timestamp;
