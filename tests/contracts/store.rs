@@ -6,8 +6,8 @@ use shared::adapters::sqlite::SqliteStore;
 use shared::domain::{
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App, AppConfig, AppId, AppMode, Conversation,
     ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackId,
-    FeedbackSource, JobId, JobStatus, Message, MessageId, Owner, Rating, ReplyAction, SortField, TaskId, Timestamp,
-    UserRef, ValueType, VariableId, VariableNameFilter,
+    FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, Owner, Rating, ReplyAction, SortField, TaskId,
+    Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use shared::ports::Store;
 use uuid::Uuid;
@@ -82,7 +82,18 @@ macro_rules! contract {
     };
 }
 
-contract!(apps_and_keys, end_users, conversations, messages, feedback, variables, rate_limits, annotations, tasks);
+contract!(
+    apps_and_keys,
+    end_users,
+    conversations,
+    messages,
+    feedback,
+    variables,
+    rate_limits,
+    annotations,
+    tasks,
+    files
+);
 
 async fn apps_and_keys(store: Arc<dyn Store>) {
     let app = app(store.as_ref()).await;
@@ -396,6 +407,25 @@ async fn tasks(store: Arc<dyn Store>) {
     assert!(store.stop_requested(task).await.unwrap());
     store.finish_task(task).await.unwrap();
     assert!(!store.stop_requested(task).await.unwrap());
+}
+
+async fn files(store: Arc<dyn Store>) {
+    let app = app(store.as_ref()).await;
+    let alice = owner(store.as_ref(), app.id, "alice").await;
+    let bob = owner(store.as_ref(), app.id, "bob").await;
+    let file = UploadFile {
+        id: FileId::from_uuid(id()),
+        owner: alice,
+        name: "report.pdf".into(),
+        size: 1234,
+        extension: "pdf".into(),
+        mime_type: "application/pdf".into(),
+        created_at: at(0),
+    };
+    store.insert_file(&file).await.unwrap();
+    assert_eq!(store.file(alice, file.id).await.unwrap(), Some(file.clone()));
+    assert_eq!(store.file(bob, file.id).await.unwrap(), None, "files are the uploader's");
+    assert_eq!(store.file(alice, FileId::from_uuid(id())).await.unwrap(), None);
 }
 
 #[tokio::test]
