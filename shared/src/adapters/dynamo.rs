@@ -88,6 +88,19 @@ fn is_condition_failure<E: ProvideErrorMetadata>(error: &E) -> bool {
     matches!(error.code(), Some("ConditionalCheckFailedException") | Some("TransactionCanceledException"))
 }
 
+/// Whether a conditional write went through: false when its condition failed.
+fn condition_met<T, E, R>(result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>) -> StoreResult<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+        Err(e) => Err(sdk_error(e)),
+    }
+}
+
 /// Typed reads of an item's attributes; a missing or mistyped attribute is corrupt data.
 struct Read<'a>(&'a Item);
 
@@ -594,11 +607,7 @@ impl AppStore for DynamoStore {
             .condition_expression("attribute_exists(PK)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
+        condition_met(result)
     }
 
     async fn app(&self, id: AppId) -> StoreResult<Option<App>> {
@@ -621,13 +630,7 @@ impl AppStore for DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                Err(StoreError::Conflict("the key exists".into()))
-            }
-            Err(e) => Err(sdk_error(e)),
-        }
+        if condition_met(result)? { Ok(()) } else { Err(StoreError::Conflict("the key exists".into())) }
     }
 
     async fn app_for_key(&self, hash: &KeyHash) -> StoreResult<Option<AppId>> {
@@ -717,13 +720,7 @@ impl ConversationStore for DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                Err(StoreError::Conflict("the conversation exists".into()))
-            }
-            Err(e) => Err(sdk_error(e)),
-        }
+        if condition_met(result)? { Ok(()) } else { Err(StoreError::Conflict("the conversation exists".into())) }
     }
 
     async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>> {
@@ -783,11 +780,7 @@ impl ConversationStore for DynamoStore {
             .expression_attribute_values(":lsi", s(format!("{}#{}", order(c.updated_at), c.id)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
+        condition_met(result)
     }
 
     /// One request: a tombstone that hides the conversation from every read at once; the
@@ -810,11 +803,7 @@ impl ConversationStore for DynamoStore {
             .expression_attribute_values(":ttl", ttl(now, TOMBSTONE_TTL))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
+        condition_met(result)
     }
 }
 
@@ -912,12 +901,9 @@ impl MessageStore for DynamoStore {
                 .update_expression("SET answer = :answer, #status = :status, metadata = :metadata, message_files = :files REMOVE #error")
                 .expression_attribute_names("#error", "error"),
         };
-        match update.send().await {
-            Ok(_) => Ok(()),
-            // The conversation was deleted and purged meanwhile: nothing to update.
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            Err(e) => Err(sdk_error(e)),
-        }
+
+        // The conversation was deleted and purged meanwhile: nothing to update.
+        condition_met(update.send().await).map(drop)
     }
 
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>> {
@@ -1209,11 +1195,7 @@ impl VariableStore for DynamoStore {
             .expression_attribute_values(":at", n(v.updated_at.micros()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            Err(e) => Err(sdk_error(e)),
-        }
+        condition_met(result).map(drop)
     }
 }
 
@@ -1233,11 +1215,7 @@ impl RateLimiter for DynamoStore {
             .expression_attribute_values(":ttl", n(window_start + 3600))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
+        condition_met(result)
     }
 }
 
@@ -1315,11 +1293,7 @@ impl AnnotationStore for DynamoStore {
                 .expression_attribute_values(":e", AttributeValue::B(embedding_to_bytes(vector).into())),
             None => update.update_expression("SET question = :q, answer = :a REMOVE embedding"),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(sdk_error(e)),
-        }
+        condition_met(update.send().await)
     }
 
     async fn delete_annotation(&self, app: AppId, id: AnnotationId) -> StoreResult<bool> {
@@ -1371,11 +1345,7 @@ impl AnnotationStore for DynamoStore {
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            Err(e) => Err(sdk_error(e)),
-        }
+        condition_met(result).map(drop)
     }
 
     async fn annotation_settings(&self, app: AppId) -> StoreResult<Option<AnnotationSettings>> {
@@ -1454,11 +1424,8 @@ impl TaskControl for DynamoStore {
             .expression_attribute_values(":user", s(owner.end_user_id.to_string()))
             .send()
             .await;
-        match result {
-            // Unknown or foreign tasks are ignored, like Dify.
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            other => other.map(drop).map_err(sdk_error),
-        }
+        // Unknown or foreign tasks are ignored, like Dify.
+        condition_met(result).map(drop)
     }
 
     async fn stop_requested(&self, task: TaskId) -> StoreResult<bool> {
