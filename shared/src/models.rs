@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::domain::App;
-use crate::ports::{Embedder, Llm, ProviderError};
+use crate::ports::{Embedder, Llm, LlmAnswer, LlmRequest, ProviderError};
 
 /// A configured provider: its chat model and, when it has one, its embedder.
 #[derive(Clone)]
@@ -55,6 +55,13 @@ impl Models {
             ))
         })?;
         Ok((Arc::clone(&provider.llm), app.config.model.name.clone()))
+    }
+
+    /// A whole answer from the app's model (`request.model` is set to the app's choice).
+    pub async fn complete_for(&self, app: &App, mut request: LlmRequest) -> Result<LlmAnswer, ProviderError> {
+        let (llm, model) = self.llm_for(app)?;
+        request.model = model;
+        llm.complete(request).await
     }
 
     /// The embedder of a provider, for annotation reply.

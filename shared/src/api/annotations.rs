@@ -14,7 +14,6 @@ use crate::ports::Embedder;
 
 /// Dify pages annotations with `max_per_page=100`: larger limits are served 100 at a time.
 const MAX_PAGE: u32 = 100;
-const WINDOW_SECONDS: i64 = 60;
 const NOT_FOUND: &str = "Annotation not found";
 
 fn render(a: &Annotation) -> Value {
@@ -47,17 +46,7 @@ fn texts(body: &Body) -> Result<(String, String), ApiError> {
 
 /// Annotation writes share the feedback write budget, counted per app.
 async fn check_rate(ctx: &Ctx<'_>) -> Result<(), ApiError> {
-    let limit = ctx.app.config.feedback_rate_limit_per_minute;
-    if limit == 0 {
-        return Ok(());
-    }
-    let now = ctx.now().unix_seconds();
-    let window_start = now - now.rem_euclid(WINDOW_SECONDS);
-    if ctx.store().try_hit(&format!("annotations:{}", ctx.app.id), window_start, limit).await? {
-        Ok(())
-    } else {
-        Err(ApiError::TooManyRequests { retry_after: (window_start + WINDOW_SECONDS - now).max(1) as u64 })
-    }
+    ctx.check_rate(&format!("annotations:{}", ctx.app.id)).await
 }
 
 /// The question's embedding under the app's reply settings; `None` when reply is off or the

@@ -218,13 +218,7 @@ fn model_request(
     query: &str,
     model: Option<String>,
 ) -> LlmRequest {
-    let mut turns = Vec::with_capacity(history.len() * 2 + 1);
-    for earlier in history.iter().rev() {
-        turns.push((Speaker::User, earlier.query.clone()));
-        if !earlier.answer.is_empty() {
-            turns.push((Speaker::Assistant, earlier.answer.clone()));
-        }
-    }
+    let mut turns = history_turns(history);
     turns.push((Speaker::User, query.to_owned()));
     LlmRequest {
         purpose: Purpose::Chat,
@@ -234,6 +228,18 @@ fn model_request(
         max_tokens: app.config.model.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         temperature: app.config.model.temperature.unwrap_or(DEFAULT_TEMPERATURE),
     }
+}
+
+/// Earlier messages (newest first, as stores list them) as chat turns, oldest first.
+pub(crate) fn history_turns(history: &[Message]) -> Vec<(Speaker, String)> {
+    let mut turns = Vec::with_capacity(history.len() * 2 + 1);
+    for earlier in history.iter().rev() {
+        turns.push((Speaker::User, earlier.query.clone()));
+        if !earlier.answer.is_empty() {
+            turns.push((Speaker::Assistant, earlier.answer.clone()));
+        }
+    }
+    turns
 }
 
 /// An annotation's answer, as a stream like a model's.

@@ -100,21 +100,15 @@ const TITLE_INSTRUCTIONS: &str = "You name conversations. Reply with JSON only, 
 /// gives `None`, so the caller keeps the old name.
 pub(crate) async fn generate_title(services: &Services, app: &App, query: &str) -> Option<ConversationTitle> {
     let source = ConversationTitle::prompt_source(query);
-    let answer = match services.models.llm_for(app) {
-        Ok((llm, model)) => {
-            let request = LlmRequest {
-                purpose: Purpose::ConversationTitle,
-                model,
-                system: Some(TITLE_INSTRUCTIONS.into()),
-                turns: vec![(Speaker::User, source.clone())],
-                max_tokens: 500,
-                temperature: 1.0,
-            };
-            llm.complete(request).await
-        }
-        Err(error) => Err(error),
+    let request = LlmRequest {
+        purpose: Purpose::ConversationTitle,
+        model: None,
+        system: Some(TITLE_INSTRUCTIONS.into()),
+        turns: vec![(Speaker::User, source.clone())],
+        max_tokens: 500,
+        temperature: 1.0,
     };
-    match answer {
+    match services.models.complete_for(app, request).await {
         Ok(answer) => Some(ConversationTitle::generated(&title_from_answer(&answer.text).unwrap_or(source))),
         Err(error) => {
             tracing::warn!(%error, "title generation failed; keeping the old name");

@@ -7,8 +7,6 @@ use super::{ApiResponse, Ctx, render};
 use crate::domain::{Feedback, FeedbackId, FeedbackSource, Limit, Owner, PageNumber, Rating};
 use crate::error::ApiError;
 
-const WINDOW_SECONDS: i64 = 60;
-
 pub(crate) async fn submit(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let message_id = ctx.ids.message.ok_or(ApiError::RouteNotFound)?;
     let body = Body::read(ctx.request)?;
@@ -58,20 +56,9 @@ fn success() -> ApiResponse {
     ApiResponse::ok(&json!({"result": "success"}))
 }
 
-/// A fixed one-minute window per end user; the limit comes from the app's configuration.
+/// Feedback writes are limited per end user.
 async fn check_rate(ctx: &Ctx<'_>, owner: Owner) -> Result<(), ApiError> {
-    let limit = ctx.app.config.feedback_rate_limit_per_minute;
-    if limit == 0 {
-        return Ok(());
-    }
-    let now = ctx.now().unix_seconds();
-    let window_start = now - now.rem_euclid(WINDOW_SECONDS);
-    let key = format!("feedback:{}:{}", owner.app_id, owner.end_user_id);
-    if ctx.store().try_hit(&key, window_start, limit).await? {
-        Ok(())
-    } else {
-        Err(ApiError::TooManyRequests { retry_after: (window_start + WINDOW_SECONDS - now).max(1) as u64 })
-    }
+    ctx.check_rate(&format!("feedback:{}:{}", owner.app_id, owner.end_user_id)).await
 }
 
 pub(crate) async fn list_app(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {

@@ -217,6 +217,23 @@ impl Ctx<'_> {
         Ok(self.store().end_user(self.app.id, &user, fresh).await?)
     }
 
+    /// Counts one write against `key` in a fixed one-minute window, with the app's per-minute
+    /// limit (`feedback_rate_limit_per_minute`; 0 turns it off); 429 with `Retry-After` beyond it.
+    async fn check_rate(&self, key: &str) -> Result<(), ApiError> {
+        const WINDOW_SECONDS: i64 = 60;
+        let limit = self.app.config.feedback_rate_limit_per_minute;
+        if limit == 0 {
+            return Ok(());
+        }
+        let now = self.now().unix_seconds();
+        let window_start = now - now.rem_euclid(WINDOW_SECONDS);
+        if self.store().try_hit(key, window_start, limit).await? {
+            Ok(())
+        } else {
+            Err(ApiError::TooManyRequests { retry_after: (window_start + WINDOW_SECONDS - now).max(1) as u64 })
+        }
+    }
+
     /// The conversation endpoints serve chat-like apps only.
     fn require_chat_app(&self) -> Result<(), ApiError> {
         if self.app.is_chat_like() { Ok(()) } else { Err(ApiError::NotChatApp) }

@@ -2,10 +2,11 @@
 
 use serde_json::{Value, json};
 
+use super::chat::history_turns;
 use super::conversations::owned;
 use super::{ApiResponse, Ctx};
 use crate::error::ApiError;
-use crate::ports::{LlmRequest, Purpose, Speaker};
+use crate::ports::{LlmRequest, Purpose};
 
 /// How many recent messages the model sees.
 const HISTORY_MESSAGES: usize = 3;
@@ -24,32 +25,17 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     }
 
     let history = ctx.store().messages_before(conversation.id, None, HISTORY_MESSAGES).await?;
-    let mut turns = Vec::new();
-    for earlier in history.iter().rev() {
-        turns.push((Speaker::User, earlier.query.clone()));
-        if !earlier.answer.is_empty() {
-            turns.push((Speaker::Assistant, earlier.answer.clone()));
-        }
-    }
+    let request = LlmRequest {
+        purpose: Purpose::SuggestedQuestions,
+        model: None,
+        system: Some(INSTRUCTIONS.into()),
+        turns: history_turns(&history),
+        max_tokens: 256,
+        temperature: 0.0,
+    };
     // Like Dify, a model failure is an empty list, not an error.
-    let questions = match ctx.services.models.llm_for(&ctx.app) {
-        Ok((llm, model)) => {
-            let request = LlmRequest {
-                purpose: Purpose::SuggestedQuestions,
-                model,
-                system: Some(INSTRUCTIONS.into()),
-                turns,
-                max_tokens: 256,
-                temperature: 0.0,
-            };
-            match llm.complete(request).await {
-                Ok(answer) => parse_questions(&answer.text),
-                Err(error) => {
-                    tracing::warn!(%error, "suggested questions failed");
-                    Vec::new()
-                }
-            }
-        }
+    let questions = match ctx.services.models.complete_for(&ctx.app, request).await {
+        Ok(answer) => parse_questions(&answer.text),
         Err(error) => {
             tracing::warn!(%error, "suggested questions failed");
             Vec::new()
