@@ -15,7 +15,7 @@ use shared::adapters::sqlite::SqliteStore;
 use shared::adapters::system::{SystemClock, TimeOrderedIds};
 use shared::admin;
 use shared::api::{ApiLimits, Services};
-use shared::config::ModelSettings;
+use shared::config::{AwsSpeech, ModelSettings, SpeechSettings};
 use shared::domain::{AppConfig, AppId, AppMode};
 use shared::ports::{BlobStore, Store};
 
@@ -185,7 +185,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("revoked");
         }
         Command::Serve(settings) => {
-            serve(open_store(&cli.store).await?, open_blobs(&cli.store).await, settings).await?
+            serve(open_store(&cli.store).await?, &cli.store, settings).await?
         }
         Command::Aws(AwsCommand::Init) => aws_init(&cli.store).await?,
     }
@@ -200,20 +200,44 @@ fn read_config(path: Option<&Path>) -> Result<AppConfig, String> {
     AppConfig::from_json(&raw).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Where uploaded files go: beside the database, or the S3 bucket.
-async fn open_blobs(settings: &StoreSettings) -> Arc<dyn BlobStore> {
+/// Where uploaded files go (beside the database, or the S3 bucket), and the bucket when it is S3.
+async fn open_blobs(settings: &StoreSettings) -> (Arc<dyn BlobStore>, Option<S3Blobs>) {
     match settings.store {
-        StoreKind::Sqlite => Arc::new(FsBlobStore::new(settings.data_dir.join("files"))),
-        StoreKind::Dynamodb => Arc::new(S3Blobs::from_env(settings.bucket.clone(), settings.s3_path_style()).await),
+        StoreKind::Sqlite => (Arc::new(FsBlobStore::new(settings.data_dir.join("files"))), None),
+        StoreKind::Dynamodb => {
+            let s3 = S3Blobs::from_env(settings.bucket.clone(), settings.s3_path_style()).await;
+            (Arc::new(s3.clone()), Some(s3))
+        }
     }
 }
 
-async fn serve(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, settings: ServeSettings) -> Result<(), String> {
+/// The speech engines of `COLLOQUY_TTS` / `COLLOQUY_STT` (local ones when installed by default).
+async fn open_speech(s3: Option<S3Blobs>) -> Result<shared::speech::Speech, String> {
+    let settings = SpeechSettings::from_env()?;
+    let aws = if settings.needs_aws() {
+        Some(AwsSpeech { config: aws_config::load_from_env().await, blobs: s3 })
+    } else {
+        None
+    };
+    let speech = settings.build(aws.as_ref()).await?;
+    let (tts, stt) = speech.describe();
+    tracing::info!(
+        text_to_speech = tts.unwrap_or("none (install espeak-ng, or set COLLOQUY_TTS)"),
+        speech_to_text = stt.unwrap_or("none (pip install pocketsphinx, or set COLLOQUY_STT)"),
+        "speech engines"
+    );
+    Ok(speech)
+}
+
+async fn serve(store: Arc<dyn Store>, store_settings: &StoreSettings, settings: ServeSettings) -> Result<(), String> {
+    let (blobs, s3) = open_blobs(store_settings).await;
     if store.apps().await.map_err(|e| e.to_string())?.is_empty() {
         // The default app turns on what a first try wants to see: an opening and suggestions.
         let mut config =
             AppConfig { opening_statement: Some("Hello! How can I help you today?".into()), ..AppConfig::default() };
         config.suggested_questions_after_answer.enabled = true;
+        config.speech_to_text.enabled = true;
+        config.text_to_speech.enabled = true;
         let (app, key) =
             admin::create_app(store.as_ref(), &SystemClock, &TimeOrderedIds, "Default app", AppMode::Chat, config)
                 .await
@@ -232,6 +256,7 @@ async fn serve(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, settings: Serve
         store,
         blobs,
         models,
+        speech: open_speech(s3).await?,
         clock: Arc::new(SystemClock),
         ids: Arc::new(TimeOrderedIds),
         limits: ApiLimits { max_body_bytes: settings.max_body_bytes, max_upload_bytes: settings.max_upload_bytes },

@@ -52,6 +52,19 @@ pub enum ApiError {
     /// A byte range outside the file; carries the file's size.
     #[error("range not satisfiable")]
     RangeNotSatisfiable(u64),
+    /// `audio-to-text` without a `file` part (Werkzeug's `BadRequestKeyError` in Dify).
+    #[error("no audio file part")]
+    NoAudioPart,
+    #[error("audio too large")]
+    AudioTooLarge,
+    #[error("unsupported audio type")]
+    UnsupportedAudioType,
+    /// No speech-to-text engine is configured.
+    #[error("no speech to text provider")]
+    NoSpeechToText,
+    /// No text-to-speech engine is configured.
+    #[error("no text to speech provider")]
+    NoTextToSpeech,
     /// A language-model provider failed.
     #[error("provider: {0}")]
     Provider(#[from] ProviderError),
@@ -131,6 +144,29 @@ impl ApiError {
                 "requested_range_not_satisfiable",
                 "The requested range is not satisfiable.".into(),
             ),
+            Self::NoAudioPart => (
+                StatusCode::BAD_REQUEST,
+                "bad_request_key_error",
+                "The browser (or proxy) sent a request that this server could not understand.".into(),
+            ),
+            Self::AudioTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "audio_too_large",
+                format!("Audio size larger than {} mb", crate::domain::AUDIO_LIMIT_BYTES / (1024 * 1024)),
+            ),
+            Self::UnsupportedAudioType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_audio_type", "Audio type not allowed.".into())
+            }
+            Self::NoSpeechToText => (
+                StatusCode::BAD_REQUEST,
+                "provider_not_support_speech_to_text",
+                "Provider not support speech to text.".into(),
+            ),
+            Self::NoTextToSpeech => (
+                StatusCode::BAD_REQUEST,
+                "provider_not_support_text_to_speech",
+                "Provider not support text to speech.".into(),
+            ),
             Self::Provider(ProviderError::NotInitialized(_)) => (
                 StatusCode::BAD_REQUEST,
                 "provider_not_initialize",
@@ -141,6 +177,9 @@ impl ApiError {
             }
             Self::Provider(ProviderError::Failed(detail)) => {
                 (StatusCode::BAD_REQUEST, "completion_request_error", detail.clone())
+            }
+            Self::Provider(ProviderError::UnsupportedInput(detail)) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_audio_type", detail.clone())
             }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "unknown", "Internal Server Error".into()),
         }

@@ -15,18 +15,26 @@ use crate::adapters::dynamo::{ChangedItem, DynamoStore};
 use crate::adapters::s3::S3Blobs;
 use crate::adapters::system::{SystemClock, TimeOrderedIds};
 use crate::api::{ApiLimits, ApiRequest, ApiResponse, Endpoint, ResponseBody, Services, handle, resolve_endpoint};
-use crate::config::ModelSettings;
+use crate::config::{AwsSpeech, ModelSettings, SpeechSettings};
 use crate::error::ApiError;
 use crate::models::Models;
+use crate::speech::Speech;
 
-/// Everything read from the environment once, at cold start, with the given models.
-pub fn services_from_env(aws: &aws_config::SdkConfig, models: Models) -> Result<Services, Error> {
+/// Everything read from the environment once, at cold start, with the given models, and the
+/// speech engines of `COLLOQUY_TTS` / `COLLOQUY_STT` when `speech` is set.
+pub async fn services_from_env(aws: &aws_config::SdkConfig, models: Models, speech: bool) -> Result<Services, Error> {
     let table = std::env::var("COLLOQUY_TABLE").map_err(|_| "COLLOQUY_TABLE is not set")?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
     let bucket = std::env::var("COLLOQUY_BUCKET").map_err(|_| "COLLOQUY_BUCKET is not set")?;
     let path_style = std::env::var("COLLOQUY_S3_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
     let s3 = aws_sdk_s3::config::Builder::from(aws).force_path_style(path_style).build();
     let blobs = S3Blobs::new(aws_sdk_s3::Client::from_conf(s3), bucket);
+    let speech = if speech {
+        let context = AwsSpeech { config: aws.clone(), blobs: Some(blobs.clone()) };
+        SpeechSettings::from_env()?.build(Some(&context)).await?
+    } else {
+        Speech::none()
+    };
     let max_body_bytes = match std::env::var("COLLOQUY_MAX_BODY_BYTES") {
         Ok(raw) => raw.parse().map_err(|_| format!("COLLOQUY_MAX_BODY_BYTES: '{raw}' is not a number"))?,
         Err(_) => ApiLimits::default().max_body_bytes,
@@ -35,6 +43,7 @@ pub fn services_from_env(aws: &aws_config::SdkConfig, models: Models) -> Result<
         store: Arc::new(store),
         blobs: Arc::new(blobs),
         models,
+        speech,
         clock: Arc::new(SystemClock),
         ids: Arc::new(TimeOrderedIds),
         limits: ApiLimits { max_body_bytes, ..ApiLimits::default() },
@@ -46,7 +55,14 @@ pub fn services_from_env(aws: &aws_config::SdkConfig, models: Models) -> Result<
 async fn plain_services() -> Result<Services, Error> {
     lambda_http::tracing::init_default_subscriber();
     let aws = aws_config::load_from_env().await;
-    services_from_env(&aws, Models::echo_only())
+    services_from_env(&aws, Models::echo_only(), false).await
+}
+
+/// Services with the speech engines configured in the environment (`COLLOQUY_TTS`, ...).
+async fn speech_services() -> Result<Services, Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let aws = aws_config::load_from_env().await;
+    services_from_env(&aws, Models::echo_only(), true).await
 }
 
 /// Services with the model providers configured in the environment (`COLLOQUY_LLM`, ...).
@@ -54,7 +70,7 @@ async fn model_services() -> Result<Services, Error> {
     lambda_http::tracing::init_default_subscriber();
     let aws = aws_config::load_from_env().await;
     let models = ModelSettings::from_env()?.build_with(Some(&aws)).await?;
-    services_from_env(&aws, models)
+    services_from_env(&aws, models, false).await
 }
 
 /// Translates a Lambda HTTP event (already decoded from base64 where needed).
@@ -120,6 +136,11 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
 /// Runs the Lambda runtime loop for an endpoint that calls a model (buffered responses).
 pub async fn serve_with_models(endpoint: Endpoint) -> Result<(), Error> {
     run_buffered(endpoint, model_services().await?).await
+}
+
+/// Runs the Lambda runtime loop for an audio endpoint (buffered; audio goes out as base64).
+pub async fn serve_with_speech(endpoint: Endpoint) -> Result<(), Error> {
+    run_buffered(endpoint, speech_services().await?).await
 }
 
 async fn run_buffered(endpoint: Endpoint, services: Services) -> Result<(), Error> {

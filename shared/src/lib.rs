@@ -5,7 +5,8 @@
 //! - [`api`]: the framework-neutral HTTP layer with one route table;
 //! - [`error`]: the one mapping from failures to Dify's error bodies;
 //! - [`admin`]: app and key management used by the command-line program;
-//! - [`adapters`]: the embedded store, the system clock, and (later) AWS services.
+//! - [`models`], [`speech`]: which language models and speech engines serve requests;
+//! - [`adapters`]: the embedded store, DynamoDB, S3, the model and speech providers.
 
 pub mod adapters;
 pub mod admin;
@@ -17,3 +18,4 @@ pub mod error;
 pub mod lambda;
 pub mod models;
 pub mod ports;
+pub mod speech;

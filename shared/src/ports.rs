@@ -9,9 +9,9 @@ use futures_util::Stream;
 use uuid::Uuid;
 
 use crate::domain::{
-    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, Conversation, ConversationId,
+    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, Conversation, ConversationId,
     ConversationSort, ConversationVariable, Cursor, EndUser, Feedback, FileId, JobId, KeyHash, Message, MessageId,
-    Owner, Rating, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter,
+    Owner, Rating, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -237,11 +237,13 @@ pub trait BlobStore: Send + Sync {
     /// A URL that reads the blob directly for `expires`; `None` when the store has no URLs of
     /// its own (the API's preview route serves the blob instead).
     async fn presign_get(&self, key: &str, expires: std::time::Duration) -> StoreResult<Option<String>>;
-    /// A URL that writes the blob directly for `expires`; `None` as for `presign_get`.
+    /// A URL that writes the blob directly for `expires`, signed for exactly `size` bytes of
+    /// `content_type` (the store refuses other lengths); `None` as for `presign_get`.
     async fn presign_put(
         &self,
         key: &str,
         content_type: &str,
+        size: u64,
         expires: std::time::Duration,
     ) -> StoreResult<Option<String>>;
     /// Deletes the blob; deleting a missing blob is not an error.
@@ -260,19 +262,45 @@ pub enum ProviderError {
     /// Anything else: timeouts, bad requests, server errors, unreadable answers.
     #[error("provider request failed: {0}")]
     Failed(String),
+    /// Input this provider cannot read (e.g. a format the local recogniser does not decode).
+    #[error("unsupported input: {0}")]
+    UnsupportedInput(String),
+}
+
+/// Audio a synthesizer produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechAudio {
+    pub bytes: Bytes,
+    /// `audio/mpeg` (pieces of which may be joined) or `audio/wav`.
+    pub content_type: &'static str,
 }
 
 /// Text to speech.
 #[async_trait]
 pub trait SpeechSynthesizer: Send + Sync {
-    /// MP3 audio for `text` spoken by `voice`.
-    async fn synthesize(&self, text: &str, voice: Option<&str>) -> Result<Bytes, ProviderError>;
+    /// The provider's name, for logs.
+    fn name(&self) -> &'static str;
+    /// The voices a request may name; the first is the default.
+    async fn voices(&self) -> Result<Vec<Voice>, ProviderError>;
+    /// The longest text one call takes, in characters. Longer texts are cut at sentence ends
+    /// and the pieces' audio joined, so a provider with a finite limit must answer MP3.
+    fn max_chars(&self) -> usize;
+    /// Speech for `text` in `voice` (one of [`SpeechSynthesizer::voices`]).
+    async fn synthesize(&self, text: &str, voice: &str) -> Result<SpeechAudio, ProviderError>;
 }
 
 /// Speech to text.
 #[async_trait]
 pub trait Transcriber: Send + Sync {
-    async fn transcribe(&self, audio: Bytes, mime_type: &str) -> Result<String, ProviderError>;
+    /// The provider's name, for logs.
+    fn name(&self) -> &'static str;
+    /// The words spoken in `audio`.
+    async fn transcribe(&self, audio: Bytes, format: AudioFormat) -> Result<String, ProviderError>;
+    /// The words spoken in audio already in the blob store under `key`, for providers that read
+    /// it there themselves (Amazon Transcribe reads S3); `None` when the caller must pass the bytes.
+    async fn transcribe_stored(&self, _key: &str, _format: AudioFormat) -> Option<Result<String, ProviderError>> {
+        None
+    }
 }
 
 /// Who said a turn of a chat.

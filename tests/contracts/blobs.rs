@@ -37,9 +37,11 @@ async fn contract(store: Arc<dyn BlobStore>, has_urls: bool) {
     assert_eq!(streamed, big.to_vec());
 
     let get_url = store.presign_get(&key, Duration::from_secs(60)).await.unwrap();
-    let put_url = store.presign_put(&format!("{key}.put"), "text/plain", Duration::from_secs(60)).await.unwrap();
+    let put_url = store.presign_put(&format!("{key}.put"), "text/plain", 8, Duration::from_secs(60)).await.unwrap();
     assert_eq!((get_url.is_some(), put_url.is_some()), (has_urls, has_urls));
     if let (Some(get_url), Some(put_url)) = (get_url, put_url) {
+        let signed: Vec<String> = url_query(&put_url, "X-Amz-SignedHeaders").split(';').map(str::to_owned).collect();
+        assert!(signed.contains(&"content-length".to_owned()), "the length is signed: {signed:?}");
         let fetched = reqwest::get(&get_url).await.unwrap();
         assert_eq!(fetched.status(), 200);
         assert_eq!(fetched.bytes().await.unwrap(), Bytes::from_static(b"hello, world"));
@@ -67,4 +69,10 @@ async fn filesystem_blobs() {
 #[tokio::test]
 async fn s3_blobs_on_moto() {
     contract(Arc::new(colloquy_tests::aws::s3_blobs().await), true).await;
+}
+
+/// A query parameter of a URL, decoded.
+fn url_query(url: &str, name: &str) -> String {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_default()
 }

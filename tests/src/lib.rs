@@ -23,6 +23,7 @@ use shared::domain::{
 };
 use shared::models::{Models, Provider};
 use shared::ports::{BlobStore, Clock, IdGenerator, Store};
+use shared::speech::Speech;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -58,6 +59,7 @@ pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub store: Arc<dyn Store>,
+    pub blobs: Arc<dyn BlobStore>,
     pub clock: Arc<ManualClock>,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -82,12 +84,17 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(limits: ApiLimits) -> TestApp {
-    spawn_app_full(limits, echo_models(Duration::ZERO)).await
+    spawn_app_full(limits, echo_models(Duration::ZERO), Speech::none()).await
 }
 
 /// A server whose apps use `models`.
 pub async fn spawn_app_with_models(models: Models) -> TestApp {
-    spawn_app_full(ApiLimits::default(), models).await
+    spawn_app_full(ApiLimits::default(), models, Speech::none()).await
+}
+
+/// A server with the given speech engines.
+pub async fn spawn_app_with_speech(speech: Speech) -> TestApp {
+    spawn_app_full(ApiLimits::default(), echo_models(Duration::ZERO), speech).await
 }
 
 /// Only the built-in echo provider, streaming with `delay` between words.
@@ -98,25 +105,32 @@ pub fn echo_models(delay: Duration) -> Models {
 
 /// A server on a given store.
 pub async fn spawn_app_on(store: Arc<dyn Store>) -> TestApp {
-    spawn_on(store, ApiLimits::default(), echo_models(Duration::ZERO)).await
+    spawn_on(store, ApiLimits::default(), echo_models(Duration::ZERO), Speech::none()).await
 }
 
-async fn spawn_app_full(limits: ApiLimits, models: Models) -> TestApp {
-    spawn_on(test_store().await, limits, models).await
+async fn spawn_app_full(limits: ApiLimits, models: Models, speech: Speech) -> TestApp {
+    spawn_on(test_store().await, limits, models, speech).await
 }
 
-async fn spawn_on(store: Arc<dyn Store>, limits: ApiLimits, models: Models) -> TestApp {
+async fn spawn_on(store: Arc<dyn Store>, limits: ApiLimits, models: Models, speech: Speech) -> TestApp {
     let clock = Arc::new(ManualClock::at_seconds(T0));
     let blobs = test_blobs().await;
-    let services =
-        Services { store: store.clone(), blobs, models, clock: clock.clone(), ids: Arc::new(TimeOrderedIds), limits };
+    let services = Services {
+        store: store.clone(),
+        blobs: blobs.clone(),
+        models,
+        speech,
+        clock: clock.clone(),
+        ids: Arc::new(TimeOrderedIds),
+        limits,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
     let addr = listener.local_addr().expect("local address");
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(colloquy::server::serve(listener, services, async {
         let _ = rx.await;
     }));
-    TestApp { base: format!("http://{addr}"), client: Client::new(), store, clock, shutdown: Some(tx) }
+    TestApp { base: format!("http://{addr}"), client: Client::new(), store, blobs, clock, shutdown: Some(tx) }
 }
 
 /// Which store the API tests run on: the embedded one, or DynamoDB (Local) and S3 when

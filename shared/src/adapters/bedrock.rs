@@ -3,13 +3,14 @@
 
 use async_trait::async_trait;
 use aws_sdk_bedrockruntime::Client;
-use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
     ContentBlock, ContentBlockDelta, ConversationRole, ConverseOutput, ConverseStreamOutput, InferenceConfiguration,
     Message, SystemContentBlock, TokenUsage,
 };
 use serde_json::{Value, json};
+
+use super::aws_errors::classify;
 
 use crate::ports::{Embedder, Llm, LlmAnswer, LlmEvent, LlmRequest, LlmStream, ProviderError, Speaker, Usage};
 
@@ -68,22 +69,6 @@ impl Bedrock {
 
     fn system(request: &LlmRequest) -> Option<Vec<SystemContentBlock>> {
         request.system.as_ref().map(|text| vec![SystemContentBlock::Text(text.clone())])
-    }
-}
-
-/// Maps an SDK failure to the provider error classes Dify reports.
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(error: SdkError<E, R>) -> ProviderError {
-    let detail = error.message().map(str::to_owned).unwrap_or_else(|| format!("{error:?}"));
-    match error.code() {
-        Some("AccessDeniedException" | "UnrecognizedClientException" | "ExpiredTokenException") => {
-            ProviderError::NotInitialized(detail)
-        }
-        Some("ThrottlingException" | "ServiceQuotaExceededException") => ProviderError::RateLimited(detail),
-        Some(code) => ProviderError::Failed(format!("{code}: {detail}")),
-        None => match &error {
-            SdkError::ConstructionFailure(_) => ProviderError::NotInitialized(detail),
-            _ => ProviderError::Failed(detail),
-        },
     }
 }
 

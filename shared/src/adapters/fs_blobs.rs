@@ -113,7 +113,13 @@ impl BlobStore for FsBlobStore {
         Ok(None)
     }
 
-    async fn presign_put(&self, _key: &str, _content_type: &str, _expires: Duration) -> StoreResult<Option<String>> {
+    async fn presign_put(
+        &self,
+        _key: &str,
+        _content_type: &str,
+        _size: u64,
+        _expires: Duration,
+    ) -> StoreResult<Option<String>> {
         Ok(None)
     }
 

@@ -49,16 +49,7 @@ impl OpenAi {
         }
         let response =
             request.send().await.map_err(|e| ProviderError::Failed(format!("cannot reach the model: {e}")))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let detail = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or(text);
-        Err(classify(status, detail))
+        checked(response).await
     }
 
     fn chat_body(&self, request: &LlmRequest, stream: bool) -> Value {
@@ -85,6 +76,20 @@ impl OpenAi {
         }
         body
     }
+}
+
+/// The response when it succeeded; otherwise its error, classified as Dify reports it.
+pub(crate) async fn checked(response: reqwest::Response) -> Result<reqwest::Response, ProviderError> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let detail = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or(text);
+    Err(classify(status, detail))
 }
 
 fn classify(status: StatusCode, detail: String) -> ProviderError {

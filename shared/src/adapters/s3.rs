@@ -129,7 +129,13 @@ impl BlobStore for S3Blobs {
         Ok(Some(request.uri().to_owned()))
     }
 
-    async fn presign_put(&self, key: &str, content_type: &str, expires: Duration) -> StoreResult<Option<String>> {
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: u64,
+        expires: Duration,
+    ) -> StoreResult<Option<String>> {
         let config = PresigningConfig::expires_in(expires).map_err(sdk_error)?;
         let request = self
             .client
@@ -137,6 +143,8 @@ impl BlobStore for S3Blobs {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            // Signed, so S3 refuses a body of any other length.
+            .content_length(i64::try_from(size).unwrap_or(i64::MAX))
             .presigned(config)
             .await
             .map_err(sdk_error)?;

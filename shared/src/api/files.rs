@@ -8,6 +8,7 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+use super::input::Body;
 use super::{ApiRequest, ApiResponse, Ctx, ResponseBody};
 use crate::domain::{FileClass, FileId, FileNameError, Owner, UploadFile, UserRef, check_filename};
 use crate::error::ApiError;
@@ -16,11 +17,14 @@ use crate::ports::BlobRange;
 /// How long a presigned `source_url` stays valid.
 const SOURCE_URL_TTL: Duration = Duration::from_secs(3600);
 
+/// How long a presigned upload URL stays valid.
+const UPLOAD_URL_TTL: Duration = Duration::from_secs(900);
+
 /// One file part of a multipart body.
 pub(crate) struct Part {
-    name: String,
-    content_type: String,
-    bytes: Bytes,
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Bytes,
 }
 
 /// The `file` part and the `user` field of a multipart upload, checked as Dify checks them.
@@ -79,54 +83,89 @@ pub(crate) async fn file_url(ctx: &Ctx<'_>, file: &UploadFile, user: &UserRef) -
     })
 }
 
-pub(crate) async fn upload(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
-    let (part, user) = read_upload(ctx.request, "file").await?;
-    let part = part.ok_or(ApiError::NoFileUploaded)?;
-    if part.content_type.is_empty() {
+/// A new upload's metadata, after Dify's name, type and size checks.
+fn new_file(ctx: &Ctx<'_>, owner: Owner, raw_name: &str, mime_type: String, size: u64) -> Result<UploadFile, ApiError> {
+    if mime_type.is_empty() {
         return Err(ApiError::UnsupportedFileType);
     }
-    let (name, extension) = match check_filename(&part.name) {
+    let (name, extension) = match check_filename(raw_name) {
         Ok(checked) => checked,
         Err(FileNameError::Missing) => return Err(ApiError::FilenameNotExists),
         Err(FileNameError::Invalid(invalid)) => return Err(invalid.into()),
         Err(FileNameError::Blocked) => return Err(ApiError::UnsupportedFileType),
     };
-    let owner = ctx.end_user(user.clone()).await?.owner();
     let limits = ctx.app.config.file_size_limits;
-    let class = FileClass::of(&extension, &part.content_type);
-    let limit_mb = match class {
+    let limit_mb = match FileClass::of(&extension, &mime_type) {
         FileClass::Image => limits.image,
         FileClass::Video => limits.video,
         FileClass::Audio => limits.audio,
         FileClass::Document => limits.document,
     };
-    if part.bytes.len() as u64 > u64::from(limit_mb) * 1024 * 1024 {
-        return Err(ApiError::FileTooLarge(format!(
-            "File size exceeded. {} MB > {limit_mb} MB",
-            part.bytes.len() / (1024 * 1024)
-        )));
+    if size > u64::from(limit_mb) * 1024 * 1024 {
+        return Err(ApiError::FileTooLarge(format!("File size exceeded. {} MB > {limit_mb} MB", size / (1024 * 1024))));
     }
-    let file = UploadFile {
+    Ok(UploadFile {
         id: FileId::from_uuid(ctx.services.ids.new_id()),
         owner,
         name,
-        size: part.bytes.len() as u64,
+        size,
         extension,
-        mime_type: part.content_type,
+        mime_type,
         created_at: ctx.now(),
-    };
+    })
+}
+
+/// Dify's fields of an uploaded file.
+fn file_json(file: &UploadFile, source_url: &str) -> Value {
+    json!({
+        "id": file.id, "name": file.name, "size": file.size, "extension": file.extension,
+        "mime_type": file.mime_type, "created_by": file.owner.end_user_id,
+        "created_at": file.created_at.unix_seconds(), "preview_url": null, "source_url": source_url,
+        "original_url": null, "user_id": null, "tenant_id": null, "conversation_id": null, "file_key": null,
+    })
+}
+
+pub(crate) async fn upload(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let (part, user) = read_upload(ctx.request, "file").await?;
+    let part = part.ok_or(ApiError::NoFileUploaded)?;
+    let owner = ctx.end_user(user.clone()).await?.owner();
+    let file = new_file(ctx, owner, &part.name, part.content_type, part.bytes.len() as u64)?;
     ctx.services.blobs.put_blob(&file.blob_key(), &file.mime_type, part.bytes).await?;
     ctx.store().insert_file(&file).await?;
     let source_url = file_url(ctx, &file, &user).await?;
-    Ok(ApiResponse::json(
-        StatusCode::CREATED,
-        &json!({
-            "id": file.id, "name": file.name, "size": file.size, "extension": file.extension,
-            "mime_type": file.mime_type, "created_by": file.owner.end_user_id,
-            "created_at": file.created_at.unix_seconds(), "preview_url": null, "source_url": source_url,
-            "original_url": null, "user_id": null, "tenant_id": null, "conversation_id": null, "file_key": null,
-        }),
-    ))
+    Ok(ApiResponse::json(StatusCode::CREATED, &file_json(&file, &source_url)))
+}
+
+/// Our extension for files larger than a Lambda request may carry (about 4.5 MB of binary):
+/// JSON `{"name", "size", "mime_type", "user"}` in, Dify's file fields plus a presigned
+/// `upload_url` out. The caller PUTs exactly `size` bytes there with the given headers; the file
+/// id then works wherever an uploaded file's does (chat `files`, preview, `audio-to-text`).
+pub(crate) async fn upload_url(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let body = Body::read(ctx.request)?;
+    let user = body.user(false)?;
+    let name = body.string("name")?.ok_or(ApiError::FilenameNotExists)?;
+    let size = match body.raw("size") {
+        Some(Value::Number(n)) => n.as_u64().filter(|s| *s > 0),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::InvalidParam("size: a positive number of bytes is required".into()))?;
+    let mime_type = body.string("mime_type")?.unwrap_or("application/octet-stream").trim().to_ascii_lowercase();
+    let owner = ctx.end_user(user.clone()).await?.owner();
+    let file = new_file(ctx, owner, name, mime_type, size)?;
+    let Some(upload_url) =
+        ctx.services.blobs.presign_put(&file.blob_key(), &file.mime_type, file.size, UPLOAD_URL_TTL).await?
+    else {
+        return Err(ApiError::InvalidParam(
+            "This server stores files itself: send them to POST /v1/files/upload.".into(),
+        ));
+    };
+    ctx.store().insert_file(&file).await?;
+    let mut answer = file_json(&file, &file_url(ctx, &file, &user).await?);
+    answer["upload_url"] = json!(upload_url);
+    answer["upload_method"] = json!("PUT");
+    answer["upload_headers"] = json!({"Content-Type": file.mime_type});
+    answer["upload_expires_at"] = json!(file.created_at.unix_seconds() + UPLOAD_URL_TTL.as_secs() as i64);
+    Ok(ApiResponse::json(StatusCode::CREATED, &answer))
 }
 
 /// A single `bytes=start-end` range (the only form browsers and players send for media).

@@ -3,6 +3,7 @@
 
 mod annotations;
 mod app_info;
+mod audio;
 mod auth;
 mod chat;
 mod conversations;
@@ -29,6 +30,7 @@ use crate::domain::{App, EndUser, EndUserId, Timestamp, UserRef};
 use crate::error::ApiError;
 use crate::models::Models;
 use crate::ports::{BlobStore, Clock, IdGenerator, Store};
+use crate::speech::Speech;
 use routes::PathIds;
 
 /// An HTTP request, independent of any web framework.
@@ -106,7 +108,7 @@ impl ApiResponse {
 pub struct ApiLimits {
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
-    /// Largest accepted upload body (files); per-kind limits of the app apply within it.
+    /// Largest accepted multipart body (file uploads, audio); per-kind limits apply within it.
     pub max_upload_bytes: usize,
 }
 
@@ -131,6 +133,8 @@ pub struct Services {
     pub blobs: Arc<dyn BlobStore>,
     /// The language models and embedders apps may use.
     pub models: Models,
+    /// The speech engines of the audio routes.
+    pub speech: Speech,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub limits: ApiLimits,
@@ -151,7 +155,7 @@ pub async fn handle(services: &Services, request: ApiRequest) -> ApiResponse {
 
 async fn dispatch(services: &Services, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let (endpoint, ids) = routes::resolve(&request.method, &request.path)?;
-    let limit = if endpoint == Endpoint::FileUpload {
+    let limit = if endpoint.takes_uploads() {
         services.limits.max_upload_bytes
     } else {
         services.limits.max_body_bytes
@@ -184,7 +188,10 @@ async fn dispatch(services: &Services, request: &ApiRequest) -> Result<ApiRespon
         Endpoint::AnnotationReply => annotations::reply_action(&ctx).await,
         Endpoint::AnnotationReplyStatus => annotations::reply_status(&ctx).await,
         Endpoint::FileUpload => files::upload(&ctx).await,
+        Endpoint::FileUploadUrl => files::upload_url(&ctx).await,
         Endpoint::FilePreview => files::preview(&ctx).await,
+        Endpoint::AudioToText => audio::audio_to_text(&ctx).await,
+        Endpoint::TextToAudio => audio::text_to_audio(&ctx).await,
     }
 }
 

@@ -32,7 +32,10 @@ pub enum Endpoint {
     AnnotationReply,
     AnnotationReplyStatus,
     FileUpload,
+    FileUploadUrl,
     FilePreview,
+    AudioToText,
+    TextToAudio,
 }
 
 impl Endpoint {
@@ -84,7 +87,10 @@ impl Endpoint {
             Self::AnnotationReply => "annotation-reply",
             Self::AnnotationReplyStatus => "annotation-reply-status",
             Self::FileUpload => "upload-file",
+            Self::FileUploadUrl => "create-upload-url",
             Self::FilePreview => "preview-file",
+            Self::AudioToText => "audio-to-text",
+            Self::TextToAudio => "text-to-audio",
         }
     }
 
@@ -99,6 +105,16 @@ impl Endpoint {
                 | Self::UpdateAnnotation
                 | Self::AnnotationReply
         )
+    }
+
+    /// Whether the endpoint uses a speech engine.
+    pub fn uses_speech(self) -> bool {
+        matches!(self, Self::AudioToText | Self::TextToAudio)
+    }
+
+    /// Whether the endpoint takes a multipart body (these get the larger upload limit).
+    pub fn takes_uploads(self) -> bool {
+        matches!(self, Self::FileUpload | Self::AudioToText)
     }
 }
 
@@ -132,7 +148,11 @@ pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     ("/v1/apps/annotation-reply/{action}", &[(Method::POST, Endpoint::AnnotationReply)]),
     ("/v1/apps/annotation-reply/{action}/status/{job_id}", &[(Method::GET, Endpoint::AnnotationReplyStatus)]),
     ("/v1/files/upload", &[(Method::POST, Endpoint::FileUpload)]),
+    // Our extension: a presigned URL for files larger than a Lambda request may carry.
+    ("/v1/files/upload-url", &[(Method::POST, Endpoint::FileUploadUrl)]),
     ("/v1/files/{file_id}/preview", &[(Method::GET, Endpoint::FilePreview)]),
+    ("/v1/audio-to-text", &[(Method::POST, Endpoint::AudioToText)]),
+    ("/v1/text-to-audio", &[(Method::POST, Endpoint::TextToAudio)]),
 ];
 
 static ROUTER: LazyLock<matchit::Router<usize>> = LazyLock::new(|| {

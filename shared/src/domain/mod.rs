@@ -3,6 +3,7 @@
 
 mod annotation;
 mod app;
+mod audio;
 mod conversation;
 mod file;
 mod ids;
@@ -16,6 +17,7 @@ pub use annotation::{Annotation, AnnotationJob, AnnotationSettings, JobStatus, R
 pub use app::{
     App, AppConfig, AppMode, AppStatus, Feature, FileSizeLimits, ModelChoice, PROVIDERS, SiteConfig, fill_template,
 };
+pub use audio::{AUDIO_LIMIT_BYTES, AudioFormat, Pcm, Voice, split_for_speech};
 pub use conversation::{
     Conversation, ConversationTitle, DEFAULT_CONVERSATION_NAME, Feedback, FeedbackSource, Message, Rating,
 };
