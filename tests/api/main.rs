@@ -4,6 +4,7 @@
 mod annotations;
 mod app_feedbacks;
 mod app_info;
+mod audio;
 mod auth;
 mod chat;
 mod chat_stream;
@@ -17,5 +18,6 @@ mod pagination;
 mod providers;
 mod rate_limit;
 mod rename_conversation;
+mod speech_local;
 mod suggested;
 mod variables;

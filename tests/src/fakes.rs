@@ -35,8 +35,8 @@ fn scripted_answer(system: &str, last_user: &str, model: &str) -> String {
     }
 }
 
-/// An OpenAI-compatible API at `<base>/v1`: `/chat/completions` (plain and streamed) and
-/// `/embeddings`. Requires `Authorization: Bearer sk-test`. Models named `fail-auth`,
+/// An OpenAI-compatible API at `<base>/v1`: `/chat/completions` (plain and streamed),
+/// `/embeddings`, `/audio/speech` and `/audio/transcriptions`. Requires `Authorization: Bearer sk-test`. Models named `fail-auth`,
 /// `fail-rate`, `fail-server` fail that way; `break-mid-stream` fails after one piece.
 pub struct OpenAiFake {
     pub base_url: String,
@@ -49,6 +49,8 @@ impl OpenAiFake {
         let router = Router::new()
             .route("/v1/chat/completions", post(openai_chat))
             .route("/v1/embeddings", post(openai_embeddings))
+            .route("/v1/audio/speech", post(openai_speech))
+            .route("/v1/audio/transcriptions", post(openai_transcription))
             .with_state(seen.clone());
         Self { base_url: format!("{}/v1", serve(router).await), seen }
     }
@@ -258,4 +260,46 @@ async fn bedrock_invoke(State(seen): State<Seen>, Path(model): Path<String>, bod
     let text = body["inputText"].as_str().unwrap_or("");
     axum::Json(json!({"embedding": letter_vector(text), "inputTextTokenCount": text.split_whitespace().count()}))
         .into_response()
+}
+
+/// The fake "MP3" of `/audio/speech`: an ID3 tag followed by the voice and the text.
+pub fn fake_speech(voice: &str, text: &str) -> Vec<u8> {
+    format!("ID3|{voice}|{text}").into_bytes()
+}
+
+async fn openai_speech(State(seen): State<Seen>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+    seen.lock().unwrap().push(body.clone());
+    if !authorized(&headers) || body["model"] == "fail-auth" {
+        return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
+    }
+    if body["response_format"] != "mp3" {
+        return openai_error(StatusCode::BAD_REQUEST, "expected mp3");
+    }
+    let audio = fake_speech(body["voice"].as_str().unwrap_or(""), body["input"].as_str().unwrap_or(""));
+    ([(header::CONTENT_TYPE, "audio/mpeg")], audio).into_response()
+}
+
+/// Answers `heard <bytes> bytes of <file name> (<content type>) with <model>`.
+async fn openai_transcription(State(seen): State<Seen>, headers: HeaderMap, mut form: axum::extract::Multipart) -> Response {
+    if !authorized(&headers) {
+        return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
+    }
+    let (mut model, mut file) = (String::new(), None);
+    while let Ok(Some(field)) = form.next_field().await {
+        match field.name() {
+            Some("model") => model = field.text().await.unwrap_or_default(),
+            Some("file") => {
+                let name = field.file_name().unwrap_or("").to_owned();
+                let mime = field.content_type().unwrap_or("").to_owned();
+                let bytes = field.bytes().await.unwrap_or_default();
+                file = Some((name, mime, bytes.len()));
+            }
+            _ => {}
+        }
+    }
+    seen.lock().unwrap().push(json!({"model": model, "file": file.as_ref().map(|f| f.0.clone())}));
+    let Some((name, mime, size)) = file else {
+        return openai_error(StatusCode::BAD_REQUEST, "file is required");
+    };
+    axum::Json(json!({"text": format!("heard {size} bytes of {name} ({mime}) with {model}")})).into_response()
 }

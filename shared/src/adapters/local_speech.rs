@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio::sync::OnceCell;
 
-use crate::domain::{AudioFormat, Pcm, Voice};
+use crate::domain::{AudioFormat, Pcm, Voice, repair_wav_sizes};
 use crate::ports::{ProviderError, SpeechAudio, SpeechSynthesizer, Transcriber};
 
 /// Longest a local engine may take for one request.
@@ -121,7 +121,8 @@ impl SpeechSynthesizer for Espeak {
     }
 
     async fn synthesize(&self, text: &str, voice: &str) -> Result<SpeechAudio, ProviderError> {
-        let wav = run(&self.program, &["-v", voice, "--stdin", "--stdout"], text.as_bytes()).await?;
+        let mut wav = run(&self.program, &["-v", voice, "--stdin", "--stdout"], text.as_bytes()).await?;
+        repair_wav_sizes(&mut wav);
         if wav.is_empty() {
             return Err(ProviderError::Failed("espeak-ng produced no audio".into()));
         }

@@ -145,6 +145,31 @@ fn bounded(sentence: &str, max_chars: usize) -> Vec<&str> {
     parts
 }
 
+/// Sets the RIFF and `data` chunk sizes of a WAV file to what it really holds. Programs that
+/// write WAV to a pipe (espeak-ng `--stdout`) cannot seek back, so they leave placeholder
+/// sizes that strict readers refuse.
+pub fn repair_wav_sizes(wav: &mut [u8]) {
+    if wav.len() < 12 || &wav[0..4] != b"RIFF" || &wav[8..12] != b"WAVE" {
+        return;
+    }
+    let riff_size = u32::try_from(wav.len() - 8).unwrap_or(u32::MAX);
+    wav[4..8].copy_from_slice(&riff_size.to_le_bytes());
+    let mut offset = 12;
+    while offset + 8 <= wav.len() {
+        let id = [wav[offset], wav[offset + 1], wav[offset + 2], wav[offset + 3]];
+        let size = u32::from_le_bytes([wav[offset + 4], wav[offset + 5], wav[offset + 6], wav[offset + 7]]) as usize;
+        let body = offset + 8;
+        if &id == b"data" {
+            let available = u32::try_from(wav.len() - body).unwrap_or(u32::MAX);
+            if size > available as usize {
+                wav[offset + 4..offset + 8].copy_from_slice(&available.to_le_bytes());
+            }
+            return;
+        }
+        offset = body.saturating_add(size).saturating_add(size % 2);
+    }
+}
+
 /// Mono 16-bit samples at `rate` Hz, decoded from a WAV file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pcm {
@@ -155,7 +180,9 @@ pub struct Pcm {
 impl Pcm {
     /// Decodes integer or float PCM WAV of any channel count; channels are averaged.
     pub fn from_wav(bytes: &[u8]) -> Result<Self, String> {
-        let mut reader = hound::WavReader::new(bytes).map_err(|e| format!("not a readable WAV file: {e}"))?;
+        let mut repaired = bytes.to_vec();
+        repair_wav_sizes(&mut repaired);
+        let mut reader = hound::WavReader::new(repaired.as_slice()).map_err(|e| format!("not a readable WAV file: {e}"))?;
         let spec = reader.spec();
         let channels = usize::from(spec.channels.max(1));
         let frames: Vec<f32> = match spec.sample_format {
@@ -275,5 +302,14 @@ mod tests {
         assert!((i32::from(down.samples[50]) - 100).abs() <= 1);
         assert_eq!(down.to_le_bytes().len(), 3200);
         assert!(Pcm::from_wav(b"not a wav").is_err());
+
+        // As a pipe writes it: placeholder sizes.
+        let mut streamed = cursor.into_inner();
+        streamed[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let data = streamed.windows(4).position(|w| w == b"data").unwrap();
+        streamed[data + 4..data + 8].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+        assert_eq!(Pcm::from_wav(&streamed).unwrap().samples.len(), 3200);
+        repair_wav_sizes(&mut streamed);
+        assert_eq!(u32::from_le_bytes(streamed[4..8].try_into().unwrap()) as usize, streamed.len() - 8);
     }
 }

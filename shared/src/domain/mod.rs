@@ -17,7 +17,7 @@ pub use annotation::{Annotation, AnnotationJob, AnnotationSettings, JobStatus, R
 pub use app::{
     App, AppConfig, AppMode, AppStatus, Feature, FileSizeLimits, ModelChoice, PROVIDERS, SiteConfig, fill_template,
 };
-pub use audio::{AUDIO_LIMIT_BYTES, AudioFormat, Pcm, Voice, split_for_speech};
+pub use audio::{AUDIO_LIMIT_BYTES, AudioFormat, Pcm, Voice, repair_wav_sizes, split_for_speech};
 pub use conversation::{
     Conversation, ConversationTitle, DEFAULT_CONVERSATION_NAME, Feedback, FeedbackSource, Message, Rating,
 };
