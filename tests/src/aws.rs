@@ -121,3 +121,51 @@ pub async fn s3_blobs() -> S3Blobs {
         .clone();
     S3Blobs::new(client, bucket)
 }
+
+/// A Polly client on moto.
+pub async fn polly_client() -> aws_sdk_polly::Client {
+    aws_sdk_polly::Client::new(&shared_config().await)
+}
+
+/// A Transcribe client on moto.
+pub async fn transcribe_client() -> aws_sdk_transcribe::Client {
+    aws_sdk_transcribe::Client::new(&shared_config().await)
+}
+
+/// Stands in for Transcribe's recognition, which moto does not do: writes `text` as the
+/// transcript of every job that appears, where the adapter reads it
+/// ([`shared::adapters::transcribe::transcript_key`]). Stops when the returned guard drops.
+pub async fn stand_in_transcripts(text: &'static str) -> StandIn {
+    use shared::ports::BlobStore;
+    let client = transcribe_client().await;
+    let blobs = s3_blobs().await;
+    StandIn(tokio::spawn(async move {
+        let mut done = std::collections::HashSet::new();
+        loop {
+            if let Ok(list) = client.list_transcription_jobs().send().await {
+                for job in list.transcription_job_summaries() {
+                    let Some(name) = job.transcription_job_name() else { continue };
+                    if done.insert(name.to_owned()) {
+                        let transcript = serde_json::json!({
+                            "jobName": name, "status": "COMPLETED",
+                            "results": {"transcripts": [{"transcript": text}], "items": []},
+                        });
+                        let key = shared::adapters::transcribe::transcript_key(name);
+                        let bytes = bytes::Bytes::from(transcript.to_string());
+                        blobs.put_blob(&key, "application/json", bytes).await.expect("place a transcript");
+                    }
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }))
+}
+
+/// A running stand-in for Transcribe; dropping it stops it.
+pub struct StandIn(tokio::task::JoinHandle<()>);
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
