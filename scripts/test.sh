@@ -2,7 +2,8 @@
 # Runs every test: formatting, lints (code and template.yaml), unit tests, the black-box API
 # suite on the embedded store and again on DynamoDB Local + moto, the port contract suites on
 # every adapter, the provider fakes, every Lambda function binary under a local Runtime API,
-# and the command-line program. Starts (and stops) the AWS emulators itself.
+# the speech engines (espeak-ng and PocketSphinx for real; Polly and Transcribe on moto), and the
+# command-line program. Installs the speech engines and starts (and stops) the AWS emulators itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,10 @@ if [ ! -x "$CACHE/lint/bin/sam" ]; then
 fi
 "$CACHE/lint/bin/cfn-lint" template.yaml
 SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 "$CACHE/lint/bin/sam" validate --lint --template template.yaml
+
+echo "== local speech engines (espeak-ng, lame, PocketSphinx)"
+COLLOQUY_POCKETSPHINX_PYTHON=$(./scripts/speech-engines.sh)
+export COLLOQUY_POCKETSPHINX_PYTHON
 
 echo "== start DynamoDB Local and moto"
 ENV_FILE=$(mktemp)

@@ -184,9 +184,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             admin::revoke_key(store, &key).await.map_err(|e| e.to_string())?;
             println!("revoked");
         }
-        Command::Serve(settings) => {
-            serve(open_store(&cli.store).await?, &cli.store, settings).await?
-        }
+        Command::Serve(settings) => serve(open_store(&cli.store).await?, &cli.store, settings).await?,
         Command::Aws(AwsCommand::Init) => aws_init(&cli.store).await?,
     }
     Ok(())

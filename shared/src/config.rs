@@ -264,8 +264,7 @@ fn transcribe(
     let aws = aws.ok_or("COLLOQUY_STT=transcribe needs the AWS configuration")?;
     let blobs = aws.blobs.clone().ok_or("COLLOQUY_STT=transcribe needs the S3 bucket (use the DynamoDB/S3 store)")?;
     let client = aws_sdk_transcribe::Client::new(&aws.config);
-    let polling =
-        Polling { deadline: polling.deadline, first_interval: polling.first_interval, ..Polling::default() };
+    let polling = Polling { deadline: polling.deadline, first_interval: polling.first_interval, ..Polling::default() };
     Ok(Arc::new(AwsTranscribe::new(client, blobs, language, polling)))
 }
 
@@ -337,7 +336,9 @@ mod tests {
         let openai = settings.openai.unwrap();
         assert_eq!(openai.base_url, "http://127.0.0.1:8080/v1");
         assert_eq!(openai.voices, vec!["a", "b", "c"]);
-        assert!(matches!(settings.stt, Some(SttChoice::Transcribe { polling, .. }) if polling.deadline.as_secs() == 10));
+        assert!(
+            matches!(settings.stt, Some(SttChoice::Transcribe { polling, .. }) if polling.deadline.as_secs() == 10)
+        );
         assert!(speech(&[("COLLOQUY_TTS", "festival")]).is_err());
         assert!(speech(&[("COLLOQUY_STT", "whisper")]).is_err());
         assert!(speech(&[("COLLOQUY_STT", "transcribe"), ("COLLOQUY_TRANSCRIBE_POLL_MS", "x")]).is_err());
@@ -347,12 +348,13 @@ mod tests {
     async fn explicit_engines_that_cannot_run_are_start_up_errors() {
         let error = speech(&[("COLLOQUY_TTS", "polly")]).unwrap().build(None).await.err().unwrap();
         assert!(error.contains("AWS"), "{error}");
-        let error = speech(&[("COLLOQUY_STT", "pocketsphinx"), ("COLLOQUY_POCKETSPHINX_PYTHON", "/nonexistent/python")])
-            .unwrap()
-            .build(None)
-            .await
-            .err()
-            .unwrap();
+        let error =
+            speech(&[("COLLOQUY_STT", "pocketsphinx"), ("COLLOQUY_POCKETSPHINX_PYTHON", "/nonexistent/python")])
+                .unwrap()
+                .build(None)
+                .await
+                .err()
+                .unwrap();
         assert!(error.contains("pocketsphinx"), "{error}");
         let none = speech(&[("COLLOQUY_TTS", "none"), ("COLLOQUY_STT", "none")]).unwrap().build(None).await.unwrap();
         assert_eq!(none.describe(), (None, None));

@@ -41,7 +41,9 @@ async fn speak(app: &TestApp, key: &TestKey, body: serde_json::Value) -> reqwest
 }
 
 fn audio_form(name: &str, mime: &str, bytes: Vec<u8>) -> Form {
-    Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()).mime_str(mime).unwrap()).text("user", "alice")
+    Form::new()
+        .part("file", Part::bytes(bytes).file_name(name.to_owned()).mime_str(mime).unwrap())
+        .text("user", "alice")
 }
 
 async fn listen(app: &TestApp, key: &TestKey, form: Form) -> (u16, serde_json::Value) {
@@ -60,7 +62,8 @@ async fn text_to_audio_answers_mpeg_in_the_default_or_chosen_voice() {
     let response = speak(&app, &key, json!({"text": "Hi", "voice": "NOVA", "streaming": true, "user": "alice"})).await;
     assert_eq!(response.bytes().await.unwrap().to_vec(), fake_speech("nova", "Hi"));
 
-    let (status, body) = read(speak(&app, &key, json!({"text": "Hi", "voice": "shimmer", "user": "alice"})).await).await;
+    let (status, body) =
+        read(speak(&app, &key, json!({"text": "Hi", "voice": "shimmer", "user": "alice"})).await).await;
     assert_error(&(status, body.clone()), 400, "invalid_param");
     let message = body["message"].as_str().unwrap();
     assert!(message.contains("shimmer") && message.contains("alloy, nova"), "{message}");
@@ -84,7 +87,8 @@ async fn long_texts_are_spoken_in_sentence_pieces_joined_in_order() {
     let response = speak(&app, &key, json!({"text": text, "user": "alice"})).await;
     assert_eq!(response.status(), 200);
     let audio = response.bytes().await.unwrap().to_vec();
-    let inputs: Vec<String> = fake.seen.lock().unwrap().iter().filter_map(|b| b["input"].as_str().map(str::to_owned)).collect();
+    let inputs: Vec<String> =
+        fake.seen.lock().unwrap().iter().filter_map(|b| b["input"].as_str().map(str::to_owned)).collect();
     assert_eq!(inputs.len(), 2);
     assert!(inputs.iter().all(|piece| piece.len() <= 4096 && piece.ends_with("characters.")), "cut at sentence ends");
     assert_eq!(inputs.join(" ").split_whitespace().count(), text.split_whitespace().count());
@@ -146,7 +150,10 @@ async fn audio_to_text_accepts_difys_types_and_extension_fallback() {
     assert_eq!((status, body), (200, json!({"text": "heard 1234 bytes of audio.wav (audio/wav) with whisper-1"})));
     // Clients that send no specific type: the extension decides.
     let (status, body) = listen(&app, &key, audio_form("clip.webm", "application/octet-stream", vec![1; 10])).await;
-    assert_eq!((status, body["text"].as_str()), (200, Some("heard 10 bytes of audio.webm (audio/webm) with whisper-1")));
+    assert_eq!(
+        (status, body["text"].as_str()),
+        (200, Some("heard 10 bytes of audio.webm (audio/webm) with whisper-1"))
+    );
     let (status, body) = listen(&app, &key, audio_form("song.mp3", "audio/mpga", vec![1; 10])).await;
     assert_eq!((status, body["text"].as_str()), (200, Some("heard 10 bytes of audio.mp3 (audio/mpeg) with whisper-1")));
     assert_eq!(fake.seen.lock().unwrap().len(), 3);
@@ -184,11 +191,13 @@ async fn audio_to_text_takes_an_uploaded_file_of_the_caller() {
     let form = Form::new()
         .part("file", Part::bytes(vec![5; 321]).file_name("memo.m4a").mime_str("audio/m4a").unwrap())
         .text("user", "alice");
-    let (status, upload) = send(app.client.post(app.url("/v1/files/upload")).bearer_auth(&key.key).multipart(form)).await;
+    let (status, upload) =
+        send(app.client.post(app.url("/v1/files/upload")).bearer_auth(&key.key).multipart(form)).await;
     assert_eq!(status, 201, "{upload}");
     let id = upload["id"].as_str().unwrap();
 
-    let (status, body) = send(app.post(&key, "/v1/audio-to-text", json!({"upload_file_id": id, "user": "alice"}))).await;
+    let (status, body) =
+        send(app.post(&key, "/v1/audio-to-text", json!({"upload_file_id": id, "user": "alice"}))).await;
     assert_eq!((status, body), (200, json!({"text": "heard 321 bytes of audio.m4a (audio/m4a) with whisper-1"})));
     let (status, body) = send(app.post(&key, "/v1/audio-to-text", json!({"upload_file_id": id, "user": "bob"}))).await;
     assert_error(&(status, body), 404, "file_not_found");
@@ -216,7 +225,10 @@ async fn large_files_go_straight_to_the_blob_store_through_a_presigned_url() {
     }
     assert_eq!(status, 201, "{body}");
     assert_eq!((body["name"].as_str(), body["size"].as_u64()), (Some("long-memo.wav"), Some(2048)));
-    assert_eq!((body["upload_method"].as_str(), body["upload_headers"]["Content-Type"].as_str()), (Some("PUT"), Some("audio/wav")));
+    assert_eq!(
+        (body["upload_method"].as_str(), body["upload_headers"]["Content-Type"].as_str()),
+        (Some("PUT"), Some("audio/wav"))
+    );
     let put = reqwest::Client::new()
         .put(body["upload_url"].as_str().unwrap())
         .header("content-type", "audio/wav")
@@ -228,8 +240,12 @@ async fn large_files_go_straight_to_the_blob_store_through_a_presigned_url() {
     let id = body["id"].as_str().unwrap();
     let preview = app.get(&key, &format!("/v1/files/{id}/preview?user=alice")).send().await.unwrap();
     assert_eq!(preview.bytes().await.unwrap().len(), 2048);
-    let (status, body) = send(app.post(&key, "/v1/audio-to-text", json!({"upload_file_id": id, "user": "alice"}))).await;
-    assert_eq!((status, body["text"].as_str()), (200, Some("heard 2048 bytes of audio.wav (audio/wav) with whisper-1")));
+    let (status, body) =
+        send(app.post(&key, "/v1/audio-to-text", json!({"upload_file_id": id, "user": "alice"}))).await;
+    assert_eq!(
+        (status, body["text"].as_str()),
+        (200, Some("heard 2048 bytes of audio.wav (audio/wav) with whisper-1"))
+    );
 
     // The per-kind limits and name rules apply before any URL is handed out.
     let huge = json!({"name": "a.wav", "size": 51 * 1024 * 1024, "mime_type": "audio/wav"});

@@ -25,7 +25,8 @@ async fn local_engines() -> Speech {
 
 /// espeak-ng's own WAV of `text`, as a recording to send.
 async fn recording(text: &str) -> Vec<u8> {
-    let output = tokio::process::Command::new("espeak-ng").args(["-v", "en-us", "--stdout", text]).output().await.unwrap();
+    let output =
+        tokio::process::Command::new("espeak-ng").args(["-v", "en-us", "--stdout", text]).output().await.unwrap();
     assert!(output.status.success());
     output.stdout
 }
@@ -65,7 +66,8 @@ async fn espeak_speaks_and_pocketsphinx_hears_it_through_the_api() {
     let form = Form::new()
         .part("file", Part::bytes(recording(SENTENCE).await).file_name("speech.wav").mime_str("audio/wav").unwrap())
         .text("user", "alice");
-    let (status, body) = send(app.client.post(app.url("/v1/audio-to-text")).bearer_auth(&key.key).multipart(form)).await;
+    let (status, body) =
+        send(app.client.post(app.url("/v1/audio-to-text")).bearer_auth(&key.key).multipart(form)).await;
     assert_eq!(status, 200, "{body}");
     let heard = body["text"].as_str().unwrap().to_lowercase();
     // PocketSphinx is rough on synthetic speech ("whether they use on the morning"), but the
@@ -75,7 +77,8 @@ async fn espeak_speaks_and_pocketsphinx_hears_it_through_the_api() {
     // A format the local recogniser cannot decode is refused clearly, not mangled.
     let form = Form::new()
         .part("file", Part::bytes(vec![0xff, 0xfb, 0x90, 0]).file_name("a.mp3").mime_str("audio/mpeg").unwrap());
-    let (status, body) = send(app.client.post(app.url("/v1/audio-to-text")).bearer_auth(&key.key).multipart(form)).await;
+    let (status, body) =
+        send(app.client.post(app.url("/v1/audio-to-text")).bearer_auth(&key.key).multipart(form)).await;
     assert_error(&(status, body), 415, "unsupported_audio_type");
 
     let conversation = app.seed_conversation(&key, "alice", "c").await;
@@ -94,8 +97,11 @@ async fn espeak_speaks_and_pocketsphinx_hears_it_through_the_api() {
     assert!(audio.len() > 2000, "a second of speech, not a stub: {} bytes", audio.len());
 
     // Voices are espeak-ng's languages; an unknown one is a clear 400.
-    let response =
-        app.post(&key, "/v1/text-to-audio", json!({"text": "Hi", "voice": "klingon", "user": "alice"})).send().await.unwrap();
+    let response = app
+        .post(&key, "/v1/text-to-audio", json!({"text": "Hi", "voice": "klingon", "user": "alice"}))
+        .send()
+        .await
+        .unwrap();
     assert_error(&read(response).await, 400, "invalid_param");
 }
 

@@ -60,15 +60,33 @@ async fn transcribe_runs_a_job_reads_its_transcript_cleans_up_and_fails_clearly(
     .await
     .unwrap();
     assert_eq!(listing.key_count(), Some(0), "{:?}", listing.contents());
-    assert!(transcribe_client().await.list_transcription_jobs().send().await.unwrap().transcription_job_summaries().is_empty());
+    assert!(
+        transcribe_client()
+            .await
+            .list_transcription_jobs()
+            .send()
+            .await
+            .unwrap()
+            .transcription_job_summaries()
+            .is_empty()
+    );
 
     // Without the stand-in, moto completes jobs but writes no transcript.
     drop(stand_in);
-    let transcribe = AwsTranscribe::new(transcribe_client().await, blobs.clone(), Some("en-US".into()), fast(Duration::from_secs(20)));
+    let transcribe = AwsTranscribe::new(
+        transcribe_client().await,
+        blobs.clone(),
+        Some("en-US".into()),
+        fast(Duration::from_secs(20)),
+    );
     let error = transcribe.transcribe(Bytes::from_static(b"RIFF"), AudioFormat::Wav).await.unwrap_err();
     assert!(matches!(&error, ProviderError::Failed(m) if m.contains("without a transcript")), "{error:?}");
 
-    let slow = Polling { deadline: Duration::from_millis(200), first_interval: Duration::from_secs(5), max_interval: Duration::from_secs(5) };
+    let slow = Polling {
+        deadline: Duration::from_millis(200),
+        first_interval: Duration::from_secs(5),
+        max_interval: Duration::from_secs(5),
+    };
     let transcribe = AwsTranscribe::new(transcribe_client().await, blobs, None, slow);
     let started = std::time::Instant::now();
     let error = transcribe.transcribe(Bytes::from_static(b"RIFF"), AudioFormat::Wav).await.unwrap_err();

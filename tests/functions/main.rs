@@ -16,6 +16,10 @@ async fn function(name: &str) -> Function {
         ("COLLOQUY_S3_PATH_STYLE", "true".into()),
         ("COLLOQUY_LLM", "echo".into()),
         ("COLLOQUY_ECHO_DELAY_MS", "0".into()),
+        // As the template sets them for the two audio functions; other functions ignore them.
+        ("COLLOQUY_TTS", "polly".into()),
+        ("COLLOQUY_STT", "transcribe".into()),
+        ("COLLOQUY_TRANSCRIBE_POLL_MS", "50".into()),
     ];
     Function::start(name, &env).await
 }
@@ -373,4 +377,109 @@ async fn uploads_arrive_as_base64_multipart_and_previews_leave_as_base64_binary(
         &preview.invoke(http_event("GET", &path, "user=bob", &[("authorization", auth.as_str())], None, false)).await,
     );
     assert_eq!(status, 404, "only the owner");
+}
+
+/// A multipart body with a `user` field and one `file` part.
+fn multipart(boundary: &str, file_name: &str, mime: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nalice\r\n").as_bytes(),
+    );
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {mime}\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+#[tokio::test]
+async fn audio_functions_speak_with_polly_and_listen_with_transcribe() {
+    let app = spawn_app_on(test_store_on_dynamodb().await).await;
+    let config = AppConfig::from_json(
+        r#"{"text_to_speech": {"enabled": true, "voice": "Joanna"}, "speech_to_text": {"enabled": true}}"#,
+    )
+    .unwrap();
+    let key = app.create_app(AppMode::Chat, config).await;
+    let auth = format!("Bearer {}", key.key);
+
+    // Text to audio: MP3 leaves base64-encoded. moto's Polly answers 8 zero bytes per call, so a
+    // text over Polly's 3,000 characters shows as two calls joined.
+    let speak = function("text-to-audio").await;
+    let (status, headers, audio) = buffered_response(
+        &speak
+            .invoke(http_event(
+                "POST",
+                "/v1/text-to-audio",
+                "",
+                &[("authorization", auth.as_str()), ("content-type", "application/json")],
+                Some(json!({"text": "Hello from Lambda.", "user": "alice"}).to_string().as_bytes()),
+                false,
+            ))
+            .await,
+    );
+    assert_eq!((status, headers.get("content-type").map(String::as_str)), (200, Some("audio/mpeg")));
+    assert_eq!(audio, vec![0u8; 8]);
+    let long = "A sentence of some length for Polly to read aloud. ".repeat(80);
+    let invocation = speak
+        .invoke(http_event(
+            "POST",
+            "/v1/text-to-audio",
+            "",
+            &[("authorization", auth.as_str()), ("content-type", "application/json")],
+            Some(json!({"text": long, "user": "alice"}).to_string().as_bytes()),
+            false,
+        ))
+        .await;
+    let document: Value = serde_json::from_slice(&invocation.body).unwrap();
+    assert_eq!(document["isBase64Encoded"], true);
+    assert_eq!(buffered_response(&invocation).2, vec![0u8; 16]);
+    let (status, _, body) = buffered_response(
+        &speak
+            .invoke(http_event(
+                "POST",
+                "/v1/text-to-audio",
+                "",
+                &[("authorization", auth.as_str()), ("content-type", "application/json")],
+                Some(json!({"text": "Hi", "voice": "Nobody", "user": "alice"}).to_string().as_bytes()),
+                false,
+            ))
+            .await,
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+
+    // Audio to text: a base64 multipart event, a Transcribe job on moto, the stand-in's transcript.
+    let _stand_in = aws::stand_in_transcripts("hello from the recording").await;
+    let listen = function("audio-to-text").await;
+    let boundary = "colloquy-audio";
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let headers = [("authorization", auth.as_str()), ("content-type", content_type.as_str())];
+    let body = multipart(boundary, "memo.wav", "audio/wav", b"RIFF....WAVEfake");
+    let (status, _, answer) = buffered_response(
+        &listen.invoke(http_event("POST", "/v1/audio-to-text", "", &headers, Some(&body), true)).await,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(serde_json::from_slice::<Value>(&answer).unwrap(), json!({"text": "hello from the recording"}));
+    let body = multipart(boundary, "memo.ogg", "audio/ogg", b"OggS");
+    let (status, _, _) = buffered_response(
+        &listen.invoke(http_event("POST", "/v1/audio-to-text", "", &headers, Some(&body), true)).await,
+    );
+    assert_eq!(status, 415);
+
+    // The large-file path: a presigned PUT straight to S3, then audio-to-text by file id.
+    let upload_url = function("create-upload-url").await;
+    let request = json!({"name": "long.mp3", "size": 4, "mime_type": "audio/mpeg", "user": "alice"});
+    let (status, file) = call(&upload_url, &key, "POST", "/v1/files/upload-url", "", Some(request)).await;
+    assert_eq!(status, 201, "{file}");
+    let put = reqwest::Client::new()
+        .put(file["upload_url"].as_str().unwrap())
+        .header("content-type", "audio/mpeg")
+        .body(b"ID3!".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    let by_id = json!({"upload_file_id": file["id"], "user": "alice"});
+    let (status, answer) = call(&listen, &key, "POST", "/v1/audio-to-text", "", Some(by_id)).await;
+    assert_eq!((status, answer), (200, json!({"text": "hello from the recording"})));
 }

@@ -68,6 +68,14 @@ fn every_endpoint_has_its_function_with_exactly_its_routes() {
             endpoint.uses_models(),
             "{name}: model clients only where used"
         );
+        let policies = serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap();
+        let speech_actions = policies.contains("polly:") || policies.contains("transcribe:");
+        assert_eq!(speech_actions, endpoint.uses_speech(), "{name}: Polly/Transcribe access only for audio");
+        assert_eq!(
+            main.contains("serve_with_speech("),
+            endpoint.uses_speech(),
+            "{name}: speech engines only for audio"
+        );
     }
     let packages: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
         .unwrap()

@@ -280,7 +280,11 @@ async fn openai_speech(State(seen): State<Seen>, headers: HeaderMap, axum::Json(
 }
 
 /// Answers `heard <bytes> bytes of <file name> (<content type>) with <model>`.
-async fn openai_transcription(State(seen): State<Seen>, headers: HeaderMap, mut form: axum::extract::Multipart) -> Response {
+async fn openai_transcription(
+    State(seen): State<Seen>,
+    headers: HeaderMap,
+    mut form: axum::extract::Multipart,
+) -> Response {
     if !authorized(&headers) {
         return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
     }

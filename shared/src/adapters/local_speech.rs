@@ -99,7 +99,11 @@ fn parse_voices(listing: &str) -> Vec<Voice> {
         let columns: Vec<&str> = line.split_whitespace().collect();
         let [_, language, _, name, ..] = columns.as_slice() else { continue };
         if voices.iter().all(|v| v.id != *language) {
-            voices.push(Voice { id: (*language).to_owned(), name: name.replace('_', " "), language: (*language).to_owned() });
+            voices.push(Voice {
+                id: (*language).to_owned(),
+                name: name.replace('_', " "),
+                language: (*language).to_owned(),
+            });
         }
     }
     voices

@@ -39,7 +39,8 @@ impl Polly {
                 .await
                 .map_err(classify)?;
             for voice in page.voices() {
-                let supported = voice.supported_engines().is_empty() || voice.supported_engines().contains(&self.engine);
+                let supported =
+                    voice.supported_engines().is_empty() || voice.supported_engines().contains(&self.engine);
                 if let (Some(id), true) = (voice.id(), supported) {
                     voices.push(Voice {
                         id: id.as_str().to_owned(),

@@ -155,11 +155,8 @@ pub async fn handle(services: &Services, request: ApiRequest) -> ApiResponse {
 
 async fn dispatch(services: &Services, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let (endpoint, ids) = routes::resolve(&request.method, &request.path)?;
-    let limit = if endpoint.takes_uploads() {
-        services.limits.max_upload_bytes
-    } else {
-        services.limits.max_body_bytes
-    };
+    let limit =
+        if endpoint.takes_uploads() { services.limits.max_upload_bytes } else { services.limits.max_body_bytes };
     if request.body.len() > limit {
         return Err(ApiError::PayloadTooLarge(limit));
     }

@@ -182,7 +182,8 @@ impl Pcm {
     pub fn from_wav(bytes: &[u8]) -> Result<Self, String> {
         let mut repaired = bytes.to_vec();
         repair_wav_sizes(&mut repaired);
-        let mut reader = hound::WavReader::new(repaired.as_slice()).map_err(|e| format!("not a readable WAV file: {e}"))?;
+        let mut reader =
+            hound::WavReader::new(repaired.as_slice()).map_err(|e| format!("not a readable WAV file: {e}"))?;
         let spec = reader.spec();
         let channels = usize::from(spec.channels.max(1));
         let frames: Vec<f32> = match spec.sample_format {
@@ -222,7 +223,8 @@ impl Pcm {
                 let index = (position.floor() as usize).min(last);
                 let next = (index + 1).min(last);
                 let fraction = position - index as f64;
-                let value = f64::from(self.samples[index]) * (1.0 - fraction) + f64::from(self.samples[next]) * fraction;
+                let value =
+                    f64::from(self.samples[index]) * (1.0 - fraction) + f64::from(self.samples[next]) * fraction;
                 value.round() as i16
             })
             .collect();
@@ -285,7 +287,12 @@ mod tests {
 
     #[test]
     fn wav_is_decoded_mixed_and_resampled() {
-        let spec = hound::WavSpec { channels: 2, sample_rate: 32000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 32000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut cursor = std::io::Cursor::new(Vec::new());
         let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
         for i in 0..3200i16 {

@@ -1,0 +1,6 @@
+//! `POST /v1/audio-to-text` as a Lambda function.
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), shared::lambda::Error> {
+    shared::lambda::serve_with_speech(shared::api::Endpoint::AudioToText).await
+}
