@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 FUNCTIONS=$(ls functions)
 
 echo "== release build (native, for running)" >&2
-cargo build --release --locked $(for f in $FUNCTIONS hello-lambda; do printf -- '-p %s ' "$f"; done) >&2
+cargo build --release --locked $(for f in $FUNCTIONS hello-lambda hello-aws-lambda; do printf -- '-p %s ' "$f"; done) >&2
 
 echo "== arm64 deploy build (cargo lambda), for binary sizes" >&2
 CACHE="${COLLOQUY_EMULATOR_CACHE:-$HOME/.cache/colloquy-emulators}"
