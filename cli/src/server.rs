@@ -20,8 +20,20 @@ pub async fn serve(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = Router::new().fallback(answer).with_state(Arc::new(services));
+    let router = Router::new()
+        .route("/openapi.yaml", axum::routing::get(openapi))
+        .fallback(answer)
+        .with_state(Arc::new(services));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// The API's OpenAPI 3.1 document (the repository's `openapi.yaml`).
+pub const OPENAPI: &str = include_str!("../../openapi.yaml");
+
+async fn openapi() -> Response {
+    let mut response = Response::new(Body::from(OPENAPI));
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/yaml"));
+    response
 }
 
 async fn answer(State(services): State<Arc<Services>>, request: Request) -> Response {

@@ -13,8 +13,9 @@ pub enum ApiError {
     /// No route has this path (also: a path id that is not a UUID).
     #[error("route not found")]
     RouteNotFound,
+    /// Carries the route's methods, for the `Allow` header.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(String),
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
     #[error("forbidden: {0}")]
@@ -94,7 +95,7 @@ impl ApiError {
                 "not_found",
                 "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.".into(),
             ),
-            Self::MethodNotAllowed => (
+            Self::MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "The method is not allowed for the requested URL.".into(),
@@ -201,6 +202,11 @@ impl ApiError {
             }
             Self::TooManyRequests { retry_after } => {
                 response.headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Self::MethodNotAllowed(allowed) => {
+                if let Ok(value) = HeaderValue::from_str(&allowed) {
+                    response.headers.insert(header::ALLOW, value);
+                }
             }
             Self::RangeNotSatisfiable(size) => {
                 if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {

@@ -56,3 +56,32 @@ async fn overlong_user_strings_are_rejected_not_stored() {
     let body = send(app.get(&key, &format!("/v1/conversations?user={}", "u".repeat(256)))).await;
     assert_error(&body, 400, "invalid_param");
 }
+
+#[tokio::test]
+async fn npm_sdk_pages_conversations_with_first_id() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    for name in ["a", "b", "c"] {
+        app.seed_conversation(&key, "u", name).await;
+        app.clock.advance_seconds(1);
+    }
+    let (_, first) = send(app.get(&key, "/v1/conversations?user=u&limit=2")).await;
+    let names = |page: &serde_json::Value| -> Vec<String> {
+        page["data"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names(&first), ["c", "b"]);
+    let cursor = first["data"][1]["id"].as_str().unwrap();
+    // npm dify-client 2.3.2: getConversations(user, first_id, limit) sends `first_id`.
+    let (status, next) = send(app.get(&key, &format!("/v1/conversations?user=u&limit=2&first_id={cursor}"))).await;
+    assert_eq!((status, names(&next), next["has_more"].as_bool()), (200, vec!["a".to_owned()], Some(false)));
+    // `last_id` wins when both are sent.
+    let (_, both) = send(app.get(
+        &key,
+        &format!(
+            "/v1/conversations?user=u&limit=2&first_id={cursor}&last_id={}",
+            first["data"][0]["id"].as_str().unwrap()
+        ),
+    ))
+    .await;
+    assert_eq!(names(&both), ["b", "a"]);
+}

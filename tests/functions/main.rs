@@ -1,6 +1,7 @@
 //! Every function binary, run as Lambda runs it (a Runtime API, real API Gateway v2 and
 //! DynamoDB stream events), against DynamoDB Local and moto, answers like the local server.
 
+mod openapi;
 mod template;
 
 use colloquy_tests::lambda::{Function, buffered_response, http_event, streamed_response};

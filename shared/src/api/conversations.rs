@@ -23,7 +23,11 @@ fn path_id(ctx: &Ctx<'_>) -> Result<ConversationId, ApiError> {
 
 pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let user = ctx.query.user(false)?;
-    let last_id = ctx.query.id::<ConversationId>("last_id")?;
+    // npm dify-client 2.x sends its page cursor as `first_id`: read it as `last_id`.
+    let last_id = match ctx.query.id::<ConversationId>("last_id")? {
+        Some(id) => Some(id),
+        None => ctx.query.id::<ConversationId>("first_id")?,
+    };
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
     let sort = ConversationSort::parse(ctx.query.get("sort_by"))?;
     let owner = ctx.end_user(user).await?.owner();

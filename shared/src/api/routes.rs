@@ -197,11 +197,11 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds)
         }
     }
     let (_, methods) = ROUTES[*matched.value];
-    let endpoint = methods
-        .iter()
-        .find(|(allowed, _)| allowed == method)
-        .map(|(_, endpoint)| *endpoint)
-        .ok_or(ApiError::MethodNotAllowed)?;
+    let endpoint =
+        methods.iter().find(|(allowed, _)| allowed == method).map(|(_, endpoint)| *endpoint).ok_or_else(|| {
+            let allowed: Vec<&str> = methods.iter().map(|(m, _)| m.as_str()).collect();
+            ApiError::MethodNotAllowed(allowed.join(", "))
+        })?;
     Ok((endpoint, ids))
 }
 
@@ -226,6 +226,8 @@ mod tests {
     fn bad_ids_and_methods() {
         assert!(matches!(resolve(&Method::DELETE, "/v1/conversations/not-a-uuid"), Err(ApiError::RouteNotFound)));
         assert!(matches!(resolve(&Method::GET, "/v2/conversations"), Err(ApiError::RouteNotFound)));
-        assert!(matches!(resolve(&Method::POST, "/v1/conversations"), Err(ApiError::MethodNotAllowed)));
+        assert!(
+            matches!(resolve(&Method::POST, "/v1/conversations"), Err(ApiError::MethodNotAllowed(allowed)) if allowed == "GET")
+        );
     }
 }

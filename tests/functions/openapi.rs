@@ -1,0 +1,71 @@
+//! `openapi.yaml` describes exactly the routes the server has, and the server serves it.
+
+use std::collections::BTreeSet;
+
+use colloquy_tests::spawn_app;
+use serde_yaml::Value;
+use shared::api::ROUTES;
+
+fn document() -> Value {
+    serde_yaml::from_str(colloquy::server::OPENAPI).expect("openapi.yaml is YAML")
+}
+
+#[test]
+fn the_document_has_exactly_the_routes_of_the_route_table() {
+    let document = document();
+    assert_eq!(document["openapi"].as_str(), Some("3.1.0"));
+    let mut documented = BTreeSet::new();
+    for (path, item) in document["paths"].as_mapping().unwrap() {
+        for (method, _) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if ["get", "post", "put", "patch", "delete"].contains(&method) {
+                documented.insert((method.to_uppercase(), path.as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .flat_map(|(path, methods)| methods.iter().map(move |(m, _)| (m.to_string(), (*path).to_owned())))
+        .collect();
+    assert_eq!(documented, served);
+}
+
+#[test]
+fn every_operation_documents_its_errors_and_path_parameters() {
+    let document = document();
+    for (path, item) in document["paths"].as_mapping().unwrap() {
+        let path = path.as_str().unwrap();
+        for (method, operation) in item.as_mapping().unwrap() {
+            let responses = operation["responses"].as_mapping().unwrap();
+            assert!(responses.keys().any(|k| k.as_str() == Some("401")), "{method:?} {path}: 401");
+            let success = responses.keys().filter_map(|k| k.as_str()).any(|k| k.starts_with('2'));
+            assert!(success, "{method:?} {path}: a success status");
+            let yaml = serde_yaml::to_string(&operation["parameters"]).unwrap();
+            for name in path.split('{').skip(1).map(|p| p.split('}').next().unwrap()) {
+                let named = yaml.contains(&format!("name: {name}"))
+                    || yaml.contains(&format!("parameters/{}", to_component(name)));
+                assert!(named, "{method:?} {path}: path parameter {name}");
+            }
+        }
+    }
+}
+
+/// The `components/parameters` entry a path parameter refers to.
+fn to_component(name: &str) -> String {
+    match name {
+        "conversation_id" => "ConversationId".into(),
+        "message_id" => "MessageId".into(),
+        "annotation_id" => "AnnotationId".into(),
+        "action" => "ReplyAction".into(),
+        other => other.into(),
+    }
+}
+
+#[tokio::test]
+async fn the_local_server_serves_the_document() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/openapi.yaml")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    assert_eq!(response.text().await.unwrap(), colloquy::server::OPENAPI);
+}
