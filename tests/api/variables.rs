@@ -141,3 +141,53 @@ async fn another_app_cannot_update_and_non_chat_apps_are_refused() {
     assert_error(&list, 400, "not_chat_app");
     assert_error(&send(app.put(&completion, &path, json!({"value": "y", "user": "alice"}))).await, 400, "not_chat_app");
 }
+
+#[tokio::test]
+async fn new_conversations_start_with_the_apps_variables() {
+    let app = spawn_app().await;
+    let config = shared::domain::AppConfig::from_json(
+        r#"{"conversation_variables": [
+            {"name": "memory", "value_type": "object", "description": "what the bot remembers"},
+            {"name": "turns", "value_type": "number", "value": 3}
+        ]}"#,
+    )
+    .unwrap();
+    let key = app.create_app(shared::domain::AppMode::AdvancedChat, config).await;
+    let body = serde_json::json!({"inputs": {}, "query": "hi", "user": "alice", "response_mode": "blocking"});
+    let (status, answer) = send(app.post(&key, "/v1/chat-messages", body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let conversation = answer["conversation_id"].as_str().unwrap();
+    let (status, list) = send(app.get(&key, &format!("/v1/conversations/{conversation}/variables?user=alice"))).await;
+    assert_eq!(status, 200);
+    let summary: Vec<(String, String, String)> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().into(),
+                v["value_type"].as_str().unwrap().into(),
+                v["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("memory".into(), "object".into(), "{}".into()), ("turns".into(), "number".into(), "3".into())]
+    );
+    assert_eq!(list["data"][0]["description"], "what the bot remembers");
+    let id = list["data"][0]["id"].as_str().unwrap();
+    let update = serde_json::json!({"value": {"likes": "tea"}, "user": "alice"});
+    let (status, updated) =
+        send(app.put(&key, &format!("/v1/conversations/{conversation}/variables/{id}"), update)).await;
+    assert_eq!((status, updated["value"].as_str()), (200, Some("{'likes': 'tea'}")));
+
+    for bad in [
+        r#"{"conversation_variables": [{"name": "x", "value_type": "colour"}]}"#,
+        r#"{"conversation_variables": [{"name": "x", "value_type": "number", "value": "three"}]}"#,
+        r#"{"conversation_variables": [{"name": "", "value_type": "string"}]}"#,
+        r#"{"conversation_variables": [{"name": "x", "value_type": "string"}, {"name": "x", "value_type": "string"}]}"#,
+    ] {
+        assert!(shared::domain::AppConfig::from_json(bad).is_err(), "{bad}");
+    }
+}

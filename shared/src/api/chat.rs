@@ -17,8 +17,8 @@ use super::conversations::{generate_title, owned};
 use super::input::Body;
 use super::{ApiResponse, Ctx, Services, annotations, files};
 use crate::domain::{
-    Annotation, App, AppConfig, Conversation, ConversationId, DEFAULT_CONVERSATION_NAME, Invalid, Message, MessageId,
-    Owner, TaskId, UserRef, fill_template,
+    Annotation, App, AppConfig, Conversation, ConversationId, ConversationVariable, DEFAULT_CONVERSATION_NAME, Invalid,
+    Message, MessageId, Owner, TaskId, UserRef, VariableId, fill_template,
 };
 use crate::error::ApiError;
 use crate::ports::{LlmEvent, LlmRequest, LlmStream, Purpose, Speaker, Usage};
@@ -163,6 +163,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
 
     if is_new {
         ctx.store().insert_conversation(&conversation).await?;
+        start_variables(ctx, &conversation).await?;
     } else {
         conversation.updated_at = now;
         ctx.store().update_conversation(&conversation).await?;
@@ -510,4 +511,25 @@ mod tests {
         assert!(error.get("task_id").is_none());
         assert!(frames.next().await.is_none(), "the stream ends after an error");
     }
+}
+
+/// Gives a new conversation the app's conversation variables, at their starting values.
+async fn start_variables(ctx: &Ctx<'_>, conversation: &Conversation) -> Result<(), ApiError> {
+    for definition in &ctx.app.config.conversation_variables {
+        // Checked when the configuration was saved; a definition that no longer parses is skipped.
+        let Ok((value_type, value)) = definition.typed_value() else { continue };
+        let variable = ConversationVariable {
+            id: VariableId::from_uuid(ctx.services.ids.new_id()),
+            app_id: ctx.app.id,
+            conversation_id: conversation.id,
+            name: definition.name.clone(),
+            value_type,
+            value,
+            description: definition.description.clone(),
+            created_at: conversation.created_at,
+            updated_at: conversation.created_at,
+        };
+        ctx.store().insert_variable(&variable).await?;
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{AppId, Invalid, Timestamp};
+use super::{AppId, Invalid, Timestamp, ValueType, VariableNameFilter};
 
 /// An app: a name, a mode and the configuration its `/parameters`, `/site` and limits read.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +161,41 @@ pub struct AppConfig {
     pub model: ModelChoice,
     /// Upload size limits per kind of file, in MB (Dify's defaults).
     pub file_size_limits: FileSizeLimits,
+    /// The variables every new conversation starts with (Dify's workflow conversation
+    /// variables), read and written through `/conversations/:id/variables`.
+    pub conversation_variables: Vec<VariableDefinition>,
+}
+
+/// A conversation variable every new conversation of the app gets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariableDefinition {
+    pub name: String,
+    /// One of Dify's segment types (`string`, `number`, `object`, `array[string]`, ...).
+    pub value_type: String,
+    /// The starting value; absent or `null` means the type's empty value.
+    #[serde(default)]
+    pub value: Value,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl VariableDefinition {
+    /// The type and starting value, checked.
+    pub fn typed_value(&self) -> Result<(ValueType, Value), Invalid> {
+        let value_type = ValueType::parse(&self.value_type)?;
+        let value = match &self.value {
+            Value::Null => value_type.empty_value(),
+            given if value_type.accepts(given) => given.clone(),
+            _ => {
+                return Err(Invalid(format!(
+                    "conversation_variables: '{}' starts with a value that is not {}",
+                    self.name, self.value_type
+                )));
+            }
+        };
+        Ok((value_type, value))
+    }
 }
 
 /// Upload size limits per kind of file, in MB.
@@ -218,6 +253,7 @@ impl Default for AppConfig {
             pre_prompt: None,
             model: ModelChoice::default(),
             file_size_limits: FileSizeLimits::default(),
+            conversation_variables: Vec::new(),
         }
     }
 }
@@ -248,6 +284,14 @@ impl AppConfig {
                     "user_input_form[{index}] must be {{\"<{}>\": {{\"variable\": \"name\", ...}}}}",
                     FORM_TYPES.join("|")
                 )));
+            }
+        }
+        for (index, definition) in self.conversation_variables.iter().enumerate() {
+            VariableNameFilter::parse(&definition.name)
+                .map_err(|_| Invalid(format!("conversation_variables[{index}]: a name of 1 to 255 characters")))?;
+            definition.typed_value()?;
+            if self.conversation_variables[..index].iter().any(|d| d.name == definition.name) {
+                return Err(Invalid(format!("conversation_variables: '{}' is defined twice", definition.name)));
             }
         }
         for (key, value) in

@@ -15,7 +15,8 @@ mod variable;
 
 pub use annotation::{Annotation, AnnotationJob, AnnotationSettings, JobStatus, ReplyAction, cosine_similarity};
 pub use app::{
-    App, AppConfig, AppMode, AppStatus, Feature, FileSizeLimits, ModelChoice, PROVIDERS, SiteConfig, fill_template,
+    App, AppConfig, AppMode, AppStatus, Feature, FileSizeLimits, ModelChoice, PROVIDERS, SiteConfig,
+    VariableDefinition, fill_template,
 };
 pub use audio::{AUDIO_LIMIT_BYTES, AudioFormat, Pcm, Voice, repair_wav_sizes, split_for_speech};
 pub use conversation::{

@@ -65,6 +65,17 @@ impl ValueType {
             .ok_or_else(|| Invalid(format!("unknown variable type '{raw}'")))
     }
 
+    /// The value a variable of this type starts with when none is given.
+    pub fn empty_value(self) -> Value {
+        match self {
+            Self::String | Self::Secret => Value::String(String::new()),
+            Self::Number | Self::Integer | Self::Float => Value::from(0),
+            Self::Boolean => Value::Bool(false),
+            Self::Object | Self::File => Value::Object(serde_json::Map::new()),
+            _ => Value::Array(Vec::new()),
+        }
+    }
+
     /// Whether `value` fits this type. Integers are widened to numbers, as Dify does.
     pub fn accepts(self, value: &Value) -> bool {
         let all = |check: fn(&Value) -> bool| value.as_array().is_some_and(|items| items.iter().all(check));
