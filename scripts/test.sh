@@ -3,7 +3,8 @@
 # suite on the embedded store and again on DynamoDB Local + moto, the port contract suites on
 # every adapter, the provider fakes, every Lambda function binary under a local Runtime API,
 # the speech engines (espeak-ng and PocketSphinx for real; Polly and Transcribe on moto), and the
-# command-line program. Installs the speech engines and starts (and stops) the AWS emulators itself.
+# command-line program; then the official Dify SDKs and schemathesis against a fresh local server
+# (tests/compat/run.sh). Installs the speech engines and starts (and stops) the AWS emulators itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,3 +46,6 @@ echo "== API suite on DynamoDB Local + moto"
 COLLOQUY_TEST_STORE=dynamodb cargo test --workspace --locked --test api
 echo "== cargo test (API suite on the embedded store; contracts on every adapter; the program)"
 cargo test --workspace --locked
+
+echo "== the official Dify clients (PyPI and npm dify-client) and schemathesis against a fresh local server"
+./tests/compat/run.sh

@@ -168,5 +168,5 @@ async fn uploads_attach_to_chat_messages_with_working_urls() {
     // Someone else's upload cannot be attached.
     let foreign = json!([{"type": "image", "transfer_method": "local_file", "upload_file_id": file["id"]}]);
     let body = json!({"inputs": {}, "query": "x", "user": "bob", "files": foreign});
-    assert_error(&send(app.post(&key, "/v1/chat-messages", body)).await, 400, "invalid_param");
+    assert_error(&send(app.post(&key, "/v1/chat-messages", body)).await, 404, "file_not_found");
 }

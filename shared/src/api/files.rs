@@ -271,9 +271,10 @@ pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
 /// A chat request's `local_file` entry as a message file of the caller's upload.
 pub(crate) async fn message_file(ctx: &Ctx<'_>, owner: Owner, user: &UserRef, item: &Value) -> Result<Value, ApiError> {
     let raw = item.get("upload_file_id").and_then(Value::as_str).unwrap_or("");
-    let missing = || ApiError::InvalidParam(format!("files: upload file {raw} not found"));
-    let id: FileId = raw.parse().map_err(|_| missing())?;
-    let file = ctx.store().file(owner, id).await?.ok_or_else(missing)?;
+    let id: FileId =
+        raw.parse().map_err(|_| ApiError::InvalidParam(format!("files: '{raw}' is not an upload file id")))?;
+    // A missing or foreign upload is a missing resource, as on the preview route.
+    let file = ctx.store().file(owner, id).await?.ok_or(ApiError::FileNotFound)?;
     Ok(json!({
         "id": ctx.services.ids.new_id(), "filename": file.name, "type": file.class().as_str(),
         "url": file_url(ctx, &file, user).await?, "mime_type": file.mime_type, "size": file.size,
