@@ -468,6 +468,27 @@ pub(crate) async fn stop(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse::ok(&json!({"result": "success"})))
 }
 
+/// Gives a new conversation the app's conversation variables, at their starting values.
+async fn start_variables(ctx: &Ctx<'_>, conversation: &Conversation) -> Result<(), ApiError> {
+    for definition in &ctx.app.config.conversation_variables {
+        // Checked when the configuration was saved; a definition that no longer parses is skipped.
+        let Ok((value_type, value)) = definition.typed_value() else { continue };
+        let variable = ConversationVariable {
+            id: VariableId::from_uuid(ctx.services.ids.new_id()),
+            app_id: ctx.app.id,
+            conversation_id: conversation.id,
+            name: definition.name.clone(),
+            value_type,
+            value,
+            description: definition.description.clone(),
+            created_at: conversation.created_at,
+            updated_at: conversation.created_at,
+        };
+        ctx.store().insert_variable(&variable).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,25 +532,4 @@ mod tests {
         assert!(error.get("task_id").is_none());
         assert!(frames.next().await.is_none(), "the stream ends after an error");
     }
-}
-
-/// Gives a new conversation the app's conversation variables, at their starting values.
-async fn start_variables(ctx: &Ctx<'_>, conversation: &Conversation) -> Result<(), ApiError> {
-    for definition in &ctx.app.config.conversation_variables {
-        // Checked when the configuration was saved; a definition that no longer parses is skipped.
-        let Ok((value_type, value)) = definition.typed_value() else { continue };
-        let variable = ConversationVariable {
-            id: VariableId::from_uuid(ctx.services.ids.new_id()),
-            app_id: ctx.app.id,
-            conversation_id: conversation.id,
-            name: definition.name.clone(),
-            value_type,
-            value,
-            description: definition.description.clone(),
-            created_at: conversation.created_at,
-            updated_at: conversation.created_at,
-        };
-        ctx.store().insert_variable(&variable).await?;
-    }
-    Ok(())
 }
