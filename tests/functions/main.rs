@@ -407,46 +407,21 @@ async fn audio_functions_speak_with_polly_and_listen_with_transcribe() {
     // Text to audio: MP3 leaves base64-encoded. moto's Polly answers 8 zero bytes per call, so a
     // text over Polly's 3,000 characters shows as two calls joined.
     let speak = function("text-to-audio").await;
-    let (status, headers, audio) = buffered_response(
-        &speak
-            .invoke(http_event(
-                "POST",
-                "/v1/text-to-audio",
-                "",
-                &[("authorization", auth.as_str()), ("content-type", "application/json")],
-                Some(json!({"text": "Hello from Lambda.", "user": "alice"}).to_string().as_bytes()),
-                false,
-            ))
-            .await,
-    );
+    let json_headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    let speak_event = |body: Value| {
+        http_event("POST", "/v1/text-to-audio", "", &json_headers, Some(body.to_string().as_bytes()), false)
+    };
+    let (status, headers, audio) =
+        buffered_response(&speak.invoke(speak_event(json!({"text": "Hello from Lambda.", "user": "alice"}))).await);
     assert_eq!((status, headers.get("content-type").map(String::as_str)), (200, Some("audio/mpeg")));
     assert_eq!(audio, vec![0u8; 8]);
     let long = "A sentence of some length for Polly to read aloud. ".repeat(80);
-    let invocation = speak
-        .invoke(http_event(
-            "POST",
-            "/v1/text-to-audio",
-            "",
-            &[("authorization", auth.as_str()), ("content-type", "application/json")],
-            Some(json!({"text": long, "user": "alice"}).to_string().as_bytes()),
-            false,
-        ))
-        .await;
+    let invocation = speak.invoke(speak_event(json!({"text": long, "user": "alice"}))).await;
     let document: Value = serde_json::from_slice(&invocation.body).unwrap();
     assert_eq!(document["isBase64Encoded"], true);
     assert_eq!(buffered_response(&invocation).2, vec![0u8; 16]);
-    let (status, _, body) = buffered_response(
-        &speak
-            .invoke(http_event(
-                "POST",
-                "/v1/text-to-audio",
-                "",
-                &[("authorization", auth.as_str()), ("content-type", "application/json")],
-                Some(json!({"text": "Hi", "voice": "Nobody", "user": "alice"}).to_string().as_bytes()),
-                false,
-            ))
-            .await,
-    );
+    let unknown_voice = json!({"text": "Hi", "voice": "Nobody", "user": "alice"});
+    let (status, _, body) = buffered_response(&speak.invoke(speak_event(unknown_voice)).await);
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
 
     // Audio to text: a base64 multipart event, a Transcribe job on moto, the stand-in's transcript.

@@ -30,12 +30,7 @@ pub struct OpenAi {
 
 impl OpenAi {
     pub fn new(settings: OpenAiSettings) -> Result<Self, ProviderError> {
-        let client = Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| ProviderError::Failed(e.to_string()))?;
-        Ok(Self { client, settings })
+        Ok(Self { client: http_client()?, settings })
     }
 
     fn url(&self, path: &str) -> String {
@@ -76,6 +71,16 @@ impl OpenAi {
         }
         body
     }
+}
+
+/// The HTTP client of the OpenAI-compatible adapters: a short connect timeout, a long read one
+/// (answers and audio can take a while).
+pub(crate) fn http_client() -> Result<Client, ProviderError> {
+    Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| ProviderError::Failed(e.to_string()))
 }
 
 /// The response when it succeeded; otherwise its error, classified as Dify reports it.

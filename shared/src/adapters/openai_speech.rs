@@ -1,15 +1,13 @@
 //! Any OpenAI-compatible speech API (OpenAI, LocalAI, self-hosted Whisper servers):
 //! `POST /audio/speech` for text to speech and `POST /audio/transcriptions` for speech to text.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::Client;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use super::openai::checked;
+use super::openai::{checked, http_client};
 use crate::domain::{AudioFormat, Voice};
 use crate::ports::{ProviderError, SpeechAudio, SpeechSynthesizer, Transcriber};
 
@@ -46,12 +44,7 @@ impl OpenAiSpeech {
         if settings.voices.is_empty() {
             return Err(ProviderError::NotInitialized("no voices are configured for OpenAI speech".into()));
         }
-        let client = Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| ProviderError::Failed(e.to_string()))?;
-        Ok(Self { client, settings })
+        Ok(Self { client: http_client()?, settings })
     }
 
     fn request(&self, path: &str) -> reqwest::RequestBuilder {
