@@ -201,6 +201,10 @@ async fn audio_to_text_takes_an_uploaded_file_of_the_caller() {
     assert_eq!((status, body), (200, json!({"text": "heard 321 bytes of audio.m4a (audio/m4a) with whisper-1"})));
     let (status, body) = send(app.post(&key, "/v1/audio-to-text", json!({"upload_file_id": id, "user": "bob"}))).await;
     assert_error(&(status, body), 404, "file_not_found");
+    let other_app = app.create_app(AppMode::Chat, speech_config()).await;
+    let (status, body) =
+        send(app.post(&other_app, "/v1/audio-to-text", json!({"upload_file_id": id, "user": "alice"}))).await;
+    assert_error(&(status, body), 404, "file_not_found");
     let (status, body) = send(app.post(&key, "/v1/audio-to-text", json!({"user": "alice"}))).await;
     assert_error(&(status, body), 400, "bad_request_key_error");
 
