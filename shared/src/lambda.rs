@@ -20,49 +20,53 @@ use crate::error::ApiError;
 use crate::models::Models;
 use crate::speech::Speech;
 
-/// Everything read from the environment once, at cold start, with the given models, and the
-/// speech engines of `COLLOQUY_TTS` / `COLLOQUY_STT` when `speech` is set.
-pub async fn services_from_env(aws: &aws_config::SdkConfig, models: Models, speech: bool) -> Result<Services, Error> {
+/// Everything read from the environment once, at cold start, with the given models and no
+/// speech engines.
+pub fn services_from_env(aws: &aws_config::SdkConfig, models: Models) -> Result<Services, Error> {
+    services_and_bucket(aws, models).map(|(services, _)| services)
+}
+
+/// The services, and the S3 bucket they store blobs in (which Transcribe also uses).
+fn services_and_bucket(aws: &aws_config::SdkConfig, models: Models) -> Result<(Services, S3Blobs), Error> {
     let table = std::env::var("COLLOQUY_TABLE").map_err(|_| "COLLOQUY_TABLE is not set")?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
     let bucket = std::env::var("COLLOQUY_BUCKET").map_err(|_| "COLLOQUY_BUCKET is not set")?;
     let path_style = std::env::var("COLLOQUY_S3_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
     let s3 = aws_sdk_s3::config::Builder::from(aws).force_path_style(path_style).build();
     let blobs = S3Blobs::new(aws_sdk_s3::Client::from_conf(s3), bucket);
-    let speech = if speech {
-        let context = AwsSpeech { config: aws.clone(), blobs: Some(blobs.clone()) };
-        SpeechSettings::from_env()?.build(Some(&context)).await?
-    } else {
-        Speech::none()
-    };
     let max_body_bytes = match std::env::var("COLLOQUY_MAX_BODY_BYTES") {
         Ok(raw) => raw.parse().map_err(|_| format!("COLLOQUY_MAX_BODY_BYTES: '{raw}' is not a number"))?,
         Err(_) => ApiLimits::default().max_body_bytes,
     };
-    Ok(Services {
+    let services = Services {
         store: Arc::new(store),
-        blobs: Arc::new(blobs),
+        blobs: Arc::new(blobs.clone()),
         models,
-        speech,
+        speech: Speech::none(),
         clock: Arc::new(SystemClock),
         ids: Arc::new(TimeOrderedIds),
         limits: ApiLimits { max_body_bytes, ..ApiLimits::default() },
-    })
+    };
+    Ok((services, blobs))
 }
 
 /// Services for an endpoint that calls no model: only the built-in echo provider, so the
-/// function's binary links none of the model clients.
+/// function's binary links none of the model or speech clients.
 async fn plain_services() -> Result<Services, Error> {
     lambda_http::tracing::init_default_subscriber();
     let aws = aws_config::load_from_env().await;
-    services_from_env(&aws, Models::echo_only(), false).await
+    services_from_env(&aws, Models::echo_only())
 }
 
-/// Services with the speech engines configured in the environment (`COLLOQUY_TTS`, ...).
+/// Services with the speech engines configured in the environment (`COLLOQUY_TTS`, ...); only
+/// the audio functions link the speech clients.
 async fn speech_services() -> Result<Services, Error> {
     lambda_http::tracing::init_default_subscriber();
     let aws = aws_config::load_from_env().await;
-    services_from_env(&aws, Models::echo_only(), true).await
+    let (mut services, blobs) = services_and_bucket(&aws, Models::echo_only())?;
+    let context = AwsSpeech { config: aws, blobs: Some(blobs) };
+    services.speech = SpeechSettings::from_env()?.build(Some(&context)).await?;
+    Ok(services)
 }
 
 /// Services with the model providers configured in the environment (`COLLOQUY_LLM`, ...).
@@ -70,7 +74,7 @@ async fn model_services() -> Result<Services, Error> {
     lambda_http::tracing::init_default_subscriber();
     let aws = aws_config::load_from_env().await;
     let models = ModelSettings::from_env()?.build_with(Some(&aws)).await?;
-    services_from_env(&aws, models, false).await
+    services_from_env(&aws, models)
 }
 
 /// Translates a Lambda HTTP event (already decoded from base64 where needed).
