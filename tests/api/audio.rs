@@ -97,6 +97,8 @@ async fn long_texts_are_spoken_in_sentence_pieces_joined_in_order() {
 
     let (status, body) = read(speak(&app, &key, json!({"text": "x".repeat(8001)})).await).await;
     assert_error(&(status, body), 400, "invalid_param");
+    let (status, body) = read(speak(&app, &key, json!({"text": "Hi", "streaming": "sometimes"})).await).await;
+    assert_error(&(status, body), 400, "invalid_param");
 }
 
 #[tokio::test]

@@ -92,6 +92,12 @@ async fn transcribe_uploaded(ctx: &Ctx<'_>) -> Result<String, ApiError> {
 pub(crate) async fn text_to_audio(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let body = Body::read(ctx.request)?;
     let user = body.user(false)?;
+    // Accepted and ignored, as in Dify, but it must be a boolean.
+    body.boolean("streaming", false)?;
+    let too_long = || ApiError::InvalidParam(format!("Text is longer than {MAX_SPEECH_CHARS} characters."));
+    if body.string("text")?.is_some_and(|text| text.chars().count() > MAX_SPEECH_CHARS) {
+        return Err(too_long());
+    }
     if !ctx.app.config.text_to_speech.enabled {
         return Err(ApiError::InvalidParam("TTS is not enabled".into()));
     }
@@ -104,7 +110,7 @@ pub(crate) async fn text_to_audio(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError
         }
     };
     if text.chars().count() > MAX_SPEECH_CHARS {
-        return Err(ApiError::InvalidParam(format!("Text is longer than {MAX_SPEECH_CHARS} characters.")));
+        return Err(too_long());
     }
     let voice = choose_voice(ctx, synthesizer, body.string("voice")?).await?;
     let (bytes, content_type) = speak(synthesizer, &text, &voice.id).await?;
