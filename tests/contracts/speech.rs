@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use colloquy_tests::aws::{polly_client, s3_blobs, stand_in_transcripts, transcribe_client};
+use colloquy_tests::aws::{polly_client, s3_blobs, s3_client, stand_in_transcripts, transcribe_client};
 use shared::adapters::polly::Polly;
 use shared::adapters::transcribe::{AwsTranscribe, Polling};
 use shared::domain::AudioFormat;
@@ -50,15 +50,8 @@ async fn transcribe_runs_a_job_reads_its_transcript_cleans_up_and_fails_clearly(
     assert!(blobs.get_blob("files/stored.mp3", None).await.unwrap().is_some());
 
     // Neither the uploaded audio nor the transcripts are left behind, and the jobs are deleted.
-    let listing = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&aws_config::load_from_env().await).force_path_style(true).build(),
-    )
-    .list_objects_v2()
-    .bucket(blobs.bucket())
-    .prefix("scratch/transcribe/")
-    .send()
-    .await
-    .unwrap();
+    let listing =
+        s3_client().await.list_objects_v2().bucket(blobs.bucket()).prefix("scratch/transcribe/").send().await.unwrap();
     assert_eq!(listing.key_count(), Some(0), "{:?}", listing.contents());
     assert!(
         transcribe_client()

@@ -11,18 +11,7 @@ use shared::domain::{AppConfig, AppMode, ValueType};
 use shared::ports::Store;
 
 async fn function(name: &str) -> Function {
-    let env = [
-        ("COLLOQUY_TABLE", aws::table_name().await),
-        ("COLLOQUY_BUCKET", aws::bucket_name().await),
-        ("COLLOQUY_S3_PATH_STYLE", "true".into()),
-        ("COLLOQUY_LLM", "echo".into()),
-        ("COLLOQUY_ECHO_DELAY_MS", "0".into()),
-        // As the template sets them for the two audio functions; other functions ignore them.
-        ("COLLOQUY_TTS", "polly".into()),
-        ("COLLOQUY_STT", "transcribe".into()),
-        ("COLLOQUY_TRANSCRIBE_POLL_MS", "50".into()),
-    ];
-    Function::start(name, &env).await
+    Function::start(name, &aws::function_env().await).await
 }
 
 /// Sends a request to a function and reads the JSON (or empty) answer.

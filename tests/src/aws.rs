@@ -105,11 +105,15 @@ pub async fn bucket_name() -> String {
     s3_blobs().await.bucket().to_owned()
 }
 
+/// An S3 client on moto (path-style addressing).
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    let config = shared_config().await;
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
+}
+
 /// The S3 blob store on a test bucket in moto, created once per test process.
 pub async fn s3_blobs() -> S3Blobs {
-    let config = shared_config().await;
-    let client =
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+    let client = s3_client().await;
     let bucket = BUCKET
         .get_or_init(|| async {
             let name = format!("colloquy-test-{}", uuid::Uuid::new_v4().simple());
@@ -168,4 +172,20 @@ impl Drop for StandIn {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The environment a function binary gets under the in-test Runtime API: the test table and
+/// bucket, the echo model, and the audio engines as the template sets them (other functions
+/// ignore those). Transcribe is polled fast: moto advances a job one state per status call.
+pub async fn function_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("COLLOQUY_TABLE", table_name().await),
+        ("COLLOQUY_BUCKET", bucket_name().await),
+        ("COLLOQUY_S3_PATH_STYLE", "true".into()),
+        ("COLLOQUY_LLM", "echo".into()),
+        ("COLLOQUY_ECHO_DELAY_MS", "0".into()),
+        ("COLLOQUY_TTS", "polly".into()),
+        ("COLLOQUY_STT", "transcribe".into()),
+        ("COLLOQUY_TRANSCRIBE_POLL_MS", "20".into()),
+    ]
 }

@@ -212,18 +212,7 @@ async fn main() {
         ),
         ("purge-conversation", json!({"Records": []})),
     ];
-    let table = aws::table_name().await;
-    let env = [
-        ("COLLOQUY_TABLE", table),
-        ("COLLOQUY_BUCKET", aws::bucket_name().await),
-        ("COLLOQUY_S3_PATH_STYLE", "true".to_owned()),
-        ("COLLOQUY_LLM", "echo".to_owned()),
-        ("COLLOQUY_ECHO_DELAY_MS", "0".to_owned()),
-        ("COLLOQUY_TTS", "polly".to_owned()),
-        ("COLLOQUY_STT", "transcribe".to_owned()),
-        // moto advances a job one state per status call: poll fast, or the pauses are all we measure.
-        ("COLLOQUY_TRANSCRIBE_POLL_MS", "20".to_owned()),
-    ];
+    let env = aws::function_env().await;
     let mut rows = Vec::new();
     for (name, event) in &cases {
         rows.push(measure(&dir, name, event, &env).await);

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::conversations::owned;
 use super::files::read_upload;
-use super::input::{Body, parse_id};
+use super::input::{Body, declares_json, parse_id};
 use super::{ApiResponse, Ctx, ResponseBody};
 use crate::domain::{AUDIO_LIMIT_BYTES, AudioFormat, FileId, MessageId, UserRef, Voice, split_for_speech};
 use crate::error::ApiError;
@@ -17,18 +17,10 @@ use crate::ports::{BlobRange, SpeechSynthesizer, Transcriber};
 /// The longest text one request may speak: its MP3 must fit a Lambda response (6 MB).
 pub(crate) const MAX_SPEECH_CHARS: usize = 8000;
 
-fn is_json(ctx: &Ctx<'_>) -> bool {
-    ctx.request
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"))
-}
-
 /// Speech to text: a multipart `file` as Dify takes it, or (our extension, for audio larger
 /// than a Lambda request) a JSON body naming an `upload_file_id` the caller uploaded before.
 pub(crate) async fn audio_to_text(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
-    let text = if is_json(ctx) { transcribe_uploaded(ctx).await? } else { transcribe_part(ctx).await? };
+    let text = if declares_json(ctx.request) { transcribe_uploaded(ctx).await? } else { transcribe_part(ctx).await? };
     Ok(ApiResponse::ok(&json!({ "text": text })))
 }
 

@@ -47,13 +47,9 @@ pub(crate) fn parse_id<T: FromStr<Err = Invalid>>(name: &str, raw: &str) -> Resu
     raw.parse().map_err(|_| ApiError::InvalidParam(format!("{name}: '{raw}' is not a valid UUID")))
 }
 
-/// The JSON object body of a request. An empty body counts as `{}`; a non-empty body must be
-/// declared JSON (else 415) and be a JSON object (else 400).
-pub(crate) fn json_body(request: &ApiRequest) -> Result<Map<String, Value>, ApiError> {
-    if request.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    let declared_json = request
+/// Whether the request says its body is JSON (`application/json` or `application/*+json`).
+pub(crate) fn declares_json(request: &ApiRequest) -> bool {
+    request
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -62,8 +58,16 @@ pub(crate) fn json_body(request: &ApiRequest) -> Result<Map<String, Value>, ApiE
             let mime = mime.trim().to_ascii_lowercase();
             mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
-        .unwrap_or(false);
-    if !declared_json {
+        .unwrap_or(false)
+}
+
+/// The JSON object body of a request. An empty body counts as `{}`; a non-empty body must be
+/// declared JSON (else 415) and be a JSON object (else 400).
+pub(crate) fn json_body(request: &ApiRequest) -> Result<Map<String, Value>, ApiError> {
+    if request.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    if !declares_json(request) {
         return Err(ApiError::UnsupportedMediaType);
     }
     match serde_json::from_slice(&request.body) {
