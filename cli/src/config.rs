@@ -2,8 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+
+use crate::server::ServerLimits;
 
 /// Which store holds the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,4 +61,42 @@ pub struct ServeSettings {
     /// Largest accepted file upload in bytes (the app's per-kind limits apply within it).
     #[arg(long, env = "COLLOQUY_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: usize,
+    /// Seconds a client has to send a request's headers (also: to start its next request).
+    #[arg(long, env = "COLLOQUY_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Longest wait, in seconds, for the next piece of a request body (408 after it).
+    #[arg(long, env = "COLLOQUY_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, env = "COLLOQUY_IDLE_TIMEOUT_SECS", default_value_t = 5)]
+    pub idle_timeout_secs: u64,
+    /// Open connections at most (the oldest idle one is closed to make room); also kept under
+    /// the process's open-file limit.
+    #[arg(long, env = "COLLOQUY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Requests in flight at most; beyond it 503 with `Retry-After: 1`.
+    #[arg(long, env = "COLLOQUY_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// Browser origins allowed to call the API: `*` (any), `none`, or a comma-separated list.
+    #[arg(long, env = "COLLOQUY_CORS_ORIGINS", default_value = "*")]
+    pub cors_origins: String,
+}
+
+/// File descriptors kept free for the store, blobs and logs when capping connections.
+const RESERVED_FILES: u64 = 256;
+
+impl ServeSettings {
+    /// The server's limits; the connection cap stays below `file_limit` (open files allowed).
+    pub fn server_limits(&self, file_limit: Option<u64>) -> ServerLimits {
+        let room = file_limit.map_or(usize::MAX, |limit| {
+            usize::try_from(limit.saturating_sub(RESERVED_FILES).max(16)).unwrap_or(usize::MAX)
+        });
+        ServerLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            max_connections: self.max_connections.clamp(1, room),
+            max_in_flight: self.max_in_flight.max(1),
+        }
+    }
 }

@@ -14,7 +14,7 @@ use shared::adapters::s3::S3Blobs;
 use shared::adapters::sqlite::SqliteStore;
 use shared::adapters::system::{SystemClock, TimeOrderedIds};
 use shared::admin;
-use shared::api::{ApiLimits, Services};
+use shared::api::{ApiLimits, Cors, Services};
 use shared::config::{AwsSpeech, ModelSettings, SpeechSettings};
 use shared::domain::{AppConfig, AppId, AppMode};
 use shared::ports::{BlobStore, Store};
@@ -258,10 +258,20 @@ async fn serve(store: Arc<dyn Store>, store_settings: &StoreSettings, settings: 
         clock: Arc::new(SystemClock),
         ids: Arc::new(TimeOrderedIds),
         limits: ApiLimits { max_body_bytes: settings.max_body_bytes, max_upload_bytes: settings.max_upload_bytes },
+        cors: Cors::parse(&settings.cors_origins).map_err(|e| format!("--cors-origins: {e}"))?,
     };
+    let limits = settings.server_limits(server::raise_file_limit());
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
     tracing::info!(addr = %settings.addr, "serving the Dify-compatible API at http://{}/v1", settings.addr);
-    server::serve(listener, services, server::shutdown_signal()).await.map_err(|e| e.to_string())
+    tracing::info!(
+        max_connections = limits.max_connections,
+        max_in_flight = limits.max_in_flight,
+        header_timeout_s = limits.header_timeout.as_secs(),
+        body_timeout_s = limits.body_timeout.as_secs(),
+        idle_timeout_s = limits.idle_timeout.as_secs(),
+        "limits"
+    );
+    server::serve_with(listener, services, limits, server::shutdown_signal()).await.map_err(|e| e.to_string())
 }

@@ -38,6 +38,12 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("rate limited for {retry_after} s")]
     TooManyRequests { retry_after: u64 },
+    /// The client did not send its request body in time.
+    #[error("the request body was not sent in time")]
+    RequestTimeout,
+    /// The server is at its limit of requests in flight; try again after `retry_after` s.
+    #[error("overloaded; retry after {retry_after} s")]
+    Overloaded { retry_after: u64 },
     #[error("no file uploaded")]
     NoFileUploaded,
     #[error("too many files")]
@@ -130,6 +136,16 @@ impl ApiError {
                 "too_many_requests",
                 "Too many requests. Please try again later.".into(),
             ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The server timed out waiting for the request body.".into(),
+            ),
+            Self::Overloaded { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "The server is busy. Please try again later.".into(),
+            ),
             Self::NoFileUploaded => (StatusCode::BAD_REQUEST, "no_file_uploaded", "Please upload your file.".into()),
             Self::TooManyFiles => (StatusCode::BAD_REQUEST, "too_many_files", "Only one file is allowed.".into()),
             Self::FilenameNotExists => {
@@ -200,8 +216,12 @@ impl ApiError {
             Self::Unauthorized(_) => {
                 response.headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
             }
-            Self::TooManyRequests { retry_after } => {
+            Self::TooManyRequests { retry_after } | Self::Overloaded { retry_after } => {
                 response.headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Self::RequestTimeout => {
+                // The rest of the body may still be on its way: this connection is done.
+                response.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Self::MethodNotAllowed(allowed) => {
                 if let Ok(value) = HeaderValue::from_str(&allowed) {

@@ -14,7 +14,7 @@ use lambda_http::{Body, Request, Response, service_fn};
 use crate::adapters::dynamo::{ChangedItem, DynamoStore};
 use crate::adapters::s3::S3Blobs;
 use crate::adapters::system::{SystemClock, TimeOrderedIds};
-use crate::api::{ApiLimits, ApiRequest, ApiResponse, Endpoint, ResponseBody, Services, handle, resolve_endpoint};
+use crate::api::{ApiLimits, ApiRequest, ApiResponse, Cors, Endpoint, ResponseBody, Services, handle, resolve_endpoint};
 use crate::config::{AwsSpeech, ModelSettings, SpeechSettings};
 use crate::error::ApiError;
 use crate::models::Models;
@@ -46,8 +46,17 @@ fn services_and_bucket(aws: &aws_config::SdkConfig, models: Models) -> Result<(S
         clock: Arc::new(SystemClock),
         ids: Arc::new(TimeOrderedIds),
         limits: ApiLimits { max_body_bytes, ..ApiLimits::default() },
+        cors: cors_from_env()?,
     };
     Ok((services, blobs))
+}
+
+/// `COLLOQUY_CORS_ORIGINS`: `*` (any origin, the default), `none`, or a comma-separated list.
+fn cors_from_env() -> Result<Cors, Error> {
+    match std::env::var("COLLOQUY_CORS_ORIGINS") {
+        Ok(raw) => Ok(Cors::parse(&raw).map_err(|e| format!("COLLOQUY_CORS_ORIGINS: {e}"))?),
+        Err(_) => Ok(Cors::default()),
+    }
 }
 
 /// What every function does first: logging, then the AWS configuration from the environment.
@@ -102,6 +111,9 @@ fn api_request(request: Request) -> ApiRequest {
 async fn answer(services: &Services, endpoint: Endpoint, request: ApiRequest) -> ApiResponse {
     match resolve_endpoint(&request.method, &request.path) {
         Ok(found) if found == endpoint => handle(services, request).await,
+        // CORS preflights of this endpoint's path (API Gateway routes them here when its own
+        // CORS configuration is off).
+        Err(ApiError::MethodNotAllowed(_)) if request.method == http::Method::OPTIONS => handle(services, request).await,
         Ok(_) => ApiError::RouteNotFound.into_response(),
         Err(error) => error.into_response(),
     }

@@ -230,6 +230,10 @@ pub type BlobStream = Pin<Box<dyn Stream<Item = StoreResult<Bytes>> + Send>>;
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     async fn put_blob(&self, key: &str, content_type: &str, bytes: Bytes) -> StoreResult<()>;
+    /// Stores a blob as its chunks arrive, holding at most a bounded buffer (not the blob) in
+    /// memory, and returns its size. The blob appears under `key` only once complete: when
+    /// `body` fails (its error is returned) or the store does, nothing readable is left.
+    async fn put_blob_stream(&self, key: &str, content_type: &str, body: BlobStream) -> StoreResult<u64>;
     /// The blob, or the given range of it; `None` when there is no such blob.
     async fn get_blob(&self, key: &str, range: Option<BlobRange>) -> StoreResult<Option<Blob>>;
     /// The blob as a stream, with its content type and size.

@@ -101,5 +101,5 @@ async fn unknown_routes_are_404_and_wrong_methods_405_before_auth() {
     let body = send(app.client.post(app.url("/v1/conversations"))).await;
     assert_error(&body, 405, "method_not_allowed");
     let response = app.client.patch(app.url(&format!("/v1/apps/annotations/{}", unknown_id()))).send().await.unwrap();
-    assert_eq!(response.headers()["allow"], "PUT, DELETE", "405 names the route's methods");
+    assert_eq!(response.headers()["allow"], "PUT, DELETE, OPTIONS", "405 names the route's methods");
 }

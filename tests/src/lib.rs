@@ -123,6 +123,7 @@ async fn spawn_on(store: Arc<dyn Store>, limits: ApiLimits, models: Models, spee
         clock: clock.clone(),
         ids: Arc::new(TimeOrderedIds),
         limits,
+        cors: shared::api::Cors::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
     let addr = listener.local_addr().expect("local address");

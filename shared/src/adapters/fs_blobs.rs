@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::ports::{Blob, BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
 
@@ -76,6 +77,33 @@ impl BlobStore for FsBlobStore {
         tokio::fs::write(&partial, &bytes).await.map_err(io)?;
         tokio::fs::write(Self::type_path(&path), content_type).await.map_err(io)?;
         tokio::fs::rename(&partial, &path).await.map_err(io)
+    }
+
+    async fn put_blob_stream(&self, key: &str, content_type: &str, mut body: BlobStream) -> StoreResult<u64> {
+        let path = self.path(key)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        // Written aside, chunk by chunk, and renamed once complete; removed on any failure.
+        let partial = path.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
+        let written = async {
+            let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
+            let mut size = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                size += chunk.len() as u64;
+                file.write_all(&chunk).await.map_err(io)?;
+            }
+            file.flush().await.map_err(io)?;
+            tokio::fs::write(Self::type_path(&path), content_type).await.map_err(io)?;
+            tokio::fs::rename(&partial, &path).await.map_err(io)?;
+            Ok(size)
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&partial).await;
+        }
+        written
     }
 
     async fn get_blob(&self, key: &str, range: Option<BlobRange>) -> StoreResult<Option<Blob>> {

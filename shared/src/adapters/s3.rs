@@ -7,9 +7,14 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use bytes::Bytes;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 
 use crate::ports::{Blob, BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
+
+/// Size of the parts of a streamed upload (S3's minimum is 5 MiB): the most one upload holds.
+const PART_BYTES: usize = 8 * 1024 * 1024;
 
 /// One bucket of S3 (or an S3-compatible service).
 #[derive(Debug, Clone)]
@@ -33,6 +38,62 @@ impl S3Blobs {
         let shared = aws_config::load_from_env().await;
         let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(force_path_style).build();
         Self::new(Client::from_conf(config), bucket)
+    }
+
+    /// Sends `first` and then the rest of `body` as parts of a multipart upload.
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        first: BytesMut,
+        body: &mut BlobStream,
+        size: &mut u64,
+    ) -> StoreResult<Vec<CompletedPart>> {
+        let mut parts = Vec::new();
+        let mut pending = first;
+        loop {
+            let mut last = false;
+            while pending.len() < PART_BYTES {
+                match body.next().await {
+                    Some(chunk) => {
+                        let chunk = chunk?;
+                        *size += chunk.len() as u64;
+                        pending.extend_from_slice(&chunk);
+                    }
+                    None => {
+                        last = true;
+                        break;
+                    }
+                }
+            }
+            if !pending.is_empty() || parts.is_empty() {
+                let number = i32::try_from(parts.len() + 1).unwrap_or(i32::MAX);
+                let sent = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(std::mem::take(&mut pending).freeze()))
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                parts.push(CompletedPart::builder().part_number(number).set_e_tag(sent.e_tag).build());
+            }
+            if last {
+                return Ok(parts);
+            }
+        }
+    }
+
+    /// Abandons a multipart upload (best effort: S3 lifecycle rules clean up what remains).
+    async fn abort(&self, key: &str, upload_id: &str) {
+        let aborted =
+            self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await;
+        if let Err(error) = aborted {
+            tracing::warn!(%key, error = %DisplayErrorContext(error), "could not abort a multipart upload");
+        }
     }
 
     pub fn bucket(&self) -> &str {
@@ -71,6 +132,62 @@ impl BlobStore for S3Blobs {
             .await
             .map_err(sdk_error)
             .map(drop)
+    }
+
+    async fn put_blob_stream(&self, key: &str, content_type: &str, mut body: BlobStream) -> StoreResult<u64> {
+        // A blob that fits one part is one PutObject; a larger one a multipart upload, one part
+        // in memory at a time, completed (and so visible) only at the end, aborted on failure.
+        let mut part = BytesMut::with_capacity(PART_BYTES.min(1024 * 1024));
+        let mut size = 0u64;
+        loop {
+            match body.next().await {
+                Some(chunk) => {
+                    let chunk = chunk?;
+                    size += chunk.len() as u64;
+                    part.extend_from_slice(&chunk);
+                    if part.len() >= PART_BYTES {
+                        break;
+                    }
+                }
+                None => {
+                    self.put_blob(key, content_type, part.freeze()).await?;
+                    return Ok(size);
+                }
+            }
+        }
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let upload_id = upload.upload_id().ok_or_else(|| StoreError::Corrupt("S3 gave no upload id".into()))?;
+        let uploaded = self.upload_parts(key, upload_id, part, &mut body, &mut size).await;
+        match uploaded {
+            Ok(parts) => {
+                let completed = self
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                    .send()
+                    .await;
+                if let Err(error) = completed {
+                    self.abort(key, upload_id).await;
+                    return Err(sdk_error(error));
+                }
+                Ok(size)
+            }
+            Err(error) => {
+                self.abort(key, upload_id).await;
+                Err(error)
+            }
+        }
     }
 
     async fn get_blob(&self, key: &str, range: Option<BlobRange>) -> StoreResult<Option<Blob>> {

@@ -37,14 +37,17 @@ fn transcriber<'a>(ctx: &Ctx<'a>) -> Result<&'a dyn Transcriber, ApiError> {
 }
 
 /// Dify's checks, in Dify's order: the part, the feature, the type, the size, the provider.
+/// The part's bytes are read only once its name and type passed, and never past the limit.
 async fn transcribe_part(ctx: &Ctx<'_>) -> Result<String, ApiError> {
-    let (part, user) = read_upload(ctx.request, "file").await?;
+    let check = |name: &str, content_type: &str| {
+        require_feature(ctx)?;
+        AudioFormat::of_upload(content_type, name).map(drop).ok_or(ApiError::UnsupportedAudioType)
+    };
+    let limit = usize::try_from(AUDIO_LIMIT_BYTES).unwrap_or(usize::MAX);
+    let (part, user) = read_upload(ctx, "file", limit, check, ApiError::AudioTooLarge).await?;
     let part = part.ok_or(ApiError::NoAudioPart)?;
     require_feature(ctx)?;
     let format = AudioFormat::of_upload(&part.content_type, &part.name).ok_or(ApiError::UnsupportedAudioType)?;
-    if part.bytes.len() as u64 > AUDIO_LIMIT_BYTES {
-        return Err(ApiError::AudioTooLarge);
-    }
     let transcriber = transcriber(ctx)?;
     // Creates the end user as Dify does, so `user` is recorded like on every other route.
     ctx.end_user(user).await?;

@@ -2,17 +2,18 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::input::Body;
-use super::{ApiRequest, ApiResponse, Ctx, ResponseBody};
+use super::body::{self, BodyError, Failure, Recorded};
+use super::{ApiResponse, Ctx, ResponseBody};
 use crate::domain::{FileClass, FileId, FileNameError, Owner, UploadFile, UserRef, check_filename};
 use crate::error::ApiError;
-use crate::ports::BlobRange;
+use crate::ports::{BlobRange, BlobStream};
 
 /// How long a presigned `source_url` stays valid.
 const SOURCE_URL_TTL: Duration = Duration::from_secs(3600);
@@ -20,52 +21,140 @@ const SOURCE_URL_TTL: Duration = Duration::from_secs(3600);
 /// How long a presigned upload URL stays valid.
 const UPLOAD_URL_TTL: Duration = Duration::from_secs(900);
 
-/// One file part of a multipart body.
+/// One file part of a multipart body, read whole (bounded by its reader's limit).
 pub(crate) struct Part {
     pub name: String,
     pub content_type: String,
     pub bytes: Bytes,
 }
 
-/// The `file` part and the `user` field of a multipart upload, checked as Dify checks them.
-pub(crate) async fn read_upload(request: &ApiRequest, field: &str) -> Result<(Option<Part>, UserRef), ApiError> {
-    let content_type = request.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let Ok(boundary) = multer::parse_boundary(content_type) else {
-        return Ok((None, UserRef::default_user()));
-    };
-    let body = request.body.clone();
-    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
-    let mut multipart = multer::Multipart::new(stream, boundary);
-    let mut parts = Vec::new();
-    let mut user = None;
-    while let Some(item) =
-        multipart.next_field().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?
-    {
-        let name = item.name().unwrap_or("").to_owned();
-        match item.file_name().map(str::to_owned) {
-            Some(file_name) => {
-                let content_type = item.content_type().map(|m| m.essence_str().to_owned()).unwrap_or_default();
-                let bytes =
-                    item.bytes().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
-                parts.push((name, Part { name: file_name, content_type, bytes }));
-            }
-            None if name == "user" => {
-                user = Some(
-                    item.text().await.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?,
-                );
-            }
-            None => {}
+/// The longest `user` field read from a multipart body (255 characters of up to 4 bytes).
+const MAX_USER_FIELD_BYTES: usize = 1024;
+
+/// A multipart upload read as it arrives: text fields are read (bounded), file parts are
+/// handed out one at a time and never held whole by this reader.
+pub(crate) struct Uploads {
+    multipart: multer::Multipart<'static>,
+    /// What went wrong with the body itself (too large, too slow, broken off), if anything.
+    failure: Failure,
+    user: Option<String>,
+    files: usize,
+}
+
+impl Uploads {
+    /// The upload body of `ctx`; `None` when the request is not `multipart/form-data`.
+    pub fn open(ctx: &Ctx<'_>) -> Option<Self> {
+        let content_type = ctx.request.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let boundary = multer::parse_boundary(content_type).ok()?;
+        let failure = Failure::default();
+        let stream = Recorded::new(ctx.take_upload(), &failure);
+        Some(Self { multipart: multer::Multipart::new(stream, boundary), failure, user: None, files: 0 })
+    }
+
+    /// A parser error in API terms: the body's own failure when that is the cause.
+    fn error(&self, error: multer::Error) -> ApiError {
+        match self.failure.get() {
+            Some(failure) => failure.into(),
+            None => ApiError::BadRequest(format!("malformed multipart body: {error}")),
         }
     }
-    let user = match user.as_deref() {
-        None | Some("") => UserRef::default_user(),
-        Some(raw) => UserRef::parse(raw)?,
+
+    /// The next file part (with its field name), reading the text fields before it.
+    pub async fn next_file(&mut self) -> Result<Option<multer::Field<'static>>, ApiError> {
+        loop {
+            let next = self.multipart.next_field().await;
+            let Some(mut field) = next.map_err(|e| self.error(e))? else { return Ok(None) };
+            if field.file_name().is_some() {
+                self.files += 1;
+                return Ok(Some(field));
+            }
+            let is_user = field.name() == Some("user");
+            let mut text = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(|e| self.error(e))? {
+                if is_user {
+                    if text.len() + chunk.len() > MAX_USER_FIELD_BYTES {
+                        return Err(ApiError::InvalidParam("user: must be at most 255 characters".into()));
+                    }
+                    text.extend_from_slice(&chunk);
+                }
+            }
+            if is_user {
+                let text = String::from_utf8(text)
+                    .map_err(|_| ApiError::BadRequest("malformed multipart body: user is not UTF-8".into()))?;
+                self.user = Some(text);
+            }
+        }
+    }
+
+    /// Reads the rest of the body, skipping any further file parts, and returns the number
+    /// of file parts and the `user` (Dify's `DEFAULT-USER` when absent).
+    pub async fn finish(mut self) -> Result<(usize, UserRef), ApiError> {
+        while let Some(mut field) = self.next_file().await? {
+            while field.chunk().await.map_err(|e| self.error(e))?.is_some() {}
+        }
+        let user = match self.user.as_deref() {
+            None | Some("") => UserRef::default_user(),
+            Some(raw) => UserRef::parse(raw)?,
+        };
+        Ok((self.files, user))
+    }
+
+    /// A file part as a body stream that fails past `limit` bytes; its failures are recorded
+    /// in `failure` (the whole body's failures stay in this reader's).
+    fn part_stream(&self, field: multer::Field<'static>, limit: usize, failure: &Failure) -> BlobStream {
+        let body = self.failure.clone();
+        let chunks = field.map(move |chunk| {
+            chunk.map_err(|error| body.get().unwrap_or_else(|| BodyError::Malformed(error.to_string())))
+        });
+        body::as_blob(body::limited(Box::pin(chunks), limit), failure)
+    }
+}
+
+/// The `file` part (read whole, at most `limit` bytes) and the `user` field of a multipart
+/// upload. `check` sees the part's file name and type before any of its bytes are read, so a
+/// refused part costs nothing; a part over `limit` is `too_large`.
+pub(crate) async fn read_upload(
+    ctx: &Ctx<'_>,
+    field: &str,
+    limit: usize,
+    check: impl Fn(&str, &str) -> Result<(), ApiError>,
+    too_large: ApiError,
+) -> Result<(Option<Part>, UserRef), ApiError> {
+    let Some(mut uploads) = Uploads::open(ctx) else {
+        return Ok((None, UserRef::default_user()));
     };
-    if parts.len() > 1 {
+    let mut part = None;
+    if let Some(file) = uploads.next_file().await? {
+        if file.name() == Some(field) {
+            let name = file.file_name().unwrap_or("").to_owned();
+            let content_type = file.content_type().map(|m| m.essence_str().to_owned()).unwrap_or_default();
+            check(&name, &content_type)?;
+            let failure = Failure::default();
+            let mut chunks = uploads.part_stream(file, limit, &failure);
+            let mut bytes = BytesMut::new();
+            while let Some(chunk) = chunks.next().await {
+                match chunk {
+                    Ok(chunk) => bytes.extend_from_slice(&chunk),
+                    Err(_) => {
+                        return Err(match failure.get() {
+                            Some(BodyError::TooLarge(part_limit)) if part_limit == limit => too_large,
+                            Some(other) => other.into(),
+                            None => ApiError::BadRequest("malformed multipart body".into()),
+                        });
+                    }
+                }
+            }
+            part = Some(Part { name, content_type, bytes: bytes.freeze() });
+        } else {
+            let mut other = file;
+            while other.chunk().await.map_err(|e| uploads.error(e))?.is_some() {}
+        }
+    }
+    let (files, user) = uploads.finish().await?;
+    if files > 1 {
         return Err(ApiError::TooManyFiles);
     }
-    let file = parts.pop().filter(|(name, _)| name == field).map(|(_, part)| part);
-    Ok((file, user))
+    Ok((part, user))
 }
 
 /// Where clients fetch a file: a presigned blob URL, or this API's preview route.
@@ -83,36 +172,60 @@ pub(crate) async fn file_url(ctx: &Ctx<'_>, file: &UploadFile, user: &UserRef) -
     })
 }
 
-/// A new upload's metadata, after Dify's name, type and size checks.
-fn new_file(ctx: &Ctx<'_>, owner: Owner, raw_name: &str, mime_type: String, size: u64) -> Result<UploadFile, ApiError> {
-    if mime_type.is_empty() {
-        return Err(ApiError::UnsupportedFileType);
+/// A file about to be stored: its checked name, extension and type, and its kind's limit.
+struct Checked {
+    name: String,
+    extension: String,
+    mime_type: String,
+    limit_mb: u32,
+}
+
+impl Checked {
+    /// Dify's name and type checks, and the size limit of the file's kind.
+    fn new(ctx: &Ctx<'_>, raw_name: &str, mime_type: String) -> Result<Self, ApiError> {
+        if mime_type.is_empty() {
+            return Err(ApiError::UnsupportedFileType);
+        }
+        let (name, extension) = match check_filename(raw_name) {
+            Ok(checked) => checked,
+            Err(FileNameError::Missing) => return Err(ApiError::FilenameNotExists),
+            Err(FileNameError::Invalid(invalid)) => return Err(invalid.into()),
+            Err(FileNameError::Blocked) => return Err(ApiError::UnsupportedFileType),
+        };
+        let limits = ctx.app.config.file_size_limits;
+        let limit_mb = match FileClass::of(&extension, &mime_type) {
+            FileClass::Image => limits.image,
+            FileClass::Video => limits.video,
+            FileClass::Audio => limits.audio,
+            FileClass::Document => limits.document,
+        };
+        Ok(Self { name, extension, mime_type, limit_mb })
     }
-    let (name, extension) = match check_filename(raw_name) {
-        Ok(checked) => checked,
-        Err(FileNameError::Missing) => return Err(ApiError::FilenameNotExists),
-        Err(FileNameError::Invalid(invalid)) => return Err(invalid.into()),
-        Err(FileNameError::Blocked) => return Err(ApiError::UnsupportedFileType),
-    };
-    let limits = ctx.app.config.file_size_limits;
-    let limit_mb = match FileClass::of(&extension, &mime_type) {
-        FileClass::Image => limits.image,
-        FileClass::Video => limits.video,
-        FileClass::Audio => limits.audio,
-        FileClass::Document => limits.document,
-    };
-    if size > u64::from(limit_mb) * 1024 * 1024 {
-        return Err(ApiError::FileTooLarge(format!("File size exceeded. {} MB > {limit_mb} MB", size / (1024 * 1024))));
+
+    fn limit_bytes(&self) -> u64 {
+        u64::from(self.limit_mb) * 1024 * 1024
     }
-    Ok(UploadFile {
-        id: FileId::from_uuid(ctx.services.ids.new_id()),
-        owner,
-        name,
-        size,
-        extension,
-        mime_type,
-        created_at: ctx.now(),
-    })
+
+    fn too_large(&self, size: Option<u64>) -> ApiError {
+        let limit_mb = self.limit_mb;
+        ApiError::FileTooLarge(match size {
+            Some(size) => format!("File size exceeded. {} MB > {limit_mb} MB", size / (1024 * 1024)),
+            None => format!("File size exceeded. More than {limit_mb} MB."),
+        })
+    }
+
+    /// The metadata of the stored file.
+    fn into_file(self, id: FileId, owner: Owner, size: u64, created_at: crate::domain::Timestamp) -> UploadFile {
+        UploadFile {
+            id,
+            owner,
+            name: self.name,
+            size,
+            extension: self.extension,
+            mime_type: self.mime_type,
+            created_at,
+        }
+    }
 }
 
 /// Dify's fields of an uploaded file.
@@ -125,15 +238,83 @@ fn file_json(file: &UploadFile, source_url: &str) -> Value {
     })
 }
 
+/// `POST /files/upload`: the `file` part goes to the blob store as it arrives (checked by name
+/// and type first, refused past its kind's limit), so an upload never sits whole in memory.
+/// Its metadata is written only once the bytes are stored and the body was read to the end:
+/// a file that was cut off, too large or refused leaves nothing that reads as uploaded.
 pub(crate) async fn upload(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
-    let (part, user) = read_upload(ctx.request, "file").await?;
-    let part = part.ok_or(ApiError::NoFileUploaded)?;
-    let owner = ctx.end_user(user.clone()).await?.owner();
-    let file = new_file(ctx, owner, &part.name, part.content_type, part.bytes.len() as u64)?;
-    ctx.services.blobs.put_blob(&file.blob_key(), &file.mime_type, part.bytes).await?;
-    ctx.store().insert_file(&file).await?;
+    let mut uploads = Uploads::open(ctx).ok_or(ApiError::NoFileUploaded)?;
+    let id = FileId::from_uuid(ctx.services.ids.new_id());
+    let key = UploadFile::key_for(ctx.app.id, id);
+    let mut stored: Option<(Checked, u64)> = None;
+    let result = async {
+        while let Some(field) = uploads.next_file().await? {
+            if stored.is_some() {
+                return Err(ApiError::TooManyFiles);
+            }
+            if field.name() != Some("file") {
+                let mut other = field;
+                while other.chunk().await.map_err(|e| uploads.error(e))?.is_some() {}
+                continue;
+            }
+            let raw_name = field.file_name().unwrap_or("").to_owned();
+            let mime_type = field.content_type().map(|m| m.essence_str().to_owned()).unwrap_or_default();
+            let checked = Checked::new(ctx, &raw_name, mime_type)?;
+            let limit = usize::try_from(checked.limit_bytes()).unwrap_or(usize::MAX);
+            let failure = Failure::default();
+            let chunks = uploads.part_stream(field, limit, &failure);
+            match ctx.services.blobs.put_blob_stream(&key, &checked.mime_type, chunks).await {
+                Ok(size) => stored = Some((checked, size)),
+                Err(error) => {
+                    return Err(match failure.get() {
+                        Some(BodyError::TooLarge(part_limit)) if part_limit == limit => {
+                            checked.too_large(super::declared_length(&ctx.request.headers))
+                        }
+                        Some(other) => other.into(),
+                        None => error.into(),
+                    });
+                }
+            }
+        }
+        let (files, user) = uploads.finish().await?;
+        if files > 1 {
+            return Err(ApiError::TooManyFiles);
+        }
+        Ok(user)
+    }
+    .await;
+    let user = match result {
+        Ok(user) => user,
+        Err(error) => {
+            if stored.is_some() {
+                discard(ctx, &key).await;
+            }
+            return Err(error);
+        }
+    };
+    let Some((checked, size)) = stored else { return Err(ApiError::NoFileUploaded) };
+    let owner = match ctx.end_user(user.clone()).await {
+        Ok(end_user) => end_user.owner(),
+        Err(error) => {
+            discard(ctx, &key).await;
+            return Err(error);
+        }
+    };
+    let file = checked.into_file(id, owner, size, ctx.now());
+    if let Err(error) = ctx.store().insert_file(&file).await {
+        discard(ctx, &key).await;
+        return Err(error.into());
+    }
     let source_url = file_url(ctx, &file, &user).await?;
     Ok(ApiResponse::json(StatusCode::CREATED, &file_json(&file, &source_url)))
+}
+
+/// Removes the bytes of an upload that will not be recorded (best effort: without metadata
+/// they are unreachable anyway).
+async fn discard(ctx: &Ctx<'_>, key: &str) {
+    if let Err(error) = ctx.services.blobs.delete_blob(key).await {
+        tracing::warn!(%key, %error, "could not remove the bytes of a refused upload");
+    }
 }
 
 /// Our extension for files larger than a Lambda request may carry (about 4.5 MB of binary):
@@ -150,8 +331,12 @@ pub(crate) async fn upload_url(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     }
     .ok_or_else(|| ApiError::InvalidParam("size: a positive number of bytes is required".into()))?;
     let mime_type = body.string("mime_type")?.unwrap_or("application/octet-stream").trim().to_ascii_lowercase();
+    let checked = Checked::new(ctx, name, mime_type)?;
+    if size > checked.limit_bytes() {
+        return Err(checked.too_large(Some(size)));
+    }
     let owner = ctx.end_user(user.clone()).await?.owner();
-    let file = new_file(ctx, owner, name, mime_type, size)?;
+    let file = checked.into_file(FileId::from_uuid(ctx.services.ids.new_id()), owner, size, ctx.now());
     let Some(upload_url) =
         ctx.services.blobs.presign_put(&file.blob_key(), &file.mime_type, file.size, UPLOAD_URL_TTL).await?
     else {

@@ -5,8 +5,10 @@ mod annotations;
 mod app_info;
 mod audio;
 mod auth;
+mod body;
 mod chat;
 mod conversations;
+mod cors;
 mod feedback;
 mod files;
 mod input;
@@ -24,6 +26,8 @@ use futures_util::Stream;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 
+pub use body::{BodyError, BodyStream, IncomingBody};
+pub use cors::Cors;
 pub use routes::{Endpoint, ROUTES};
 
 use crate::domain::{App, EndUser, EndUserId, Timestamp, UserRef};
@@ -138,6 +142,8 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub limits: ApiLimits,
+    /// Which browser origins may call the API.
+    pub cors: Cors,
 }
 
 /// The endpoint a method and path lead to (for functions that serve one endpoint).
@@ -145,50 +151,100 @@ pub fn resolve_endpoint(method: &Method, path: &str) -> Result<Endpoint, ApiErro
     routes::resolve(method, path).map(|(endpoint, _)| endpoint)
 }
 
-/// Serves one request: routing, authentication, the endpoint, and error mapping.
-pub async fn handle(services: &Services, request: ApiRequest) -> ApiResponse {
-    match dispatch(services, &request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
+/// Serves one request whose body is already complete (a Lambda event, a test).
+pub async fn handle(services: &Services, mut request: ApiRequest) -> ApiResponse {
+    let body = IncomingBody::Full(std::mem::take(&mut request.body));
+    handle_incoming(services, request, body).await
 }
 
-async fn dispatch(services: &Services, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+/// Serves one request: CORS preflight, routing, authentication, the declared size, then the
+/// body (read only now, and never past the route's limit), the endpoint, and error mapping.
+/// `request.body` is ignored: the body is `body`.
+pub async fn handle_incoming(services: &Services, request: ApiRequest, body: IncomingBody) -> ApiResponse {
+    let origin = services.cors.allowed_origin(&request.headers);
+    if request.method == Method::OPTIONS {
+        let mut response = cors::preflight(&request, origin.is_some());
+        services.cors.decorate(&mut response.headers, origin);
+        return response;
+    }
+    let head = request.method == Method::HEAD;
+    let mut response = match dispatch(services, request, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    services.cors.decorate(&mut response.headers, origin);
+    if head {
+        // Same status and headers as GET (Content-Length included), no body.
+        if let ResponseBody::Full(bytes) = &response.body
+            && !response.headers.contains_key(header::CONTENT_LENGTH)
+        {
+            response.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        }
+        response.body = ResponseBody::Full(Bytes::new());
+    }
+    response
+}
+
+/// The body size a request declares, if it declares one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+async fn dispatch(services: &Services, mut request: ApiRequest, body: IncomingBody) -> Result<ApiResponse, ApiError> {
     let (endpoint, ids) = routes::resolve(&request.method, &request.path)?;
-    let limit =
-        if endpoint.takes_uploads() { services.limits.max_upload_bytes } else { services.limits.max_body_bytes };
-    if request.body.len() > limit {
+    let app = auth::authenticate(services, &request.headers).await?;
+    // Uploads are read by their endpoint as they arrive; everything else (JSON sent to an
+    // upload route included) is read whole here.
+    let streamed = endpoint.takes_uploads() && !input::declares_json(&request);
+    let limit = if streamed { services.limits.max_upload_bytes } else { services.limits.max_body_bytes };
+    if declared_length(&request.headers).is_some_and(|declared| declared > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let app = auth::authenticate(services, &request.headers).await?;
-    let ctx = Ctx { services, app, request, ids, query: input::Query::parse(&request.query) };
+    let upload = if streamed {
+        Some(body::limited(body.into_stream(), limit))
+    } else {
+        request.body = body.collect(limit).await?;
+        None
+    };
+    let ctx = Ctx {
+        services,
+        app,
+        request: &request,
+        ids,
+        query: input::Query::parse(&request.query),
+        upload: std::sync::Mutex::new(upload),
+    };
+    run(&ctx, endpoint).await
+}
+
+async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError> {
     match endpoint {
-        Endpoint::ListConversations => conversations::list(&ctx).await,
-        Endpoint::DeleteConversation => conversations::delete(&ctx).await,
-        Endpoint::RenameConversation => conversations::rename(&ctx).await,
-        Endpoint::ListConversationVariables => variables::list(&ctx).await,
-        Endpoint::UpdateConversationVariable => variables::update(&ctx).await,
-        Endpoint::ListMessages => messages::list(&ctx).await,
-        Endpoint::MessageFeedback => feedback::submit(&ctx).await,
-        Endpoint::AppFeedbacks => feedback::list_app(&ctx).await,
-        Endpoint::AppInfo => app_info::info(&ctx),
-        Endpoint::AppParameters => app_info::parameters(&ctx),
-        Endpoint::AppMeta => app_info::meta(&ctx),
-        Endpoint::AppSite => app_info::site(&ctx),
-        Endpoint::ChatMessages => chat::send(&ctx).await,
-        Endpoint::StopChatMessage => chat::stop(&ctx).await,
-        Endpoint::SuggestedQuestions => suggested::list(&ctx).await,
-        Endpoint::ListAnnotations => annotations::list(&ctx).await,
-        Endpoint::CreateAnnotation => annotations::create(&ctx).await,
-        Endpoint::UpdateAnnotation => annotations::update(&ctx).await,
-        Endpoint::DeleteAnnotation => annotations::delete(&ctx).await,
-        Endpoint::AnnotationReply => annotations::reply_action(&ctx).await,
-        Endpoint::AnnotationReplyStatus => annotations::reply_status(&ctx).await,
-        Endpoint::FileUpload => files::upload(&ctx).await,
-        Endpoint::FileUploadUrl => files::upload_url(&ctx).await,
-        Endpoint::FilePreview => files::preview(&ctx).await,
-        Endpoint::AudioToText => audio::audio_to_text(&ctx).await,
-        Endpoint::TextToAudio => audio::text_to_audio(&ctx).await,
+        Endpoint::ListConversations => conversations::list(ctx).await,
+        Endpoint::DeleteConversation => conversations::delete(ctx).await,
+        Endpoint::RenameConversation => conversations::rename(ctx).await,
+        Endpoint::ListConversationVariables => variables::list(ctx).await,
+        Endpoint::UpdateConversationVariable => variables::update(ctx).await,
+        Endpoint::ListMessages => messages::list(ctx).await,
+        Endpoint::MessageFeedback => feedback::submit(ctx).await,
+        Endpoint::AppFeedbacks => feedback::list_app(ctx).await,
+        Endpoint::AppInfo => app_info::info(ctx),
+        Endpoint::AppParameters => app_info::parameters(ctx),
+        Endpoint::AppMeta => app_info::meta(ctx),
+        Endpoint::AppSite => app_info::site(ctx),
+        Endpoint::ChatMessages => chat::send(ctx).await,
+        Endpoint::StopChatMessage => chat::stop(ctx).await,
+        Endpoint::SuggestedQuestions => suggested::list(ctx).await,
+        Endpoint::ListAnnotations => annotations::list(ctx).await,
+        Endpoint::CreateAnnotation => annotations::create(ctx).await,
+        Endpoint::UpdateAnnotation => annotations::update(ctx).await,
+        Endpoint::DeleteAnnotation => annotations::delete(ctx).await,
+        Endpoint::AnnotationReply => annotations::reply_action(ctx).await,
+        Endpoint::AnnotationReplyStatus => annotations::reply_status(ctx).await,
+        Endpoint::FileUpload => files::upload(ctx).await,
+        Endpoint::FileUploadUrl => files::upload_url(ctx).await,
+        Endpoint::FilePreview => files::preview(ctx).await,
+        Endpoint::AudioToText => audio::audio_to_text(ctx).await,
+        Endpoint::TextToAudio => audio::text_to_audio(ctx).await,
     }
 }
 
@@ -199,9 +255,20 @@ pub(crate) struct Ctx<'a> {
     request: &'a ApiRequest,
     ids: PathIds,
     query: input::Query,
+    /// The body of an upload route, not yet read (taken once by the endpoint).
+    upload: std::sync::Mutex<Option<BodyStream>>,
 }
 
 impl Ctx<'_> {
+    /// The upload body, for the one reader that takes it.
+    fn take_upload(&self) -> BodyStream {
+        self.upload
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+            .unwrap_or_else(|| IncomingBody::empty().into_stream())
+    }
+
     fn store(&self) -> &dyn Store {
         self.services.store.as_ref()
     }

@@ -197,12 +197,34 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds)
         }
     }
     let (_, methods) = ROUTES[*matched.value];
+    // HEAD is served wherever GET is (the body is dropped on the way out).
+    let wanted = if method == Method::HEAD { &Method::GET } else { method };
     let endpoint =
-        methods.iter().find(|(allowed, _)| allowed == method).map(|(_, endpoint)| *endpoint).ok_or_else(|| {
-            let allowed: Vec<&str> = methods.iter().map(|(m, _)| m.as_str()).collect();
-            ApiError::MethodNotAllowed(allowed.join(", "))
+        methods.iter().find(|(allowed, _)| allowed == wanted).map(|(_, endpoint)| *endpoint).ok_or_else(|| {
+            ApiError::MethodNotAllowed(allowed_methods(methods))
         })?;
     Ok((endpoint, ids))
+}
+
+/// The `Allow` list of a route: its methods, HEAD with GET, and OPTIONS (CORS preflight).
+fn allowed_methods(methods: &[(Method, Endpoint)]) -> String {
+    let mut allowed: Vec<&str> = Vec::new();
+    for (method, _) in methods {
+        if !allowed.contains(&method.as_str()) {
+            allowed.push(method.as_str());
+        }
+        if method == Method::GET {
+            allowed.push("HEAD");
+        }
+    }
+    allowed.push("OPTIONS");
+    allowed.join(", ")
+}
+
+/// Whether a path is one of the API's routes (whatever the method).
+pub(crate) fn exists(path: &str) -> bool {
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    ROUTER.at(path).is_ok()
 }
 
 #[cfg(test)]
@@ -227,7 +249,9 @@ mod tests {
         assert!(matches!(resolve(&Method::DELETE, "/v1/conversations/not-a-uuid"), Err(ApiError::RouteNotFound)));
         assert!(matches!(resolve(&Method::GET, "/v2/conversations"), Err(ApiError::RouteNotFound)));
         assert!(
-            matches!(resolve(&Method::POST, "/v1/conversations"), Err(ApiError::MethodNotAllowed(allowed)) if allowed == "GET")
+            matches!(resolve(&Method::POST, "/v1/conversations"), Err(ApiError::MethodNotAllowed(allowed)) if allowed == "GET, HEAD, OPTIONS")
         );
+        assert_eq!(resolve(&Method::HEAD, "/v1/conversations").unwrap().0, Endpoint::ListConversations);
+        assert!(matches!(resolve(&Method::HEAD, "/v1/chat-messages"), Err(ApiError::MethodNotAllowed(_))));
     }
 }

@@ -1,4 +1,4 @@
-use super::{FileId, Invalid, Owner, Timestamp};
+use super::{AppId, FileId, Invalid, Owner, Timestamp};
 
 /// A file an end user uploaded; its bytes live in the blob store under [`UploadFile::blob_key`].
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +14,12 @@ pub struct UploadFile {
 
 impl UploadFile {
     pub fn blob_key(&self) -> String {
-        format!("files/{}/{}", self.owner.app_id, self.id)
+        Self::key_for(self.owner.app_id, self.id)
+    }
+
+    /// Where the bytes of file `id` of `app` live (known before the uploader is).
+    pub fn key_for(app: AppId, id: FileId) -> String {
+        format!("files/{app}/{id}")
     }
 
     /// The file's kind, which decides its size limit and how chat messages show it.
