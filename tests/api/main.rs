@@ -18,6 +18,7 @@ mod pagination;
 mod providers;
 mod rate_limit;
 mod rename_conversation;
+mod server;
 mod speech_local;
 mod suggested;
 mod variables;

@@ -16,7 +16,8 @@ use shared::adapters::fs_blobs::FsBlobStore;
 use shared::adapters::sqlite::SqliteStore;
 use shared::adapters::system::TimeOrderedIds;
 use shared::admin;
-use shared::api::{ApiLimits, Services};
+use colloquy::server::ServerLimits;
+use shared::api::{ApiLimits, Cors, Services};
 use shared::domain::{
     App, AppConfig, AppMode, Conversation, ConversationId, ConversationVariable, EndUser, EndUserId, Message,
     MessageId, Timestamp, UserRef, ValueType, VariableId,
@@ -112,7 +113,25 @@ async fn spawn_app_full(limits: ApiLimits, models: Models, speech: Speech) -> Te
     spawn_on(test_store().await, limits, models, speech).await
 }
 
+/// A server with the given connection limits and CORS policy (and a short echo delay, so a
+/// streamed chat stays in flight for a while).
+pub async fn spawn_app_with_server(server: ServerLimits, cors: Cors) -> TestApp {
+    spawn_server(test_store().await, ApiLimits::default(), echo_models(Duration::from_millis(50)), Speech::none(), server, cors)
+        .await
+}
+
 async fn spawn_on(store: Arc<dyn Store>, limits: ApiLimits, models: Models, speech: Speech) -> TestApp {
+    spawn_server(store, limits, models, speech, ServerLimits::default(), Cors::default()).await
+}
+
+async fn spawn_server(
+    store: Arc<dyn Store>,
+    limits: ApiLimits,
+    models: Models,
+    speech: Speech,
+    server: ServerLimits,
+    cors: Cors,
+) -> TestApp {
     let clock = Arc::new(ManualClock::at_seconds(T0));
     let blobs = test_blobs().await;
     let services = Services {
@@ -123,12 +142,12 @@ async fn spawn_on(store: Arc<dyn Store>, limits: ApiLimits, models: Models, spee
         clock: clock.clone(),
         ids: Arc::new(TimeOrderedIds),
         limits,
-        cors: shared::api::Cors::default(),
+        cors,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
     let addr = listener.local_addr().expect("local address");
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(colloquy::server::serve(listener, services, async {
+    tokio::spawn(colloquy::server::serve_with(listener, services, server, async {
         let _ = rx.await;
     }));
     TestApp { base: format!("http://{addr}"), client: Client::new(), store, blobs, clock, shutdown: Some(tx) }
