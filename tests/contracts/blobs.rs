@@ -4,7 +4,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use shared::adapters::fs_blobs::FsBlobStore;
-use shared::ports::{BlobRange, BlobStore};
+use shared::ports::{BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
 
 /// `None` for stores without URLs of their own, else a checked round trip through the URLs.
 async fn contract(store: Arc<dyn BlobStore>, has_urls: bool) {
@@ -75,4 +75,67 @@ async fn s3_blobs_on_moto() {
 fn url_query(url: &str, name: &str) -> String {
     let query = url.split_once('?').map_or("", |(_, q)| q);
     form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+/// Streamed writes: small and multi-part blobs arrive whole; a stream that fails leaves
+/// nothing readable under its key.
+async fn streamed_contract(store: Arc<dyn BlobStore>) {
+    let chunks = |sizes: Vec<usize>, fail_at_end: bool| -> BlobStream {
+        let mut items: Vec<StoreResult<Bytes>> =
+            sizes.into_iter().enumerate().map(|(i, n)| Ok(Bytes::from(vec![(i % 251) as u8; n]))).collect();
+        if fail_at_end {
+            items.push(Err(StoreError::Conflict("the client went away".into())));
+        }
+        Box::pin(futures_util::stream::iter(items))
+    };
+    let key = format!("contract/{}/streamed", uuid::Uuid::new_v4());
+    let size = store.put_blob_stream(&key, "text/plain", chunks(vec![10, 20, 30], false)).await.unwrap();
+    assert_eq!(size, 60);
+    let blob = store.get_blob(&key, None).await.unwrap().unwrap();
+    assert_eq!((blob.bytes.len(), blob.content_type.as_str()), (60, "text/plain"));
+    assert_eq!(&blob.bytes[10..12], &[1, 1]);
+
+    // Over S3's part size: a multipart upload, completed in order.
+    let large_key = format!("{key}.large");
+    let sizes = vec![3 * 1024 * 1024; 6];
+    let size = store.put_blob_stream(&large_key, "application/octet-stream", chunks(sizes, false)).await.unwrap();
+    assert_eq!(size, 18 * 1024 * 1024);
+    let blob = store.get_blob(&large_key, Some(BlobRange { start: 9 * 1024 * 1024 - 1, end: Some(9 * 1024 * 1024) }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&blob.bytes[..], blob.total_size), (&[2u8, 3][..], 18 * 1024 * 1024));
+
+    // Broken off, small or large: nothing is left that reads as the blob.
+    for sizes in [vec![5, 5], vec![3 * 1024 * 1024; 4]] {
+        let broken = format!("{key}.broken-{}", sizes.len());
+        assert!(store.put_blob_stream(&broken, "text/plain", chunks(sizes, true)).await.is_err());
+        assert_eq!(store.get_blob(&broken, None).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn filesystem_blobs_streamed() {
+    let dir = std::env::temp_dir().join(format!("colloquy-blobs-{}", uuid::Uuid::new_v4()));
+    streamed_contract(Arc::new(FsBlobStore::new(&dir))).await;
+    // No partial files stay behind either.
+    let mut leftovers = Vec::new();
+    let mut pending = vec![dir.clone()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.to_string_lossy().contains(".partial") {
+                leftovers.push(path);
+            }
+        }
+    }
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn s3_blobs_streamed_on_moto() {
+    streamed_contract(Arc::new(colloquy_tests::aws::s3_blobs().await)).await;
 }
