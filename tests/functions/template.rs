@@ -54,8 +54,15 @@ fn every_endpoint_has_its_function_with_exactly_its_routes() {
         let name = endpoint.function_name();
         let (_, function) =
             functions.iter().find(|(binary, _)| binary == name).unwrap_or_else(|| panic!("no function {name}"));
-        let expected: BTreeSet<(String, String)> =
-            endpoint.routes().into_iter().map(|(m, p)| (m.to_string(), p.to_owned())).collect();
+        // HEAD is served wherever GET is.
+        let expected: BTreeSet<(String, String)> = endpoint
+            .routes()
+            .into_iter()
+            .flat_map(|(m, p)| {
+                let head = (m == http::Method::GET).then(|| ("HEAD".to_owned(), p.to_owned()));
+                std::iter::once((m.to_string(), p.to_owned())).chain(head)
+            })
+            .collect();
         assert_eq!(http_routes(function), expected, "{name}");
         let main =
             std::fs::read_to_string(root().join(format!("functions/{name}/src/main.rs"))).expect("the package exists");
