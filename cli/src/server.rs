@@ -194,10 +194,11 @@ async fn respond(server: &Server, state: Arc<ConnState>, request: Request<Incomi
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
     let response = if path == "/openapi.yaml" && matches!(method, Method::GET | Method::HEAD) {
-        let mut response = ApiResponse::ok(&serde_json::Value::Null);
-        response.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
-        response.body = ResponseBody::Full(Bytes::from_static(OPENAPI.as_bytes()));
-        (response, None)
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(OPENAPI.len()));
+        let body = if method == Method::HEAD { Bytes::new() } else { Bytes::from_static(OPENAPI.as_bytes()) };
+        (ApiResponse { status: StatusCode::OK, headers, body: ResponseBody::Full(body) }, None)
     } else {
         match server.in_flight.clone().try_acquire_owned() {
             Ok(permit) => {
@@ -255,9 +256,6 @@ fn into_hyper(response: ApiResponse, guards: Guards) -> Response<Outgoing> {
     let mut out = Response::new(Outgoing { kind, _guards: guards });
     *out.status_mut() = response.status;
     *out.headers_mut() = response.headers;
-    if out.status() == StatusCode::REQUEST_TIMEOUT {
-        out.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
     out
 }
 
