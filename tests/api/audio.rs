@@ -271,7 +271,10 @@ async fn large_files_go_straight_to_the_blob_store_through_a_presigned_url() {
 async fn speech_provider_failures_are_generic_errors() {
     let fake = OpenAiFake::start().await;
     // A provider that answers with its insides, and one that cannot be reached at all.
-    for speech in [speech_at(&fake.base_url, "fail-server", "fail-server"), speech_at("http://127.0.0.1:9/v1", "tts-1", "whisper-1")] {
+    for speech in [
+        speech_at(&fake.base_url, "fail-server", "fail-server"),
+        speech_at("http://127.0.0.1:9/v1", "tts-1", "whisper-1"),
+    ] {
         let app = spawn_app_with_speech(speech).await;
         let key = app.create_app(AppMode::Chat, speech_config()).await;
         let spoken = read(speak(&app, &key, json!({"text": "Hello there.", "user": "alice"})).await).await;

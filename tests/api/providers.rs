@@ -245,8 +245,9 @@ async fn an_unreachable_provider_is_a_generic_error() {
         })
         .unwrap(),
     );
-    let models = Models::new("openai", vec![echo(), Provider { name: "openai", llm: client.clone(), embedder: Some(client) }])
-        .unwrap();
+    let models =
+        Models::new("openai", vec![echo(), Provider { name: "openai", llm: client.clone(), embedder: Some(client) }])
+            .unwrap();
     let app = spawn_app_with_models(models).await;
     let key = app.chat_app().await;
     for mode in ["blocking", "streaming"] {

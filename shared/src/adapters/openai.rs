@@ -42,8 +42,10 @@ impl OpenAi {
         if let Some(key) = &self.settings.api_key {
             request = request.bearer_auth(key);
         }
-        let response =
-            request.send().await.map_err(|e| ProviderError::Failed(format!("cannot reach the model: {}", with_causes(&e))))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ProviderError::Failed(format!("cannot reach the model: {}", with_causes(&e))))?;
         checked(response).await
     }
 
@@ -150,7 +152,9 @@ impl Llm for OpenAi {
                 }
                 let event = match event {
                     Ok(event) => event,
-                    Err(e) => return vec![Err(ProviderError::Failed(format!("the stream broke: {}", with_causes(&e))))],
+                    Err(e) => {
+                        return vec![Err(ProviderError::Failed(format!("the stream broke: {}", with_causes(&e))))];
+                    }
                 };
                 let Some(data) = event.data else { return Vec::new() };
                 if data.trim() == "[DONE]" {

@@ -83,7 +83,10 @@ impl SpeechSynthesizer for OpenAiSpeech {
     async fn synthesize(&self, text: &str, voice: &str) -> Result<SpeechAudio, ProviderError> {
         let body = json!({"model": self.settings.tts_model, "input": text, "voice": voice, "response_format": "mp3"});
         let response = checked(self.request("audio/speech").json(&body).send().await.map_err(unreachable)?).await?;
-        let bytes = response.bytes().await.map_err(|e| ProviderError::Failed(format!("the audio broke off: {}", with_causes(&e))))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::Failed(format!("the audio broke off: {}", with_causes(&e))))?;
         if bytes.is_empty() {
             return Err(ProviderError::Failed("the speech API answered no audio".into()));
         }

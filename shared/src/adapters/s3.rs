@@ -122,7 +122,12 @@ impl BlobStore for S3Blobs {
         Ok(Some((Box::pin(chunks), content_type, size)))
     }
 
-    async fn presign_get(&self, key: &str, expires: Duration, headers: &crate::domain::DownloadHeaders) -> StoreResult<Option<String>> {
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires: Duration,
+        headers: &crate::domain::DownloadHeaders,
+    ) -> StoreResult<Option<String>> {
         let config = PresigningConfig::expires_in(expires).map_err(sdk_error)?;
         // S3's response overrides (signed query parameters) replace the stored object's headers.
         // S3 has none for `X-Content-Type-Options` or `Content-Security-Policy`: only inert types

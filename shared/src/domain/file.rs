@@ -84,7 +84,8 @@ fn without_trailing_dots(name: &str) -> &str {
     name.trim_end_matches(|c: char| c == '.' || c.is_whitespace())
 }
 
-/// Characters that reorder how a name is displayed (`a\u{202E}fdp.exe` shows as `aexe.pdf`).
+/// Characters that reorder how a name is displayed (`invoice\u{202E}fdp.html` shows as
+/// `invoicelmth.pdf`).
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
@@ -237,7 +238,17 @@ mod tests {
 
     #[test]
     fn blocked_extensions_are_seen_as_windows_opens_the_name() {
-        for name in ["a.exe.", "a.EXE", "a.exe ", "a.exe. . ", "a.exe::$DATA", "a.exe:stream", "a.Exe.:x", ".bat", "x.sh\u{3000}"] {
+        for name in [
+            "a.exe.",
+            "a.EXE",
+            "a.exe ",
+            "a.exe. . ",
+            "a.exe::$DATA",
+            "a.exe:stream",
+            "a.Exe.:x",
+            ".bat",
+            "x.sh\u{3000}",
+        ] {
             assert_eq!(check_filename(name), Err(FileNameError::Blocked), "{name:?}");
         }
         // What Windows keeps of the name is what is stored, with its extension.
@@ -342,7 +353,10 @@ mod tests {
             (page.content_type.as_str(), page.content_disposition.as_str()),
             ("application/octet-stream", "attachment; filename*=UTF-8''x.html")
         );
-        assert_eq!(upload("a.txt", "txt", "text/plain").download_headers(false).content_type, "text/plain; charset=utf-8");
+        assert_eq!(
+            upload("a.txt", "txt", "text/plain").download_headers(false).content_type,
+            "text/plain; charset=utf-8"
+        );
     }
 
     #[test]
