@@ -189,12 +189,14 @@ impl ApiError {
                 "provider_not_initialize",
                 "No valid model provider credentials found. Please go to Settings -> Model Provider to complete your provider credentials.".into(),
             ),
-            Self::Provider(ProviderError::RateLimited(detail)) => {
-                (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", detail.clone())
+            // A provider's own text names its URLs, hosts and answers: it is logged, never sent.
+            Self::Provider(ProviderError::RateLimited(_)) => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "Rate Limit Error".into())
             }
-            Self::Provider(ProviderError::Failed(detail)) => {
-                (StatusCode::BAD_REQUEST, "completion_request_error", detail.clone())
+            Self::Provider(ProviderError::Failed(_)) => {
+                (StatusCode::BAD_REQUEST, "completion_request_error", "Completion request failed.".into())
             }
+            // Our own words about the caller's audio (a recogniser that reads WAV only).
             Self::Provider(ProviderError::UnsupportedInput(detail)) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_audio_type", detail.clone())
             }
@@ -256,6 +258,23 @@ mod tests {
         let (status, json) = body(ApiError::Internal("disk on fire at /var/lib".into()));
         assert_eq!(status, 500);
         assert_eq!(json["message"], "Internal Server Error");
+    }
+
+    #[test]
+    fn provider_errors_do_not_echo_the_provider() {
+        let leak = "error sending request for url (http://127.0.0.1:9/v1/audio/transcriptions): upstream said no";
+        for (error, status, code) in [
+            (ProviderError::Failed(leak.into()), 400, "completion_request_error"),
+            (ProviderError::RateLimited(leak.into()), 429, "rate_limit_error"),
+            (ProviderError::NotInitialized(leak.into()), 400, "provider_not_initialize"),
+        ] {
+            let (answered, json) = body(ApiError::Provider(error));
+            assert_eq!((answered, json["code"].as_str().unwrap()), (status, code));
+            let message = json["message"].as_str().unwrap();
+            for secret in ["http", "127.0.0.1", "/v1/", "upstream"] {
+                assert!(!message.contains(secret), "{message}");
+            }
+        }
     }
 
     #[test]

@@ -238,9 +238,15 @@ pub trait BlobStore: Send + Sync {
     async fn get_blob(&self, key: &str, range: Option<BlobRange>) -> StoreResult<Option<Blob>>;
     /// The blob as a stream, with its content type and size.
     async fn stream_blob(&self, key: &str) -> StoreResult<Option<(BlobStream, String, u64)>>;
-    /// A URL that reads the blob directly for `expires`; `None` when the store has no URLs of
-    /// its own (the API's preview route serves the blob instead).
-    async fn presign_get(&self, key: &str, expires: std::time::Duration) -> StoreResult<Option<String>>;
+    /// A URL that reads the blob directly for `expires`, answered with `headers` whatever the
+    /// blob was stored with; `None` when the store has no URLs of its own (the API's preview
+    /// route serves the blob instead).
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires: std::time::Duration,
+        headers: &crate::domain::DownloadHeaders,
+    ) -> StoreResult<Option<String>>;
     /// A URL that writes the blob directly for `expires`, signed for exactly `size` bytes of
     /// `content_type` (the store refuses other lengths); `None` as for `presign_get`.
     async fn presign_put(

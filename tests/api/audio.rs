@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use colloquy_tests::fakes::{OpenAiFake, fake_speech};
+use colloquy_tests::fakes::{OpenAiFake, assert_no_provider_detail, fake_speech};
 use colloquy_tests::*;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
@@ -12,12 +12,16 @@ use shared::domain::{AppConfig, AppMode};
 use shared::speech::Speech;
 
 async fn openai_speech(fake: &OpenAiFake) -> Speech {
+    speech_at(&fake.base_url, "tts-1", "whisper-1")
+}
+
+fn speech_at(base_url: &str, tts_model: &str, stt_model: &str) -> Speech {
     let engine = Arc::new(
         OpenAiSpeech::new(OpenAiSpeechSettings {
-            base_url: fake.base_url.clone(),
+            base_url: base_url.to_owned(),
             api_key: Some("sk-test".into()),
-            tts_model: "tts-1".into(),
-            stt_model: "whisper-1".into(),
+            tts_model: tts_model.into(),
+            stt_model: stt_model.into(),
             voices: vec!["alloy".into(), "nova".into()],
         })
         .unwrap(),
@@ -261,4 +265,24 @@ async fn large_files_go_straight_to_the_blob_store_through_a_presigned_url() {
     assert_error(&(status, body), 400, "invalid_param");
     let (status, body) = send(app.post(&key, "/v1/files/upload-url", json!({"name": "../a.wav", "size": 3}))).await;
     assert_error(&(status, body), 400, "invalid_param");
+}
+
+#[tokio::test]
+async fn speech_provider_failures_are_generic_errors() {
+    let fake = OpenAiFake::start().await;
+    // A provider that answers with its insides, and one that cannot be reached at all.
+    for speech in [
+        speech_at(&fake.base_url, "fail-server", "fail-server"),
+        speech_at("http://127.0.0.1:9/v1", "tts-1", "whisper-1"),
+    ] {
+        let app = spawn_app_with_speech(speech).await;
+        let key = app.create_app(AppMode::Chat, speech_config()).await;
+        let spoken = read(speak(&app, &key, json!({"text": "Hello there.", "user": "alice"})).await).await;
+        let heard = listen(&app, &key, audio_form("note.wav", "audio/wav", vec![7; 64])).await;
+        for answer in [spoken, heard] {
+            assert_error(&answer, 400, "completion_request_error");
+            assert_eq!(answer.1["message"], "Completion request failed.");
+            assert_no_provider_detail(&answer.1.to_string());
+        }
+    }
 }

@@ -52,7 +52,7 @@ async fn upload_answers_201_with_difys_fields_and_preview_serves_the_bytes() {
     let response = app.get(&key, &format!("/v1/files/{id}/preview?user=alice")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "image/png");
-    assert_eq!(response.headers()["cache-control"], "public, max-age=3600");
+    assert_eq!(response.headers()["cache-control"], "private, max-age=3600");
     assert_eq!(response.bytes().await.unwrap().to_vec(), bytes);
 
     let ranged = app
@@ -123,6 +123,17 @@ async fn upload_errors() {
         415,
         "unsupported_file_type",
     );
+    // Names Windows opens as `a.exe`, in any case.
+    for name in ["a.exe.", "a.EXE", "a.exe ", "a.exe::$DATA", "a.Exe. ."] {
+        let answer = upload(&app, &key, form(Some("u"), name, "application/octet-stream", b"MZ".to_vec())).await;
+        assert_error(&answer, 415, "unsupported_file_type");
+        let by_url = app.post(
+            &key,
+            "/v1/files/upload-url",
+            json!({"name": name, "size": 2, "mime_type": "application/octet-stream", "user": "u"}),
+        );
+        assert_error(&send(by_url).await, 415, "unsupported_file_type");
+    }
     assert_error(
         &upload(&app, &key, form(Some("u"), "a/b.txt", "text/plain", b"x".to_vec())).await,
         400,
@@ -163,10 +174,122 @@ async fn uploads_attach_to_chat_messages_with_working_urls() {
         fetch = fetch.bearer_auth(&key.key);
     }
     let fetched = fetch.send().await.unwrap();
+    assert_eq!(fetched.headers()["content-type"], "image/png");
+    assert_eq!(fetched.headers()["content-disposition"], "inline; filename*=UTF-8''cat.png");
     assert_eq!(fetched.bytes().await.unwrap().to_vec(), b"PNGDATA".to_vec());
 
     // Someone else's upload cannot be attached.
     let foreign = json!([{"type": "image", "transfer_method": "local_file", "upload_file_id": file["id"]}]);
     let body = json!({"inputs": {}, "query": "x", "user": "bob", "files": foreign});
     assert_error(&send(app.post(&key, "/v1/chat-messages", body)).await, 404, "file_not_found");
+}
+
+/// A query parameter of a URL, decoded.
+fn url_query(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+fn header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn uploads_that_could_run_script_are_only_ever_downloads() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let script = b"<script>alert(document.domain)</script>".to_vec();
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#.to_vec();
+    let xhtml = br#"<html xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></html>"#.to_vec();
+    let xml = br#"<?xml version="1.0"?><x:script xmlns:x="http://www.w3.org/1999/xhtml">alert(1)</x:script>"#.to_vec();
+    // (name, declared type, bytes, the type it may be shown inline with)
+    let cases: [(&str, &str, Vec<u8>, Option<&str>); 10] = [
+        ("page.html", "text/html", script.clone(), None),
+        ("image.svg", "image/svg+xml", svg, None),
+        ("page.xhtml", "application/xhtml+xml", xhtml, None),
+        ("code.js", "text/javascript", b"alert(1)".to_vec(), None),
+        ("data.xml", "text/xml", xml, None),
+        ("photo.png", "text/html", script.clone(), None),
+        ("paper.pdf", "application/pdf", b"%PDF-1.4 /JavaScript".to_vec(), None),
+        ("photo.png", "image/png", b"\x89PNG\r\n\x1a\nrest".to_vec(), Some("image/png")),
+        ("song.mp3", "audio/mpeg", b"ID3fake".to_vec(), Some("audio/mpeg")),
+        ("notes.txt", "text/plain", script, Some("text/plain; charset=utf-8")),
+    ];
+    for (name, declared, bytes, inline) in cases {
+        let (status, file) = upload(&app, &key, form(Some("alice"), name, declared, bytes.clone())).await;
+        assert_eq!(status, 201, "{name}: {file}");
+        let (content_type, disposition) = match inline {
+            Some(inline) => (inline, format!("inline; filename*=UTF-8''{name}")),
+            None => ("application/octet-stream", format!("attachment; filename*=UTF-8''{name}")),
+        };
+        let what = format!("{name} declared {declared}");
+
+        let id = file["id"].as_str().unwrap();
+        let response = app.get(&key, &format!("/v1/files/{id}/preview?user=alice")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{what}");
+        let headers = response.headers().clone();
+        assert_eq!(header(&headers, "content-type"), content_type, "{what}");
+        assert_eq!(header(&headers, "content-disposition"), disposition, "{what}");
+        assert_eq!(header(&headers, "x-content-type-options"), "nosniff", "{what}");
+        assert_eq!(header(&headers, "content-security-policy"), "sandbox", "{what}");
+        assert_eq!(header(&headers, "cache-control"), "private, max-age=3600", "{what}");
+        assert_eq!(response.bytes().await.unwrap().to_vec(), bytes, "{what}");
+
+        let attached =
+            app.get(&key, &format!("/v1/files/{id}/preview?user=alice&as_attachment=1")).send().await.unwrap();
+        assert_eq!(header(attached.headers(), "content-type"), "application/octet-stream", "{what}");
+        assert_eq!(
+            header(attached.headers(), "content-disposition"),
+            format!("attachment; filename*=UTF-8''{name}"),
+            "{what}"
+        );
+
+        // Where clients fetch the file directly: the preview route locally; on S3 a presigned
+        // URL whose signed response overrides replace the type the object was stored with.
+        let source = file["source_url"].as_str().unwrap();
+        assert_eq!(source.starts_with(&app.base), !testing_on_dynamodb(), "{source}");
+        let mut fetch = app.client.get(source);
+        if source.starts_with(&app.base) {
+            fetch = fetch.bearer_auth(&key.key);
+        } else {
+            assert_eq!(url_query(source, "response-content-type").as_deref(), Some(content_type), "{source}");
+            assert_eq!(url_query(source, "response-content-disposition"), Some(disposition.clone()), "{source}");
+            assert_eq!(url_query(source, "response-cache-control").as_deref(), Some("private, max-age=3600"));
+        }
+        let fetched = fetch.send().await.unwrap();
+        assert_eq!(fetched.status(), 200, "{what}");
+        assert_eq!(header(fetched.headers(), "content-type"), content_type, "{what} from {source}");
+        assert_eq!(header(fetched.headers(), "content-disposition"), disposition, "{what} from {source}");
+        assert_eq!(header(fetched.headers(), "cache-control"), "private, max-age=3600", "{what} from {source}");
+        assert_eq!(fetched.bytes().await.unwrap().to_vec(), bytes, "{what} from {source}");
+    }
+}
+
+#[tokio::test]
+async fn unreadable_ranges_get_the_whole_file_and_ranges_past_the_end_get_416() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let bytes: Vec<u8> = (0..100u8).collect();
+    let (_, file) = upload(&app, &key, form(Some("alice"), "clip.mp3", "audio/mpeg", bytes.clone())).await;
+    let path = format!("/v1/files/{}/preview?user=alice", file["id"].as_str().unwrap());
+    let ranged = |range: &str| app.get(&key, &path).header("range", range).send();
+
+    for range in ["bytes=a-b", "bytes=", "bytes=-", "bytes=5", "bytes=9-2", "bytes=+1-2", "items=0-1", "bytes=0-1,4-5"]
+    {
+        let response = ranged(range).await.unwrap();
+        assert_eq!(response.status(), 200, "{range}");
+        assert!(response.headers().get("content-range").is_none(), "{range}");
+        assert_eq!(response.bytes().await.unwrap().to_vec(), bytes, "{range}");
+    }
+    for range in ["bytes=100-", "bytes=500-600", "bytes=-0", "bytes=99999999999999999999999-"] {
+        let response = ranged(range).await.unwrap();
+        assert_eq!(response.status(), 416, "{range}");
+        assert_eq!(header(response.headers(), "content-range"), "bytes */100", "{range}");
+    }
+    let tail = ranged("bytes=90-200").await.unwrap();
+    assert_eq!(tail.status(), 206);
+    assert_eq!(header(tail.headers(), "content-range"), "bytes 90-99/100");
+    assert_eq!(tail.bytes().await.unwrap().to_vec(), bytes[90..].to_vec());
+    let suffix = ranged("bytes=-10").await.unwrap();
+    assert_eq!(header(suffix.headers(), "content-range"), "bytes 90-99/100");
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use colloquy_tests::fakes::{BedrockFake, OpenAiFake};
+use colloquy_tests::fakes::{BedrockFake, OpenAiFake, assert_no_provider_detail};
 use colloquy_tests::*;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -196,7 +196,9 @@ async fn provider_failures_before_the_stream_are_http_errors_and_store_nothing()
         let key = app.create_app(AppMode::Chat, model_app("openai", model)).await;
         for mode in ["blocking", "streaming"] {
             let body = json!({"inputs": {}, "query": "q", "user": "u", "response_mode": mode});
-            assert_error(&send(app.post(&key, "/v1/chat-messages", body)).await, status, code);
+            let answer = send(app.post(&key, "/v1/chat-messages", body)).await;
+            assert_error(&answer, status, code);
+            assert_no_provider_detail(&answer.1.to_string());
         }
         let (_, list) = send(app.get(&key, "/v1/conversations?user=u")).await;
         assert_eq!(list["data"], json!([]), "{model}");
@@ -218,16 +220,43 @@ async fn a_failure_after_the_stream_starts_is_an_error_event_and_an_error_messag
     let last = &events.last().unwrap().data;
     assert_eq!(last["event"], "error");
     assert_eq!((last["code"].as_str(), last["status"].as_u64()), (Some("completion_request_error"), Some(400)));
-    assert_eq!(last["message"], "The model crashed");
+    // The provider's own words are logged, not shown (Dify's message for the code instead).
+    assert_eq!(last["message"], "Completion request failed.");
+    assert_no_provider_detail(&last.to_string());
     assert!(last.get("task_id").is_none(), "Dify's error chunk has no task_id");
     assert!(events.iter().any(|e| e.data["event"] == "message"));
     let conversation_id = last["conversation_id"].as_str().unwrap();
     let (_, history) = send(app.get(&key, &format!("/v1/messages?user=u&conversation_id={conversation_id}"))).await;
     assert_eq!(history["data"][0]["status"], "error");
-    assert_eq!(history["data"][0]["error"], "The model crashed");
+    assert_eq!(history["data"][0]["error"], "Completion request failed.");
 
     let blocking = send(app.post(&key, "/v1/chat-messages", json!({"inputs": {}, "query": "q", "user": "u"}))).await;
     assert_error(&blocking, 400, "completion_request_error");
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_a_generic_error() {
+    let client = Arc::new(
+        OpenAi::new(OpenAiSettings {
+            base_url: "http://127.0.0.1:9/v1".into(),
+            api_key: None,
+            model: "m".into(),
+            embedding_model: "e".into(),
+        })
+        .unwrap(),
+    );
+    let models =
+        Models::new("openai", vec![echo(), Provider { name: "openai", llm: client.clone(), embedder: Some(client) }])
+            .unwrap();
+    let app = spawn_app_with_models(models).await;
+    let key = app.chat_app().await;
+    for mode in ["blocking", "streaming"] {
+        let body = json!({"inputs": {}, "query": "q", "user": "u", "response_mode": mode});
+        let answer = send(app.post(&key, "/v1/chat-messages", body)).await;
+        assert_error(&answer, 400, "completion_request_error");
+        assert_eq!(answer.1["message"], "Completion request failed.");
+        assert_no_provider_detail(&answer.1.to_string());
+    }
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use shared::adapters::fs_blobs::FsBlobStore;
+use shared::domain::DownloadHeaders;
 use shared::ports::{BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
 
 /// `None` for stores without URLs of their own, else a checked round trip through the URLs.
@@ -36,14 +37,32 @@ async fn contract(store: Arc<dyn BlobStore>, has_urls: bool) {
     }
     assert_eq!(streamed, big.to_vec());
 
-    let get_url = store.presign_get(&key, Duration::from_secs(60)).await.unwrap();
+    // Stored as HTML; the URL must answer with the headers it was signed with instead.
+    store.put_blob(&key, "text/html", Bytes::from_static(b"hello, world")).await.unwrap();
+    let served = DownloadHeaders {
+        content_type: "application/octet-stream".into(),
+        content_disposition: "attachment; filename*=UTF-8''hello.txt".into(),
+        cache_control: "private, max-age=60".into(),
+    };
+    let get_url = store.presign_get(&key, Duration::from_secs(60), &served).await.unwrap();
     let put_url = store.presign_put(&format!("{key}.put"), "text/plain", 8, Duration::from_secs(60)).await.unwrap();
     assert_eq!((get_url.is_some(), put_url.is_some()), (has_urls, has_urls));
     if let (Some(get_url), Some(put_url)) = (get_url, put_url) {
         let signed: Vec<String> = url_query(&put_url, "X-Amz-SignedHeaders").split(';').map(str::to_owned).collect();
         assert!(signed.contains(&"content-length".to_owned()), "the length is signed: {signed:?}");
+        for (parameter, value) in [
+            ("response-content-type", &served.content_type),
+            ("response-content-disposition", &served.content_disposition),
+            ("response-cache-control", &served.cache_control),
+        ] {
+            assert_eq!(&url_query(&get_url, parameter), value, "{get_url}");
+        }
         let fetched = reqwest::get(&get_url).await.unwrap();
         assert_eq!(fetched.status(), 200);
+        let header = |name: &str| fetched.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(header("content-type").as_ref(), Some(&served.content_type));
+        assert_eq!(header("content-disposition").as_ref(), Some(&served.content_disposition));
+        assert_eq!(header("cache-control").as_ref(), Some(&served.cache_control));
         assert_eq!(fetched.bytes().await.unwrap(), Bytes::from_static(b"hello, world"));
         let client = reqwest::Client::new();
         let put = client.put(&put_url).header("content-type", "text/plain").body("uploaded").send().await.unwrap();

@@ -37,7 +37,8 @@ fn scripted_answer(system: &str, last_user: &str, model: &str) -> String {
 
 /// An OpenAI-compatible API at `<base>/v1`: `/chat/completions` (plain and streamed),
 /// `/embeddings`, `/audio/speech` and `/audio/transcriptions`. Requires `Authorization: Bearer sk-test`. Models named `fail-auth`,
-/// `fail-rate`, `fail-server` fail that way; `break-mid-stream` fails after one piece.
+/// `fail-rate`, `fail-server` fail that way (also as speech models); `break-mid-stream` fails
+/// after one piece.
 pub struct OpenAiFake {
     pub base_url: String,
     pub seen: Seen,
@@ -53,6 +54,28 @@ impl OpenAiFake {
             .route("/v1/audio/transcriptions", post(openai_transcription))
             .with_state(seen.clone());
         Self { base_url: format!("{}/v1", serve(router).await), seen }
+    }
+}
+
+/// What the fakes' `fail-server` models answer: a provider's text naming its insides, which
+/// the service must log and never pass on.
+pub const INTERNAL_FAILURE: &str = "The server had an error at http://10.1.2.3:8000/v1/internal/engine";
+
+/// Fails when an answer shows anything of a provider: its URLs, hosts, paths or own words.
+pub fn assert_no_provider_detail(answered: &str) {
+    for detail in [
+        "http://",
+        "127.0.0.1",
+        "10.1.2.3",
+        "/v1/",
+        "/audio/",
+        "internal",
+        "error sending request",
+        "The model crashed",
+        "Incorrect API key",
+        "Rate limit reached",
+    ] {
+        assert!(!answered.contains(detail), "{detail:?} reached the client: {answered}");
     }
 }
 
@@ -72,7 +95,7 @@ async fn openai_chat(State(seen): State<Seen>, headers: HeaderMap, axum::Json(bo
     }
     match model.as_str() {
         "fail-rate" => return openai_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit reached"),
-        "fail-server" => return openai_error(StatusCode::INTERNAL_SERVER_ERROR, "The server had an error"),
+        "fail-server" => return openai_error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_FAILURE),
         _ => {}
     }
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
@@ -272,6 +295,9 @@ async fn openai_speech(State(seen): State<Seen>, headers: HeaderMap, axum::Json(
     if !authorized(&headers) || body["model"] == "fail-auth" {
         return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
     }
+    if body["model"] == "fail-server" {
+        return openai_error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_FAILURE);
+    }
     if body["response_format"] != "mp3" {
         return openai_error(StatusCode::BAD_REQUEST, "expected mp3");
     }
@@ -305,5 +331,8 @@ async fn openai_transcription(
     let Some((name, mime, size)) = file else {
         return openai_error(StatusCode::BAD_REQUEST, "file is required");
     };
+    if model == "fail-server" {
+        return openai_error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_FAILURE);
+    }
     axum::Json(json!({"text": format!("heard {size} bytes of {name} ({mime}) with {model}")})).into_response()
 }

@@ -137,7 +137,12 @@ impl BlobStore for FsBlobStore {
         Ok(Some((Box::pin(chunks), Self::content_type(&path).await?, size)))
     }
 
-    async fn presign_get(&self, _key: &str, _expires: Duration) -> StoreResult<Option<String>> {
+    async fn presign_get(
+        &self,
+        _key: &str,
+        _expires: Duration,
+        _headers: &crate::domain::DownloadHeaders,
+    ) -> StoreResult<Option<String>> {
         Ok(None)
     }
 

@@ -42,8 +42,10 @@ impl OpenAi {
         if let Some(key) = &self.settings.api_key {
             request = request.bearer_auth(key);
         }
-        let response =
-            request.send().await.map_err(|e| ProviderError::Failed(format!("cannot reach the model: {e}")))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ProviderError::Failed(format!("cannot reach the model: {}", with_causes(&e))))?;
         checked(response).await
     }
 
@@ -81,6 +83,18 @@ pub(crate) fn http_client() -> Result<Client, ProviderError> {
         .read_timeout(Duration::from_secs(120))
         .build()
         .map_err(|e| ProviderError::Failed(e.to_string()))
+}
+
+/// An error with the errors that caused it, for the log (reqwest's own text stops at the URL,
+/// before "connection refused").
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 /// The response when it succeeded; otherwise its error, classified as Dify reports it.
@@ -138,7 +152,9 @@ impl Llm for OpenAi {
                 }
                 let event = match event {
                     Ok(event) => event,
-                    Err(e) => return vec![Err(ProviderError::Failed(format!("the stream broke: {e}")))],
+                    Err(e) => {
+                        return vec![Err(ProviderError::Failed(format!("the stream broke: {}", with_causes(&e))))];
+                    }
                 };
                 let Some(data) = event.data else { return Vec::new() };
                 if data.trim() == "[DONE]" {

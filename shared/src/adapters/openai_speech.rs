@@ -7,7 +7,7 @@ use reqwest::Client;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use super::openai::{checked, http_client};
+use super::openai::{checked, http_client, with_causes};
 use crate::domain::{AudioFormat, Voice};
 use crate::ports::{ProviderError, SpeechAudio, SpeechSynthesizer, Transcriber};
 
@@ -58,7 +58,7 @@ impl OpenAiSpeech {
 }
 
 fn unreachable(error: reqwest::Error) -> ProviderError {
-    ProviderError::Failed(format!("cannot reach the speech API: {error}"))
+    ProviderError::Failed(format!("cannot reach the speech API: {}", with_causes(&error)))
 }
 
 #[async_trait]
@@ -83,7 +83,10 @@ impl SpeechSynthesizer for OpenAiSpeech {
     async fn synthesize(&self, text: &str, voice: &str) -> Result<SpeechAudio, ProviderError> {
         let body = json!({"model": self.settings.tts_model, "input": text, "voice": voice, "response_format": "mp3"});
         let response = checked(self.request("audio/speech").json(&body).send().await.map_err(unreachable)?).await?;
-        let bytes = response.bytes().await.map_err(|e| ProviderError::Failed(format!("the audio broke off: {e}")))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::Failed(format!("the audio broke off: {}", with_causes(&e))))?;
         if bytes.is_empty() {
             return Err(ProviderError::Failed("the speech API answered no audio".into()));
         }

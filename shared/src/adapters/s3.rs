@@ -239,10 +239,27 @@ impl BlobStore for S3Blobs {
         Ok(Some((Box::pin(chunks), content_type, size)))
     }
 
-    async fn presign_get(&self, key: &str, expires: Duration) -> StoreResult<Option<String>> {
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires: Duration,
+        headers: &crate::domain::DownloadHeaders,
+    ) -> StoreResult<Option<String>> {
         let config = PresigningConfig::expires_in(expires).map_err(sdk_error)?;
-        let request =
-            self.client.get_object().bucket(&self.bucket).key(key).presigned(config).await.map_err(sdk_error)?;
+        // S3's response overrides (signed query parameters) replace the stored object's headers.
+        // S3 has none for `X-Content-Type-Options` or `Content-Security-Policy`: only inert types
+        // are ever inline.
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_type(&headers.content_type)
+            .response_content_disposition(&headers.content_disposition)
+            .response_cache_control(&headers.cache_control)
+            .presigned(config)
+            .await
+            .map_err(sdk_error)?;
         Ok(Some(request.uri().to_owned()))
     }
 

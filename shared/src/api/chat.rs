@@ -301,6 +301,7 @@ impl Generation {
                         break;
                     }
                     Some(Err(error)) => {
+                        tracing::warn!(%error, "model provider failed mid-stream");
                         failure = Some(ApiError::Provider(error));
                         break;
                     }

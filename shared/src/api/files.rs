@@ -159,7 +159,8 @@ pub(crate) async fn read_upload(
 
 /// Where clients fetch a file: a presigned blob URL, or this API's preview route.
 pub(crate) async fn file_url(ctx: &Ctx<'_>, file: &UploadFile, user: &UserRef) -> Result<String, ApiError> {
-    if let Some(url) = ctx.services.blobs.presign_get(&file.blob_key(), SOURCE_URL_TTL).await? {
+    let headers = file.download_headers(false);
+    if let Some(url) = ctx.services.blobs.presign_get(&file.blob_key(), SOURCE_URL_TTL, &headers).await? {
         return Ok(url);
     }
     let host = ctx.request.headers.get(header::HOST).and_then(|v| v.to_str().ok());
@@ -353,55 +354,40 @@ pub(crate) async fn upload_url(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse::json(StatusCode::CREATED, &answer))
 }
 
-/// A single `bytes=start-end` range (the only form browsers and players send for media).
+/// The one byte range of a `Range` header: `first-last`, `first-` or `-suffix`.
+///
+/// What it cannot read (another unit, several ranges, bad syntax, `last` before `first`) is
+/// ignored and the whole file sent, as RFC 9110 §14.2 says; a readable range that starts at or
+/// past the end is 416.
 fn parse_range(raw: &str, size: u64) -> Result<Option<BlobRange>, ApiError> {
-    let Some(spec) = raw.trim().strip_prefix("bytes=") else { return Ok(None) };
-    if spec.contains(',') {
+    let Some((unit, spec)) = raw.trim().split_once('=') else { return Ok(None) };
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
         return Ok(None);
     }
-    let (start, end) = spec.split_once('-').ok_or(ApiError::RangeNotSatisfiable(size))?;
-    let range = match (start.trim(), end.trim()) {
-        ("", suffix) => {
-            let suffix: u64 = suffix.parse().map_err(|_| ApiError::RangeNotSatisfiable(size))?;
-            BlobRange { start: size.saturating_sub(suffix), end: None }
-        }
-        (start, end) => BlobRange {
-            start: start.parse().map_err(|_| ApiError::RangeNotSatisfiable(size))?,
-            end: if end.is_empty() {
-                None
-            } else {
-                Some(end.parse().map_err(|_| ApiError::RangeNotSatisfiable(size))?)
-            },
+    let Some((first, last)) = spec.trim().split_once('-') else { return Ok(None) };
+    // Digits only (`parse` would take `+5`); a position too large to count is still a position.
+    let position = |text: &str| {
+        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().unwrap_or(u64::MAX))
+    };
+    let range = match (first, last) {
+        ("", suffix) => match position(suffix) {
+            Some(0) => return Err(ApiError::RangeNotSatisfiable(size)),
+            Some(suffix) => BlobRange { start: size.saturating_sub(suffix), end: None },
+            None => return Ok(None),
+        },
+        (first, "") => match position(first) {
+            Some(start) => BlobRange { start, end: None },
+            None => return Ok(None),
+        },
+        (first, last) => match (position(first), position(last)) {
+            (Some(start), Some(end)) if end >= start => BlobRange { start, end: Some(end) },
+            _ => return Ok(None),
         },
     };
-    if range.start >= size || range.end.is_some_and(|end| end < range.start) {
+    if range.start >= size {
         return Err(ApiError::RangeNotSatisfiable(size));
     }
     Ok(Some(range))
-}
-
-/// RFC 5987 encoding of a filename for `Content-Disposition`.
-fn encode_filename(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'!'
-            | b'#'
-            | b'$'
-            | b'&'
-            | b'+'
-            | b'-'
-            | b'.'
-            | b'^'
-            | b'_'
-            | b'`'
-            | b'|'
-            | b'~' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
@@ -411,23 +397,21 @@ pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let owner: Owner = ctx.end_user(ctx.query.user(false)?).await?.owner();
     let file = ctx.store().file(owner, id).await?.ok_or(ApiError::FileNotFound)?;
 
+    let served = file.download_headers(attachment);
     let mut headers = HeaderMap::new();
-    let content_type = if attachment { "application/octet-stream" } else { file.mime_type.as_str() };
     let insert = |headers: &mut HeaderMap, name: header::HeaderName, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
         }
     };
-    insert(&mut headers, header::CONTENT_TYPE, content_type.to_owned());
-    insert(&mut headers, header::CACHE_CONTROL, "public, max-age=3600".into());
+    insert(&mut headers, header::CONTENT_TYPE, served.content_type);
+    insert(&mut headers, header::CONTENT_DISPOSITION, served.content_disposition);
+    insert(&mut headers, header::CACHE_CONTROL, served.cache_control);
     insert(&mut headers, header::ACCEPT_RANGES, "bytes".into());
-    if attachment {
-        insert(
-            &mut headers,
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename*=UTF-8''{}", encode_filename(&file.name)),
-        );
-    }
+    // Even an inline image is a document of its own origin when opened directly: no sniffing
+    // it into another type, and no script, forms or same-origin rights should it be active.
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
 
     let range = match ctx.request.headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(raw) => parse_range(raw, file.size)?,
@@ -473,19 +457,47 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), Some(BlobRange { start: 0, end: Some(9) }));
-        assert_eq!(parse_range("bytes=90-", 100).unwrap(), Some(BlobRange { start: 90, end: None }));
-        assert_eq!(parse_range("bytes=-10", 100).unwrap(), Some(BlobRange { start: 90, end: None }));
-        assert_eq!(parse_range("items=0-9", 100).unwrap(), None);
-        assert_eq!(parse_range("bytes=0-1,5-6", 100).unwrap(), None);
-        assert!(parse_range("bytes=100-", 100).is_err());
-        assert!(parse_range("bytes=9-2", 100).is_err());
-        assert!(parse_range("bytes=x-2", 100).is_err());
+        let range = |start, end| Some(BlobRange { start, end });
+        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), range(0, Some(9)));
+        assert_eq!(parse_range("bytes=90-", 100).unwrap(), range(90, None));
+        assert_eq!(parse_range("bytes=-10", 100).unwrap(), range(90, None));
+        assert_eq!(parse_range("bytes=-500", 100).unwrap(), range(0, None));
+        assert_eq!(parse_range("Bytes=5-5", 100).unwrap(), range(5, Some(5)));
+        assert_eq!(parse_range("bytes=10-500", 100).unwrap(), range(10, Some(500)));
     }
 
     #[test]
-    fn filenames_are_encoded_for_headers() {
-        assert_eq!(encode_filename("report 1.pdf"), "report%201.pdf");
-        assert_eq!(encode_filename("é.txt"), "%C3%A9.txt");
+    fn ranges_it_cannot_read_are_ignored() {
+        for raw in [
+            "items=0-9",
+            "bytes=0-1,5-6",
+            "bytes=a-b",
+            "bytes=x-2",
+            "bytes=",
+            "bytes=-",
+            "bytes=5",
+            "bytes=9-2",
+            "bytes=+1-2",
+            "bytes=1-2-3",
+            "bytes=--1",
+            "bytes 0-9",
+            "",
+        ] {
+            assert_eq!(parse_range(raw, 100).unwrap(), None, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn ranges_past_the_end_are_unsatisfiable() {
+        for (raw, size) in [
+            ("bytes=100-", 100),
+            ("bytes=100-200", 100),
+            ("bytes=-0", 100),
+            ("bytes=0-", 0),
+            ("bytes=-5", 0),
+            ("bytes=99999999999999999999999-", 100),
+        ] {
+            assert!(matches!(parse_range(raw, size), Err(ApiError::RangeNotSatisfiable(s)) if s == size), "{raw:?}");
+        }
     }
 }

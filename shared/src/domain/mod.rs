@@ -22,7 +22,7 @@ pub use audio::{AUDIO_LIMIT_BYTES, AudioFormat, Pcm, Voice, repair_wav_sizes, sp
 pub use conversation::{
     Conversation, ConversationTitle, DEFAULT_CONVERSATION_NAME, Feedback, FeedbackSource, Message, Rating,
 };
-pub use file::{FileClass, FileNameError, UploadFile, check_filename};
+pub use file::{DownloadHeaders, FileClass, FileNameError, UploadFile, check_filename, inline_type};
 pub use ids::{
     AnnotationId, AppId, ConversationId, EndUserId, FeedbackId, FileId, JobId, MessageId, TaskId, VariableId,
 };
