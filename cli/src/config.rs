@@ -72,7 +72,7 @@ pub struct ServeSettings {
     pub idle_timeout_secs: u64,
     /// Open connections at most (the oldest idle one is closed to make room); also kept under
     /// the process's open-file limit.
-    #[arg(long, env = "COLLOQUY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(long, env = "COLLOQUY_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
     /// Requests in flight at most; beyond it 503 with `Retry-After: 1`.
     #[arg(long, env = "COLLOQUY_MAX_IN_FLIGHT", default_value_t = 1024)]

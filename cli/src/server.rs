@@ -49,7 +49,7 @@ impl Default for ServerLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(5),
-            max_connections: 10_000,
+            max_connections: 4096,
             max_in_flight: 1024,
         }
     }
@@ -153,7 +153,10 @@ async fn serve_connection(server: &Arc<Server>, stream: TcpStream, state: &Arc<C
         service_fn(move |request| {
             let server = server.clone();
             let state = state.clone();
-            async move { Ok::<_, Infallible>(respond(&server, state, request).await) }
+            // Boxed: hyper keeps room for one request future in every connection, and ours
+            // (the whole API's state machine) is large; idle connections should cost little.
+            Box::pin(async move { Ok::<_, Infallible>(respond(&server, state, request).await) })
+                as Pin<Box<dyn Future<Output = Result<Response<Outgoing>, Infallible>> + Send>>
         })
     };
     let connection = http1::Builder::new()
@@ -455,6 +458,15 @@ impl AsyncWrite for Watched {
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
+}
+
+/// Binds a listener with a deep accept queue (4,096, as far as the kernel allows), so a burst
+/// of new connections does not make clients wait for a SYN retransmission.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Raises this process's open-file limit to its hard limit and returns the soft limit now in

@@ -242,7 +242,25 @@ async fn main() {
     let binary = args.get(1).expect("usage: probe SERVER_BINARY");
     let mut results = Vec::new();
 
-    // 1. Bodies without a key: 20 stalled 95 MiB uploads, then 10 concurrent 200 MB bodies.
+    // 1. One 99 MiB upload, on a fresh server.
+    let server = Server::start(binary);
+    let _ = normal_request(&server.addr, &server.key).await;
+    server.reset_peak();
+    let idle = server.rss();
+    let started = Instant::now();
+    let status = upload(&server.addr, &server.key, 99 * MIB).await;
+    let peak = server.peak();
+    results.push(format!(
+        "one 99 MiB upload: status {status} in {:.2} s | idle {} | peak {} (target < 2 × idle + 16 MB = {})",
+        started.elapsed().as_secs_f64(),
+        mb(idle),
+        mb(peak),
+        mb(2 * idle + 16 * MIB)
+    ));
+    println!("{}", results.last().unwrap());
+    drop(server);
+
+    // 2. Bodies without a key: 20 stalled 95 MiB uploads, then 10 concurrent 200 MB bodies.
     let server = Server::start(binary);
     let _ = normal_request(&server.addr, &server.key).await;
     let idle = server.rss();
@@ -285,7 +303,7 @@ async fn main() {
     ));
     println!("{}", results.last().unwrap());
 
-    // 2. With the key: 20 stalled 95 MiB uploads stream to disk, never held in memory.
+    // 3. With the key: 20 stalled 95 MiB uploads stream to disk, never held in memory.
     server.reset_peak();
     let mut stalled = Vec::new();
     for _ in 0..20 {
@@ -310,20 +328,6 @@ async fn main() {
     ));
     println!("{}", results.last().unwrap());
 
-    // 3. One 99 MiB upload.
-    server.reset_peak();
-    let idle = server.rss();
-    let started = Instant::now();
-    let status = upload(&server.addr, &server.key, 99 * MIB).await;
-    let peak = server.peak();
-    results.push(format!(
-        "one 99 MiB upload: status {status} in {:.2} s | idle {} | peak {} (target < 2 × idle + 16 MB = {})",
-        started.elapsed().as_secs_f64(),
-        mb(idle),
-        mb(peak),
-        mb(2 * idle + 16 * MIB)
-    ));
-    println!("{}", results.last().unwrap());
     drop(server);
 
     // 4. 21,000 slow connections (three helper processes, 7,000 each), and a normal client.
