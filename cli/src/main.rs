@@ -261,8 +261,7 @@ async fn serve(store: Arc<dyn Store>, store_settings: &StoreSettings, settings: 
         cors: Cors::parse(&settings.cors_origins).map_err(|e| format!("--cors-origins: {e}"))?,
     };
     let limits = settings.server_limits(server::raise_file_limit());
-    let listener = server::bind(settings.addr)
-        .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
+    let listener = server::bind(settings.addr).map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
     tracing::info!(addr = %settings.addr, "serving the Dify-compatible API at http://{}/v1", settings.addr);
     tracing::info!(
         max_connections = limits.max_connections,

@@ -22,7 +22,9 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use shared::api::{ApiRequest, ApiResponse, BodyError, BodyStream, IncomingBody, ResponseBody, Services, handle_incoming};
+use shared::api::{
+    ApiRequest, ApiResponse, BodyError, BodyStream, IncomingBody, ResponseBody, Services, handle_incoming,
+};
 use shared::error::ApiError;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -145,7 +147,12 @@ async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(response.as_bytes())).await;
 }
 
-async fn serve_connection(server: &Arc<Server>, stream: TcpStream, state: &Arc<ConnState>, mut stopping: watch::Receiver<bool>) {
+async fn serve_connection(
+    server: &Arc<Server>,
+    stream: TcpStream,
+    state: &Arc<ConnState>,
+    mut stopping: watch::Receiver<bool>,
+) {
     let io = TokioIo::new(Watched { inner: stream, state: state.clone() });
     let service = {
         let server = server.clone();
@@ -315,7 +322,12 @@ struct ConnState {
 
 impl ConnState {
     fn new(now: u64) -> Self {
-        Self { in_flight: AtomicUsize::new(0), reading: AtomicBool::new(false), last_done: AtomicU64::new(now), evict: Notify::new() }
+        Self {
+            in_flight: AtomicUsize::new(0),
+            reading: AtomicBool::new(false),
+            last_done: AtomicU64::new(now),
+            evict: Notify::new(),
+        }
     }
 
     fn begin(&self) {
@@ -485,7 +497,9 @@ pub fn raise_file_limit() -> Option<u64> {
             }
         }
     }
-    Some(limit.rlim_cur as u64)
+    #[allow(clippy::unnecessary_cast)] // `rlim_t` is not `u64` on every target
+    let current = limit.rlim_cur as u64;
+    Some(current)
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -14,7 +14,9 @@ use lambda_http::{Body, Request, Response, service_fn};
 use crate::adapters::dynamo::{ChangedItem, DynamoStore};
 use crate::adapters::s3::S3Blobs;
 use crate::adapters::system::{SystemClock, TimeOrderedIds};
-use crate::api::{ApiLimits, ApiRequest, ApiResponse, Cors, Endpoint, ResponseBody, Services, handle, resolve_endpoint};
+use crate::api::{
+    ApiLimits, ApiRequest, ApiResponse, Cors, Endpoint, ResponseBody, Services, handle, resolve_endpoint,
+};
 use crate::config::{AwsSpeech, ModelSettings, SpeechSettings};
 use crate::error::ApiError;
 use crate::models::Models;
@@ -113,7 +115,9 @@ async fn answer(services: &Services, endpoint: Endpoint, request: ApiRequest) ->
         Ok(found) if found == endpoint => handle(services, request).await,
         // CORS preflights of this endpoint's path (API Gateway routes them here when its own
         // CORS configuration is off).
-        Err(ApiError::MethodNotAllowed(_)) if request.method == http::Method::OPTIONS => handle(services, request).await,
+        Err(ApiError::MethodNotAllowed(_)) if request.method == http::Method::OPTIONS => {
+            handle(services, request).await
+        }
         Ok(_) => ApiError::RouteNotFound.into_response(),
         Err(error) => error.into_response(),
     }

@@ -203,7 +203,11 @@ async fn beyond_the_in_flight_cap_requests_get_503_with_retry_after() {
     // A streamed chat (50 ms between words) holds the one slot while it streams.
     let query = "one two three four five six seven eight nine ten eleven twelve";
     let streaming = app
-        .post(&key, "/v1/chat-messages", json!({"query": query, "user": "u", "inputs": {}, "response_mode": "streaming"}))
+        .post(
+            &key,
+            "/v1/chat-messages",
+            json!({"query": query, "user": "u", "inputs": {}, "response_mode": "streaming"}),
+        )
         .send()
         .await
         .unwrap();
@@ -279,13 +283,7 @@ async fn head_is_served_wherever_get_is() {
     let get = app.get(&key, "/v1/conversations?user=u").send().await.unwrap();
     let length = get.headers()["content-length"].clone();
     assert!(!get.bytes().await.unwrap().is_empty());
-    let head = app
-        .client
-        .head(app.url("/v1/conversations?user=u"))
-        .bearer_auth(&key.key)
-        .send()
-        .await
-        .unwrap();
+    let head = app.client.head(app.url("/v1/conversations?user=u")).bearer_auth(&key.key).send().await.unwrap();
     assert_eq!(head.status(), 200);
     assert_eq!(head.headers()["content-length"], length);
     assert!(head.bytes().await.unwrap().is_empty());
@@ -299,10 +297,12 @@ async fn uploads_stream_with_the_user_after_the_file_and_refuse_oversized_files(
     let key = app.chat_app().await;
     // The file part first, `user` after it: the file still belongs to that user.
     let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(vec![7u8; 300_000]).file_name("a.txt").mime_str("text/plain").unwrap())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![7u8; 300_000]).file_name("a.txt").mime_str("text/plain").unwrap(),
+        )
         .text("user", "late");
-    let (status, body) =
-        send(app.client.post(app.url("/v1/files/upload")).bearer_auth(&key.key).multipart(form)).await;
+    let (status, body) = send(app.client.post(app.url("/v1/files/upload")).bearer_auth(&key.key).multipart(form)).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["size"], 300_000);
     let id = body["id"].as_str().unwrap();
@@ -312,9 +312,10 @@ async fn uploads_stream_with_the_user_after_the_file_and_refuse_oversized_files(
     assert_error(&other, 404, "file_not_found");
 
     // Documents are limited to 15 MB by default: refused while streaming, nothing stored.
-    let big = reqwest::multipart::Form::new()
-        .text("user", "late")
-        .part("file", reqwest::multipart::Part::bytes(vec![1u8; 16 * 1024 * 1024]).file_name("b.txt").mime_str("text/plain").unwrap());
+    let big = reqwest::multipart::Form::new().text("user", "late").part(
+        "file",
+        reqwest::multipart::Part::bytes(vec![1u8; 16 * 1024 * 1024]).file_name("b.txt").mime_str("text/plain").unwrap(),
+    );
     let refused = send(app.client.post(app.url("/v1/files/upload")).bearer_auth(&key.key).multipart(big)).await;
     assert_error(&refused, 413, "file_too_large");
 }

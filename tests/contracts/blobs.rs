@@ -119,7 +119,8 @@ async fn streamed_contract(store: Arc<dyn BlobStore>) {
     let sizes = vec![3 * 1024 * 1024; 6];
     let size = store.put_blob_stream(&large_key, "application/octet-stream", chunks(sizes, false)).await.unwrap();
     assert_eq!(size, 18 * 1024 * 1024);
-    let blob = store.get_blob(&large_key, Some(BlobRange { start: 9 * 1024 * 1024 - 1, end: Some(9 * 1024 * 1024) }))
+    let blob = store
+        .get_blob(&large_key, Some(BlobRange { start: 9 * 1024 * 1024 - 1, end: Some(9 * 1024 * 1024) }))
         .await
         .unwrap()
         .unwrap();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use colloquy::server::ServerLimits;
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{Map, Value};
 use shared::adapters::echo::{EchoLlm, LexicalEmbedder};
@@ -16,7 +17,6 @@ use shared::adapters::fs_blobs::FsBlobStore;
 use shared::adapters::sqlite::SqliteStore;
 use shared::adapters::system::TimeOrderedIds;
 use shared::admin;
-use colloquy::server::ServerLimits;
 use shared::api::{ApiLimits, Cors, Services};
 use shared::domain::{
     App, AppConfig, AppMode, Conversation, ConversationId, ConversationVariable, EndUser, EndUserId, Message,
@@ -116,8 +116,15 @@ async fn spawn_app_full(limits: ApiLimits, models: Models, speech: Speech) -> Te
 /// A server with the given connection limits and CORS policy (and a short echo delay, so a
 /// streamed chat stays in flight for a while).
 pub async fn spawn_app_with_server(server: ServerLimits, cors: Cors) -> TestApp {
-    spawn_server(test_store().await, ApiLimits::default(), echo_models(Duration::from_millis(50)), Speech::none(), server, cors)
-        .await
+    spawn_server(
+        test_store().await,
+        ApiLimits::default(),
+        echo_models(Duration::from_millis(50)),
+        Speech::none(),
+        server,
+        cors,
+    )
+    .await
 }
 
 async fn spawn_on(store: Arc<dyn Store>, limits: ApiLimits, models: Models, speech: Speech) -> TestApp {

@@ -168,7 +168,8 @@ async fn normal_request(addr: &str, key: &str) -> (u16, Duration) {
     let started = Instant::now();
     let attempt = async {
         let mut stream = TcpStream::connect(addr).await.ok()?;
-        let request = format!("GET /v1/info HTTP/1.1\r\nhost: probe\r\nauthorization: Bearer {key}\r\nconnection: close\r\n\r\n");
+        let request =
+            format!("GET /v1/info HTTP/1.1\r\nhost: probe\r\nauthorization: Bearer {key}\r\nconnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.ok()?;
@@ -228,7 +229,9 @@ fn raise_file_limit() -> u64 {
             limit = raised;
         }
     }
-    limit.rlim_cur as u64
+    #[allow(clippy::unnecessary_cast)] // `rlim_t` is not `u64` on every target
+    let current = limit.rlim_cur as u64;
+    current
 }
 
 #[tokio::main]

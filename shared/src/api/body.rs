@@ -31,7 +31,9 @@ impl From<BodyError> for ApiError {
         match error {
             BodyError::TooLarge(limit) => ApiError::PayloadTooLarge(limit),
             BodyError::TimedOut => ApiError::RequestTimeout,
-            BodyError::Malformed(detail) => ApiError::BadRequest(format!("The request body could not be read: {detail}")),
+            BodyError::Malformed(detail) => {
+                ApiError::BadRequest(format!("The request body could not be read: {detail}"))
+            }
         }
     }
 }
@@ -141,7 +143,10 @@ impl<S: Stream<Item = Result<Bytes, BodyError>> + Unpin> Stream for Recorded<S> 
 
 /// A body stream as a blob to store: a body failure becomes a store error (the store then
 /// cleans up and fails), and is kept in `failure` so the caller reports the real cause.
-pub(crate) fn as_blob(stream: impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static, failure: &Failure) -> BlobStream {
+pub(crate) fn as_blob(
+    stream: impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static,
+    failure: &Failure,
+) -> BlobStream {
     let failure = failure.clone();
     Box::pin(stream.map(move |chunk| {
         chunk.map_err(|error| {
@@ -178,7 +183,8 @@ mod tests {
     #[tokio::test]
     async fn recorded_failures_are_kept_for_the_caller() {
         let failure = Failure::default();
-        let broken: BodyStream = Box::pin(futures_util::stream::iter(vec![Ok(Bytes::from_static(b"a")), Err(BodyError::TimedOut)]));
+        let broken: BodyStream =
+            Box::pin(futures_util::stream::iter(vec![Ok(Bytes::from_static(b"a")), Err(BodyError::TimedOut)]));
         let items: Vec<_> = as_blob(broken, &failure).collect().await;
         assert!(items[1].is_err());
         assert_eq!(failure.get(), Some(BodyError::TimedOut));

@@ -86,11 +86,8 @@ pub(crate) fn preflight(request: &ApiRequest, allowed: bool) -> ApiResponse {
     if allowed {
         headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(METHODS));
         headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));
-        let requested = request
-            .headers
-            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let requested =
+            request.headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).and_then(|v| v.to_str().ok()).unwrap_or("");
         let granted: Vec<&str> = requested
             .split(',')
             .map(str::trim)

@@ -8,8 +8,8 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::input::Body;
 use super::body::{self, BodyError, Failure, Recorded};
+use super::input::Body;
 use super::{ApiResponse, Ctx, ResponseBody};
 use crate::domain::{FileClass, FileId, FileNameError, Owner, UploadFile, UserRef, check_filename};
 use crate::error::ApiError;

@@ -262,11 +262,7 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// The upload body, for the one reader that takes it.
     fn take_upload(&self) -> BodyStream {
-        self.upload
-            .lock()
-            .ok()
-            .and_then(|mut slot| slot.take())
-            .unwrap_or_else(|| IncomingBody::empty().into_stream())
+        self.upload.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(|| IncomingBody::empty().into_stream())
     }
 
     fn store(&self) -> &dyn Store {

@@ -199,10 +199,11 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds)
     let (_, methods) = ROUTES[*matched.value];
     // HEAD is served wherever GET is (the body is dropped on the way out).
     let wanted = if method == Method::HEAD { &Method::GET } else { method };
-    let endpoint =
-        methods.iter().find(|(allowed, _)| allowed == wanted).map(|(_, endpoint)| *endpoint).ok_or_else(|| {
-            ApiError::MethodNotAllowed(allowed_methods(methods))
-        })?;
+    let endpoint = methods
+        .iter()
+        .find(|(allowed, _)| allowed == wanted)
+        .map(|(_, endpoint)| *endpoint)
+        .ok_or_else(|| ApiError::MethodNotAllowed(allowed_methods(methods)))?;
     Ok((endpoint, ids))
 }
 
