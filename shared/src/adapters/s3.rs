@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
+use crate::adapters::aws_clients::StoreFailure;
 use crate::ports::{Blob, BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
 
 /// One bucket of S3 (or an S3-compatible service).
@@ -18,8 +18,11 @@ pub struct S3Blobs {
     bucket: String,
 }
 
-fn sdk_error<E: std::error::Error + 'static>(error: E) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+/// A failed request as a `StoreError`: `Unavailable` (503) when retrying later may succeed
+/// (a cut connection, a timeout, `SlowDown`, a 5xx, a body that broke off), `Failed` (500)
+/// otherwise; see `aws_clients`.
+fn sdk_error<E: StoreFailure>(error: E) -> StoreError {
+    error.into_store_error()
 }
 
 impl S3Blobs {
@@ -31,8 +34,7 @@ impl S3Blobs {
     /// is needed for emulators and S3-compatible services reached by IP or `localhost`.
     pub async fn from_env(bucket: impl Into<String>, force_path_style: bool) -> Self {
         let shared = aws_config::load_from_env().await;
-        let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(force_path_style).build();
-        Self::new(Client::from_conf(config), bucket)
+        Self::new(crate::adapters::aws_clients::s3(&shared, force_path_style), bucket)
     }
 
     pub fn bucket(&self) -> &str {
