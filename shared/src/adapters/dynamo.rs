@@ -48,6 +48,9 @@ const BATCH_GET: usize = 100;
 /// feedback and list entries fit one BatchWriteItem (8 × 3 = 24 ≤ 25).
 const PURGE_PAGE: i32 = 96;
 const PURGE_GROUP: usize = 8;
+/// The attribute naming the request that created an item (`put_new`) or a tombstone
+/// (`delete_conversation`), so a retry of that request recognises its own earlier attempt.
+const WRITTEN_BY: &str = "written_by";
 /// Tombstoned conversations and finished task flags expire (TTL) after this long.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 const TASK_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -432,15 +435,17 @@ impl DynamoStore {
         }
     }
 
-    /// Puts an item whose key must be new; false when another item has that key. The SDK
-    /// retries a put whose response was lost; the retry then finds the item of the first
-    /// attempt, which is this very item: that is a success, not a conflict.
-    async fn put_new(&self, item: Item) -> StoreResult<bool> {
+    /// Puts an item whose key must be new; false when an item has that key already. The SDK
+    /// retries a put whose response was lost, and the retry then finds the first attempt's
+    /// item: the request id written with it tells that success from a true conflict.
+    async fn put_new(&self, mut item: Item) -> StoreResult<bool> {
+        let request = uuid::Uuid::new_v4().to_string();
+        item.insert(WRITTEN_BY.into(), s(&request));
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item.clone()))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(PK)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -448,7 +453,9 @@ impl DynamoStore {
         match result {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(service)) => match service.err() {
-                PutItemError::ConditionalCheckFailedException(failed) => Ok(failed.item() == Some(&item)),
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    Ok(failed.item().is_some_and(|old| Read(old).opt_s(WRITTEN_BY).as_deref() == Some(&request)))
+                }
                 _ => Err(sdk_error(SdkError::ServiceError(service))),
             },
             Err(e) => Err(sdk_error(e)),
@@ -873,7 +880,7 @@ impl ConversationStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(owner_pk(owner), conversation_sk(id))))
-            .update_expression("SET deleted = :yes, expires_at = :ttl, deleted_by = :request REMOVE LSI1SK, LSI2SK")
+            .update_expression("SET deleted = :yes, expires_at = :ttl, written_by = :request REMOVE LSI1SK, LSI2SK")
             .condition_expression("attribute_exists(PK) AND attribute_not_exists(deleted)")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":ttl", ttl(now, TOMBSTONE_TTL))
@@ -885,7 +892,7 @@ impl ConversationStore for DynamoStore {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(service)) => match service.err() {
                 aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed) => {
-                    Ok(failed.item().is_some_and(|old| Read(old).opt_s("deleted_by").as_deref() == Some(&request)))
+                    Ok(failed.item().is_some_and(|old| Read(old).opt_s(WRITTEN_BY).as_deref() == Some(&request)))
                 }
                 _ => Err(sdk_error(SdkError::ServiceError(service))),
             },

@@ -1,5 +1,5 @@
 //! Transient faults on the AWS path. The real server runs on DynamoDB Local and moto's S3
-//! with the clients the service builds (its retries and timeouts), each reached through a
+//! with the clients the service builds (their retries and timeouts), each reached through a
 //! proxy that cuts a share of the requests (`colloquy_tests::faults`). Scenarios of Dify's
 //! main semantics run concurrently, each as its own end user; every answer must be the
 //! right one or a clean 503 (Dify's error shape, `service_unavailable`, `Retry-After`) —
@@ -12,8 +12,10 @@
 //!   retried writes must recognise their own first attempt (no 404, 409 or 500).
 //! - 60 %: retries run out often; the same rules hold.
 //!
-//! Needs DynamoDB Local and moto (`./scripts/test.sh` starts them). Per-run summaries are
-//! printed (`-- --nocapture`).
+//! These run in the API suite's DynamoDB pass (`COLLOQUY_TEST_STORE=dynamodb`, which
+//! `scripts/test.sh` runs first, while DynamoDB Local is fast: after the 10,000-message purge
+//! test its writes to stream-enabled tables take ~100 ms each and queue up). On the embedded
+//! store they have nothing to do. Per-run summaries are printed (`-- --nocapture faults`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -535,6 +537,14 @@ async fn scenario(rig: &Rig, index: usize, user: String, cut: Cut) -> Outcome {
     }
 }
 
+/// Whether the suite runs on DynamoDB and S3 (else these tests have nothing to check).
+fn on_aws() -> bool {
+    if !testing_on_dynamodb() {
+        eprintln!("faults: the AWS path only (COLLOQUY_TEST_STORE=dynamodb); nothing to do on the embedded store");
+    }
+    testing_on_dynamodb()
+}
+
 /// What a run measured.
 #[derive(Debug)]
 struct Report {
@@ -548,25 +558,27 @@ struct Report {
     elapsed: Duration,
 }
 
-/// Runs every scenario `rounds` times at once, each as its own end user, with `share` of
-/// the requests cut at `cut`.
+/// Runs every scenario `rounds` times at once on a fresh server, each as its own end user,
+/// with `share` of the requests cut at `cut`.
 async fn run(share: f64, cut: Cut, rounds: usize, seed: u64) -> Report {
-    let rig = Rig::start(seed).await;
+    run_on(&Rig::start(seed).await, share, cut, rounds, seed).await
+}
+
+async fn run_on(rig: &Rig, share: f64, cut: Cut, rounds: usize, label: u64) -> Report {
     rig.set_faults(share, cut);
+    let before = (rig.dynamodb.counts(), rig.s3.counts());
     let started = Instant::now();
     let runs = (0..rounds).flat_map(|round| (0..SCENARIOS.len()).map(move |index| (round, index)));
-    let outcomes = join_all(runs.map(|(round, index)| {
-        let rig = &rig;
-        async move {
-            let user = format!("u-{seed}-{round}-{index}");
-            let started = Instant::now();
-            let outcome = scenario(rig, index, user, cut).await;
-            (SCENARIOS[index], outcome, started.elapsed())
-        }
+    let outcomes = join_all(runs.map(|(round, index)| async move {
+        let user = format!("u-{label}-{round}-{index}");
+        let started = Instant::now();
+        let outcome = scenario(rig, index, user, cut).await;
+        (SCENARIOS[index], outcome, started.elapsed())
     }))
     .await;
     let elapsed = started.elapsed();
     let (dynamodb, s3) = (rig.dynamodb.counts(), rig.s3.counts());
+    let requests_cut = dynamodb.cut + s3.cut - before.0.cut - before.1.cut;
     let report = Report {
         runs: outcomes.len(),
         passed: outcomes.iter().filter(|(_, o, _)| *o == Outcome::Passed).count(),
@@ -577,9 +589,9 @@ async fn run(share: f64, cut: Cut, rounds: usize, seed: u64) -> Report {
                 Outcome::Passed => None,
             })
             .collect(),
-        unanswered: rig.unanswered.lock().unwrap().clone(),
-        requests_cut: dynamodb.cut + s3.cut,
-        requests_forwarded: dynamodb.forwarded + s3.forwarded,
+        unanswered: std::mem::take(&mut *rig.unanswered.lock().unwrap()),
+        requests_cut,
+        requests_forwarded: dynamodb.forwarded + s3.forwarded - before.0.forwarded - before.1.forwarded,
         elapsed,
     };
     println!(
@@ -600,6 +612,9 @@ async fn run(share: f64, cut: Cut, rounds: usize, seed: u64) -> Report {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_10_percent_of_requests_cut_every_scenario_passes() {
+    if !on_aws() {
+        return;
+    }
     let report = run(0.10, Cut::BeforeUpstream, 3, 10).await;
     assert!(report.requests_cut > 0, "the proxy cut nothing: {report:?}");
     assert_eq!(report.passed, report.runs, "{report:?}");
@@ -608,6 +623,9 @@ async fn at_10_percent_of_requests_cut_every_scenario_passes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_20_percent_every_failure_is_a_clean_503_and_nothing_is_half_written() {
+    if !on_aws() {
+        return;
+    }
     let report = run(0.20, Cut::BeforeUpstream, 3, 20).await;
     assert!(report.requests_cut > 0, "{report:?}");
     // The scenarios panic on anything but the right answer or a clean 503.
@@ -617,6 +635,9 @@ async fn at_20_percent_every_failure_is_a_clean_503_and_nothing_is_half_written(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn answers_lost_after_the_write_are_retried_without_false_conflicts() {
+    if !on_aws() {
+        return;
+    }
     let report = run(0.20, Cut::AfterUpstream, 2, 21).await;
     assert!(report.requests_cut > 0, "{report:?}");
     assert!(report.passed * 10 >= report.runs * 9, "{report:?}");
@@ -625,6 +646,9 @@ async fn answers_lost_after_the_write_are_retried_without_false_conflicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_60_percent_retries_run_out_and_answers_stay_clean() {
+    if !on_aws() {
+        return;
+    }
     let report = run(0.60, Cut::BeforeUpstream, 2, 60).await;
     assert!(!report.unavailable.is_empty(), "at 60 % some requests should run out of retries: {report:?}");
     // Known gap, not the adapters': a chat whose answer cannot be saved at the end
@@ -632,9 +656,34 @@ async fn at_60_percent_retries_run_out_and_answers_stay_clean() {
     // "normal". Reported, not asserted, at this rate; the rates above must not show it.
 }
 
+/// An outage drains the retry quota (calls then fail fast instead of multiplying the load);
+/// once it is over, the quota refills with time and the same server absorbs faults again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_an_outage_the_retry_quota_comes_back() {
+    if !on_aws() {
+        return;
+    }
+    let rig = Rig::start(99).await;
+    let outage = run_on(&rig, 1.0, Cut::BeforeUpstream, 3, 990).await;
+    assert_eq!(outage.passed, 0, "{outage:?}");
+    // Each scenario stops at its first call: five attempts each while the quota lasts
+    // (500 tokens, 10 a retry: 50 retries), one attempt each after.
+    assert!(
+        outage.requests_cut < (outage.runs * 3) as u64,
+        "an outage must not be retried five times per call: {outage:?}"
+    );
+    // 10 tokens a second: enough for a few retries at once within seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = run_on(&rig, 0.10, Cut::BeforeUpstream, 2, 991).await;
+    assert_eq!(after.passed, after.runs, "{after:?}");
+}
+
 /// A quick check of the proxy itself: with nothing cut it is transparent.
 #[tokio::test]
 async fn the_proxy_is_transparent_when_it_cuts_nothing() {
+    if !on_aws() {
+        return;
+    }
     let rig = Rig::start(1).await;
     for (index, name) in SCENARIOS.iter().enumerate() {
         let user = format!("transparent-{index}");
