@@ -35,6 +35,8 @@ struct State {
     /// The share of requests to cut, in millionths.
     share_ppm: AtomicU64,
     after_upstream: AtomicBool,
+    /// Requests to cut next, whatever the share (at `after_upstream`).
+    cut_next: AtomicU64,
     seed: u64,
     sequence: AtomicU64,
     forwarded: AtomicU64,
@@ -46,7 +48,8 @@ impl State {
     /// cuts is close to the one asked for (and reproducible for one client at a time).
     fn next_cut(&self) -> Option<Cut> {
         let n = self.sequence.fetch_add(1, Ordering::SeqCst);
-        if splitmix64(self.seed.wrapping_add(n)) % 1_000_000 < self.share_ppm.load(Ordering::SeqCst) {
+        let chosen = self.cut_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |k| k.checked_sub(1)).is_ok();
+        if chosen || splitmix64(self.seed.wrapping_add(n)) % 1_000_000 < self.share_ppm.load(Ordering::SeqCst) {
             self.cut.fetch_add(1, Ordering::SeqCst);
             Some(if self.after_upstream.load(Ordering::SeqCst) { Cut::AfterUpstream } else { Cut::BeforeUpstream })
         } else {
@@ -91,6 +94,7 @@ impl FaultProxy {
             upstream,
             share_ppm: AtomicU64::new(0),
             after_upstream: AtomicBool::new(false),
+            cut_next: AtomicU64::new(0),
             seed,
             sequence: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
@@ -118,6 +122,12 @@ impl FaultProxy {
     pub fn set_faults(&self, share: f64, cut: Cut) {
         self.state.share_ppm.store((share.clamp(0.0, 1.0) * 1_000_000.0) as u64, Ordering::SeqCst);
         self.state.after_upstream.store(cut == Cut::AfterUpstream, Ordering::SeqCst);
+    }
+
+    /// Cuts the next `requests` requests at `cut`, then goes back to the share.
+    pub fn cut_next(&self, requests: u64, cut: Cut) {
+        self.state.after_upstream.store(cut == Cut::AfterUpstream, Ordering::SeqCst);
+        self.state.cut_next.store(requests, Ordering::SeqCst);
     }
 
     pub fn counts(&self) -> ProxyCounts {
