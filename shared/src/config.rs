@@ -98,10 +98,11 @@ type AwsConfig = ();
 async fn bedrock(model: &str, embedding_model: &str, aws: Option<&AwsConfig>) -> Result<Provider, String> {
     use crate::adapters::bedrock::{Bedrock, BedrockSettings};
     let settings = BedrockSettings { model: model.to_owned(), embedding_model: embedding_model.to_owned() };
-    let bedrock = Arc::new(match aws {
-        Some(config) => Bedrock::new(aws_sdk_bedrockruntime::Client::new(config), settings),
-        None => Bedrock::from_env(settings).await,
-    });
+    let client = match aws {
+        Some(config) => crate::adapters::aws_clients::bedrock(config),
+        None => crate::adapters::aws_clients::bedrock(&aws_config::load_from_env().await),
+    };
+    let bedrock = Arc::new(Bedrock::new(client, settings));
     Ok(Provider { name: "bedrock", llm: bedrock.clone(), embedder: Some(bedrock) })
 }
 
@@ -250,7 +251,7 @@ pub struct AwsSpeech;
 #[cfg(feature = "aws-speech")]
 fn polly(aws: Option<&AwsSpeech>, engine: &str) -> Result<Arc<dyn SpeechSynthesizer>, String> {
     let aws = aws.ok_or("COLLOQUY_TTS=polly needs the AWS configuration")?;
-    let client = aws_sdk_polly::Client::new(&aws.config);
+    let client = crate::adapters::aws_clients::polly(&aws.config);
     Ok(Arc::new(crate::adapters::polly::Polly::new(client, engine)))
 }
 
@@ -263,7 +264,7 @@ fn transcribe(
     use crate::adapters::transcribe::{AwsTranscribe, Polling};
     let aws = aws.ok_or("COLLOQUY_STT=transcribe needs the AWS configuration")?;
     let blobs = aws.blobs.clone().ok_or("COLLOQUY_STT=transcribe needs the S3 bucket (use the DynamoDB/S3 store)")?;
-    let client = aws_sdk_transcribe::Client::new(&aws.config);
+    let client = crate::adapters::aws_clients::transcribe(&aws.config);
     let polling = Polling { deadline: polling.deadline, first_interval: polling.first_interval, ..Polling::default() };
     Ok(Arc::new(AwsTranscribe::new(client, blobs, language, polling)))
 }

@@ -75,10 +75,18 @@ pub enum ApiError {
     /// A language-model provider failed.
     #[error("provider: {0}")]
     Provider(#[from] ProviderError),
+    /// A dependency (the store, the blob store) stayed unavailable through its retries. The
+    /// detail is logged, never sent; the client is told to retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// Anything unexpected. The detail is logged, never sent.
     #[error("internal: {0}")]
     Internal(String),
 }
+
+/// What `Retry-After` says with a 503, in seconds: the adapters have retried for up to a few
+/// seconds already, so a fault that outlived them is not over at once.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 1;
 
 impl From<Invalid> for ApiError {
     fn from(invalid: Invalid) -> Self {
@@ -88,7 +96,10 @@ impl From<Invalid> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        Self::Internal(error.to_string())
+        match error {
+            StoreError::Unavailable(_) => Self::Unavailable(error.to_string()),
+            _ => Self::Internal(error.to_string()),
+        }
     }
 }
 
@@ -200,6 +211,11 @@ impl ApiError {
             Self::Provider(ProviderError::UnsupportedInput(detail)) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_audio_type", detail.clone())
             }
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "The service is temporarily unavailable. Please try again later.".into(),
+            ),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "unknown", "Internal Server Error".into()),
         }
     }
@@ -208,6 +224,7 @@ impl ApiError {
     pub fn into_response(self) -> ApiResponse {
         match &self {
             Self::Internal(detail) => tracing::error!(%detail, "request failed"),
+            Self::Unavailable(detail) => tracing::warn!(%detail, "a dependency is unavailable; answered 503"),
             Self::Provider(error) => tracing::warn!(%error, "model provider failed"),
             _ => {}
         }
@@ -224,6 +241,9 @@ impl ApiError {
             Self::RequestTimeout => {
                 // The rest of the body may still be on its way: this connection is done.
                 response.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Self::Unavailable(_) => {
+                response.headers.insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER));
             }
             Self::MethodNotAllowed(allowed) => {
                 if let Ok(value) = HeaderValue::from_str(&allowed) {
@@ -274,6 +294,33 @@ mod tests {
             for secret in ["http", "127.0.0.1", "/v1/", "upstream"] {
                 assert!(!message.contains(secret), "{message}");
             }
+        }
+    }
+
+    #[test]
+    fn storage_that_stays_unavailable_is_a_503_to_retry() {
+        let error = ApiError::from(StoreError::Unavailable("dispatch failure: connection reset at 10.0.0.7".into()));
+        let response = error.into_response();
+        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers[header::RETRY_AFTER], "1");
+        let json: serde_json::Value = serde_json::from_slice(response.body.as_full().unwrap()).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "code": "service_unavailable",
+                "message": "The service is temporarily unavailable. Please try again later.",
+                "status": 503,
+            })
+        );
+        // Failures that retrying will not fix stay a 500 without the header.
+        for error in [
+            StoreError::Failed("ValidationException".into()),
+            StoreError::Corrupt("attribute id".into()),
+            StoreError::Conflict("the key exists".into()),
+        ] {
+            let response = ApiError::from(error).into_response();
+            assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(!response.headers.contains_key(header::RETRY_AFTER));
         }
     }
 

@@ -11,6 +11,7 @@ use http_body_util::StreamBody;
 pub use lambda_http::Error;
 use lambda_http::{Body, Request, Response, service_fn};
 
+use crate::adapters::aws_clients;
 use crate::adapters::dynamo::{ChangedItem, DynamoStore};
 use crate::adapters::s3::S3Blobs;
 use crate::adapters::system::{SystemClock, TimeOrderedIds};
@@ -31,11 +32,10 @@ pub fn services_from_env(aws: &aws_config::SdkConfig, models: Models) -> Result<
 /// The services, and the S3 bucket they store blobs in (which Transcribe also uses).
 fn services_and_bucket(aws: &aws_config::SdkConfig, models: Models) -> Result<(Services, S3Blobs), Error> {
     let table = std::env::var("COLLOQUY_TABLE").map_err(|_| "COLLOQUY_TABLE is not set")?;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table);
+    let store = DynamoStore::new(aws_clients::dynamodb(aws), table);
     let bucket = std::env::var("COLLOQUY_BUCKET").map_err(|_| "COLLOQUY_BUCKET is not set")?;
     let path_style = std::env::var("COLLOQUY_S3_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
-    let s3 = aws_sdk_s3::config::Builder::from(aws).force_path_style(path_style).build();
-    let blobs = S3Blobs::new(aws_sdk_s3::Client::from_conf(s3), bucket);
+    let blobs = S3Blobs::new(aws_clients::s3(aws, path_style), bucket);
     let max_body_bytes = match std::env::var("COLLOQUY_MAX_BODY_BYTES") {
         Ok(raw) => raw.parse().map_err(|_| format!("COLLOQUY_MAX_BODY_BYTES: '{raw}' is not a number"))?,
         Err(_) => ApiLimits::default().max_body_bytes,
@@ -61,7 +61,8 @@ fn cors_from_env() -> Result<Cors, Error> {
     }
 }
 
-/// What every function does first: logging, then the AWS configuration from the environment.
+/// What every function does first: logging, then the AWS configuration from the environment
+/// (every client is then built through `aws_clients`, with its retries and timeouts).
 async fn start() -> aws_config::SdkConfig {
     lambda_http::tracing::init_default_subscriber();
     aws_config::load_from_env().await
@@ -204,7 +205,7 @@ pub async fn serve_purge() -> Result<(), Error> {
 
     let aws = start().await;
     let table = std::env::var("COLLOQUY_TABLE").map_err(|_| "COLLOQUY_TABLE is not set")?;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let store = DynamoStore::new(aws_clients::dynamodb(&aws), table);
     let store = &store;
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Event>| async move {
         let mut response = DynamoDbEventResponse::default();

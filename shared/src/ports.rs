@@ -17,8 +17,13 @@ use crate::domain::{
 /// A storage failure. Callers never show its text to API clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Failed for now (a cut connection, a timeout, throttling, a service fault) even after
+    /// the adapter's retries; the API answers 503 with `Retry-After`.
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// Refused for a reason retrying will not fix (a bug, a missing table, denied access).
+    #[error("storage failed: {0}")]
+    Failed(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("already exists: {0}")]

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
+use shared::adapters::aws_clients;
 use shared::adapters::dynamo::DynamoStore;
 use shared::adapters::s3::S3Blobs;
 use tokio::sync::OnceCell;
@@ -65,7 +66,8 @@ impl RequestCounter {
     }
 }
 
-/// A DynamoDB client on the emulator; with a counter when given one.
+/// A DynamoDB client on the emulator that tries every request once (so requests can be
+/// counted and failures injected exactly); with a counter when given one.
 pub async fn dynamo_client(counter: Option<Arc<RequestCounter>>) -> aws_sdk_dynamodb::Client {
     let config = shared_config().await;
     let mut builder = aws_sdk_dynamodb::config::Builder::from(&config)
@@ -89,9 +91,28 @@ pub async fn table_name() -> String {
         .clone()
 }
 
-/// The DynamoDB store on the shared test table.
+/// The DynamoDB store on the shared test table, with the client the service builds (its
+/// retries) but no timeouts: once the 10,000-message purge test has run in it, DynamoDB
+/// Local takes ~100 ms per write to a stream-enabled table and queues concurrent ones for
+/// seconds, which says nothing about the service.
 pub async fn dynamo_store() -> DynamoStore {
-    DynamoStore::new(dynamo_client(None).await, table_name().await)
+    let config = aws_clients::dynamodb_config(&shared_config().await)
+        .timeout_config(aws_sdk_dynamodb::config::timeout::TimeoutConfig::disabled());
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config.build()), table_name().await)
+}
+
+/// The DynamoDB store on the shared test table exactly as the service builds it (retries and
+/// timeouts), reached at `endpoint` (a fault-injecting proxy in front of the emulator).
+pub async fn dynamo_store_at(endpoint: &str) -> DynamoStore {
+    let client = aws_clients::dynamodb_config(&shared_config().await).endpoint_url(endpoint).build();
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(client), table_name().await)
+}
+
+/// The S3 blob store on the test bucket as the service builds it, reached at `endpoint`.
+pub async fn s3_blobs_at(endpoint: &str) -> S3Blobs {
+    let bucket = bucket_name().await;
+    let client = aws_clients::s3_config(&shared_config().await, true).endpoint_url(endpoint).build();
+    S3Blobs::new(aws_sdk_s3::Client::from_conf(client), bucket)
 }
 
 /// The DynamoDB store on the shared test table, counting (and maybe failing) its requests.
@@ -105,10 +126,9 @@ pub async fn bucket_name() -> String {
     s3_blobs().await.bucket().to_owned()
 }
 
-/// An S3 client on moto (path-style addressing).
+/// An S3 client on moto as the service builds it (path-style addressing).
 pub async fn s3_client() -> aws_sdk_s3::Client {
-    let config = shared_config().await;
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
+    aws_clients::s3(&shared_config().await, true)
 }
 
 /// The S3 blob store on a test bucket in moto, created once per test process.
@@ -128,12 +148,12 @@ pub async fn s3_blobs() -> S3Blobs {
 
 /// A Polly client on moto.
 pub async fn polly_client() -> aws_sdk_polly::Client {
-    aws_sdk_polly::Client::new(&shared_config().await)
+    aws_clients::polly(&shared_config().await)
 }
 
 /// A Transcribe client on moto.
 pub async fn transcribe_client() -> aws_sdk_transcribe::Client {
-    aws_sdk_transcribe::Client::new(&shared_config().await)
+    aws_clients::transcribe(&shared_config().await)
 }
 
 /// Stands in for Transcribe's recognition, which moto does not do: writes `text` as the

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod fakes;
+pub mod faults;
 pub mod lambda;
 
 use std::sync::Arc;
@@ -139,11 +140,32 @@ async fn spawn_server(
     server: ServerLimits,
     cors: Cors,
 ) -> TestApp {
-    let clock = Arc::new(ManualClock::at_seconds(T0));
     let blobs = test_blobs().await;
+    spawn_split((store.clone(), blobs.clone()), (store, blobs), limits, models, speech, (server, cors)).await
+}
+
+/// A server on `server`'s store and blobs while the test seeds and checks through `direct`:
+/// the same data reached another way (around a fault-injecting proxy, say).
+pub async fn spawn_app_via(
+    server: (Arc<dyn Store>, Arc<dyn BlobStore>),
+    direct: (Arc<dyn Store>, Arc<dyn BlobStore>),
+) -> TestApp {
+    let front = (ServerLimits::default(), Cors::default());
+    spawn_split(server, direct, ApiLimits::default(), echo_models(Duration::ZERO), Speech::none(), front).await
+}
+
+async fn spawn_split(
+    (server_store, server_blobs): (Arc<dyn Store>, Arc<dyn BlobStore>),
+    (store, blobs): (Arc<dyn Store>, Arc<dyn BlobStore>),
+    limits: ApiLimits,
+    models: Models,
+    speech: Speech,
+    (server, cors): (ServerLimits, Cors),
+) -> TestApp {
+    let clock = Arc::new(ManualClock::at_seconds(T0));
     let services = Services {
-        store: store.clone(),
-        blobs: blobs.clone(),
+        store: server_store,
+        blobs: server_blobs,
         models,
         speech,
         clock: clock.clone(),

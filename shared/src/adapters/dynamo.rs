@@ -9,15 +9,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, Get, KeySchemaElement, KeyType,
-    KeysAndAttributes, LocalSecondaryIndex, Projection, ProjectionType, Put, PutRequest, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactGetItem, TransactWriteItem, WriteRequest,
+    KeysAndAttributes, LocalSecondaryIndex, Projection, ProjectionType, Put, PutRequest,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification, TransactGetItem, TransactWriteItem, WriteRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::adapters::aws_clients::StoreFailure;
 use crate::domain::{
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode, Conversation,
     ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackSource,
@@ -44,6 +48,9 @@ const BATCH_GET: usize = 100;
 /// feedback and list entries fit one BatchWriteItem (8 × 3 = 24 ≤ 25).
 const PURGE_PAGE: i32 = 96;
 const PURGE_GROUP: usize = 8;
+/// The attribute naming the request that created an item (`put_new`) or a tombstone
+/// (`delete_conversation`), so a retry of that request recognises its own earlier attempt.
+const WRITTEN_BY: &str = "written_by";
 /// Tombstoned conversations and finished task flags expire (TTL) after this long.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 const TASK_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -80,25 +87,42 @@ fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([("PK".to_owned(), s(pk)), ("SK".to_owned(), s(sk))])
 }
 
-fn sdk_error<E: std::error::Error + 'static>(error: E) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+/// A failed request as a `StoreError`: `Unavailable` (503) when retrying later may succeed
+/// (see `aws_clients`), `Failed` (500) otherwise.
+fn sdk_error<E: StoreFailure>(error: E) -> StoreError {
+    error.into_store_error()
 }
 
 fn is_condition_failure<E: ProvideErrorMetadata>(error: &E) -> bool {
-    matches!(error.code(), Some("ConditionalCheckFailedException") | Some("TransactionCanceledException"))
+    error.code() == Some("ConditionalCheckFailedException")
 }
 
-/// Whether a conditional write went through: false when its condition failed.
-fn condition_met<T, E, R>(result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>) -> StoreResult<bool>
+/// Whether a conditional write went through: false when its condition failed. Conditions
+/// are checked again on every retry of a write, so a write whose condition its own first
+/// attempt changes must tell its retry apart (see `put_new`, `delete_conversation`).
+/// Transactions go through `transact`.
+fn condition_met<T, E, R>(result: Result<T, SdkError<E, R>>) -> StoreResult<bool>
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
+    SdkError<E, R>: StoreFailure,
+    E: ProvideErrorMetadata,
 {
     match result {
         Ok(_) => Ok(true),
         Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
         Err(e) => Err(sdk_error(e)),
     }
+}
+
+/// How long to wait before asking again for the items a batch request left unprocessed
+/// (DynamoDB's answer to throttling); `None` once it is time to give up. Full jitter, as
+/// the SDK's own back-off; five retries wait at most 25 + 50 + 100 + 200 + 400 ms.
+fn unprocessed_backoff(retry: u32) -> Option<Duration> {
+    const RETRIES: u32 = 5;
+    if retry > RETRIES {
+        return None;
+    }
+    let ceiling = crate::adapters::aws_clients::INITIAL_BACKOFF * (1 << (retry - 1));
+    Some(ceiling.mul_f64(rand::random::<f64>()))
 }
 
 /// Typed reads of an item's attributes; a missing or mistyped attribute is corrupt data.
@@ -241,7 +265,7 @@ impl DynamoStore {
     /// A client from the standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB` for emulators).
     pub async fn from_env(table: impl Into<String>) -> Self {
         let config = aws_config::load_from_env().await;
-        Self::new(Client::new(&config), table)
+        Self::new(crate::adapters::aws_clients::dynamodb(&config), table)
     }
 
     pub fn table(&self) -> &str {
@@ -369,9 +393,73 @@ impl DynamoStore {
         }
     }
 
-    /// Writes all-or-nothing.
+    /// Writes all-or-nothing. The request token makes the SDK's retries idempotent: a retry
+    /// of a transaction that went through (its response lost) succeeds without writing again
+    /// (DynamoDB remembers a token for ten minutes), instead of failing its own conditions.
+    /// A failed condition is a `Conflict`; a transaction cancelled by a concurrent one, or by
+    /// throttling, is `Unavailable`.
     async fn transact(&self, writes: Vec<TransactWriteItem>) -> StoreResult<()> {
-        self.client.transact_write_items().set_transact_items(Some(writes)).send().await.map_err(sdk_error).map(drop)
+        let token = uuid::Uuid::new_v4().to_string();
+        let result = self
+            .client
+            .transact_write_items()
+            .client_request_token(token)
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let reasons: Vec<&str> = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .filter_map(|r| r.code())
+                        .filter(|c| *c != "None")
+                        .collect();
+                    let detail = format!("transaction cancelled: {reasons:?}");
+                    if reasons.iter().all(|c| *c == "ConditionalCheckFailed") && !reasons.is_empty() {
+                        Err(StoreError::Conflict(detail))
+                    } else if reasons
+                        .iter()
+                        .any(|c| matches!(*c, "ValidationError" | "ItemCollectionSizeLimitExceeded"))
+                    {
+                        Err(StoreError::Failed(detail))
+                    } else {
+                        Err(StoreError::Unavailable(detail))
+                    }
+                }
+                _ => Err(sdk_error(SdkError::ServiceError(service))),
+            },
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    /// Puts an item whose key must be new; false when an item has that key already. The SDK
+    /// retries a put whose response was lost, and the retry then finds the first attempt's
+    /// item: the request id written with it tells that success from a true conflict.
+    async fn put_new(&self, mut item: Item) -> StoreResult<bool> {
+        let request = uuid::Uuid::new_v4().to_string();
+        item.insert(WRITTEN_BY.into(), s(&request));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    Ok(failed.item().is_some_and(|old| Read(old).opt_s(WRITTEN_BY).as_deref() == Some(&request)))
+                }
+                _ => Err(sdk_error(SdkError::ServiceError(service))),
+            },
+            Err(e) => Err(sdk_error(e)),
+        }
     }
 
     fn put_item(&self, item: Item, condition: Option<&str>) -> StoreResult<TransactWriteItem> {
@@ -407,17 +495,17 @@ impl DynamoStore {
     }
 
     async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> StoreResult<()> {
-        let mut attempt = 0_u32;
+        let mut retry = 0_u32;
         while !requests.is_empty() {
             let output =
                 self.client.batch_write_item().request_items(&self.table, requests).send().await.map_err(sdk_error)?;
             requests = output.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
             if !requests.is_empty() {
-                attempt += 1;
-                if attempt > 8 {
+                retry += 1;
+                let Some(pause) = unprocessed_backoff(retry) else {
                     return Err(StoreError::Unavailable("DynamoDB kept some batch writes unprocessed".into()));
-                }
-                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                };
+                tokio::time::sleep(pause).await;
             }
         }
         Ok(())
@@ -428,7 +516,7 @@ impl DynamoStore {
         let mut found = Vec::new();
         for chunk in keys.chunks(BATCH_GET) {
             let mut pending = chunk.to_vec();
-            let mut attempt = 0_u32;
+            let mut retry = 0_u32;
             while !pending.is_empty() {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(pending))
@@ -441,11 +529,11 @@ impl DynamoStore {
                 pending =
                     output.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
                 if !pending.is_empty() {
-                    attempt += 1;
-                    if attempt > 8 {
+                    retry += 1;
+                    let Some(pause) = unprocessed_backoff(retry) else {
                         return Err(StoreError::Unavailable("DynamoDB kept some batch reads unprocessed".into()));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                    };
+                    tokio::time::sleep(pause).await;
                 }
             }
         }
@@ -622,15 +710,11 @@ impl AppStore for DynamoStore {
     }
 
     async fn add_key(&self, app: AppId, hash: &KeyHash, now: Timestamp) -> StoreResult<()> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(key_item(hash, app, now)))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        if condition_met(result)? { Ok(()) } else { Err(StoreError::Conflict("the key exists".into())) }
+        if self.put_new(key_item(hash, app, now)).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict("the key exists".into()))
+        }
     }
 
     async fn app_for_key(&self, hash: &KeyHash) -> StoreResult<Option<AppId>> {
@@ -712,15 +796,11 @@ fn live(item: Option<Item>) -> Option<Item> {
 #[async_trait]
 impl ConversationStore for DynamoStore {
     async fn insert_conversation(&self, c: &Conversation) -> StoreResult<()> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(conversation_item(c)))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        if condition_met(result)? { Ok(()) } else { Err(StoreError::Conflict("the conversation exists".into())) }
+        if self.put_new(conversation_item(c)).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict("the conversation exists".into()))
+        }
     }
 
     async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>> {
@@ -792,18 +872,32 @@ impl ConversationStore for DynamoStore {
                 .map(|d| d.as_micros() as i64)
                 .unwrap_or(0),
         );
+        // The tombstone names the request that laid it, so a retry of this very request
+        // (its first response lost) is told apart from a conversation deleted before.
+        let request = uuid::Uuid::new_v4().to_string();
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(owner_pk(owner), conversation_sk(id))))
-            .update_expression("SET deleted = :yes, expires_at = :ttl REMOVE LSI1SK, LSI2SK")
+            .update_expression("SET deleted = :yes, expires_at = :ttl, written_by = :request REMOVE LSI1SK, LSI2SK")
             .condition_expression("attribute_exists(PK) AND attribute_not_exists(deleted)")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":ttl", ttl(now, TOMBSTONE_TTL))
+            .expression_attribute_values(":request", s(&request))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        condition_met(result)
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    Ok(failed.item().is_some_and(|old| Read(old).opt_s(WRITTEN_BY).as_deref() == Some(&request)))
+                }
+                _ => Err(sdk_error(SdkError::ServiceError(service))),
+            },
+            Err(e) => Err(sdk_error(e)),
+        }
     }
 }
 

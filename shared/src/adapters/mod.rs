@@ -1,5 +1,7 @@
 //! Adapters: implementations of the ports.
 
+#[cfg(any(feature = "aws", feature = "bedrock"))]
+pub mod aws_clients;
 #[cfg(any(feature = "bedrock", feature = "aws-speech"))]
 mod aws_errors;
 #[cfg(feature = "bedrock")]

@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
+use crate::adapters::aws_clients::StoreFailure;
 use crate::ports::{Blob, BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
 
 /// Size of the parts of a streamed upload (S3's minimum is 5 MiB): the most one upload holds.
@@ -23,8 +23,11 @@ pub struct S3Blobs {
     bucket: String,
 }
 
-fn sdk_error<E: std::error::Error + 'static>(error: E) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+/// A failed request as a `StoreError`: `Unavailable` (503) when retrying later may succeed
+/// (a cut connection, a timeout, `SlowDown`, a 5xx, a body that broke off), `Failed` (500)
+/// otherwise; see `aws_clients`.
+fn sdk_error<E: StoreFailure>(error: E) -> StoreError {
+    error.into_store_error()
 }
 
 impl S3Blobs {
@@ -36,8 +39,7 @@ impl S3Blobs {
     /// is needed for emulators and S3-compatible services reached by IP or `localhost`.
     pub async fn from_env(bucket: impl Into<String>, force_path_style: bool) -> Self {
         let shared = aws_config::load_from_env().await;
-        let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(force_path_style).build();
-        Self::new(Client::from_conf(config), bucket)
+        Self::new(crate::adapters::aws_clients::s3(&shared, force_path_style), bucket)
     }
 
     /// Sends `first` and then the rest of `body` as parts of a multipart upload.
@@ -92,7 +94,7 @@ impl S3Blobs {
         let aborted =
             self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await;
         if let Err(error) = aborted {
-            tracing::warn!(%key, error = %DisplayErrorContext(error), "could not abort a multipart upload");
+            tracing::warn!(%key, error = %sdk_error(error), "could not abort a multipart upload");
         }
     }
 
