@@ -13,15 +13,16 @@ use serde_json::{Map, Value, json};
 use sse_stream::Sse;
 use tokio::sync::mpsc;
 
-use super::conversations::{generate_title, owned};
+use super::conversations::{NOT_FOUND, generate_title, owned};
 use super::input::Body;
+use super::messages::settled;
 use super::{ApiResponse, Ctx, Services, annotations, files};
 use crate::domain::{
-    Annotation, App, AppConfig, Conversation, ConversationId, ConversationVariable, DEFAULT_CONVERSATION_NAME, Invalid,
-    Message, MessageId, Owner, TaskId, UserRef, VariableId, fill_template,
+    Annotation, App, AppConfig, Conversation, ConversationId, ConversationVariable, DEFAULT_CONVERSATION_NAME,
+    GENERATION_DEADLINE, Invalid, Message, MessageId, Owner, TaskId, UserRef, VariableId, fill_template,
 };
 use crate::error::ApiError;
-use crate::ports::{LlmEvent, LlmRequest, LlmStream, Purpose, Speaker, Usage};
+use crate::ports::{LlmEvent, LlmRequest, LlmStream, ProviderError, Purpose, Speaker, Usage};
 
 /// How many earlier messages of the conversation the model sees.
 const HISTORY_MESSAGES: usize = 10;
@@ -147,8 +148,11 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
             (conversation, true)
         }
     };
-    let history =
-        if is_new { Vec::new() } else { ctx.store().messages_before(conversation.id, None, HISTORY_MESSAGES).await? };
+    let history = if is_new {
+        Vec::new()
+    } else {
+        settled(ctx, ctx.store().messages_before(conversation.id, None, HISTORY_MESSAGES).await?).await
+    };
 
     // An annotation that answers the query replaces the model; otherwise the model's stream
     // must open before we answer, so its failures can still be HTTP errors.
@@ -166,10 +170,12 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         start_variables(ctx, &conversation).await?;
     } else {
         conversation.updated_at = now;
-        ctx.store().update_conversation(&conversation).await?;
+        if !ctx.store().update_conversation(&conversation).await? {
+            // Deleted since it was read.
+            return Err(ApiError::NotFound(NOT_FOUND));
+        }
     }
     let task = TaskId::from_uuid(ctx.services.ids.new_id());
-    ctx.store().start_task(task, owner, now).await?;
     let message = Message {
         id: MessageId::from_uuid(ctx.services.ids.new_id()),
         conversation_id: conversation.id,
@@ -185,9 +191,13 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         error: None,
         metadata: json!({}),
         created_at: now,
+        task_id: Some(task),
     };
-    // Stored now, so the history shows the message while it is being answered.
-    ctx.store().insert_message(&message).await?;
+    // Stored now (with its task, which a stop request finds), so the history shows the message
+    // while it is being answered; only into a conversation that was not deleted meanwhile.
+    if !ctx.store().insert_message(&message).await? {
+        return Err(ApiError::NotFound(NOT_FOUND));
+    }
     let header =
         StreamHeader { conversation_id: conversation.id, message_id: message.id, task, created_at: now.unix_seconds() };
     let generation = Generation {
@@ -288,6 +298,8 @@ impl Generation {
         let mut failure = None;
         let mut poll = tokio::time::interval(STOP_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let deadline = tokio::time::sleep(GENERATION_DEADLINE);
+        tokio::pin!(deadline);
         loop {
             tokio::select! {
                 next = source.next() => match next {
@@ -311,6 +323,13 @@ impl Generation {
                         break;
                     }
                 }
+                () = &mut deadline => {
+                    failure = Some(ApiError::Provider(ProviderError::Failed(format!(
+                        "The model did not finish its answer within {} seconds.",
+                        GENERATION_DEADLINE.as_secs()
+                    ))));
+                    break;
+                }
             }
         }
         drop(source);
@@ -325,6 +344,7 @@ impl Generation {
             self.message.error = Some(error.parts().2);
         }
         self.message.metadata = stored;
+        self.message.task_id = None;
         let outcome = self.finish(title).await;
         let last = match (failure, outcome) {
             (Some(error), _) | (None, Err(error)) => ChatEvent::Failed(error),
@@ -333,7 +353,8 @@ impl Generation {
         let _ = events.send(last).await;
     }
 
-    /// Stores the answer, the annotation hit and the title, and releases the task.
+    /// Stores the answer (which ends the message's generating state), the annotation hit and
+    /// the title, and releases the task.
     async fn finish(
         &mut self,
         title: Option<tokio::task::JoinHandle<Option<crate::domain::ConversationTitle>>>,
@@ -358,7 +379,12 @@ impl Generation {
             tracing::warn!(%error, "could not release a finished task");
         }
         tracing::debug!(owner = ?self.owner, task = %self.task, "generation finished");
-        saved.map_err(ApiError::from)
+        match saved {
+            Ok(true) => Ok(()),
+            // The conversation was deleted while the answer was generated: nothing was stored.
+            Ok(false) => Err(ApiError::NotFound(NOT_FOUND)),
+            Err(error) => Err(error.into()),
+        }
     }
 }
 
