@@ -4,10 +4,10 @@ use colloquy_tests::{T0, test_store};
 use serde_json::{Map, json};
 use shared::adapters::sqlite::SqliteStore;
 use shared::domain::{
-    ABANDONED_AFTER, ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App, AppConfig, AppId, AppMode, Conversation,
-    ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackId,
-    FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, Owner, Rating, ReplyAction, SortField, TaskId,
-    Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
+    ABANDONED_AFTER, ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App,
+    AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser,
+    EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, Owner, Rating,
+    ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use shared::ports::Store;
 use uuid::Uuid;
@@ -279,7 +279,8 @@ async fn feedback(store: Arc<dyn Store>) {
     assert!(store.save_feedback(&changed).await.unwrap());
     assert_eq!(store.user_feedback(alice, rated[1].message_id).await.unwrap().as_ref(), Some(&changed));
     // A first feedback that lost a race (another id) updates the stored one, which keeps its id.
-    let late = Feedback { id: FeedbackId::from_uuid(id()), rating: Rating::Like, created_at: at(40), ..changed.clone() };
+    let late =
+        Feedback { id: FeedbackId::from_uuid(id()), rating: Rating::Like, created_at: at(40), ..changed.clone() };
     assert!(store.save_feedback(&late).await.unwrap());
     let kept = store.user_feedback(alice, rated[1].message_id).await.unwrap().unwrap();
     assert_eq!((kept.id, kept.created_at, kept.rating), (changed.id, changed.created_at, Rating::Like));

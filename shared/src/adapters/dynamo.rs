@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest, Get, KeySchemaElement,
@@ -22,10 +23,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode, Conversation,
-    ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackSource,
-    FileId, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction, SortField, TaskId,
-    Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
+    ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode,
+    Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback,
+    FeedbackSource, FileId, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction,
+    SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use crate::ports::{
     AnnotationStore, AppStore, ConversationStore, EndUserStore, FeedbackStore, FileStore, MessageStore, RateLimiter,
@@ -418,39 +419,52 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
-    /// Writes all-or-nothing under the writes' conditions. Each request carries a fresh
-    /// `ClientRequestToken`, so the SDK's retries of a request that went through succeed
-    /// instead of failing their own conditions; a transaction cancelled only because another
-    /// one was changing the same items is tried again after a jittered pause.
+    /// Writes all-or-nothing under the writes' conditions, with a `ClientRequestToken`: a
+    /// request that failed ambiguously (a server error, throttling, the same request still in
+    /// progress) is sent again with the same token, so that if it did go through it succeeds
+    /// instead of failing its own conditions; a transaction cancelled only because another one
+    /// was changing the same items did nothing, and is tried again (with a new token) after a
+    /// jittered pause.
     async fn transact_checked(&self, writes: Vec<TransactWriteItem>) -> StoreResult<Transaction> {
-        let mut attempt = 0_u32;
-        loop {
+        let mut token = uuid::Uuid::new_v4().to_string();
+        for attempt in 1..=TRANSACT_ATTEMPTS {
             let result = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(writes.clone()))
-                .client_request_token(uuid::Uuid::new_v4().to_string())
+                .client_request_token(&token)
                 .send()
                 .await;
             let error = match result {
                 Ok(_) => return Ok(Transaction::Done),
                 Err(error) => error,
             };
-            if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error() {
-                let codes: Vec<&str> =
-                    cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
-                if codes.contains(&"ConditionalCheckFailed") {
-                    return Ok(Transaction::Refused(codes.iter().map(|c| *c == "ConditionalCheckFailed").collect()));
+            match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let codes: Vec<&str> =
+                        cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+                    if codes.contains(&"ConditionalCheckFailed") {
+                        let failed = codes.iter().map(|c| *c == "ConditionalCheckFailed").collect();
+                        return Ok(Transaction::Refused(failed));
+                    }
+                    if !codes.contains(&"TransactionConflict") {
+                        return Err(sdk_error(error));
+                    }
+                    token = uuid::Uuid::new_v4().to_string();
                 }
-                if codes.contains(&"TransactionConflict") && attempt < TRANSACT_ATTEMPTS {
-                    attempt += 1;
-                    let pause = 10 * u64::from(attempt.min(6)) + rand::random_range(0..20_u64);
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
-                    continue;
-                }
+                Some(
+                    TransactWriteItemsError::InternalServerError(_)
+                    | TransactWriteItemsError::ThrottlingException(_)
+                    | TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+                    | TransactWriteItemsError::RequestLimitExceeded(_)
+                    | TransactWriteItemsError::TransactionInProgressException(_),
+                ) => {}
+                _ => return Err(sdk_error(error)),
             }
-            return Err(sdk_error(error));
+            let pause = 10 * u64::from(attempt.min(6)) + rand::random_range(0..20_u64);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
+        Err(StoreError::Unavailable("a transaction kept conflicting with others".into()))
     }
 
     /// Deletes keys in batches of 25, retrying unprocessed ones with backoff.
@@ -1069,14 +1083,32 @@ impl MessageStore for DynamoStore {
             let get = Get::builder().table_name(&self.table).set_key(Some(key(pk, sk))).build().map_err(sdk_error)?;
             Ok(TransactGetItem::builder().get(get).build())
         };
-        let output = self
-            .client
-            .transact_get_items()
-            .transact_items(get(owner_pk(owner), conversation_sk(conversation))?)
-            .transact_items(get(messages_pk(conversation), message_sk(at, id))?)
-            .send()
-            .await
-            .map_err(sdk_error)?;
+        let reads = vec![
+            get(owner_pk(owner), conversation_sk(conversation))?,
+            get(messages_pk(conversation), message_sk(at, id))?,
+        ];
+        // A transactional read is refused while a write to either item is under way (a chat or
+        // a feedback checks the conversation): it is tried again, as reading has no effect.
+        let mut attempt = 0;
+        let output = loop {
+            attempt += 1;
+            let result = self.client.transact_get_items().set_transact_items(Some(reads.clone())).send().await;
+            let retry = match &result {
+                Err(error) => match error.as_service_error() {
+                    Some(TransactGetItemsError::TransactionCanceledException(cancelled)) => {
+                        cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict"))
+                    }
+                    Some(TransactGetItemsError::InternalServerError(_)) => true,
+                    _ => false,
+                },
+                Ok(_) => false,
+            };
+            if !retry || attempt >= TRANSACT_ATTEMPTS {
+                break result.map_err(sdk_error)?;
+            }
+            let pause = 5 * u64::from(attempt.min(6)) + rand::random_range(0..10_u64);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        };
         let responses = output.responses.unwrap_or_default();
         let items: Vec<Option<Item>> = responses.into_iter().map(|r| r.item).collect();
         match items.as_slice() {
@@ -1628,8 +1660,9 @@ impl TaskControl for DynamoStore {
     /// expire (TTL).
     async fn end_abandoned(&self, now: Timestamp) -> StoreResult<usize> {
         let before = Message::abandoned_before(now);
-        let mut shards =
-            futures_util::stream::iter(0..TASK_SHARDS).map(|shard| self.end_abandoned_in(shard, before)).buffer_unordered(8);
+        let mut shards = futures_util::stream::iter(0..TASK_SHARDS)
+            .map(|shard| self.end_abandoned_in(shard, before))
+            .buffer_unordered(8);
         let mut ended = 0;
         while let Some(result) = shards.next().await {
             ended += result?;

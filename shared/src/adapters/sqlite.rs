@@ -14,10 +14,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode, Conversation,
-    ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackId,
-    FeedbackSource, FileId, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction,
-    SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
+    ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode,
+    Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback,
+    FeedbackId, FeedbackSource, FileId, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating,
+    ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use crate::ports::{
     AnnotationStore, AppStore, ConversationStore, EndUserStore, FeedbackStore, FileStore, MessageStore, RateLimiter,
@@ -623,9 +623,11 @@ impl FeedbackStore for SqliteStore {
                 return Ok(false);
             }
             let existing: Option<String> = tx
-                .query_row(existing_sql, params_from_iter(args![f.message_id, f.from_end_user_id, f.source.as_str()]), |row| {
-                    row.get(0)
-                })
+                .query_row(
+                    existing_sql,
+                    params_from_iter(args![f.message_id, f.from_end_user_id, f.source.as_str()]),
+                    |row| row.get(0),
+                )
                 .optional()?;
             match existing {
                 Some(id) => tx.execute(

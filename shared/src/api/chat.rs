@@ -161,7 +161,8 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         Some(found) => annotation_stream(found),
         None => {
             let (llm, model) = ctx.services.models.llm_for(&ctx.app)?;
-            llm.stream(model_request(&ctx.app, &conversation, &history, &input.query, model)).await?
+            let stream = llm.stream(model_request(&ctx.app, &conversation, &history, &input.query, model)).await?;
+            within_deadline(stream, GENERATION_DEADLINE)
         }
     };
 
@@ -253,6 +254,22 @@ pub(crate) fn history_turns(history: &[Message]) -> Vec<(Speaker, String)> {
     turns
 }
 
+/// The model's stream, ended by a failure if it is still running after `deadline`: a
+/// generation must end (and store its outcome) before its process may be stopped.
+fn within_deadline(source: LlmStream, deadline: Duration) -> LlmStream {
+    let expiry = Box::pin(tokio::time::sleep(deadline));
+    Box::pin(futures_util::stream::unfold(Some((source, expiry)), move |state| async move {
+        let (mut source, mut expiry) = state?;
+        tokio::select! {
+            next = source.next() => next.map(|item| (item, Some((source, expiry)))),
+            () = &mut expiry => {
+                let late = format!("The model did not finish its answer within {} seconds.", deadline.as_secs());
+                Some((Err(ProviderError::Failed(late)), None))
+            }
+        }
+    }))
+}
+
 /// An annotation's answer, as a stream like a model's.
 fn annotation_stream(annotation: &Annotation) -> LlmStream {
     let events = [Ok(LlmEvent::Delta(annotation.answer.clone())), Ok(LlmEvent::Done(Usage::default()))];
@@ -298,8 +315,6 @@ impl Generation {
         let mut failure = None;
         let mut poll = tokio::time::interval(STOP_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let deadline = tokio::time::sleep(GENERATION_DEADLINE);
-        tokio::pin!(deadline);
         loop {
             tokio::select! {
                 next = source.next() => match next {
@@ -322,13 +337,6 @@ impl Generation {
                     if store.stop_requested(self.task).await.unwrap_or(false) {
                         break;
                     }
-                }
-                () = &mut deadline => {
-                    failure = Some(ApiError::Provider(ProviderError::Failed(format!(
-                        "The model did not finish its answer within {} seconds.",
-                        GENERATION_DEADLINE.as_secs()
-                    ))));
-                    break;
                 }
             }
         }
@@ -532,6 +540,27 @@ mod tests {
         let text = std::str::from_utf8(frame).unwrap();
         let json = text.strip_prefix("data: ").and_then(|t| t.strip_suffix("\n\n")).expect("one data line");
         serde_json::from_str(json).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_model_that_does_not_finish_by_the_deadline_fails() {
+        let started = tokio::time::Instant::now();
+        let hanging =
+            futures_util::stream::iter([Ok(LlmEvent::Delta("Half an ".into()))]).chain(futures_util::stream::pending());
+        let mut stream = within_deadline(Box::pin(hanging), GENERATION_DEADLINE);
+        assert_eq!(stream.next().await, Some(Ok(LlmEvent::Delta("Half an ".into()))));
+        match stream.next().await {
+            Some(Err(ProviderError::Failed(message))) => assert!(message.contains("100 seconds"), "{message}"),
+            other => panic!("expected the deadline's failure, got {other:?}"),
+        }
+        assert!(started.elapsed() >= GENERATION_DEADLINE);
+        assert_eq!(stream.next().await, None, "and nothing after it");
+
+        let finished =
+            futures_util::stream::iter([Ok(LlmEvent::Delta("ok".into())), Ok(LlmEvent::Done(Usage::default()))]);
+        let events: Vec<_> = within_deadline(Box::pin(finished), GENERATION_DEADLINE).collect().await;
+        assert_eq!(events.len(), 2, "a timely answer passes unchanged");
+        assert_eq!(started.elapsed(), GENERATION_DEADLINE, "without waiting for the deadline");
     }
 
     #[tokio::test(start_paused = true)]
