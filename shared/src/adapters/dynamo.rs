@@ -1024,7 +1024,7 @@ impl MessageStore for DynamoStore {
         }
         match self.transact_checked(writes).await? {
             Transaction::Done => Ok(true),
-            Transaction::Refused(failed) if failed[0] => Ok(false),
+            Transaction::Refused(failed) if failed.first() == Some(&true) => Ok(false),
             Transaction::Refused(_) => Err(StoreError::Conflict("the message exists".into())),
         }
     }
@@ -1246,7 +1246,7 @@ impl FeedbackStore for DynamoStore {
             ];
             match self.transact_checked(writes).await? {
                 Transaction::Done => return Ok(true),
-                Transaction::Refused(failed) if failed[0] => return Ok(false),
+                Transaction::Refused(failed) if failed.first() == Some(&true) => return Ok(false),
                 Transaction::Refused(_) => {
                     if let Some(existing) = self.get(pointer_pk(f.message_id), feedback_sk(end_user)).await? {
                         let existing = feedback_from(&existing)?;

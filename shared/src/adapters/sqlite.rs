@@ -966,3 +966,39 @@ impl FileStore for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_3_database_gains_the_generating_state() {
+        let path = std::env::temp_dir().join(format!("colloquy-v3-{}.db", uuid::Uuid::new_v4()));
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE messages (
+                    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+                    parent_message_id TEXT, inputs TEXT NOT NULL, query TEXT NOT NULL, answer TEXT NOT NULL,
+                    message_files TEXT NOT NULL, retriever_resources TEXT NOT NULL, agent_thoughts TEXT NOT NULL,
+                    status TEXT NOT NULL, error TEXT, metadata TEXT NOT NULL, created_at INTEGER NOT NULL);
+                 INSERT INTO messages VALUES ('01a22a2f-2afd-7105-822d-5c3f1fd26210', 'a', 'u', 'c', NULL, '{}',
+                    'q', 'a', '[]', '[]', '[]', 'normal', NULL, '{}', 1);
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let conn = store.conn.lock().unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let task: Option<String> = conn.query_row("SELECT task_id FROM messages", [], |row| row.get(0)).unwrap();
+        assert_eq!(task, None, "stored messages are not generating");
+        drop(conn);
+        drop(store);
+        assert!(SqliteStore::open(&path).is_ok(), "and it opens again");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
