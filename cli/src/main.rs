@@ -17,7 +17,7 @@ use shared::admin;
 use shared::api::{ApiLimits, Cors, Services};
 use shared::config::{AwsSpeech, ModelSettings, SpeechSettings};
 use shared::domain::{AppConfig, AppId, AppMode};
-use shared::ports::{BlobStore, Store};
+use shared::ports::{BlobStore, Clock, Store};
 
 #[derive(Parser)]
 #[command(name = "colloquy", version, about = "A Dify-compatible conversation and message service")]
@@ -229,6 +229,11 @@ async fn open_speech(s3: Option<S3Blobs>) -> Result<shared::speech::Speech, Stri
 
 async fn serve(store: Arc<dyn Store>, store_settings: &StoreSettings, settings: ServeSettings) -> Result<(), String> {
     let (blobs, s3) = open_blobs(store_settings).await;
+    // Generations that a crash interrupted end as failed, and their tasks are removed.
+    let ended = store.end_abandoned(SystemClock.now()).await.map_err(|e| e.to_string())?;
+    if ended > 0 {
+        tracing::warn!(messages = ended, "marked answers interrupted by an earlier stop as failed");
+    }
     if store.apps().await.map_err(|e| e.to_string())?.is_empty() {
         // The default app turns on what a first try wants to see: an opening and suggestions.
         let mut config =

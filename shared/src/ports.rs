@@ -79,9 +79,18 @@ pub trait ConversationStore: Send + Sync {
 /// Messages and their end-user feedback.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
-    async fn insert_message(&self, message: &Message) -> StoreResult<()>;
-    /// Saves the answer, status, error, files and metadata of a stored message.
-    async fn update_message(&self, message: &Message) -> StoreResult<()>;
+    /// Stores a new message, only into a live conversation of its owner: false (and nothing
+    /// written) when the conversation is gone. A message that is generating (`task_id`) is stored
+    /// together with its task, so that the task can be stopped and, if its process dies, ended.
+    /// An id that exists already is a [`StoreError::Conflict`].
+    async fn insert_message(&self, message: &Message) -> StoreResult<bool>;
+    /// Saves the answer, status, error, files, metadata and generating state of a stored message;
+    /// false (and nothing written) when the message or its conversation is gone.
+    async fn update_message(&self, message: &Message) -> StoreResult<bool>;
+    /// Stores that a message read as abandoned ([`Message::is_abandoned`]) failed, as
+    /// [`Message::mark_abandoned`] does, unless its generation stored an outcome meanwhile
+    /// (false then, or when the message is gone).
+    async fn mark_abandoned(&self, message: &Message) -> StoreResult<bool>;
     /// A message of `owner`, found by id alone (feedback and suggestions carry no conversation).
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>>;
     /// A message of one conversation.
@@ -104,8 +113,12 @@ pub trait FeedbackStore: Send + Sync {
     async fn user_feedback(&self, owner: Owner, message: MessageId) -> StoreResult<Option<Feedback>>;
     /// Ratings the owner gave to each of `messages` (absent when none).
     async fn user_ratings(&self, owner: Owner, messages: &[MessageId]) -> StoreResult<Vec<(MessageId, Rating)>>;
-    /// Inserts or replaces the feedback with this id.
-    async fn save_feedback(&self, feedback: &Feedback) -> StoreResult<()>;
+    /// Stores an end user's feedback on a message: there is at most one per (message, end user)
+    /// and one entry for it in the app's list, whatever requests race. When that end user's
+    /// feedback exists already (even one saved an instant ago by a concurrent request), its
+    /// rating, content and `updated_at` are replaced and its id and `created_at` kept. False
+    /// (and nothing written) when the message's conversation is gone.
+    async fn save_feedback(&self, feedback: &Feedback) -> StoreResult<bool>;
     async fn delete_feedback(&self, feedback: &Feedback) -> StoreResult<()>;
     /// All feedback of an app, newest first, with offset pagination.
     async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>>;
@@ -135,6 +148,8 @@ pub trait RateLimiter: Send + Sync {
     /// Counts one hit against `key` in the window starting at `window_start` and says whether
     /// it is within `limit`. A refused hit is not counted.
     async fn try_hit(&self, key: &str, window_start: i64, limit: u32) -> StoreResult<bool>;
+    /// Uncounts one hit of `key` in that window (the write it allowed did not happen).
+    async fn give_back(&self, key: &str, window_start: i64) -> StoreResult<()>;
 }
 
 /// Q&A annotations, their reply settings and enable/disable jobs. Scoped by app.
@@ -173,14 +188,19 @@ pub trait FileStore: Send + Sync {
     async fn file(&self, owner: Owner, id: FileId) -> StoreResult<Option<UploadFile>>;
 }
 
-/// Running chat generations, so that their owner can stop them (from any instance).
+/// Running chat generations, so that their owner can stop them (from any instance). A task is
+/// stored with its message ([`MessageStore::insert_message`]).
 #[async_trait]
 pub trait TaskControl: Send + Sync {
-    async fn start_task(&self, task: TaskId, owner: Owner, now: Timestamp) -> StoreResult<()>;
     /// Asks the task to stop; does nothing for an unknown task or another owner's.
     async fn request_stop(&self, task: TaskId, owner: Owner) -> StoreResult<()>;
     async fn stop_requested(&self, task: TaskId) -> StoreResult<bool>;
     async fn finish_task(&self, task: TaskId) -> StoreResult<()>;
+    /// Ends the generations that cannot be running any more at `now` (their message is older
+    /// than [`crate::domain::ABANDONED_AFTER`]; their process died): marks their messages
+    /// failed as [`Message::mark_abandoned`] does and removes their tasks. Returns how many
+    /// messages it marked. Run at start-up; reads do the same lazily, message by message.
+    async fn end_abandoned(&self, now: Timestamp) -> StoreResult<usize>;
 }
 
 /// Everything the API needs from storage.

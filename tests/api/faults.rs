@@ -724,6 +724,7 @@ async fn retried_writes_recognise_their_own_first_attempt() {
         error: None,
         metadata: json!({}),
         created_at: at(1),
+        task_id: None,
     };
     lost_once();
     store.insert_message(&message).await.expect("a retried transaction is not a conflict");

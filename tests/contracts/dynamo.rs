@@ -97,6 +97,7 @@ async fn a_large_conversation_is_deleted_at_once_then_purged_despite_failures() 
             error: None,
             metadata: json!({}),
             created_at: stamp(i as i64 % 600),
+            task_id: None,
         })
         .collect();
     store.import_messages(&messages).await.unwrap();
@@ -113,7 +114,7 @@ async fn a_large_conversation_is_deleted_at_once_then_purged_despite_failures() 
             created_at: stamp(i as i64),
             updated_at: stamp(i as i64),
         };
-        store.save_feedback(&feedback).await.unwrap();
+        assert!(store.save_feedback(&feedback).await.unwrap());
     }
     for i in 0..5 {
         let variable = ConversationVariable {

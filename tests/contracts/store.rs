@@ -4,10 +4,10 @@ use colloquy_tests::{T0, test_store};
 use serde_json::{Map, json};
 use shared::adapters::sqlite::SqliteStore;
 use shared::domain::{
-    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App, AppConfig, AppId, AppMode, Conversation,
-    ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackId,
-    FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, Owner, Rating, ReplyAction, SortField, TaskId,
-    Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
+    ABANDONED_AFTER, ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App,
+    AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser,
+    EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, Owner, Rating,
+    ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use shared::ports::Store;
 use uuid::Uuid;
@@ -61,6 +61,27 @@ fn message(conversation: &Conversation, second: i64) -> Message {
         error: None,
         metadata: json!({}),
         created_at: at(second),
+        task_id: None,
+    }
+}
+
+/// A message whose generation is running (as the chat endpoint stores it).
+fn generating(conversation: &Conversation, second: i64) -> Message {
+    Message { task_id: Some(TaskId::from_uuid(id())), ..message(conversation, second) }
+}
+
+fn feedback_on(m: &Message, second: i64) -> Feedback {
+    Feedback {
+        id: FeedbackId::from_uuid(id()),
+        app_id: m.owner.app_id,
+        conversation_id: m.conversation_id,
+        message_id: m.id,
+        rating: Rating::Like,
+        content: None,
+        source: FeedbackSource::User,
+        from_end_user_id: Some(m.owner.end_user_id),
+        created_at: at(second),
+        updated_at: at(second),
     }
 }
 
@@ -92,7 +113,10 @@ contract!(
     rate_limits,
     annotations,
     tasks,
-    files
+    files,
+    messages_only_enter_live_conversations,
+    concurrent_first_feedbacks_make_one,
+    abandoned_generations_end_at_start_up,
 );
 
 async fn apps_and_keys(store: Arc<dyn Store>) {
@@ -200,7 +224,7 @@ async fn messages(store: Arc<dyn Store>) {
     let mut sent = Vec::new();
     for second in [1, 1, 1, 2, 3] {
         let m = message(&chat, second);
-        store.insert_message(&m).await.unwrap();
+        assert!(store.insert_message(&m).await.unwrap());
         sent.push(m);
     }
     assert!(store.insert_message(&sent[0]).await.is_err(), "ids are unique");
@@ -224,11 +248,11 @@ async fn messages(store: Arc<dyn Store>) {
     answered.status = "error".into();
     answered.error = Some("boom".into());
     answered.metadata = json!({"usage": {"prompt_tokens": 3}});
-    store.update_message(&answered).await.unwrap();
+    assert!(store.update_message(&answered).await.unwrap());
     assert_eq!(store.message(alice, answered.id).await.unwrap().as_ref(), Some(&answered));
     answered.error = None;
     answered.status = "normal".into();
-    store.update_message(&answered).await.unwrap();
+    assert!(store.update_message(&answered).await.unwrap());
     assert_eq!(store.message(alice, answered.id).await.unwrap().unwrap().error, None);
 
     assert!(store.delete_conversation(alice, chat.id).await.unwrap());
@@ -243,28 +267,25 @@ async fn feedback(store: Arc<dyn Store>) {
     let mut rated = Vec::new();
     for second in 0..4 {
         let m = message(&chat, second);
-        store.insert_message(&m).await.unwrap();
-        let f = Feedback {
-            id: FeedbackId::from_uuid(id()),
-            app_id: app.id,
-            conversation_id: chat.id,
-            message_id: m.id,
-            rating: Rating::Like,
-            content: None,
-            source: FeedbackSource::User,
-            from_end_user_id: Some(alice.end_user_id),
-            created_at: at(second),
-            updated_at: at(second),
-        };
-        store.save_feedback(&f).await.unwrap();
+        assert!(store.insert_message(&m).await.unwrap());
+        let f = feedback_on(&m, second);
+        assert!(store.save_feedback(&f).await.unwrap());
         rated.push(f);
     }
     let mut changed = rated[1].clone();
     changed.rating = Rating::Dislike;
     changed.content = Some("wrong".into());
     changed.updated_at = at(30);
-    store.save_feedback(&changed).await.unwrap();
+    assert!(store.save_feedback(&changed).await.unwrap());
     assert_eq!(store.user_feedback(alice, rated[1].message_id).await.unwrap().as_ref(), Some(&changed));
+    // A first feedback that lost a race (another id) updates the stored one, which keeps its id.
+    let late =
+        Feedback { id: FeedbackId::from_uuid(id()), rating: Rating::Like, created_at: at(40), ..changed.clone() };
+    assert!(store.save_feedback(&late).await.unwrap());
+    let kept = store.user_feedback(alice, rated[1].message_id).await.unwrap().unwrap();
+    assert_eq!((kept.id, kept.created_at, kept.rating), (changed.id, changed.created_at, Rating::Like));
+    assert_eq!(store.app_feedbacks(app.id, 0, 10).await.unwrap().len(), 4, "still one list entry each");
+    assert!(store.save_feedback(&changed).await.unwrap());
     let bob = owner(store.as_ref(), app.id, "bob").await;
     assert_eq!(store.user_feedback(bob, rated[1].message_id).await.unwrap(), None);
 
@@ -328,6 +349,15 @@ async fn rate_limits(store: Arc<dyn Store>) {
     }
     assert!(!store.try_hit(&key, 60, 3).await.unwrap());
     assert!(!store.try_hit(&key, 60, 3).await.unwrap(), "refused hits are not counted up");
+    store.give_back(&key, 60).await.unwrap();
+    assert!(store.try_hit(&key, 60, 3).await.unwrap(), "a hit given back can be used again");
+    assert!(!store.try_hit(&key, 60, 3).await.unwrap());
+    let unused = format!("{key}:unused");
+    store.give_back(&unused, 60).await.unwrap();
+    for _ in 0..3 {
+        assert!(store.try_hit(&unused, 60, 3).await.unwrap(), "giving back never raises the limit");
+    }
+    assert!(!store.try_hit(&unused, 60, 3).await.unwrap());
     assert!(store.try_hit(&key, 120, 3).await.unwrap(), "a new window starts afresh");
     assert!(store.try_hit(&format!("{key}:other"), 60, 3).await.unwrap());
 }
@@ -397,8 +427,13 @@ async fn tasks(store: Arc<dyn Store>) {
     let app = app(store.as_ref()).await;
     let alice = owner(store.as_ref(), app.id, "alice").await;
     let bob = owner(store.as_ref(), app.id, "bob").await;
-    let task = TaskId::from_uuid(id());
-    store.start_task(task, alice, at(0)).await.unwrap();
+    let chat = conversation(alice, 0, 0);
+    store.insert_conversation(&chat).await.unwrap();
+    // A generating message is stored with its task.
+    let answering = generating(&chat, 1);
+    let task = answering.task_id.unwrap();
+    assert!(store.insert_message(&answering).await.unwrap());
+    assert_eq!(store.message(alice, answering.id).await.unwrap().unwrap().task_id, Some(task));
     assert!(!store.stop_requested(task).await.unwrap());
     store.request_stop(task, bob).await.unwrap();
     assert!(!store.stop_requested(task).await.unwrap(), "only the owner can stop a task");
@@ -407,6 +442,10 @@ async fn tasks(store: Arc<dyn Store>) {
     assert!(store.stop_requested(task).await.unwrap());
     store.finish_task(task).await.unwrap();
     assert!(!store.stop_requested(task).await.unwrap());
+    // Storing the outcome ends the generating state.
+    let answered = Message { answer: "done".into(), task_id: None, ..answering };
+    assert!(store.update_message(&answered).await.unwrap());
+    assert_eq!(store.message(alice, answered.id).await.unwrap(), Some(answered));
 }
 
 async fn files(store: Arc<dyn Store>) {
@@ -434,4 +473,110 @@ async fn the_api_test_store_is_the_one_selected() {
     let store = test_store().await;
     let app = app(store.as_ref()).await;
     assert!(store.app(app.id).await.unwrap().is_some());
+}
+
+async fn messages_only_enter_live_conversations(store: Arc<dyn Store>) {
+    let app = app(store.as_ref()).await;
+    let alice = owner(store.as_ref(), app.id, "alice").await;
+    let bob = owner(store.as_ref(), app.id, "bob").await;
+    let chat = conversation(alice, 0, 0);
+    store.insert_conversation(&chat).await.unwrap();
+    let answered = message(&chat, 1);
+    assert!(store.insert_message(&answered).await.unwrap());
+    let rated = feedback_on(&answered, 1);
+
+    let never_stored = message(&conversation(alice, 0, 0), 1);
+    assert!(!store.insert_message(&never_stored).await.unwrap(), "no conversation, no message");
+    let foreign = Message { owner: bob, ..message(&chat, 2) };
+    assert!(!store.insert_message(&foreign).await.unwrap(), "only into the owner's conversation");
+
+    // What a chat whose conversation is deleted meanwhile does, after the delete.
+    assert!(store.delete_conversation(alice, chat.id).await.unwrap());
+    let late = generating(&chat, 3);
+    assert!(!store.insert_message(&late).await.unwrap());
+    assert!(!store.stop_requested(late.task_id.unwrap()).await.unwrap(), "nor its task");
+    request_stop_is_ignored(store.as_ref(), late.task_id.unwrap(), alice).await;
+    let finished = Message { answer: "too late".into(), ..answered.clone() };
+    assert!(!store.update_message(&finished).await.unwrap(), "an answer finished after the delete is dropped");
+    assert!(!store.save_feedback(&rated).await.unwrap(), "feedback needs a live conversation");
+    // (Reads by conversation start from a live conversation, so only reads by id are checked.)
+    for m in [&answered, &late, &foreign, &never_stored] {
+        assert_eq!(store.message(m.owner, m.id).await.unwrap(), None);
+    }
+    assert_eq!(store.user_feedback(alice, answered.id).await.unwrap(), None);
+    assert!(store.app_feedbacks(app.id, 0, 10).await.unwrap().is_empty());
+}
+
+/// A stop request for `task` changes nothing (it is unknown).
+async fn request_stop_is_ignored(store: &dyn Store, task: TaskId, owner: Owner) {
+    store.request_stop(task, owner).await.unwrap();
+    assert!(!store.stop_requested(task).await.unwrap());
+}
+
+async fn concurrent_first_feedbacks_make_one(store: Arc<dyn Store>) {
+    let app = app(store.as_ref()).await;
+    let alice = owner(store.as_ref(), app.id, "alice").await;
+    let chat = conversation(alice, 0, 0);
+    store.insert_conversation(&chat).await.unwrap();
+    let rated = message(&chat, 0);
+    assert!(store.insert_message(&rated).await.unwrap());
+    let writes: Vec<_> = (0..50)
+        .map(|i| {
+            let (store, feedback) = (store.clone(), feedback_on(&rated, i));
+            tokio::spawn(async move { store.save_feedback(&feedback).await })
+        })
+        .collect();
+    for write in writes {
+        assert!(write.await.unwrap().expect("no write fails"));
+    }
+    let stored = store.user_feedback(alice, rated.id).await.unwrap().expect("one feedback");
+    let listed = store.app_feedbacks(app.id, 0, 100).await.unwrap();
+    assert_eq!(listed, vec![stored], "one list entry, the stored feedback");
+}
+
+async fn abandoned_generations_end_at_start_up(store: Arc<dyn Store>) {
+    // Long before every other test's data, so that their running tasks are not touched.
+    let start = -5_000_000;
+    let abandoned_after = ABANDONED_AFTER.as_secs() as i64;
+    let app = app(store.as_ref()).await;
+    let alice = owner(store.as_ref(), app.id, "alice").await;
+    let chat = conversation(alice, start, start);
+    store.insert_conversation(&chat).await.unwrap();
+    let crashed = generating(&chat, start);
+    let running = generating(&chat, start + 20);
+    let answered = message(&chat, start);
+    for m in [&crashed, &running, &answered] {
+        assert!(store.insert_message(m).await.unwrap());
+    }
+    for m in [&crashed, &running] {
+        store.request_stop(m.task_id.unwrap(), alice).await.unwrap();
+    }
+    let now = at(start + abandoned_after + 10);
+    assert!(crashed.is_abandoned(now) && !running.is_abandoned(now));
+
+    assert_eq!(store.end_abandoned(now).await.unwrap(), 1);
+    let ended = store.message(alice, crashed.id).await.unwrap().unwrap();
+    let mut expected = crashed.clone();
+    expected.mark_abandoned();
+    assert_eq!(ended, expected, "failed, with Dify's error status and its text");
+    assert_eq!(ended.error.as_deref(), Some(ABANDONED_ERROR));
+    assert!(!store.stop_requested(crashed.task_id.unwrap()).await.unwrap(), "its task is removed");
+    request_stop_is_ignored(store.as_ref(), crashed.task_id.unwrap(), alice).await;
+    assert_eq!(store.message(alice, running.id).await.unwrap().as_ref(), Some(&running), "a recent one runs on");
+    assert!(store.stop_requested(running.task_id.unwrap()).await.unwrap(), "with its task");
+    assert_eq!(store.message(alice, answered.id).await.unwrap().as_ref(), Some(&answered));
+    assert_eq!(store.end_abandoned(now).await.unwrap(), 0, "once");
+
+    // Reads end abandoned messages one by one, unless the generation stored its outcome.
+    assert!(store.mark_abandoned(&running).await.unwrap());
+    let mut failed = running.clone();
+    failed.mark_abandoned();
+    assert_eq!(store.message(alice, running.id).await.unwrap(), Some(failed));
+    assert!(!store.mark_abandoned(&running).await.unwrap(), "once");
+    let late = generating(&chat, start + 30);
+    assert!(store.insert_message(&late).await.unwrap());
+    let outcome = Message { answer: "here".into(), task_id: None, ..late.clone() };
+    assert!(store.update_message(&outcome).await.unwrap());
+    assert!(!store.mark_abandoned(&late).await.unwrap(), "a stored outcome stays");
+    assert_eq!(store.message(alice, late.id).await.unwrap(), Some(outcome));
 }

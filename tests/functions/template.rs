@@ -137,3 +137,24 @@ fn the_table_is_the_one_the_store_creates() {
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
     assert!(template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"].is_null(), "no global indexes");
 }
+
+#[test]
+fn a_chat_can_store_its_outcome_before_its_function_times_out() {
+    let template = template();
+    let functions = functions(&template);
+    let stream = functions.iter().find(|(b, _)| b == "chat-messages-stream").map(|(_, f)| f.clone()).unwrap();
+    let timeout = stream["Properties"]["Timeout"].as_u64().expect("the streaming chat sets its own timeout");
+    // The margin between the deadline and the abandoned threshold covers opening and storing.
+    assert!(timeout > shared::domain::GENERATION_DEADLINE.as_secs() + 10, "{timeout} s");
+    assert!(timeout < shared::domain::ABANDONED_AFTER.as_secs(), "a live generation is never taken for abandoned");
+    for (binary, function) in &functions {
+        let policies = serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap();
+        let writes_into_conversations =
+            ["chat-messages", "chat-messages-stream", "message-feedback"].contains(&binary.as_str());
+        assert_eq!(
+            policies.contains("dynamodb:ConditionCheckItem"),
+            writes_into_conversations,
+            "{binary}: messages and feedback are written with a check that the conversation is live"
+        );
+    }
+}

@@ -276,8 +276,9 @@ impl TestApp {
             error: None,
             metadata: serde_json::json!({}),
             created_at: at,
+            task_id: None,
         };
-        self.store.insert_message(&message).await.expect("insert message");
+        assert!(self.store.insert_message(&message).await.expect("insert message"), "the conversation exists");
         message
     }
 

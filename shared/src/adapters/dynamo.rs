@@ -11,22 +11,24 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, Get, KeySchemaElement, KeyType,
-    KeysAndAttributes, LocalSecondaryIndex, Projection, ProjectionType, Put, PutRequest,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest, Get, KeySchemaElement,
+    KeyType, KeysAndAttributes, LocalSecondaryIndex, Projection, ProjectionType, Put, PutRequest,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification, TransactGetItem, TransactWriteItem, WriteRequest,
+    TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update, WriteRequest,
 };
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::adapters::aws_clients::StoreFailure;
 use crate::domain::{
-    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode, Conversation,
-    ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackSource,
-    FileId, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction, SortField, TaskId,
-    Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
+    ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode,
+    Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback,
+    FeedbackSource, FileId, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction,
+    SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use crate::ports::{
     AnnotationStore, AppStore, ConversationStore, EndUserStore, FeedbackStore, FileStore, MessageStore, RateLimiter,
@@ -54,6 +56,14 @@ const WRITTEN_BY: &str = "written_by";
 /// Tombstoned conversations and finished task flags expire (TTL) after this long.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 const TASK_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Running tasks are spread over this many partitions: few enough for start-up recovery to
+/// read them all, enough that their stop polls (10 reads a second each) stay far below a
+/// partition's throughput.
+const TASK_SHARDS: u128 = 64;
+/// How often a transaction cancelled by a concurrent one on the same items is tried.
+const TRANSACT_ATTEMPTS: u32 = 12;
+/// The condition of a conversation that may still gain messages and feedback.
+const LIVE: &str = "attribute_exists(PK) AND attribute_not_exists(deleted)";
 
 /// The DynamoDB-backed store.
 #[derive(Debug, Clone)]
@@ -218,9 +228,11 @@ fn job_pk(app: AppId) -> String {
     format!("ANNJOB#{app}")
 }
 fn task_pk(id: TaskId) -> String {
+    format!("TASKS#{:02}", id.as_uuid().as_u128() % TASK_SHARDS)
+}
+fn task_sk(id: TaskId) -> String {
     format!("TASK#{id}")
 }
-const TASK_SK: &str = "#TASK";
 fn rate_pk(key: &str) -> String {
     format!("RL#{key}")
 }
@@ -255,6 +267,13 @@ impl ChangedItem {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {
     pub items_deleted: usize,
+}
+
+/// How a conditional transaction ended.
+enum Transaction {
+    Done,
+    /// Cancelled; for each write, whether its condition failed.
+    Refused(Vec<bool>),
 }
 
 impl DynamoStore {
@@ -473,6 +492,65 @@ impl DynamoStore {
     fn delete_item(&self, pk: String, sk: impl Into<String>) -> StoreResult<TransactWriteItem> {
         let delete = Delete::builder().table_name(&self.table).set_key(Some(key(pk, sk))).build().map_err(sdk_error)?;
         Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// A transaction's check that a conversation is live (exists and is not tombstoned).
+    fn live_check(&self, owner: Owner, id: ConversationId) -> StoreResult<TransactWriteItem> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(owner_pk(owner), conversation_sk(id))))
+            .condition_expression(LIVE)
+            .build()
+            .map_err(sdk_error)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// Writes all-or-nothing under the writes' conditions, with a `ClientRequestToken`: a
+    /// request that failed ambiguously (a server error, throttling, the same request still in
+    /// progress) is sent again with the same token, so that if it did go through it succeeds
+    /// instead of failing its own conditions; a transaction cancelled only because another one
+    /// was changing the same items did nothing, and is tried again (with a new token) after a
+    /// jittered pause.
+    async fn transact_checked(&self, writes: Vec<TransactWriteItem>) -> StoreResult<Transaction> {
+        let mut token = uuid::Uuid::new_v4().to_string();
+        for attempt in 1..=TRANSACT_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(Transaction::Done),
+                Err(error) => error,
+            };
+            match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let codes: Vec<&str> =
+                        cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+                    if codes.contains(&"ConditionalCheckFailed") {
+                        let failed = codes.iter().map(|c| *c == "ConditionalCheckFailed").collect();
+                        return Ok(Transaction::Refused(failed));
+                    }
+                    if !codes.contains(&"TransactionConflict") {
+                        return Err(sdk_error(error));
+                    }
+                    token = uuid::Uuid::new_v4().to_string();
+                }
+                Some(
+                    TransactWriteItemsError::InternalServerError(_)
+                    | TransactWriteItemsError::ThrottlingException(_)
+                    | TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+                    | TransactWriteItemsError::RequestLimitExceeded(_)
+                    | TransactWriteItemsError::TransactionInProgressException(_),
+                ) => {}
+                _ => return Err(sdk_error(error)),
+            }
+            let pause = 10 * u64::from(attempt.min(6)) + rand::random_range(0..20_u64);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        Err(StoreError::Unavailable("a transaction kept conflicting with others".into()))
     }
 
     /// Deletes keys in batches of 25, retrying unprocessed ones with backoff.
@@ -922,6 +1000,24 @@ fn message_item(m: &Message) -> Item {
     }
     item.insert("metadata".into(), json(&m.metadata));
     item.insert("created_at".into(), n(m.created_at.micros()));
+    if let Some(task) = m.task_id {
+        item.insert("task_id".into(), s(task.to_string()));
+    }
+    item
+}
+
+/// A running generation: its stop flag, and where its message is, so that start-up recovery
+/// can end the message when the generation's process died.
+fn task_item(m: &Message, task: TaskId) -> Item {
+    let mut item = key(task_pk(task), task_sk(task));
+    item.insert("id".into(), s(task.to_string()));
+    item.insert("app_id".into(), s(m.owner.app_id.to_string()));
+    item.insert("end_user_id".into(), s(m.owner.end_user_id.to_string()));
+    item.insert("stop".into(), AttributeValue::Bool(false));
+    item.insert("conversation_id".into(), s(m.conversation_id.to_string()));
+    item.insert("message_sk".into(), s(message_sk(m.created_at, m.id)));
+    item.insert("started_at".into(), n(m.created_at.micros()));
+    item.insert("expires_at".into(), ttl(m.created_at, TASK_TTL));
     item
 }
 
@@ -951,10 +1047,47 @@ fn message_from(item: &Item) -> StoreResult<Message> {
         error: r.opt_s("error"),
         metadata: r.json("metadata")?,
         created_at: r.time("created_at")?,
+        task_id: r.opt_parse("task_id")?,
     })
 }
 
 impl DynamoStore {
+    /// Marks the message at (`conversation`, `sk`) failed if `task` is still generating it.
+    async fn end_generation(&self, conversation: ConversationId, sk: String, task: TaskId) -> StoreResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(messages_pk(conversation), sk)))
+            .update_expression("SET #status = :failed, #error = :error REMOVE task_id")
+            .condition_expression("task_id = :task")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":failed", s("error"))
+            .expression_attribute_values(":error", s(ABANDONED_ERROR))
+            .expression_attribute_values(":task", s(task.to_string()))
+            .send()
+            .await;
+        condition_met(result)
+    }
+
+    /// Ends the abandoned generations of one task partition (see [`TaskControl::end_abandoned`]).
+    async fn end_abandoned_in(&self, shard: u128, before: Timestamp) -> StoreResult<usize> {
+        let mut ended = 0;
+        for item in self.partition(format!("TASKS#{shard:02}"), None).await? {
+            let r = Read(&item);
+            if r.time("started_at")? >= before {
+                continue;
+            }
+            let task: TaskId = r.parse("id")?;
+            if self.end_generation(r.parse("conversation_id")?, r.s("message_sk")?, task).await? {
+                ended += 1;
+            }
+            self.delete(task_pk(task), task_sk(task)).await?;
+        }
+        Ok(ended)
+    }
+
     /// The pointer of a message: its conversation, owner and time.
     async fn pointer(&self, id: MessageId) -> StoreResult<Option<(ConversationId, Owner, Timestamp)>> {
         let Some(item) = self.get(pointer_pk(id), POINTER_SK).await? else { return Ok(None) };
@@ -969,35 +1102,67 @@ impl DynamoStore {
 
 #[async_trait]
 impl MessageStore for DynamoStore {
-    async fn insert_message(&self, m: &Message) -> StoreResult<()> {
+    /// One transaction: the conversation must be live, the message and its pointer new; the
+    /// task of a generating message is stored with them.
+    async fn insert_message(&self, m: &Message) -> StoreResult<bool> {
         let absent = Some("attribute_not_exists(PK)");
-        self.transact(vec![self.put_item(message_item(m), absent)?, self.put_item(pointer_item(m), absent)?]).await
+        let mut writes = vec![
+            self.live_check(m.owner, m.conversation_id)?,
+            self.put_item(message_item(m), absent)?,
+            self.put_item(pointer_item(m), absent)?,
+        ];
+        if let Some(task) = m.task_id {
+            writes.push(self.put_item(task_item(m, task), None)?);
+        }
+        match self.transact_checked(writes).await? {
+            Transaction::Done => Ok(true),
+            Transaction::Refused(failed) if failed.first() == Some(&true) => Ok(false),
+            Transaction::Refused(_) => Err(StoreError::Conflict("the message exists".into())),
+        }
     }
 
-    async fn update_message(&self, m: &Message) -> StoreResult<()> {
-        let mut update = self
-            .client
-            .update_item()
+    /// One transaction with a check that the conversation is live, so that an answer finished
+    /// after a delete changes nothing (and a purged message is never written again).
+    async fn update_message(&self, m: &Message) -> StoreResult<bool> {
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(messages_pk(m.conversation_id), message_sk(m.created_at, m.id))))
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
             .expression_attribute_values(":answer", s(&m.answer))
             .expression_attribute_values(":status", s(&m.status))
             .expression_attribute_values(":metadata", json(&m.metadata))
             .expression_attribute_values(":files", json(&m.message_files));
-        update = match &m.error {
-            Some(error) => update
-                .update_expression("SET answer = :answer, #status = :status, metadata = :metadata, message_files = :files, #error = :error")
-                .expression_attribute_names("#error", "error")
-                .expression_attribute_values(":error", s(error)),
-            None => update
-                .update_expression("SET answer = :answer, #status = :status, metadata = :metadata, message_files = :files REMOVE #error")
-                .expression_attribute_names("#error", "error"),
-        };
+        let mut set = vec!["answer = :answer", "#status = :status", "metadata = :metadata", "message_files = :files"];
+        let mut remove = Vec::new();
+        match &m.error {
+            Some(error) => {
+                set.push("#error = :error");
+                update = update.expression_attribute_values(":error", s(error));
+            }
+            None => remove.push("#error"),
+        }
+        match m.task_id {
+            Some(task) => {
+                set.push("task_id = :task");
+                update = update.expression_attribute_values(":task", s(task.to_string()));
+            }
+            None => remove.push("task_id"),
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let update = update.update_expression(expression).build().map_err(sdk_error)?;
+        let writes =
+            vec![self.live_check(m.owner, m.conversation_id)?, TransactWriteItem::builder().update(update).build()];
+        Ok(matches!(self.transact_checked(writes).await?, Transaction::Done))
+    }
 
-        // The conversation was deleted and purged meanwhile: nothing to update.
-        condition_met(update.send().await).map(drop)
+    async fn mark_abandoned(&self, m: &Message) -> StoreResult<bool> {
+        let Some(task) = m.task_id else { return Ok(false) };
+        self.end_generation(m.conversation_id, message_sk(m.created_at, m.id), task).await
     }
 
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>> {
@@ -1010,14 +1175,32 @@ impl MessageStore for DynamoStore {
             let get = Get::builder().table_name(&self.table).set_key(Some(key(pk, sk))).build().map_err(sdk_error)?;
             Ok(TransactGetItem::builder().get(get).build())
         };
-        let output = self
-            .client
-            .transact_get_items()
-            .transact_items(get(owner_pk(owner), conversation_sk(conversation))?)
-            .transact_items(get(messages_pk(conversation), message_sk(at, id))?)
-            .send()
-            .await
-            .map_err(sdk_error)?;
+        let reads = vec![
+            get(owner_pk(owner), conversation_sk(conversation))?,
+            get(messages_pk(conversation), message_sk(at, id))?,
+        ];
+        // A transactional read is refused while a write to either item is under way (a chat or
+        // a feedback checks the conversation): it is tried again, as reading has no effect.
+        let mut attempt = 0;
+        let output = loop {
+            attempt += 1;
+            let result = self.client.transact_get_items().set_transact_items(Some(reads.clone())).send().await;
+            let retry = match &result {
+                Err(error) => match error.as_service_error() {
+                    Some(TransactGetItemsError::TransactionCanceledException(cancelled)) => {
+                        cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict"))
+                    }
+                    Some(TransactGetItemsError::InternalServerError(_)) => true,
+                    _ => false,
+                },
+                Ok(_) => false,
+            };
+            if !retry || attempt >= TRANSACT_ATTEMPTS {
+                break result.map_err(sdk_error)?;
+            }
+            let pause = 5 * u64::from(attempt.min(6)) + rand::random_range(0..10_u64);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        };
         let responses = output.responses.unwrap_or_default();
         let items: Vec<Option<Item>> = responses.into_iter().map(|r| r.item).collect();
         match items.as_slice() {
@@ -1130,13 +1313,41 @@ impl FeedbackStore for DynamoStore {
         Ok(feedbacks.into_iter().filter(|f| f.app_id == owner.app_id).map(|f| (f.message_id, f.rating)).collect())
     }
 
-    /// The feedback and its entry in the app's list, written together.
-    async fn save_feedback(&self, f: &Feedback) -> StoreResult<()> {
+    /// The feedback and its entry in the app's list, written together with a check that the
+    /// conversation is live. The feedback is created only where none exists, or replaces the
+    /// one with its id; when a concurrent request created the end user's feedback first, that
+    /// one is updated instead (its id and `created_at` kept, so its list entry stays the one).
+    async fn save_feedback(&self, f: &Feedback) -> StoreResult<bool> {
         let end_user =
             f.from_end_user_id.ok_or_else(|| StoreError::Conflict("only end-user feedback is stored".into()))?;
-        let own = feedback_fields(f, key(pointer_pk(f.message_id), feedback_sk(end_user)));
-        let listed = feedback_fields(f, key(app_feedback_pk(f.app_id), app_feedback_sk(f.created_at, f.id)));
-        self.transact(vec![self.put_item(own, None)?, self.put_item(listed, None)?]).await
+        let owner = Owner { app_id: f.app_id, end_user_id: end_user };
+        let mut f = f.clone();
+        for _ in 0..TRANSACT_ATTEMPTS {
+            let own = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(feedback_fields(&f, key(pointer_pk(f.message_id), feedback_sk(end_user)))))
+                .condition_expression("attribute_not_exists(PK) OR id = :id")
+                .expression_attribute_values(":id", s(f.id.to_string()))
+                .build()
+                .map_err(sdk_error)?;
+            let listed = feedback_fields(&f, key(app_feedback_pk(f.app_id), app_feedback_sk(f.created_at, f.id)));
+            let writes = vec![
+                self.live_check(owner, f.conversation_id)?,
+                TransactWriteItem::builder().put(own).build(),
+                self.put_item(listed, None)?,
+            ];
+            match self.transact_checked(writes).await? {
+                Transaction::Done => return Ok(true),
+                Transaction::Refused(failed) if failed.first() == Some(&true) => return Ok(false),
+                Transaction::Refused(_) => {
+                    if let Some(existing) = self.get(pointer_pk(f.message_id), feedback_sk(end_user)).await? {
+                        let existing = feedback_from(&existing)?;
+                        (f.id, f.created_at) = (existing.id, existing.created_at);
+                    }
+                }
+            }
+        }
+        Err(StoreError::Unavailable("the feedback kept changing under concurrent writes".into()))
     }
 
     async fn delete_feedback(&self, f: &Feedback) -> StoreResult<()> {
@@ -1310,6 +1521,21 @@ impl RateLimiter for DynamoStore {
             .send()
             .await;
         condition_met(result)
+    }
+
+    async fn give_back(&self, rate_key: &str, window_start: i64) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(rate_pk(rate_key), format!("W#{window_start}"))))
+            .update_expression("ADD hits :minus_one")
+            .condition_expression("hits > :zero")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        condition_met(result).map(drop)
     }
 }
 
@@ -1495,21 +1721,12 @@ impl AnnotationStore for DynamoStore {
 
 #[async_trait]
 impl TaskControl for DynamoStore {
-    async fn start_task(&self, task: TaskId, owner: Owner, now: Timestamp) -> StoreResult<()> {
-        let mut item = key(task_pk(task), TASK_SK);
-        item.insert("app_id".into(), s(owner.app_id.to_string()));
-        item.insert("end_user_id".into(), s(owner.end_user_id.to_string()));
-        item.insert("stop".into(), AttributeValue::Bool(false));
-        item.insert("expires_at".into(), ttl(now, TASK_TTL));
-        self.put(item).await
-    }
-
     async fn request_stop(&self, task: TaskId, owner: Owner) -> StoreResult<()> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(task_pk(task), TASK_SK)))
+            .set_key(Some(key(task_pk(task), task_sk(task))))
             .update_expression("SET #stop = :yes")
             .condition_expression("app_id = :app AND end_user_id = :user")
             .expression_attribute_names("#stop", "stop")
@@ -1523,11 +1740,26 @@ impl TaskControl for DynamoStore {
     }
 
     async fn stop_requested(&self, task: TaskId) -> StoreResult<bool> {
-        Ok(self.get(task_pk(task), TASK_SK).await?.is_some_and(|item| Read(&item).flag("stop")))
+        Ok(self.get(task_pk(task), task_sk(task)).await?.is_some_and(|item| Read(&item).flag("stop")))
     }
 
     async fn finish_task(&self, task: TaskId) -> StoreResult<()> {
-        self.delete(task_pk(task), TASK_SK).await
+        self.delete(task_pk(task), task_sk(task)).await
+    }
+
+    /// Reads every task partition (they hold only running tasks and what crashes left).
+    /// Lambda functions never run this: their abandoned messages end when read, and the tasks
+    /// expire (TTL).
+    async fn end_abandoned(&self, now: Timestamp) -> StoreResult<usize> {
+        let before = Message::abandoned_before(now);
+        let mut shards = futures_util::stream::iter(0..TASK_SHARDS)
+            .map(|shard| self.end_abandoned_in(shard, before))
+            .buffer_unordered(8);
+        let mut ended = 0;
+        while let Some(result) = shards.next().await {
+            ended += result?;
+        }
+        Ok(ended)
     }
 }
 

@@ -9,22 +9,22 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::types::Type;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode, Conversation,
-    ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback, FeedbackId,
-    FeedbackSource, FileId, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating, ReplyAction,
-    SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
+    ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppConfig, AppId, AppMode,
+    Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser, EndUserId, Feedback,
+    FeedbackId, FeedbackSource, FileId, Invalid, JobId, JobStatus, KeyHash, Message, MessageId, Owner, Rating,
+    ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use crate::ports::{
     AnnotationStore, AppStore, ConversationStore, EndUserStore, FeedbackStore, FileStore, MessageStore, RateLimiter,
     StoreError, StoreResult, TaskControl, VariableStore,
 };
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS apps (
@@ -43,8 +43,9 @@ CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
     parent_message_id TEXT, inputs TEXT NOT NULL, query TEXT NOT NULL, answer TEXT NOT NULL,
     message_files TEXT NOT NULL, retriever_resources TEXT NOT NULL, agent_thoughts TEXT NOT NULL,
-    status TEXT NOT NULL, error TEXT, metadata TEXT NOT NULL, created_at INTEGER NOT NULL);
+    status TEXT NOT NULL, error TEXT, metadata TEXT NOT NULL, created_at INTEGER NOT NULL, task_id TEXT);
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, created_at, id);
+CREATE INDEX IF NOT EXISTS messages_generating ON messages (created_at) WHERE task_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS feedbacks (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, message_id TEXT NOT NULL,
     end_user_id TEXT, rating TEXT NOT NULL, content TEXT, from_source TEXT NOT NULL,
@@ -104,6 +105,7 @@ impl SqliteStore {
                 "the database has schema version {version}; this program knows up to {SCHEMA_VERSION}"
             )));
         }
+        migrate(&conn).map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(unavailable)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
@@ -138,6 +140,19 @@ impl SqliteStore {
     async fn execute(&self, sql: String, args: Args) -> StoreResult<usize> {
         self.with(move |conn| conn.execute(&sql, params_from_iter(args))).await
     }
+}
+
+/// Brings a database of an earlier schema version up to this one (before [`SCHEMA`] runs,
+/// whose indexes may need the new columns).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0)).map(|n| n > 0);
+    // Version 4: a message's running generation.
+    if has("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'messages'")?
+        && !has("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'task_id'")?
+    {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN task_id TEXT")?;
+    }
+    Ok(())
 }
 
 /// Owned statement arguments, so a statement can move to the blocking pool.
@@ -425,7 +440,7 @@ impl ConversationStore for SqliteStore {
 }
 
 const MESSAGE_COLUMNS: &str = "id, app_id, end_user_id, conversation_id, parent_message_id, inputs, query, answer, \
-    message_files, retriever_resources, agent_thoughts, status, error, metadata, created_at";
+    message_files, retriever_resources, agent_thoughts, status, error, metadata, created_at, task_id";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -443,13 +458,21 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         error: row.get(12)?,
         metadata: json_col(row, 13)?,
         created_at: time_col(row, 14)?,
+        task_id: opt_col(row, 15)?,
     })
 }
 
 #[async_trait]
 impl MessageStore for SqliteStore {
-    async fn insert_message(&self, m: &Message) -> StoreResult<()> {
-        let sql = insert_sql("messages", MESSAGE_COLUMNS);
+    async fn insert_message(&self, m: &Message) -> StoreResult<bool> {
+        // Inserted only while the conversation exists: a delete that ran since the caller read
+        // it leaves nothing behind (deletes remove the conversation and its messages at once).
+        let placeholders: Vec<String> = (1..=MESSAGE_COLUMNS.split(',').count()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT {} WHERE EXISTS \
+             (SELECT 1 FROM conversations WHERE id = ?4 AND app_id = ?2 AND end_user_id = ?3)",
+            placeholders.join(", ")
+        );
         let values = args![
             m.id,
             m.owner.app_id,
@@ -465,23 +488,44 @@ impl MessageStore for SqliteStore {
             m.status.as_str(),
             m.error.clone(),
             to_json(&m.metadata),
-            m.created_at
+            m.created_at,
+            m.task_id
         ];
-        self.execute(sql, values).await.map(drop)
+        let task = m.task_id.map(|task| args![task, m.owner.app_id, m.owner.end_user_id, 0_i64, m.created_at]);
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let inserted = tx.execute(&sql, params_from_iter(values))? == 1;
+            if inserted && let Some(task) = task {
+                tx.execute(
+                    &insert_sql("tasks", "id, app_id, end_user_id, stop_requested, started_at"),
+                    params_from_iter(task),
+                )?;
+            }
+            tx.commit()?;
+            Ok(inserted)
+        })
+        .await
     }
 
-    async fn update_message(&self, m: &Message) -> StoreResult<()> {
-        let sql =
-            "UPDATE messages SET answer = ?2, status = ?3, error = ?4, metadata = ?5, message_files = ?6 WHERE id = ?1";
+    async fn update_message(&self, m: &Message) -> StoreResult<bool> {
+        let sql = "UPDATE messages SET answer = ?2, status = ?3, error = ?4, metadata = ?5, message_files = ?6, \
+                   task_id = ?7 WHERE id = ?1";
         let values = args![
             m.id,
             m.answer.as_str(),
             m.status.as_str(),
             m.error.clone(),
             to_json(&m.metadata),
-            to_json(&m.message_files)
+            to_json(&m.message_files),
+            m.task_id
         ];
-        self.execute(sql.into(), values).await.map(drop)
+        Ok(self.execute(sql.into(), values).await? == 1)
+    }
+
+    async fn mark_abandoned(&self, m: &Message) -> StoreResult<bool> {
+        let Some(task) = m.task_id else { return Ok(false) };
+        let sql = "UPDATE messages SET status = 'error', error = ?3, task_id = NULL WHERE id = ?1 AND task_id = ?2";
+        Ok(self.execute(sql.into(), args![m.id, task, ABANDONED_ERROR]).await? == 1)
     }
 
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>> {
@@ -562,23 +606,54 @@ impl FeedbackStore for SqliteStore {
         Ok(rows.into_iter().map(|f| (f.message_id, f.rating)).collect())
     }
 
-    async fn save_feedback(&self, f: &Feedback) -> StoreResult<()> {
-        let sql = insert_sql("feedbacks", FEEDBACK_COLUMNS)
-            + " ON CONFLICT (id) DO UPDATE SET rating = excluded.rating, content = excluded.content, \
-               updated_at = excluded.updated_at";
-        let values = args![
-            f.id,
-            f.app_id,
-            f.conversation_id,
-            f.message_id,
-            f.from_end_user_id,
-            f.rating.as_str(),
-            f.content.clone(),
-            f.source.as_str(),
-            f.created_at,
-            f.updated_at
-        ];
-        self.execute(sql, values).await.map(drop)
+    async fn save_feedback(&self, f: &Feedback) -> StoreResult<bool> {
+        let existing_sql = "SELECT id FROM feedbacks WHERE message_id = ?1 AND end_user_id IS ?2 AND from_source = ?3";
+        let f = f.clone();
+        self.with(move |conn| {
+            // Immediate: the check and the write hold the write lock, also against other processes.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let message = tx
+                .query_row(
+                    "SELECT 1 FROM messages WHERE id = ?1 AND conversation_id = ?2",
+                    params_from_iter(args![f.message_id, f.conversation_id]),
+                    |_| Ok(()),
+                )
+                .optional()?;
+            if message.is_none() {
+                return Ok(false);
+            }
+            let existing: Option<String> = tx
+                .query_row(
+                    existing_sql,
+                    params_from_iter(args![f.message_id, f.from_end_user_id, f.source.as_str()]),
+                    |row| row.get(0),
+                )
+                .optional()?;
+            match existing {
+                Some(id) => tx.execute(
+                    "UPDATE feedbacks SET rating = ?2, content = ?3, updated_at = ?4 WHERE id = ?1",
+                    params_from_iter(args![id, f.rating.as_str(), f.content.clone(), f.updated_at]),
+                )?,
+                None => tx.execute(
+                    &insert_sql("feedbacks", FEEDBACK_COLUMNS),
+                    params_from_iter(args![
+                        f.id,
+                        f.app_id,
+                        f.conversation_id,
+                        f.message_id,
+                        f.from_end_user_id,
+                        f.rating.as_str(),
+                        f.content.clone(),
+                        f.source.as_str(),
+                        f.created_at,
+                        f.updated_at
+                    ]),
+                )?,
+            };
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn delete_feedback(&self, f: &Feedback) -> StoreResult<()> {
@@ -687,6 +762,11 @@ impl RateLimiter for SqliteStore {
             Ok(counted == 1)
         })
         .await
+    }
+
+    async fn give_back(&self, key: &str, window_start: i64) -> StoreResult<()> {
+        let sql = "UPDATE rate_windows SET hits = hits - 1 WHERE key = ?1 AND window_start = ?2 AND hits > 0";
+        self.execute(sql.into(), args![key, window_start]).await.map(drop)
     }
 }
 
@@ -821,11 +901,6 @@ impl AnnotationStore for SqliteStore {
 
 #[async_trait]
 impl TaskControl for SqliteStore {
-    async fn start_task(&self, task: TaskId, owner: Owner, now: Timestamp) -> StoreResult<()> {
-        let sql = insert_sql("tasks", "id, app_id, end_user_id, stop_requested, started_at");
-        self.execute(sql, args![task, owner.app_id, owner.end_user_id, 0_i64, now]).await.map(drop)
-    }
-
     async fn request_stop(&self, task: TaskId, owner: Owner) -> StoreResult<()> {
         let sql = "UPDATE tasks SET stop_requested = 1 WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3";
         self.execute(sql.into(), args![task, owner.app_id, owner.end_user_id]).await.map(drop)
@@ -838,6 +913,22 @@ impl TaskControl for SqliteStore {
 
     async fn finish_task(&self, task: TaskId) -> StoreResult<()> {
         self.execute("DELETE FROM tasks WHERE id = ?1".into(), args![task]).await.map(drop)
+    }
+
+    async fn end_abandoned(&self, now: Timestamp) -> StoreResult<usize> {
+        let before = Message::abandoned_before(now);
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let ended = tx.execute(
+                "UPDATE messages SET status = 'error', error = ?2, task_id = NULL
+                 WHERE task_id IS NOT NULL AND created_at < ?1",
+                params_from_iter(args![before, ABANDONED_ERROR]),
+            )?;
+            tx.execute("DELETE FROM tasks WHERE started_at < ?1", params_from_iter(args![before]))?;
+            tx.commit()?;
+            Ok(ended)
+        })
+        .await
     }
 }
 
@@ -873,5 +964,41 @@ impl FileStore for SqliteStore {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_3_database_gains_the_generating_state() {
+        let path = std::env::temp_dir().join(format!("colloquy-v3-{}.db", uuid::Uuid::new_v4()));
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE messages (
+                    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+                    parent_message_id TEXT, inputs TEXT NOT NULL, query TEXT NOT NULL, answer TEXT NOT NULL,
+                    message_files TEXT NOT NULL, retriever_resources TEXT NOT NULL, agent_thoughts TEXT NOT NULL,
+                    status TEXT NOT NULL, error TEXT, metadata TEXT NOT NULL, created_at INTEGER NOT NULL);
+                 INSERT INTO messages VALUES ('01a22a2f-2afd-7105-822d-5c3f1fd26210', 'a', 'u', 'c', NULL, '{}',
+                    'q', 'a', '[]', '[]', '[]', 'normal', NULL, '{}', 1);
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let conn = store.conn.lock().unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let task: Option<String> = conn.query_row("SELECT task_id FROM messages", [], |row| row.get(0)).unwrap();
+        assert_eq!(task, None, "stored messages are not generating");
+        drop(conn);
+        drop(store);
+        assert!(SqliteStore::open(&path).is_ok(), "and it opens again");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }

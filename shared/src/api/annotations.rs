@@ -46,7 +46,7 @@ fn texts(body: &Body) -> Result<(String, String), ApiError> {
 
 /// Annotation writes share the feedback write budget, counted per app.
 async fn check_rate(ctx: &Ctx<'_>) -> Result<(), ApiError> {
-    ctx.check_rate(&format!("annotations:{}", ctx.app.id)).await
+    ctx.check_rate(&format!("annotations:{}", ctx.app.id)).await.map(drop)
 }
 
 /// The question's embedding under the app's reply settings; `None` when reply is off or the

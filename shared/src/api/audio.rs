@@ -125,6 +125,7 @@ async fn message_answer(ctx: &Ctx<'_>, user: UserRef, id: MessageId) -> Result<S
     let owner = ctx.end_user(user).await?.owner();
     let message = ctx.store().message(owner, id).await?.ok_or(ApiError::NotFound("Message Not Exists."))?;
     owned(ctx, owner, message.conversation_id).await?;
+    let message = super::messages::settled_one(ctx, message).await;
     let answer = message.answer.trim();
     if answer.is_empty() {
         return Err(ApiError::InvalidParam("The message has no answer to speak.".into()));

@@ -13,15 +13,16 @@ use serde_json::{Map, Value, json};
 use sse_stream::Sse;
 use tokio::sync::mpsc;
 
-use super::conversations::{generate_title, owned};
+use super::conversations::{NOT_FOUND, generate_title, owned};
 use super::input::Body;
+use super::messages::settled;
 use super::{ApiResponse, Ctx, Services, annotations, files};
 use crate::domain::{
-    Annotation, App, AppConfig, Conversation, ConversationId, ConversationVariable, DEFAULT_CONVERSATION_NAME, Invalid,
-    Message, MessageId, Owner, TaskId, UserRef, VariableId, fill_template,
+    Annotation, App, AppConfig, Conversation, ConversationId, ConversationVariable, DEFAULT_CONVERSATION_NAME,
+    GENERATION_DEADLINE, Invalid, Message, MessageId, Owner, TaskId, UserRef, VariableId, fill_template,
 };
 use crate::error::ApiError;
-use crate::ports::{LlmEvent, LlmRequest, LlmStream, Purpose, Speaker, Usage};
+use crate::ports::{LlmEvent, LlmRequest, LlmStream, ProviderError, Purpose, Speaker, Usage};
 
 /// How many earlier messages of the conversation the model sees.
 const HISTORY_MESSAGES: usize = 10;
@@ -147,8 +148,11 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
             (conversation, true)
         }
     };
-    let history =
-        if is_new { Vec::new() } else { ctx.store().messages_before(conversation.id, None, HISTORY_MESSAGES).await? };
+    let history = if is_new {
+        Vec::new()
+    } else {
+        settled(ctx, ctx.store().messages_before(conversation.id, None, HISTORY_MESSAGES).await?).await
+    };
 
     // An annotation that answers the query replaces the model; otherwise the model's stream
     // must open before we answer, so its failures can still be HTTP errors.
@@ -157,7 +161,8 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         Some(found) => annotation_stream(found),
         None => {
             let (llm, model) = ctx.services.models.llm_for(&ctx.app)?;
-            llm.stream(model_request(&ctx.app, &conversation, &history, &input.query, model)).await?
+            let stream = llm.stream(model_request(&ctx.app, &conversation, &history, &input.query, model)).await?;
+            within_deadline(stream, GENERATION_DEADLINE)
         }
     };
 
@@ -166,10 +171,12 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         start_variables(ctx, &conversation).await?;
     } else {
         conversation.updated_at = now;
-        ctx.store().update_conversation(&conversation).await?;
+        if !ctx.store().update_conversation(&conversation).await? {
+            // Deleted since it was read.
+            return Err(ApiError::NotFound(NOT_FOUND));
+        }
     }
     let task = TaskId::from_uuid(ctx.services.ids.new_id());
-    ctx.store().start_task(task, owner, now).await?;
     let message = Message {
         id: MessageId::from_uuid(ctx.services.ids.new_id()),
         conversation_id: conversation.id,
@@ -185,9 +192,13 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         error: None,
         metadata: json!({}),
         created_at: now,
+        task_id: Some(task),
     };
-    // Stored now, so the history shows the message while it is being answered.
-    ctx.store().insert_message(&message).await?;
+    // Stored now (with its task, which a stop request finds), so the history shows the message
+    // while it is being answered; only into a conversation that was not deleted meanwhile.
+    if !ctx.store().insert_message(&message).await? {
+        return Err(ApiError::NotFound(NOT_FOUND));
+    }
     let header =
         StreamHeader { conversation_id: conversation.id, message_id: message.id, task, created_at: now.unix_seconds() };
     let generation = Generation {
@@ -241,6 +252,22 @@ pub(crate) fn history_turns(history: &[Message]) -> Vec<(Speaker, String)> {
         }
     }
     turns
+}
+
+/// The model's stream, ended by a failure if it is still running after `deadline`: a
+/// generation must end (and store its outcome) before its process may be stopped.
+fn within_deadline(source: LlmStream, deadline: Duration) -> LlmStream {
+    let expiry = Box::pin(tokio::time::sleep(deadline));
+    Box::pin(futures_util::stream::unfold(Some((source, expiry)), move |state| async move {
+        let (mut source, mut expiry) = state?;
+        tokio::select! {
+            next = source.next() => next.map(|item| (item, Some((source, expiry)))),
+            () = &mut expiry => {
+                let late = format!("The model did not finish its answer within {} seconds.", deadline.as_secs());
+                Some((Err(ProviderError::Failed(late)), None))
+            }
+        }
+    }))
 }
 
 /// An annotation's answer, as a stream like a model's.
@@ -326,6 +353,7 @@ impl Generation {
             self.message.error = Some(error.parts().2);
         }
         self.message.metadata = stored;
+        self.message.task_id = None;
         let outcome = self.finish(title).await;
         let last = match (failure, outcome) {
             (Some(error), _) | (None, Err(error)) => ChatEvent::Failed(error),
@@ -334,7 +362,8 @@ impl Generation {
         let _ = events.send(last).await;
     }
 
-    /// Stores the answer, the annotation hit and the title, and releases the task.
+    /// Stores the answer (which ends the message's generating state), the annotation hit and
+    /// the title, and releases the task.
     async fn finish(
         &mut self,
         title: Option<tokio::task::JoinHandle<Option<crate::domain::ConversationTitle>>>,
@@ -359,7 +388,12 @@ impl Generation {
             tracing::warn!(%error, "could not release a finished task");
         }
         tracing::debug!(owner = ?self.owner, task = %self.task, "generation finished");
-        saved.map_err(ApiError::from)
+        match saved {
+            Ok(true) => Ok(()),
+            // The conversation was deleted while the answer was generated: nothing was stored.
+            Ok(false) => Err(ApiError::NotFound(NOT_FOUND)),
+            Err(error) => Err(error.into()),
+        }
     }
 }
 
@@ -507,6 +541,27 @@ mod tests {
         let text = std::str::from_utf8(frame).unwrap();
         let json = text.strip_prefix("data: ").and_then(|t| t.strip_suffix("\n\n")).expect("one data line");
         serde_json::from_str(json).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_model_that_does_not_finish_by_the_deadline_fails() {
+        let started = tokio::time::Instant::now();
+        let hanging =
+            futures_util::stream::iter([Ok(LlmEvent::Delta("Half an ".into()))]).chain(futures_util::stream::pending());
+        let mut stream = within_deadline(Box::pin(hanging), GENERATION_DEADLINE);
+        assert_eq!(stream.next().await, Some(Ok(LlmEvent::Delta("Half an ".into()))));
+        match stream.next().await {
+            Some(Err(ProviderError::Failed(message))) => assert!(message.contains("100 seconds"), "{message}"),
+            other => panic!("expected the deadline's failure, got {other:?}"),
+        }
+        assert!(started.elapsed() >= GENERATION_DEADLINE);
+        assert_eq!(stream.next().await, None, "and nothing after it");
+
+        let finished =
+            futures_util::stream::iter([Ok(LlmEvent::Delta("ok".into())), Ok(LlmEvent::Done(Usage::default()))]);
+        let events: Vec<_> = within_deadline(Box::pin(finished), GENERATION_DEADLINE).collect().await;
+        assert_eq!(events.len(), 2, "a timely answer passes unchanged");
+        assert_eq!(started.elapsed(), GENERATION_DEADLINE, "without waiting for the deadline");
     }
 
     #[tokio::test(start_paused = true)]

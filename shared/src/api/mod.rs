@@ -248,6 +248,21 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
     }
 }
 
+/// A counted rate-limit hit (none when the limit is off): its key and window.
+#[must_use]
+pub(crate) struct RateHit(Option<(String, i64)>);
+
+impl RateHit {
+    /// Uncounts the hit, as the write it allowed failed. Best effort: a failure is logged.
+    async fn give_back(self, ctx: &Ctx<'_>) {
+        if let Some((key, window_start)) = self.0
+            && let Err(error) = ctx.store().give_back(&key, window_start).await
+        {
+            tracing::warn!(%error, "could not give back a rate-limit hit");
+        }
+    }
+}
+
 /// One authenticated request on its way through an endpoint.
 pub(crate) struct Ctx<'a> {
     services: &'a Services,
@@ -286,16 +301,18 @@ impl Ctx<'_> {
 
     /// Counts one write against `key` in a fixed one-minute window, with the app's per-minute
     /// limit (`feedback_rate_limit_per_minute`; 0 turns it off); 429 with `Retry-After` beyond it.
-    async fn check_rate(&self, key: &str) -> Result<(), ApiError> {
+    /// A write that then fails gives its hit back ([`RateHit::give_back`]), so that only writes
+    /// that happened use the budget.
+    async fn check_rate(&self, key: &str) -> Result<RateHit, ApiError> {
         const WINDOW_SECONDS: i64 = 60;
         let limit = self.app.config.feedback_rate_limit_per_minute;
         if limit == 0 {
-            return Ok(());
+            return Ok(RateHit(None));
         }
         let now = self.now().unix_seconds();
         let window_start = now - now.rem_euclid(WINDOW_SECONDS);
         if self.store().try_hit(key, window_start, limit).await? {
-            Ok(())
+            Ok(RateHit(Some((key.to_owned(), window_start))))
         } else {
             Err(ApiError::TooManyRequests { retry_after: (window_start + WINDOW_SECONDS - now).max(1) as u64 })
         }

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::chat::history_turns;
 use super::conversations::owned;
+use super::messages::settled;
 use super::{ApiResponse, Ctx};
 use crate::error::ApiError;
 use crate::ports::{LlmRequest, Purpose};
@@ -24,7 +25,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         return Err(ApiError::BadRequest("Suggested Questions Is Disabled.".into()));
     }
 
-    let history = ctx.store().messages_before(conversation.id, None, HISTORY_MESSAGES).await?;
+    let history = settled(ctx, ctx.store().messages_before(conversation.id, None, HISTORY_MESSAGES).await?).await;
     let request = LlmRequest {
         purpose: Purpose::SuggestedQuestions,
         model: None,

@@ -1,7 +1,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{AppId, ConversationId, EndUserId, FeedbackId, Invalid, MessageId, Owner, Timestamp};
+use std::time::Duration;
+
+use super::{AppId, ConversationId, EndUserId, FeedbackId, Invalid, MessageId, Owner, TaskId, Timestamp};
 
 /// The name every new conversation starts with.
 pub const DEFAULT_CONVERSATION_NAME: &str = "New conversation";
@@ -87,6 +89,39 @@ pub struct Message {
     /// Usage and other metadata of the answer (`{"usage": {...}}`).
     pub metadata: Value,
     pub created_at: Timestamp,
+    /// The generation answering this message while it runs (shown as `normal` with the answer
+    /// so far, as Dify does); `None` once its outcome is stored.
+    pub task_id: Option<TaskId>,
+}
+
+/// The longest a chat generation may run; it then ends as failed. The streaming chat Lambda's
+/// timeout (`template.yaml`) is longer, so that a generation always stores its outcome.
+pub const GENERATION_DEADLINE: Duration = Duration::from_secs(100);
+/// A message still generating this long after it was created was abandoned: the process
+/// answering it died (a crash, a killed Lambda). The margin covers opening the model's stream
+/// before the deadline starts and storing the outcome after it.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(GENERATION_DEADLINE.as_secs() + 60);
+/// The error an abandoned message ends with.
+pub const ABANDONED_ERROR: &str = "The answer was interrupted: the server stopped before the generation finished.";
+
+impl Message {
+    /// The creation time before which a message still generating at `now` was abandoned.
+    pub fn abandoned_before(now: Timestamp) -> Timestamp {
+        Timestamp::from_micros(now.micros().saturating_sub(ABANDONED_AFTER.as_micros() as i64))
+    }
+
+    /// Whether this message is still marked as generating although no generation can be
+    /// running for it at `now`.
+    pub fn is_abandoned(&self, now: Timestamp) -> bool {
+        self.task_id.is_some() && self.created_at < Self::abandoned_before(now)
+    }
+
+    /// Ends an abandoned generation as failed, keeping whatever answer was stored.
+    pub fn mark_abandoned(&mut self) {
+        self.task_id = None;
+        self.status = "error".into();
+        self.error = Some(ABANDONED_ERROR.into());
+    }
 }
 
 /// A like or a dislike.
@@ -176,6 +211,39 @@ mod tests {
         let source = ConversationTitle::prompt_source(&query);
         assert_eq!(source, format!("{}...[TRUNCATED]...{}", "h".repeat(300), "t".repeat(300)));
         assert_eq!(ConversationTitle::prompt_source(&"x".repeat(2000)).len(), 2000);
+    }
+
+    #[test]
+    fn only_messages_generating_past_the_deadline_are_abandoned() {
+        let created = Timestamp::from_micros(1_000_000_000_000);
+        let mut message = Message {
+            id: MessageId::from_uuid(uuid::Uuid::nil()),
+            conversation_id: ConversationId::from_uuid(uuid::Uuid::nil()),
+            owner: Owner {
+                app_id: AppId::from_uuid(uuid::Uuid::nil()),
+                end_user_id: EndUserId::from_uuid(uuid::Uuid::nil()),
+            },
+            parent_message_id: None,
+            inputs: Map::new(),
+            query: "q".into(),
+            answer: String::new(),
+            message_files: Vec::new(),
+            retriever_resources: Vec::new(),
+            agent_thoughts: Vec::new(),
+            status: "normal".into(),
+            error: None,
+            metadata: Value::Null,
+            created_at: created,
+            task_id: Some(TaskId::from_uuid(uuid::Uuid::nil())),
+        };
+        assert!(ABANDONED_AFTER > GENERATION_DEADLINE);
+        let at = |after: Duration| Timestamp::from_micros(created.micros() + after.as_micros() as i64);
+        assert!(!message.is_abandoned(at(GENERATION_DEADLINE)), "a generation may run until its deadline");
+        assert!(!message.is_abandoned(at(ABANDONED_AFTER)));
+        assert!(message.is_abandoned(at(ABANDONED_AFTER + Duration::from_micros(1))));
+        message.mark_abandoned();
+        assert_eq!((message.status.as_str(), message.error.as_deref()), ("error", Some(ABANDONED_ERROR)));
+        assert!(!message.is_abandoned(at(ABANDONED_AFTER * 2)), "a finished message is never abandoned");
     }
 
     #[test]
