@@ -245,6 +245,7 @@ async fn cors_preflights_and_responses_as_difys_service_api() {
         .unwrap();
     assert_eq!(preflight.status(), 200, "no key needed for a preflight");
     let headers = preflight.headers();
+    assert_eq!(headers["allow"], "POST, OPTIONS", "Allow names the route's own methods");
     assert_eq!(headers["access-control-allow-origin"], "https://chat.example");
     assert!(headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
     assert_eq!(headers["access-control-allow-headers"], "authorization, content-type");

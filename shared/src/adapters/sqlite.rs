@@ -225,13 +225,21 @@ fn unavailable(error: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
+/// A failed statement in the store's terms: a busy, locked, full or failing disk is worth
+/// retrying (503); anything else is a fault that retrying will not fix (500).
 fn classify(error: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull, OutOfMemory, SystemIoFailure};
     match error {
         rusqlite::Error::FromSqlConversionFailure(..) => StoreError::Corrupt(error.to_string()),
         rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::ConstraintViolation => {
             StoreError::Conflict(error.to_string())
         }
-        other => StoreError::Unavailable(other.to_string()),
+        rusqlite::Error::SqliteFailure(code, _)
+            if matches!(code.code, DatabaseBusy | DatabaseLocked | DiskFull | OutOfMemory | SystemIoFailure) =>
+        {
+            StoreError::Unavailable(error.to_string())
+        }
+        other => StoreError::Failed(other.to_string()),
     }
 }
 

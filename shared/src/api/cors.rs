@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use super::{ApiRequest, ApiResponse, ResponseBody, routes};
 use crate::error::ApiError;
 
-/// Dify's Service API methods.
+/// Dify's Service API methods (what Flask-CORS answers in preflights, whatever the route).
 const METHODS: &str = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT";
 /// Request headers a browser may send (Dify's list).
 const REQUEST_HEADERS: [&str; 4] = ["content-type", "authorization", "x-app-code", "x-app-passport"];
@@ -78,11 +78,13 @@ impl Cors {
 /// The answer to an `OPTIONS` request: 200 for a route of the API, with the preflight headers
 /// when the origin is allowed; 404 for anything else. Needs no key (browsers send none).
 pub(crate) fn preflight(request: &ApiRequest, allowed: bool) -> ApiResponse {
-    if !routes::exists(&request.path) {
+    let Some(allow) = routes::allowed_at(&request.path) else {
         return ApiError::RouteNotFound.into_response();
-    }
+    };
     let mut headers = HeaderMap::new();
-    headers.insert(header::ALLOW, HeaderValue::from_static(METHODS));
+    if let Ok(allow) = HeaderValue::from_str(&allow) {
+        headers.insert(header::ALLOW, allow);
+    }
     if allowed {
         headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(METHODS));
         headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE));

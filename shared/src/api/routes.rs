@@ -222,10 +222,11 @@ fn allowed_methods(methods: &[(Method, Endpoint)]) -> String {
     allowed.join(", ")
 }
 
-/// Whether a path is one of the API's routes (whatever the method).
-pub(crate) fn exists(path: &str) -> bool {
+/// The `Allow` list of the route at `path`, if there is one (whatever the method).
+pub(crate) fn allowed_at(path: &str) -> Option<String> {
     let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
-    ROUTER.at(path).is_ok()
+    let matched = ROUTER.at(path).ok()?;
+    Some(allowed_methods(ROUTES[*matched.value].1))
 }
 
 #[cfg(test)]
