@@ -128,6 +128,13 @@ async fn stalled_post(addr: String, path: &str, key: Option<String>, length: u64
         }
     }
     // Stall: keep the connection until the hold ends (or the server closes it).
+    hold_until_closed(&mut stream, deadline).await;
+    sent
+}
+
+/// Keeps a connection open, reading whatever arrives, until `deadline` or until the server
+/// closes it.
+async fn hold_until_closed(stream: &mut TcpStream, deadline: Instant) {
     let mut buffer = [0u8; 1024];
     let _ = tokio::time::timeout_at(deadline.into(), async {
         while let Ok(n) = stream.read(&mut buffer).await {
@@ -137,7 +144,6 @@ async fn stalled_post(addr: String, path: &str, key: Option<String>, length: u64
         }
     })
     .await;
-    sent
 }
 
 /// A complete multipart upload of `size` bytes of video; the server's answer status.
@@ -197,15 +203,7 @@ async fn hold(addr: String, count: usize, seconds: u64) {
                 };
                 opened += 1;
                 let _ = stream.write_all(b"GET /v1/info HTTP/1.1\r\nhost: probe\r\nx-slow: ").await;
-                let mut buffer = [0u8; 256];
-                let _ = tokio::time::timeout_at(deadline.into(), async {
-                    while let Ok(n) = stream.read(&mut buffer).await {
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                })
-                .await;
+                hold_until_closed(&mut stream, deadline).await;
                 // Closed by the server: pause a little before trying again.
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
