@@ -28,7 +28,7 @@ use serde_json::Value;
 
 pub use body::{BodyError, BodyStream, IncomingBody};
 pub use cors::Cors;
-pub use routes::{Endpoint, ROUTES};
+pub use routes::{Endpoint, Needs, ROUTES, SPECS, Spec};
 
 use crate::domain::{App, EndUser, EndUserId, Timestamp, UserRef};
 use crate::error::ApiError;

@@ -38,122 +38,183 @@ pub enum Endpoint {
     TextToAudio,
 }
 
+/// What an endpoint needs besides the store and the blob store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Needs {
+    /// A language model or an embedder.
+    pub models: bool,
+    /// A speech engine.
+    pub speech: bool,
+    /// A multipart body (these get the larger upload limit, and are read as they arrive).
+    pub uploads: bool,
+}
+
+const PLAIN: Needs = Needs { models: false, speech: false, uploads: false };
+const MODELS: Needs = Needs { models: true, speech: false, uploads: false };
+const SPEECH: Needs = Needs { models: false, speech: true, uploads: false };
+const UPLOADS: Needs = Needs { models: false, speech: false, uploads: true };
+const SPEECH_UPLOADS: Needs = Needs { models: false, speech: true, uploads: true };
+
+/// One endpoint, described once: everything else (the router, the Lambda function's name,
+/// which clients it links, the body limit it gets) is derived from this table.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub endpoint: Endpoint,
+    /// The Lambda function (package and binary) that serves it.
+    pub function: &'static str,
+    /// (method, path pattern). Path ids must be UUIDs, as Dify's `<uuid:>` converter requires;
+    /// anything else does not match the route (404).
+    pub routes: &'static [(Method, &'static str)],
+    pub needs: Needs,
+}
+
+const fn spec(
+    endpoint: Endpoint,
+    function: &'static str,
+    routes: &'static [(Method, &'static str)],
+    needs: Needs,
+) -> Spec {
+    Spec { endpoint, function, routes, needs }
+}
+
+/// Every endpoint of the API, in route-table order.
+pub const SPECS: &[Spec] = &[
+    spec(Endpoint::ListConversations, "list-conversations", &[(Method::GET, "/v1/conversations")], PLAIN),
+    spec(
+        Endpoint::DeleteConversation,
+        "delete-conversation",
+        &[(Method::DELETE, "/v1/conversations/{conversation_id}")],
+        PLAIN,
+    ),
+    spec(
+        Endpoint::RenameConversation,
+        "rename-conversation",
+        &[(Method::POST, "/v1/conversations/{conversation_id}/name")],
+        MODELS,
+    ),
+    spec(
+        Endpoint::ListConversationVariables,
+        "list-conversation-variables",
+        &[(Method::GET, "/v1/conversations/{conversation_id}/variables")],
+        PLAIN,
+    ),
+    spec(
+        Endpoint::UpdateConversationVariable,
+        "update-conversation-variable",
+        // PATCH too: one release of the Python SDK sends it.
+        &[
+            (Method::PUT, "/v1/conversations/{conversation_id}/variables/{variable_id}"),
+            (Method::PATCH, "/v1/conversations/{conversation_id}/variables/{variable_id}"),
+        ],
+        PLAIN,
+    ),
+    spec(Endpoint::ListMessages, "list-messages", &[(Method::GET, "/v1/messages")], PLAIN),
+    spec(
+        Endpoint::MessageFeedback,
+        "message-feedback",
+        &[(Method::POST, "/v1/messages/{message_id}/feedbacks")],
+        PLAIN,
+    ),
+    spec(Endpoint::AppFeedbacks, "app-feedbacks", &[(Method::GET, "/v1/app/feedbacks")], PLAIN),
+    spec(Endpoint::AppInfo, "app-info", &[(Method::GET, "/v1/info")], PLAIN),
+    spec(Endpoint::AppParameters, "app-parameters", &[(Method::GET, "/v1/parameters")], PLAIN),
+    spec(Endpoint::AppMeta, "app-meta", &[(Method::GET, "/v1/meta")], PLAIN),
+    spec(Endpoint::AppSite, "app-site", &[(Method::GET, "/v1/site")], PLAIN),
+    spec(Endpoint::ChatMessages, "chat-messages", &[(Method::POST, "/v1/chat-messages")], MODELS),
+    spec(Endpoint::StopChatMessage, "stop-chat-message", &[(Method::POST, "/v1/chat-messages/{task_id}/stop")], PLAIN),
+    spec(
+        Endpoint::SuggestedQuestions,
+        "suggested-questions",
+        &[(Method::GET, "/v1/messages/{message_id}/suggested")],
+        MODELS,
+    ),
+    spec(Endpoint::ListAnnotations, "list-annotations", &[(Method::GET, "/v1/apps/annotations")], PLAIN),
+    spec(Endpoint::CreateAnnotation, "create-annotation", &[(Method::POST, "/v1/apps/annotations")], MODELS),
+    spec(
+        Endpoint::UpdateAnnotation,
+        "update-annotation",
+        &[(Method::PUT, "/v1/apps/annotations/{annotation_id}")],
+        MODELS,
+    ),
+    spec(
+        Endpoint::DeleteAnnotation,
+        "delete-annotation",
+        &[(Method::DELETE, "/v1/apps/annotations/{annotation_id}")],
+        PLAIN,
+    ),
+    spec(
+        Endpoint::AnnotationReply,
+        "annotation-reply",
+        &[(Method::POST, "/v1/apps/annotation-reply/{action}")],
+        MODELS,
+    ),
+    spec(
+        Endpoint::AnnotationReplyStatus,
+        "annotation-reply-status",
+        &[(Method::GET, "/v1/apps/annotation-reply/{action}/status/{job_id}")],
+        PLAIN,
+    ),
+    spec(Endpoint::FileUpload, "upload-file", &[(Method::POST, "/v1/files/upload")], UPLOADS),
+    // Our extension: a presigned URL for files larger than a Lambda request may carry.
+    spec(Endpoint::FileUploadUrl, "create-upload-url", &[(Method::POST, "/v1/files/upload-url")], PLAIN),
+    spec(Endpoint::FilePreview, "preview-file", &[(Method::GET, "/v1/files/{file_id}/preview")], PLAIN),
+    spec(Endpoint::AudioToText, "audio-to-text", &[(Method::POST, "/v1/audio-to-text")], SPEECH_UPLOADS),
+    spec(Endpoint::TextToAudio, "text-to-audio", &[(Method::POST, "/v1/text-to-audio")], SPEECH),
+];
+
 impl Endpoint {
     /// Every endpoint, in route-table order.
     pub fn all() -> impl Iterator<Item = Endpoint> {
-        ROUTES
-            .iter()
-            .flat_map(|(_, methods)| methods.iter().map(|(_, e)| *e))
-            .scan(Vec::new(), |seen, e| {
-                let new = !seen.contains(&e);
-                seen.push(e);
-                Some(new.then_some(e))
-            })
-            .flatten()
+        SPECS.iter().map(|spec| spec.endpoint)
+    }
+
+    /// This endpoint's description.
+    pub fn spec(self) -> &'static Spec {
+        SPECS.iter().find(|spec| spec.endpoint == self).expect("every endpoint has a spec")
     }
 
     /// The routes (method, path pattern) that lead to this endpoint.
     pub fn routes(self) -> Vec<(Method, &'static str)> {
-        ROUTES
-            .iter()
-            .flat_map(|(path, methods)| {
-                methods.iter().filter(move |(_, e)| *e == self).map(move |(m, _)| (m.clone(), *path))
-            })
-            .collect()
+        self.spec().routes.to_vec()
     }
 
     /// The Lambda function (package and binary) that serves this endpoint.
     pub fn function_name(self) -> &'static str {
-        match self {
-            Self::ListConversations => "list-conversations",
-            Self::DeleteConversation => "delete-conversation",
-            Self::RenameConversation => "rename-conversation",
-            Self::ListConversationVariables => "list-conversation-variables",
-            Self::UpdateConversationVariable => "update-conversation-variable",
-            Self::ListMessages => "list-messages",
-            Self::MessageFeedback => "message-feedback",
-            Self::AppFeedbacks => "app-feedbacks",
-            Self::AppInfo => "app-info",
-            Self::AppParameters => "app-parameters",
-            Self::AppMeta => "app-meta",
-            Self::AppSite => "app-site",
-            Self::ChatMessages => "chat-messages",
-            Self::StopChatMessage => "stop-chat-message",
-            Self::SuggestedQuestions => "suggested-questions",
-            Self::ListAnnotations => "list-annotations",
-            Self::CreateAnnotation => "create-annotation",
-            Self::UpdateAnnotation => "update-annotation",
-            Self::DeleteAnnotation => "delete-annotation",
-            Self::AnnotationReply => "annotation-reply",
-            Self::AnnotationReplyStatus => "annotation-reply-status",
-            Self::FileUpload => "upload-file",
-            Self::FileUploadUrl => "create-upload-url",
-            Self::FilePreview => "preview-file",
-            Self::AudioToText => "audio-to-text",
-            Self::TextToAudio => "text-to-audio",
-        }
+        self.spec().function
     }
 
     /// Whether the endpoint calls a language model or an embedder.
     pub fn uses_models(self) -> bool {
-        matches!(
-            self,
-            Self::ChatMessages
-                | Self::SuggestedQuestions
-                | Self::RenameConversation
-                | Self::CreateAnnotation
-                | Self::UpdateAnnotation
-                | Self::AnnotationReply
-        )
+        self.spec().needs.models
     }
 
     /// Whether the endpoint uses a speech engine.
     pub fn uses_speech(self) -> bool {
-        matches!(self, Self::AudioToText | Self::TextToAudio)
+        self.spec().needs.speech
     }
 
     /// Whether the endpoint takes a multipart body (these get the larger upload limit).
     pub fn takes_uploads(self) -> bool {
-        matches!(self, Self::FileUpload | Self::AudioToText)
+        self.spec().needs.uploads
     }
 }
 
-/// Path pattern and the methods it answers. Path ids must be UUIDs, as Dify's `<uuid:>`
-/// converter requires; anything else does not match the route (404).
-pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
-    ("/v1/conversations", &[(Method::GET, Endpoint::ListConversations)]),
-    ("/v1/conversations/{conversation_id}", &[(Method::DELETE, Endpoint::DeleteConversation)]),
-    ("/v1/conversations/{conversation_id}/name", &[(Method::POST, Endpoint::RenameConversation)]),
-    ("/v1/conversations/{conversation_id}/variables", &[(Method::GET, Endpoint::ListConversationVariables)]),
-    (
-        "/v1/conversations/{conversation_id}/variables/{variable_id}",
-        // PATCH too: one release of the Python SDK sends it.
-        &[(Method::PUT, Endpoint::UpdateConversationVariable), (Method::PATCH, Endpoint::UpdateConversationVariable)],
-    ),
-    ("/v1/messages", &[(Method::GET, Endpoint::ListMessages)]),
-    ("/v1/messages/{message_id}/feedbacks", &[(Method::POST, Endpoint::MessageFeedback)]),
-    ("/v1/app/feedbacks", &[(Method::GET, Endpoint::AppFeedbacks)]),
-    ("/v1/info", &[(Method::GET, Endpoint::AppInfo)]),
-    ("/v1/parameters", &[(Method::GET, Endpoint::AppParameters)]),
-    ("/v1/meta", &[(Method::GET, Endpoint::AppMeta)]),
-    ("/v1/site", &[(Method::GET, Endpoint::AppSite)]),
-    ("/v1/chat-messages", &[(Method::POST, Endpoint::ChatMessages)]),
-    ("/v1/chat-messages/{task_id}/stop", &[(Method::POST, Endpoint::StopChatMessage)]),
-    ("/v1/messages/{message_id}/suggested", &[(Method::GET, Endpoint::SuggestedQuestions)]),
-    ("/v1/apps/annotations", &[(Method::GET, Endpoint::ListAnnotations), (Method::POST, Endpoint::CreateAnnotation)]),
-    (
-        "/v1/apps/annotations/{annotation_id}",
-        &[(Method::PUT, Endpoint::UpdateAnnotation), (Method::DELETE, Endpoint::DeleteAnnotation)],
-    ),
-    ("/v1/apps/annotation-reply/{action}", &[(Method::POST, Endpoint::AnnotationReply)]),
-    ("/v1/apps/annotation-reply/{action}/status/{job_id}", &[(Method::GET, Endpoint::AnnotationReplyStatus)]),
-    ("/v1/files/upload", &[(Method::POST, Endpoint::FileUpload)]),
-    // Our extension: a presigned URL for files larger than a Lambda request may carry.
-    ("/v1/files/upload-url", &[(Method::POST, Endpoint::FileUploadUrl)]),
-    ("/v1/files/{file_id}/preview", &[(Method::GET, Endpoint::FilePreview)]),
-    ("/v1/audio-to-text", &[(Method::POST, Endpoint::AudioToText)]),
-    ("/v1/text-to-audio", &[(Method::POST, Endpoint::TextToAudio)]),
-];
+/// A path pattern with the methods it answers and where each leads.
+pub type Route = (&'static str, Vec<(Method, Endpoint)>);
+
+/// Every path pattern with the methods it answers, derived from [`SPECS`].
+pub static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
+    let mut routes: Vec<Route> = Vec::new();
+    for spec in SPECS {
+        for (method, path) in spec.routes {
+            match routes.iter_mut().find(|(known, _)| known == path) {
+                Some((_, methods)) => methods.push((method.clone(), spec.endpoint)),
+                None => routes.push((*path, vec![(method.clone(), spec.endpoint)])),
+            }
+        }
+    }
+    routes
+});
 
 static ROUTER: LazyLock<matchit::Router<usize>> = LazyLock::new(|| {
     let mut router = matchit::Router::new();
@@ -196,7 +257,7 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds)
             _ => {}
         }
     }
-    let (_, methods) = ROUTES[*matched.value];
+    let (_, methods) = &ROUTES[*matched.value];
     // HEAD is served wherever GET is (the body is dropped on the way out).
     let wanted = if method == Method::HEAD { &Method::GET } else { method };
     let endpoint = methods
@@ -226,7 +287,7 @@ fn allowed_methods(methods: &[(Method, Endpoint)]) -> String {
 pub(crate) fn allowed_at(path: &str) -> Option<String> {
     let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
     let matched = ROUTER.at(path).ok()?;
-    Some(allowed_methods(ROUTES[*matched.value].1))
+    Some(allowed_methods(&ROUTES[*matched.value].1))
 }
 
 #[cfg(test)]
@@ -244,6 +305,22 @@ mod tests {
         assert_eq!(endpoint, Endpoint::UpdateConversationVariable);
         assert!(ids.variable.is_some());
         assert_eq!(resolve(&Method::GET, "/v1/conversations/").unwrap().0, Endpoint::ListConversations);
+    }
+
+    #[test]
+    fn every_endpoint_is_described_once_with_distinct_functions_and_routes() {
+        let mut functions: Vec<&str> = SPECS.iter().map(|s| s.function).collect();
+        functions.sort_unstable();
+        functions.dedup();
+        assert_eq!(functions.len(), SPECS.len());
+        let mut routes: Vec<(Method, &str)> = SPECS.iter().flat_map(|s| s.routes.iter().cloned()).collect();
+        let count = routes.len();
+        routes.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+        routes.dedup();
+        assert_eq!(routes.len(), count, "no route leads to two endpoints");
+        for spec in SPECS {
+            assert_eq!(spec.endpoint.spec().function, spec.function);
+        }
     }
 
     #[test]
