@@ -102,6 +102,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in files or log collectors.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -142,13 +144,17 @@ async fn aws_init(settings: &StoreSettings) -> Result<(), String> {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    if let Command::Aws(AwsCommand::Init) = cli.command {
-        return aws_init(&cli.store).await;
-    }
-    let store = open_store(&cli.store).await?;
-    let store = store.as_ref();
-    let (clock, ids) = (SystemClock, TimeOrderedIds);
     match cli.command {
+        Command::Aws(AwsCommand::Init) => aws_init(&cli.store).await,
+        Command::Serve(settings) => serve(open_store(&cli.store).await?, &cli.store, settings).await,
+        command => manage(command, open_store(&cli.store).await?.as_ref()).await,
+    }
+}
+
+/// The app and key commands, on an open store.
+async fn manage(command: Command, store: &dyn Store) -> Result<(), String> {
+    let (clock, ids) = (SystemClock, TimeOrderedIds);
+    match command {
         Command::App(AppCommand::Create { name, mode, config, json }) => {
             let config = read_config(config.as_deref())?;
             let (app, key) =
@@ -184,8 +190,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             admin::revoke_key(store, &key).await.map_err(|e| e.to_string())?;
             println!("revoked");
         }
-        Command::Serve(settings) => serve(open_store(&cli.store).await?, &cli.store, settings).await?,
-        Command::Aws(AwsCommand::Init) => aws_init(&cli.store).await?,
+        Command::Serve(_) | Command::Aws(_) => return Err("not an app or key command".into()),
     }
     Ok(())
 }
