@@ -5,6 +5,7 @@
 # the speech engines (espeak-ng and PocketSphinx for real; Polly and Transcribe on moto), and the
 # command-line program; then the official Dify SDKs and schemathesis against a fresh local server
 # (tests/compat/run.sh). Installs the speech engines and starts (and stops) the AWS emulators itself.
+# `--quick`: formatting, clippy, unit tests and the API suite on the embedded store only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,15 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+if [ "${1:-}" = "--quick" ]; then
+    # The inner loop: no emulators, no speech engines, no SDK suites.
+    echo "== unit tests"
+    cargo test --workspace --locked --lib --bins
+    echo "== API suite on the embedded store (speech_local needs scripts/speech-engines.sh)"
+    cargo test --locked -p colloquy-tests --test api -- --skip speech_local
+    exit 0
+fi
 echo "== build the tests and every Lambda function binary"
 cargo test --workspace --locked --no-run
 cargo build --workspace --bins --locked
