@@ -383,11 +383,8 @@ impl Registry {
     /// open connection has a request in flight.
     fn admit(&self, state: &Arc<ConnState>, cap: usize) -> Option<u64> {
         let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if open.1.len() >= cap.max(1) {
-            let oldest_idle = open.1.iter().find(|(_, c)| c.evictable()).map(|(id, c)| (*id, c.clone()));
-            let (id, victim) = oldest_idle?;
-            victim.evict.notify_one();
-            open.1.remove(&id);
+        if open.1.len() >= cap.max(1) && !Self::evict_from(&mut open.1) {
+            return None;
         }
         open.0 += 1;
         let id = open.0;
@@ -397,11 +394,16 @@ impl Registry {
 
     fn evict_oldest_idle(&self) {
         let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let oldest_idle = open.1.iter().find(|(_, c)| c.evictable()).map(|(id, c)| (*id, c.clone()));
-        if let Some((id, victim)) = oldest_idle {
+        Self::evict_from(&mut open.1);
+    }
+
+    /// Closes the oldest connection without a request in flight; false when there is none.
+    fn evict_from(open: &mut BTreeMap<u64, Arc<ConnState>>) -> bool {
+        let Some(id) = open.iter().find(|(_, c)| c.evictable()).map(|(id, _)| *id) else { return false };
+        if let Some(victim) = open.remove(&id) {
             victim.evict.notify_one();
-            open.1.remove(&id);
         }
+        true
     }
 
     fn remove(&self, id: u64) {

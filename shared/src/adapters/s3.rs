@@ -16,6 +16,18 @@ use crate::ports::{Blob, BlobRange, BlobStore, BlobStream, StoreError, StoreResu
 /// Size of the parts of a streamed upload (S3's minimum is 5 MiB): the most one upload holds.
 const PART_BYTES: usize = 8 * 1024 * 1024;
 
+/// Reads `body` into `part` until it holds a whole part (true) or the body ends (false),
+/// counting the bytes read into `size`.
+async fn fill_part(body: &mut BlobStream, part: &mut BytesMut, size: &mut u64) -> StoreResult<bool> {
+    while part.len() < PART_BYTES {
+        let Some(chunk) = body.next().await else { return Ok(false) };
+        let chunk = chunk?;
+        *size += chunk.len() as u64;
+        part.extend_from_slice(&chunk);
+    }
+    Ok(true)
+}
+
 /// One bucket of S3 (or an S3-compatible service).
 #[derive(Debug, Clone)]
 pub struct S3Blobs {
@@ -54,20 +66,7 @@ impl S3Blobs {
         let mut parts = Vec::new();
         let mut pending = first;
         loop {
-            let mut last = false;
-            while pending.len() < PART_BYTES {
-                match body.next().await {
-                    Some(chunk) => {
-                        let chunk = chunk?;
-                        *size += chunk.len() as u64;
-                        pending.extend_from_slice(&chunk);
-                    }
-                    None => {
-                        last = true;
-                        break;
-                    }
-                }
-            }
+            let last = !fill_part(body, &mut pending, size).await?;
             if !pending.is_empty() || parts.is_empty() {
                 let number = i32::try_from(parts.len() + 1).unwrap_or(i32::MAX);
                 let sent = self
@@ -141,21 +140,9 @@ impl BlobStore for S3Blobs {
         // in memory at a time, completed (and so visible) only at the end, aborted on failure.
         let mut part = BytesMut::with_capacity(PART_BYTES.min(1024 * 1024));
         let mut size = 0u64;
-        loop {
-            match body.next().await {
-                Some(chunk) => {
-                    let chunk = chunk?;
-                    size += chunk.len() as u64;
-                    part.extend_from_slice(&chunk);
-                    if part.len() >= PART_BYTES {
-                        break;
-                    }
-                }
-                None => {
-                    self.put_blob(key, content_type, part.freeze()).await?;
-                    return Ok(size);
-                }
-            }
+        if !fill_part(&mut body, &mut part, &mut size).await? {
+            self.put_blob(key, content_type, part.freeze()).await?;
+            return Ok(size);
         }
         let upload = self
             .client

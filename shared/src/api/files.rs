@@ -86,11 +86,17 @@ impl Uploads {
         }
     }
 
+    /// Reads past a file part without keeping its bytes.
+    pub async fn skip(&self, mut field: multer::Field<'static>) -> Result<(), ApiError> {
+        while field.chunk().await.map_err(|e| self.error(e))?.is_some() {}
+        Ok(())
+    }
+
     /// Reads the rest of the body, skipping any further file parts, and returns the number
     /// of file parts and the `user` (Dify's `DEFAULT-USER` when absent).
     pub async fn finish(mut self) -> Result<(usize, UserRef), ApiError> {
-        while let Some(mut field) = self.next_file().await? {
-            while field.chunk().await.map_err(|e| self.error(e))?.is_some() {}
+        while let Some(field) = self.next_file().await? {
+            self.skip(field).await?;
         }
         let user = match self.user.as_deref() {
             None | Some("") => UserRef::default_user(),
@@ -146,8 +152,7 @@ pub(crate) async fn read_upload(
             }
             part = Some(Part { name, content_type, bytes: bytes.freeze() });
         } else {
-            let mut other = file;
-            while other.chunk().await.map_err(|e| uploads.error(e))?.is_some() {}
+            uploads.skip(file).await?;
         }
     }
     let (files, user) = uploads.finish().await?;
@@ -254,8 +259,7 @@ pub(crate) async fn upload(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
                 return Err(ApiError::TooManyFiles);
             }
             if field.name() != Some("file") {
-                let mut other = field;
-                while other.chunk().await.map_err(|e| uploads.error(e))?.is_some() {}
+                uploads.skip(field).await?;
                 continue;
             }
             let raw_name = field.file_name().unwrap_or("").to_owned();
