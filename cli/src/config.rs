@@ -1,102 +1,108 @@
-//! All settings of the command-line program, from flags or `COLLOQUY_*` environment variables.
+//! The command line's settings: a flag for each setting that has one, built from the one
+//! settings table ([`VARS`]), and handed over the environment to the one reader.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Arg, ArgMatches, Command};
+use colloquy_core::settings::{FlagScope, Program, ServerSettings, Settings, VARS, Var};
 
 use crate::server::ServerLimits;
 
-/// Which store holds the data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StoreKind {
-    /// The embedded single-file database under `--data-dir`.
-    Sqlite,
-    /// DynamoDB (`--table`) and S3 (`--bucket`) through the standard AWS environment.
-    Dynamodb,
+/// `command` with the store flags on every command and the server flags on `serve`.
+pub fn with_setting_flags(command: Command) -> Command {
+    let global = VARS.iter().filter(|v| v.scope == FlagScope::Global).map(|v| flag(v).global(true));
+    let serve: Vec<Arg> = VARS.iter().filter(|v| v.scope == FlagScope::Serve).map(flag).collect();
+    command.args(global).mut_subcommand("serve", |command| command.args(serve))
 }
 
-/// Where data lives.
-#[derive(Debug, Clone, Args)]
-pub struct StoreSettings {
-    /// `sqlite` (embedded, the default) or `dynamodb` (DynamoDB and S3).
-    #[arg(long, env = "COLLOQUY_STORE", value_enum, default_value = "sqlite", global = true)]
-    pub store: StoreKind,
-    /// Directory of the embedded database and files (created if missing).
-    #[arg(long, env = "COLLOQUY_DATA_DIR", default_value = "./data", global = true)]
-    pub data_dir: PathBuf,
-    /// The DynamoDB table, with `--store dynamodb`.
-    #[arg(long, env = "COLLOQUY_TABLE", default_value = "colloquy", global = true)]
-    pub table: String,
-    /// The S3 bucket for files and audio, with `--store dynamodb`.
-    #[arg(long, env = "COLLOQUY_BUCKET", default_value = "colloquy-files", global = true)]
-    pub bucket: String,
+fn flag(var: &Var) -> Arg {
+    let about = var.about.replace('`', "");
+    let help = match var.default {
+        Some(default) => format!("{about} [env: {}] [default: {default}]", var.name),
+        None => format!("{about} [env: {}]", var.name),
+    };
+    Arg::new(var.name).long(var.flag.unwrap_or(var.name)).value_name("VALUE").help(help)
 }
 
-impl StoreSettings {
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("colloquy.db")
+/// The settings: flags given on the command line over the environment.
+pub fn settings(matches: &ArgMatches) -> Result<Settings, String> {
+    let mut levels = vec![matches];
+    while let Some((_, sub)) = levels.last().and_then(|m| m.subcommand()) {
+        levels.push(sub);
     }
-
-    /// Path-style S3 addressing: on when an endpoint override points at an emulator or an
-    /// S3-compatible service (`COLLOQUY_S3_PATH_STYLE` decides when set).
-    pub fn s3_path_style(&self) -> bool {
-        match std::env::var("COLLOQUY_S3_PATH_STYLE") {
-            Ok(value) => value == "true" || value == "1",
-            Err(_) => std::env::var("AWS_ENDPOINT_URL").is_ok() || std::env::var("AWS_ENDPOINT_URL_S3").is_ok(),
-        }
-    }
-}
-
-/// How the server listens and what it accepts.
-#[derive(Debug, Clone, Args)]
-pub struct ServeSettings {
-    /// Address to listen on.
-    #[arg(long, env = "COLLOQUY_ADDR", default_value = "127.0.0.1:5001")]
-    pub addr: SocketAddr,
-    /// Largest accepted request body in bytes; larger bodies get 413.
-    #[arg(long, env = "COLLOQUY_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-    pub max_body_bytes: usize,
-    /// Largest accepted file upload in bytes (the app's per-kind limits apply within it).
-    #[arg(long, env = "COLLOQUY_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
-    pub max_upload_bytes: usize,
-    /// Seconds a client has to send a request's headers (also: to start its next request).
-    #[arg(long, env = "COLLOQUY_HEADER_TIMEOUT_SECS", default_value_t = 10)]
-    pub header_timeout_secs: u64,
-    /// Longest wait, in seconds, for the next piece of a request body (408 after it).
-    #[arg(long, env = "COLLOQUY_BODY_TIMEOUT_SECS", default_value_t = 30)]
-    pub body_timeout_secs: u64,
-    /// Seconds an idle keep-alive connection stays open.
-    #[arg(long, env = "COLLOQUY_IDLE_TIMEOUT_SECS", default_value_t = 5)]
-    pub idle_timeout_secs: u64,
-    /// Open connections at most (the oldest idle one is closed to make room); also kept under
-    /// the process's open-file limit.
-    #[arg(long, env = "COLLOQUY_MAX_CONNECTIONS", default_value_t = 4096)]
-    pub max_connections: usize,
-    /// Requests in flight at most; beyond it 503 with `Retry-After: 1`.
-    #[arg(long, env = "COLLOQUY_MAX_IN_FLIGHT", default_value_t = 1024)]
-    pub max_in_flight: usize,
-    /// Browser origins allowed to call the API: `*` (any), `none`, or a comma-separated list.
-    #[arg(long, env = "COLLOQUY_CORS_ORIGINS", default_value = "*")]
-    pub cors_origins: String,
+    let given = |name: &str| levels.iter().find_map(|m| m.try_get_one::<String>(name).ok().flatten().cloned());
+    Settings::read(Program::Cli, |name| given(name).or_else(|| std::env::var(name).ok()))
 }
 
 /// File descriptors kept free for the store, blobs and logs when capping connections.
 const RESERVED_FILES: u64 = 256;
 
-impl ServeSettings {
+impl ServerLimits {
     /// The server's limits; the connection cap stays below `file_limit` (open files allowed).
-    pub fn server_limits(&self, file_limit: Option<u64>) -> ServerLimits {
+    pub fn from_settings(settings: &ServerSettings, file_limit: Option<u64>) -> Self {
         let room = file_limit.map_or(usize::MAX, |limit| {
             usize::try_from(limit.saturating_sub(RESERVED_FILES).max(16)).unwrap_or(usize::MAX)
         });
-        ServerLimits {
-            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
-            body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
-            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
-            max_connections: self.max_connections.clamp(1, room),
-            max_in_flight: self.max_in_flight.max(1),
+        Self {
+            header_timeout: settings.header_timeout.max(Duration::from_secs(1)),
+            body_timeout: settings.body_timeout.max(Duration::from_secs(1)),
+            idle_timeout: settings.idle_timeout.max(Duration::from_secs(1)),
+            max_connections: settings.max_connections.clamp(1, room),
+            max_in_flight: settings.max_in_flight.max(1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser, Subcommand};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Sub,
+    }
+
+    #[derive(Subcommand)]
+    enum Sub {
+        Serve,
+        #[command(subcommand)]
+        App(AppSub),
+    }
+
+    #[derive(Subcommand)]
+    enum AppSub {
+        List,
+    }
+
+    fn parse(args: &[&str]) -> Settings {
+        let matches = with_setting_flags(Cli::command()).try_get_matches_from(args).unwrap();
+        settings(&matches).unwrap()
+    }
+
+    #[test]
+    fn flags_are_read_by_the_one_reader() {
+        let settings =
+            parse(&["colloquy", "--store", "dynamodb", "serve", "--max-in-flight", "7", "--addr", "0.0.0.0:9"]);
+        assert_eq!(settings.store.kind, colloquy_core::settings::StoreKind::Dynamodb);
+        assert_eq!(settings.server.max_in_flight, 7);
+        assert_eq!(settings.server.addr.to_string(), "0.0.0.0:9");
+        // Global flags after a nested command.
+        let settings = parse(&["colloquy", "app", "list", "--table", "t2"]);
+        assert_eq!(settings.store.table, "t2");
+        // Server flags belong to serve.
+        assert!(
+            with_setting_flags(Cli::command())
+                .try_get_matches_from(["colloquy", "app", "list", "--addr", "x"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn connections_stay_under_the_file_limit() {
+        let limits = ServerLimits::from_settings(&Settings::defaults().server, Some(1024));
+        assert_eq!(limits.max_connections, 1024 - RESERVED_FILES as usize);
+        assert_eq!(ServerLimits::from_settings(&Settings::defaults().server, None).max_connections, 4096);
     }
 }

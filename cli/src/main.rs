@@ -4,26 +4,28 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
-use colloquy::config::{ServeSettings, StoreKind, StoreSettings};
-use colloquy::server;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use colloquy::config::{settings, with_setting_flags};
+use colloquy::server::{self, ServerLimits};
+use colloquy_aws::Aws;
+use colloquy_aws::s3::S3Blobs;
+use colloquy_core::admin;
+use colloquy_core::api::Services;
+use colloquy_core::domain::{AppConfig, AppId, AppMode};
+use colloquy_core::ports::{BlobStore, Clock, SpeechSynthesizer, Store, Transcriber};
+use colloquy_core::settings::{Settings, StoreKind, SttChoice, TtsChoice};
+use colloquy_core::speech::Speech;
+use colloquy_core::system::{SystemClock, TimeOrderedIds};
+use colloquy_embedded::fs_blobs::FsBlobStore;
+use colloquy_embedded::local_speech::{Espeak, PocketSphinx};
+use colloquy_embedded::sqlite::SqliteStore;
 use serde_json::json;
-use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::fs_blobs::FsBlobStore;
-use shared::adapters::s3::S3Blobs;
-use shared::adapters::sqlite::SqliteStore;
-use shared::adapters::system::{SystemClock, TimeOrderedIds};
-use shared::admin;
-use shared::api::{ApiLimits, Cors, Services};
-use shared::config::{AwsSpeech, ModelSettings, SpeechSettings};
-use shared::domain::{AppConfig, AppId, AppMode};
-use shared::ports::{BlobStore, Clock, Store};
 
+/// The store flags (`--store`, `--data-dir`, `--table`, `--bucket`) and the server's flags are
+/// added from the settings table (`colloquy_core::settings::VARS`).
 #[derive(Parser)]
 #[command(name = "colloquy", version, about = "A Dify-compatible conversation and message service")]
 struct Cli {
-    #[command(flatten)]
-    store: StoreSettings,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,7 +39,7 @@ enum Command {
     #[command(subcommand)]
     Key(KeyCommand),
     /// Serve the whole /v1 API.
-    Serve(ServeSettings),
+    Serve,
     /// AWS resources.
     #[command(subcommand)]
     Aws(AwsCommand),
@@ -95,16 +97,22 @@ fn parse_mode(raw: &str) -> Result<AppMode, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("COLLOQUY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, not in files or log collectors.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let matches = with_setting_flags(Cli::command()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let settings = match settings(&matches) {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(message) = colloquy_core::logging::init(&settings.log) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -112,7 +120,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -121,33 +129,130 @@ fn main() -> ExitCode {
     }
 }
 
-/// Opens the configured store.
-async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, String> {
-    match settings.store {
-        StoreKind::Sqlite => {
-            std::fs::create_dir_all(&settings.data_dir)
-                .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
-            Ok(Arc::new(SqliteStore::open(&settings.database_path()).map_err(|e| e.to_string())?))
+/// The adapters the settings choose: this is where the program is composed.
+struct Composition {
+    settings: Settings,
+    /// Loaded only when something on AWS is used.
+    aws: Option<Aws>,
+}
+
+impl Composition {
+    async fn new(settings: Settings) -> Self {
+        let needs_aws = settings.store.kind == StoreKind::Dynamodb
+            || settings.models.bedrock.is_some()
+            || settings.speech.needs_aws();
+        let aws = if needs_aws { Some(Aws::load().await) } else { None };
+        Self { settings, aws }
+    }
+
+    fn aws(&self) -> Result<&Aws, String> {
+        self.aws.as_ref().ok_or_else(|| "the AWS configuration is not loaded".to_owned())
+    }
+
+    /// Opens the configured store.
+    fn store(&self) -> Result<Arc<dyn Store>, String> {
+        let store = &self.settings.store;
+        match store.kind {
+            StoreKind::Sqlite => {
+                std::fs::create_dir_all(&store.data_dir)
+                    .map_err(|e| format!("cannot create {}: {e}", store.data_dir.display()))?;
+                Ok(Arc::new(SqliteStore::open(&store.database_path()).map_err(|e| e.to_string())?))
+            }
+            StoreKind::Dynamodb => Ok(Arc::new(self.aws()?.store(store))),
         }
-        StoreKind::Dynamodb => Ok(Arc::new(DynamoStore::from_env(settings.table.clone()).await)),
+    }
+
+    /// Where uploaded files go (beside the database, or the S3 bucket), and the bucket when it is S3.
+    fn blobs(&self) -> Result<(Arc<dyn BlobStore>, Option<S3Blobs>), String> {
+        let store = &self.settings.store;
+        Ok(match store.kind {
+            StoreKind::Sqlite => (Arc::new(FsBlobStore::new(store.files_dir())), None),
+            StoreKind::Dynamodb => {
+                let s3 = self.aws()?.blobs(store);
+                (Arc::new(s3.clone()), Some(s3))
+            }
+        })
+    }
+
+    fn models(&self) -> Result<colloquy_core::models::Models, String> {
+        let settings = &self.settings.models;
+        let bedrock = match &settings.bedrock {
+            Some(bedrock) => vec![self.aws()?.bedrock(bedrock)],
+            None => Vec::new(),
+        };
+        let models = colloquy_providers::models(settings, bedrock)?;
+        match models.default_provider() {
+            "echo" => tracing::info!(
+                "language model: the built-in `echo` provider (deterministic, no account needed; set COLLOQUY_LLM=openai or bedrock for a real model)"
+            ),
+            other => tracing::info!(provider = other, "language model"),
+        }
+        Ok(models)
+    }
+
+    /// The speech engines: the local ones when installed (unless told otherwise), Polly,
+    /// Transcribe or an OpenAI-compatible API.
+    async fn speech(&self, s3: Option<S3Blobs>) -> Result<Speech, String> {
+        let speech = &self.settings.speech;
+        let openai = || colloquy_providers::openai_speech(speech.openai.as_ref());
+        let synthesizer: Option<Arc<dyn SpeechSynthesizer>> = match &speech.tts {
+            TtsChoice::Auto => Espeak::find().map(|e| Arc::new(e) as _),
+            TtsChoice::None => None,
+            TtsChoice::Espeak => Some(Arc::new(Espeak::find().ok_or(
+                "COLLOQUY_TTS=espeak, but espeak-ng is not installed (Debian: apt-get install espeak-ng lame)",
+            )?)),
+            TtsChoice::OpenAi => Some(openai()?),
+            TtsChoice::Polly { engine } => Some(self.aws()?.polly(engine)),
+        };
+        let transcriber: Option<Arc<dyn Transcriber>> = match &speech.stt {
+            SttChoice::Auto => PocketSphinx::find_any(&speech.pythons).await.map(|p| Arc::new(p) as _),
+            SttChoice::None => None,
+            SttChoice::PocketSphinx => Some(Arc::new(PocketSphinx::find_any(&speech.pythons).await.ok_or_else(
+                || {
+                    format!(
+                        "COLLOQUY_STT=pocketsphinx, but none of {:?} can import pocketsphinx (run scripts/speech-engines.sh)",
+                        speech.pythons
+                    )
+                },
+            )?)),
+            SttChoice::OpenAi => Some(openai()?),
+            SttChoice::Transcribe { language, polling } => {
+                let s3 = s3.ok_or("COLLOQUY_STT=transcribe needs the S3 bucket (use --store dynamodb)")?;
+                Some(self.aws()?.transcribe(s3, language.clone(), *polling))
+            }
+        };
+        let speech = Speech { synthesizer, transcriber };
+        let (tts, stt) = speech.describe();
+        tracing::info!(
+            text_to_speech = tts.unwrap_or("none (install espeak-ng: scripts/speech-engines.sh, or set COLLOQUY_TTS)"),
+            speech_to_text =
+                stt.unwrap_or("none (install PocketSphinx: scripts/speech-engines.sh, or set COLLOQUY_STT)"),
+            "speech engines"
+        );
+        Ok(speech)
     }
 }
 
-async fn aws_init(settings: &StoreSettings) -> Result<(), String> {
-    let table = DynamoStore::from_env(settings.table.clone()).await;
+async fn aws_init(composition: &Composition) -> Result<(), String> {
+    let aws = match &composition.aws {
+        Some(aws) => aws.clone(),
+        None => Aws::load().await,
+    };
+    let table = aws.store(&composition.settings.store);
     let created = table.create_table().await.map_err(|e| e.to_string())?;
     println!("table {}: {}", table.table(), if created { "created" } else { "exists" });
-    let bucket = S3Blobs::from_env(settings.bucket.clone(), settings.s3_path_style()).await;
+    let bucket = aws.blobs(&composition.settings.store);
     let created = bucket.create_bucket().await.map_err(|e| e.to_string())?;
     println!("bucket {}: {}", bucket.bucket(), if created { "created" } else { "exists" });
     Ok(())
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
-        Command::Aws(AwsCommand::Init) => aws_init(&cli.store).await,
-        Command::Serve(settings) => serve(open_store(&cli.store).await?, &cli.store, settings).await,
-        command => manage(command, open_store(&cli.store).await?.as_ref()).await,
+async fn run(command: Command, settings: Settings) -> Result<(), String> {
+    let composition = Composition::new(settings).await;
+    match command {
+        Command::Aws(AwsCommand::Init) => aws_init(&composition).await,
+        Command::Serve => serve(&composition).await,
+        command => manage(command, composition.store()?.as_ref()).await,
     }
 }
 
@@ -190,7 +295,7 @@ async fn manage(command: Command, store: &dyn Store) -> Result<(), String> {
             admin::revoke_key(store, &key).await.map_err(|e| e.to_string())?;
             println!("revoked");
         }
-        Command::Serve(_) | Command::Aws(_) => return Err("not an app or key command".into()),
+        Command::Serve | Command::Aws(_) => return Err("not an app or key command".into()),
     }
     Ok(())
 }
@@ -203,37 +308,9 @@ fn read_config(path: Option<&Path>) -> Result<AppConfig, String> {
     AppConfig::from_json(&raw).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Where uploaded files go (beside the database, or the S3 bucket), and the bucket when it is S3.
-async fn open_blobs(settings: &StoreSettings) -> (Arc<dyn BlobStore>, Option<S3Blobs>) {
-    match settings.store {
-        StoreKind::Sqlite => (Arc::new(FsBlobStore::new(settings.data_dir.join("files"))), None),
-        StoreKind::Dynamodb => {
-            let s3 = S3Blobs::from_env(settings.bucket.clone(), settings.s3_path_style()).await;
-            (Arc::new(s3.clone()), Some(s3))
-        }
-    }
-}
-
-/// The speech engines of `COLLOQUY_TTS` / `COLLOQUY_STT` (local ones when installed by default).
-async fn open_speech(s3: Option<S3Blobs>) -> Result<shared::speech::Speech, String> {
-    let settings = SpeechSettings::from_env()?;
-    let aws = if settings.needs_aws() {
-        Some(AwsSpeech { config: aws_config::load_from_env().await, blobs: s3 })
-    } else {
-        None
-    };
-    let speech = settings.build(aws.as_ref()).await?;
-    let (tts, stt) = speech.describe();
-    tracing::info!(
-        text_to_speech = tts.unwrap_or("none (install espeak-ng, or set COLLOQUY_TTS)"),
-        speech_to_text = stt.unwrap_or("none (pip install pocketsphinx, or set COLLOQUY_STT)"),
-        "speech engines"
-    );
-    Ok(speech)
-}
-
-async fn serve(store: Arc<dyn Store>, store_settings: &StoreSettings, settings: ServeSettings) -> Result<(), String> {
-    let (blobs, s3) = open_blobs(store_settings).await;
+async fn serve(composition: &Composition) -> Result<(), String> {
+    let store = composition.store()?;
+    let (blobs, s3) = composition.blobs()?;
     // Generations that a crash interrupted end as failed, and their tasks are removed.
     let ended = store.end_abandoned(SystemClock.now()).await.map_err(|e| e.to_string())?;
     if ended > 0 {
@@ -252,27 +329,21 @@ async fn serve(store: Arc<dyn Store>, store_settings: &StoreSettings, settings: 
                 .map_err(|e| e.to_string())?;
         println!("Created the default chat app {}.\nIts API key (shown once): {}", app.id, key.expose());
     }
-    let models_settings = ModelSettings::from_env()?;
-    let models = models_settings.build().await?;
-    match models.default_provider() {
-        "echo" => tracing::info!(
-            "language model: the built-in `echo` provider (deterministic, no account needed; set COLLOQUY_LLM=openai or bedrock for a real model)"
-        ),
-        other => tracing::info!(provider = other, "language model"),
-    }
+    let settings = &composition.settings;
     let services = Services {
         store,
         blobs,
-        models,
-        speech: open_speech(s3).await?,
+        models: composition.models()?,
+        speech: composition.speech(s3).await?,
         clock: Arc::new(SystemClock),
         ids: Arc::new(TimeOrderedIds),
-        limits: ApiLimits { max_body_bytes: settings.max_body_bytes, max_upload_bytes: settings.max_upload_bytes },
-        cors: Cors::parse(&settings.cors_origins).map_err(|e| format!("--cors-origins: {e}"))?,
+        limits: settings.limits,
+        cors: settings.cors.clone(),
     };
-    let limits = settings.server_limits(server::raise_file_limit());
-    let listener = server::bind(settings.addr).map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
-    tracing::info!(addr = %settings.addr, "serving the Dify-compatible API at http://{}/v1", settings.addr);
+    let limits = ServerLimits::from_settings(&settings.server, server::raise_file_limit());
+    let addr = settings.server.addr;
+    let listener = server::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(addr = %addr, "serving the Dify-compatible API at http://{addr}/v1");
     tracing::info!(
         max_connections = limits.max_connections,
         max_in_flight = limits.max_in_flight,

@@ -1,5 +1,5 @@
-//! Serves [`shared::api`] over HTTP/1.1 with hyper, defensively: a request's route, key and
-//! declared size are checked before its body is read (by `shared::api::handle_incoming`),
+//! Serves [`colloquy_core::api`] over HTTP/1.1 with hyper, defensively: a request's route, key and
+//! declared size are checked before its body is read (by `colloquy_core::api::handle_incoming`),
 //! bodies arrive as streams with a time-out between pieces, headers must arrive within a
 //! time-out, idle keep-alive connections are closed, and both connections and requests in
 //! flight are capped. One log line per request; graceful shutdown.
@@ -14,6 +14,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use colloquy_core::api::error::ApiError;
+use colloquy_core::api::{
+    ApiRequest, ApiResponse, BodyError, BodyStream, IncomingBody, ResponseBody, Services, handle_incoming,
+};
 use futures_util::{Stream, StreamExt};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
@@ -22,10 +26,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use shared::api::{
-    ApiRequest, ApiResponse, BodyError, BodyStream, IncomingBody, ResponseBody, Services, handle_incoming,
-};
-use shared::error::ApiError;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
@@ -47,13 +47,7 @@ pub struct ServerLimits {
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        Self {
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(5),
-            max_connections: 4096,
-            max_in_flight: 1024,
-        }
+        Self::from_settings(&colloquy_core::settings::Settings::defaults().server, None)
     }
 }
 

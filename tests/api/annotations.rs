@@ -1,6 +1,6 @@
+use colloquy_core::domain::{AppConfig, AppMode};
 use colloquy_tests::*;
 use serde_json::json;
-use shared::domain::{AppConfig, AppMode};
 
 async fn create(app: &TestApp, key: &TestKey, question: &str, answer: &str) -> serde_json::Value {
     let (status, body) =

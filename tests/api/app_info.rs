@@ -1,6 +1,6 @@
+use colloquy_core::domain::{AppConfig, AppMode};
 use colloquy_tests::*;
 use serde_json::json;
-use shared::domain::{AppConfig, AppMode};
 
 fn configured() -> AppConfig {
     AppConfig::from_json(
@@ -92,10 +92,10 @@ async fn meta_and_site() {
 async fn an_updated_configuration_is_served_at_once() {
     let app = spawn_app().await;
     let key = app.chat_app().await;
-    shared::admin::update_config(app.store.as_ref(), key.app.id, configured()).await.unwrap();
+    colloquy_core::admin::update_config(app.store.as_ref(), key.app.id, configured()).await.unwrap();
     let (_, body) = send(app.get(&key, "/v1/parameters")).await;
     assert_eq!(body["opening_statement"], "Hello {{name}}!");
     let disabled = AppConfig { enable_api: false, ..configured() };
-    shared::admin::update_config(app.store.as_ref(), key.app.id, disabled).await.unwrap();
+    colloquy_core::admin::update_config(app.store.as_ref(), key.app.id, disabled).await.unwrap();
     assert_error(&send(app.get(&key, "/v1/parameters")).await, 403, "forbidden");
 }

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
+use colloquy_core::domain::{AppConfig, AppMode};
+use colloquy_core::speech::Speech;
+use colloquy_providers::openai_speech::{OpenAiSpeech, OpenAiSpeechSettings};
 use colloquy_tests::fakes::{OpenAiFake, assert_no_provider_detail, fake_speech};
 use colloquy_tests::*;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
-use shared::adapters::openai_speech::{OpenAiSpeech, OpenAiSpeechSettings};
-use shared::domain::{AppConfig, AppMode};
-use shared::speech::Speech;
 
 async fn openai_speech(fake: &OpenAiFake) -> Speech {
     speech_at(&fake.base_url, "tts-1", "whisper-1")

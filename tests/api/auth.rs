@@ -1,5 +1,5 @@
+use colloquy_core::domain::{AppConfig, AppMode, AppStatus};
 use colloquy_tests::*;
-use shared::domain::{AppConfig, AppMode, AppStatus};
 
 #[tokio::test]
 async fn a_missing_or_malformed_header_is_401_with_www_authenticate() {
@@ -42,12 +42,15 @@ async fn an_unknown_key_is_401_and_the_scheme_is_case_insensitive() {
 async fn a_revoked_key_stops_working_and_other_keys_keep_working() {
     let app = spawn_app().await;
     let first = app.chat_app().await;
-    let second = shared::admin::create_key(app.store.as_ref(), app.clock.as_ref(), first.app.id).await.unwrap();
-    shared::admin::revoke_key(app.store.as_ref(), &first.key).await.unwrap();
+    let second = colloquy_core::admin::create_key(app.store.as_ref(), app.clock.as_ref(), first.app.id).await.unwrap();
+    colloquy_core::admin::revoke_key(app.store.as_ref(), &first.key).await.unwrap();
     assert_error(&send(app.get(&first, "/v1/info")).await, 401, "unauthorized");
     let second = TestKey { app: first.app.clone(), key: second.expose().to_owned() };
     assert_eq!(send(app.get(&second, "/v1/info")).await.0, 200);
-    assert!(shared::admin::revoke_key(app.store.as_ref(), &first.key).await.is_err(), "revoking twice reports it");
+    assert!(
+        colloquy_core::admin::revoke_key(app.store.as_ref(), &first.key).await.is_err(),
+        "revoking twice reports it"
+    );
 }
 
 #[tokio::test]
@@ -70,12 +73,12 @@ async fn keys_are_stored_only_as_hashes() {
     let dir = std::env::temp_dir().join(format!("colloquy-keys-{}", unknown_id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("colloquy.db");
-    let store = shared::adapters::sqlite::SqliteStore::open(&path).unwrap();
+    let store = colloquy_embedded::sqlite::SqliteStore::open(&path).unwrap();
     let clock = ManualClock::at_seconds(T0);
-    let (_, key) = shared::admin::create_app(
+    let (_, key) = colloquy_core::admin::create_app(
         &store,
         &clock,
-        &shared::adapters::system::TimeOrderedIds,
+        &colloquy_core::system::TimeOrderedIds,
         "Hashing",
         AppMode::Chat,
         AppConfig::default(),

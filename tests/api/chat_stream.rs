@@ -101,7 +101,8 @@ async fn stop_needs_a_user_and_a_chat_app() {
         400,
         "invalid_param",
     );
-    let completion = app.create_app(shared::domain::AppMode::Completion, shared::domain::AppConfig::default()).await;
+    let completion =
+        app.create_app(colloquy_core::domain::AppMode::Completion, colloquy_core::domain::AppConfig::default()).await;
     let body =
         send(app.post(&completion, &format!("/v1/chat-messages/{}/stop", unknown_id()), json!({"user": "u"}))).await;
     assert_error(&body, 400, "not_chat_app");

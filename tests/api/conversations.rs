@@ -1,6 +1,6 @@
+use colloquy_core::domain::{AppConfig, AppMode, Timestamp};
 use colloquy_tests::*;
 use serde_json::json;
-use shared::domain::{AppConfig, AppMode, Timestamp};
 
 fn ids(body: &serde_json::Value) -> Vec<String> {
     body["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect()

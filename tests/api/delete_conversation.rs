@@ -1,6 +1,6 @@
+use colloquy_core::domain::ValueType;
 use colloquy_tests::*;
 use serde_json::json;
-use shared::domain::ValueType;
 
 #[tokio::test]
 async fn deletes_with_204_empty_and_untyped_then_everything_is_gone() {
@@ -103,7 +103,7 @@ async fn body_rules_for_delete() {
 
 #[tokio::test]
 async fn non_chat_apps_are_refused() {
-    use shared::domain::{AppConfig, AppMode};
+    use colloquy_core::domain::{AppConfig, AppMode};
     let app = spawn_app().await;
     let workflow = app.create_app(AppMode::Workflow, AppConfig::default()).await;
     let body =

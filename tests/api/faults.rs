@@ -21,6 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use colloquy_core::domain::{
+    AppConfig, AppMode, Conversation, ConversationId, ConversationSort, FileId, Message, MessageId, Owner, Timestamp,
+    ValueType,
+};
+use colloquy_core::ports::{AppStore, BlobStore, ConversationStore, MessageStore, Store, StoreError};
 use colloquy_tests::aws::{self, emulator};
 use colloquy_tests::faults::{Cut, FaultProxy};
 use colloquy_tests::*;
@@ -28,11 +33,6 @@ use futures_util::future::join_all;
 use reqwest::RequestBuilder;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
-use shared::domain::{
-    AppConfig, AppMode, Conversation, ConversationId, ConversationSort, FileId, Message, MessageId, Owner, Timestamp,
-    ValueType,
-};
-use shared::ports::{AppStore, BlobStore, ConversationStore, MessageStore, Store, StoreError};
 
 /// One server behind two proxies, and the same table and bucket reached directly.
 struct Rig {
@@ -732,7 +732,7 @@ async fn retried_writes_recognise_their_own_first_attempt() {
     let history = rig.store().messages_before(conversation.id, None, 10).await.unwrap();
     assert_eq!(history.iter().map(|m| m.id).collect::<Vec<_>>(), [message.id]);
 
-    let key = shared::domain::ApiKey::generate();
+    let key = colloquy_core::domain::ApiKey::generate();
     lost_once();
     store.add_key(rig.key.app.id, &key.hash(), at(2)).await.expect("a retried key insert is not a conflict");
     assert!(matches!(store.add_key(rig.key.app.id, &key.hash(), at(2)).await, Err(StoreError::Conflict(_))));

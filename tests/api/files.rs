@@ -1,7 +1,7 @@
+use colloquy_core::domain::{AppConfig, AppMode};
 use colloquy_tests::*;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
-use shared::domain::{AppConfig, AppMode};
 
 fn form(user: Option<&str>, name: &str, mime: &str, bytes: Vec<u8>) -> Form {
     let part = Part::bytes(bytes).file_name(name.to_owned()).mime_str(mime).unwrap();

@@ -1,8 +1,8 @@
 //! What real clients send (reference: local-tooling §3.d).
 
+use colloquy_core::api::ApiLimits;
 use colloquy_tests::*;
 use serde_json::json;
-use shared::api::ApiLimits;
 
 #[tokio::test]
 async fn sdk_style_queries_are_tolerated() {

@@ -1,12 +1,12 @@
 //! Generations that never finished: the process answering died (a crash, a killed Lambda) and
 //! left its message generating. (The deadline that bounds a live generation is tested in
-//! `shared::api::chat`, on Tokio's paused clock.)
+//! `colloquy_core::api::chat`, on Tokio's paused clock.)
 
-use colloquy_tests::*;
-use serde_json::{Map, Value, json};
-use shared::domain::{
+use colloquy_core::domain::{
     ABANDONED_AFTER, ABANDONED_ERROR, AppConfig, AppMode, Conversation, Message, MessageId, TaskId, Timestamp,
 };
+use colloquy_tests::*;
+use serde_json::{Map, Value, json};
 
 /// A message left as the chat endpoint stores it while answering, `seconds_ago` before now.
 async fn left_generating(app: &TestApp, conversation: &Conversation, query: &str, seconds_ago: i64) -> Message {

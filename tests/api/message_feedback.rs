@@ -1,6 +1,6 @@
+use colloquy_core::domain::{AppConfig, AppMode};
 use colloquy_tests::*;
 use serde_json::json;
-use shared::domain::{AppConfig, AppMode};
 
 async fn rated_rows(app: &TestApp, key: &TestKey) -> Vec<serde_json::Value> {
     let (_, body) = send(app.get(key, "/v1/app/feedbacks")).await;

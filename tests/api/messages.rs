@@ -1,6 +1,6 @@
+use colloquy_core::domain::{AppConfig, AppMode};
 use colloquy_tests::*;
 use serde_json::json;
-use shared::domain::{AppConfig, AppMode};
 
 #[tokio::test]
 async fn newest_page_in_ascending_order_with_every_field() {

@@ -3,9 +3,9 @@
 
 use std::sync::OnceLock;
 
+use colloquy_core::domain::{Conversation, Timestamp};
 use colloquy_tests::*;
 use proptest::prelude::*;
-use shared::domain::{Conversation, Timestamp};
 use tokio::runtime::Runtime;
 
 fn runtime() -> &'static Runtime {

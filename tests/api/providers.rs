@@ -2,22 +2,22 @@
 
 use std::sync::Arc;
 
+use colloquy_aws::bedrock::{Bedrock, BedrockSettings};
+use colloquy_core::domain::{AppConfig, AppMode};
+use colloquy_core::models::{Models, Provider};
+use colloquy_core::ports::{Embedder, Llm, LlmEvent, LlmRequest, ProviderError, Purpose, Speaker};
+use colloquy_providers::echo::{EchoLlm, LexicalEmbedder};
+use colloquy_providers::openai::{OpenAi, OpenAiSettings};
 use colloquy_tests::fakes::{BedrockFake, OpenAiFake, assert_no_provider_detail};
 use colloquy_tests::*;
 use futures_util::StreamExt;
 use serde_json::json;
-use shared::adapters::bedrock::{Bedrock, BedrockSettings};
-use shared::adapters::echo::{EchoLlm, LexicalEmbedder};
-use shared::adapters::openai::{OpenAi, OpenAiSettings};
-use shared::domain::{AppConfig, AppMode};
-use shared::models::{Models, Provider};
-use shared::ports::{Embedder, Llm, LlmEvent, LlmRequest, ProviderError, Purpose, Speaker};
 
 fn openai(fake: &OpenAiFake, key: &str) -> Arc<OpenAi> {
     Arc::new(
         OpenAi::new(OpenAiSettings {
             base_url: fake.base_url.clone(),
-            api_key: Some(key.to_owned()),
+            api_key: Some(key.into()),
             model: "fake-model".into(),
             embedding_model: "fake-embed".into(),
         })
@@ -64,7 +64,7 @@ fn request(query: &str) -> LlmRequest {
     }
 }
 
-async fn collect(stream: shared::ports::LlmStream) -> (String, Vec<LlmEvent>, Option<ProviderError>) {
+async fn collect(stream: colloquy_core::ports::LlmStream) -> (String, Vec<LlmEvent>, Option<ProviderError>) {
     let mut text = String::new();
     let mut events = Vec::new();
     let mut stream = stream;
@@ -281,7 +281,7 @@ async fn title_and_suggestion_fallbacks() {
     app.seed_message(&conversation, "first").await;
     let mut config = model_app("openai", "fail-server");
     config.suggested_questions_after_answer.enabled = true;
-    shared::admin::update_config(app.store.as_ref(), chatty.app.id, config).await.unwrap();
+    colloquy_core::admin::update_config(app.store.as_ref(), chatty.app.id, config).await.unwrap();
     let (status, renamed) = send(app.post(
         &chatty,
         &format!("/v1/conversations/{}/name", conversation.id),

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use colloquy_core::domain::{AppConfig, AppMode, Conversation, MessageId};
 use colloquy_tests::*;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use shared::domain::{AppConfig, AppMode, Conversation, MessageId};
 
 /// Trials per race; each one is an independent conversation. DynamoDB Local answers a request
 /// in tens of milliseconds on a small machine, so it runs fewer.

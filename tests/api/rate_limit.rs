@@ -1,6 +1,6 @@
+use colloquy_core::domain::{AppConfig, AppMode};
 use colloquy_tests::*;
 use serde_json::json;
-use shared::domain::{AppConfig, AppMode};
 
 #[tokio::test]
 async fn ten_feedback_writes_per_minute_per_end_user_by_default() {

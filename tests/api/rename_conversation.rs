@@ -1,6 +1,6 @@
+use colloquy_core::domain::{AppConfig, AppMode};
 use colloquy_tests::*;
 use serde_json::json;
-use shared::domain::{AppConfig, AppMode};
 
 #[tokio::test]
 async fn manual_rename_keeps_the_name_as_given_and_bumps_updated_at() {

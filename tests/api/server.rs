@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use colloquy::server::ServerLimits;
+use colloquy_core::api::Cors;
 use colloquy_tests::{TestApp, assert_error, send, spawn_app, spawn_app_with_server};
 use serde_json::{Value, json};
-use shared::api::Cors;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use colloquy_core::domain::{AppConfig, AppMode};
+use colloquy_core::ports::SpeechSynthesizer;
+use colloquy_core::speech::Speech;
+use colloquy_embedded::local_speech::{Espeak, PocketSphinx, find_program};
 use colloquy_tests::*;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
-use shared::adapters::local_speech::{Espeak, PocketSphinx, find_program};
-use shared::domain::{AppConfig, AppMode};
-use shared::ports::SpeechSynthesizer;
-use shared::speech::Speech;
 
 const SENTENCE: &str = "The weather today is sunny this morning.";
 

@@ -1,6 +1,6 @@
+use colloquy_core::domain::{AppConfig, AppMode};
 use colloquy_tests::*;
 use serde_json::json;
-use shared::domain::{AppConfig, AppMode};
 
 fn suggesting() -> AppConfig {
     AppConfig::from_json(r#"{"suggested_questions_after_answer": {"enabled": true}}"#).unwrap()

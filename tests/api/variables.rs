@@ -1,6 +1,6 @@
+use colloquy_core::domain::{AppConfig, AppMode, ValueType};
 use colloquy_tests::*;
 use serde_json::json;
-use shared::domain::{AppConfig, AppMode, ValueType};
 
 async fn advanced_chat(app: &TestApp) -> TestKey {
     app.create_app(AppMode::AdvancedChat, AppConfig::default()).await
@@ -145,14 +145,14 @@ async fn another_app_cannot_update_and_non_chat_apps_are_refused() {
 #[tokio::test]
 async fn new_conversations_start_with_the_apps_variables() {
     let app = spawn_app().await;
-    let config = shared::domain::AppConfig::from_json(
+    let config = colloquy_core::domain::AppConfig::from_json(
         r#"{"conversation_variables": [
             {"name": "memory", "value_type": "object", "description": "what the bot remembers"},
             {"name": "turns", "value_type": "number", "value": 3}
         ]}"#,
     )
     .unwrap();
-    let key = app.create_app(shared::domain::AppMode::AdvancedChat, config).await;
+    let key = app.create_app(colloquy_core::domain::AppMode::AdvancedChat, config).await;
     let body = serde_json::json!({"inputs": {}, "query": "hi", "user": "alice", "response_mode": "blocking"});
     let (status, answer) = send(app.post(&key, "/v1/chat-messages", body)).await;
     assert_eq!(status, 200, "{answer}");
@@ -188,6 +188,6 @@ async fn new_conversations_start_with_the_apps_variables() {
         r#"{"conversation_variables": [{"name": "", "value_type": "string"}]}"#,
         r#"{"conversation_variables": [{"name": "x", "value_type": "string"}, {"name": "x", "value_type": "string"}]}"#,
     ] {
-        assert!(shared::domain::AppConfig::from_json(bad).is_err(), "{bad}");
+        assert!(colloquy_core::domain::AppConfig::from_json(bad).is_err(), "{bad}");
     }
 }

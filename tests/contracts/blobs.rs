@@ -2,10 +2,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use colloquy_core::domain::DownloadHeaders;
+use colloquy_core::ports::{BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
+use colloquy_embedded::fs_blobs::FsBlobStore;
 use futures_util::StreamExt;
-use shared::adapters::fs_blobs::FsBlobStore;
-use shared::domain::DownloadHeaders;
-use shared::ports::{BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
 
 /// `None` for stores without URLs of their own, else a checked round trip through the URLs.
 async fn contract(store: Arc<dyn BlobStore>, has_urls: bool) {

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use colloquy_tests::aws::counted_dynamo_store;
-use colloquy_tests::*;
-use serde_json::{Map, json};
-use shared::domain::{
+use colloquy_core::domain::{
     Conversation, ConversationId, ConversationVariable, Feedback, FeedbackId, FeedbackSource, Message, MessageId,
     Rating, Timestamp, ValueType, VariableId,
 };
-use shared::ports::{ConversationStore, FeedbackStore, MessageStore, Store, VariableStore};
+use colloquy_core::ports::{ConversationStore, FeedbackStore, MessageStore, Store, VariableStore};
+use colloquy_tests::aws::counted_dynamo_store;
+use colloquy_tests::*;
+use serde_json::{Map, json};
 
 /// Requests one GET costs, counted at the SDK.
 async fn cost(app: &TestApp, key: &TestKey, counter: &aws::RequestCounter, path: &str) -> usize {

@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use colloquy_aws::polly::Polly;
+use colloquy_aws::transcribe::{AwsTranscribe, Polling};
+use colloquy_core::domain::AudioFormat;
+use colloquy_core::ports::{BlobStore, ProviderError, SpeechSynthesizer, Transcriber};
 use colloquy_tests::aws::{polly_client, s3_blobs, s3_client, stand_in_transcripts, transcribe_client};
-use shared::adapters::polly::Polly;
-use shared::adapters::transcribe::{AwsTranscribe, Polling};
-use shared::domain::AudioFormat;
-use shared::ports::{BlobStore, ProviderError, SpeechSynthesizer, Transcriber};
 
 fn fast(deadline: Duration) -> Polling {
     Polling { deadline, first_interval: Duration::from_millis(30), max_interval: Duration::from_millis(100) }

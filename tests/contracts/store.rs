@@ -1,15 +1,15 @@
 use std::sync::Arc;
 
-use colloquy_tests::{T0, test_store};
-use serde_json::{Map, json};
-use shared::adapters::sqlite::SqliteStore;
-use shared::domain::{
+use colloquy_core::domain::{
     ABANDONED_AFTER, ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App,
     AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser,
     EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, Owner, Rating,
     ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
 };
-use shared::ports::Store;
+use colloquy_core::ports::Store;
+use colloquy_embedded::sqlite::SqliteStore;
+use colloquy_tests::{T0, test_store};
+use serde_json::{Map, json};
 use uuid::Uuid;
 
 fn id() -> Uuid {

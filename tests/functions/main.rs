@@ -4,11 +4,11 @@
 mod openapi;
 mod template;
 
+use colloquy_core::domain::{AppConfig, AppMode, ValueType};
+use colloquy_core::ports::Store;
 use colloquy_tests::lambda::{Function, buffered_response, http_event, streamed_response};
 use colloquy_tests::*;
 use serde_json::{Value, json};
-use shared::domain::{AppConfig, AppMode, ValueType};
-use shared::ports::Store;
 
 async fn function(name: &str) -> Function {
     Function::start(name, &aws::function_env().await).await
@@ -291,7 +291,7 @@ async fn the_purge_function_consumes_tombstones_from_the_table_stream() {
     for i in 0..30 {
         ids.push(app.seed_message(&conversation, &format!("m{i}")).await.id);
     }
-    use shared::ports::ConversationStore;
+    use colloquy_core::ports::ConversationStore;
     assert!(store.delete_conversation(conversation.owner, conversation.id).await.unwrap());
 
     let image = json!({

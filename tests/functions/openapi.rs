@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use colloquy_core::api::ROUTES;
 use colloquy_tests::spawn_app;
 use serde_yaml::Value;
-use shared::api::ROUTES;
 
 fn document() -> Value {
     serde_yaml::from_str(colloquy::server::OPENAPI).expect("openapi.yaml is YAML")

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use colloquy_aws::dynamo::{INDEXES, TTL_ATTRIBUTE};
+use colloquy_core::api::Endpoint;
 use serde_yaml::Value;
-use shared::adapters::dynamo::{INDEXES, TTL_ATTRIBUTE};
-use shared::api::Endpoint;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -66,23 +66,18 @@ fn every_endpoint_has_its_function_with_exactly_its_routes() {
         assert_eq!(http_routes(function), expected, "{name}");
         let main =
             std::fs::read_to_string(root().join(format!("functions/{name}/src/main.rs"))).expect("the package exists");
-        assert!(main.contains(&format!("Endpoint::{endpoint:?})")), "functions/{name} serves {endpoint:?}");
+        // Wiring only: which clients the function builds follows from its endpoint's spec
+        // (models and speech only where used; the glue's own tests check that).
+        assert!(
+            main.contains(&format!("colloquy_lambda::serve(colloquy_lambda::Endpoint::{endpoint:?})")),
+            "functions/{name} serves {endpoint:?}"
+        );
         let uses_bedrock =
             serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap().contains("bedrock:InvokeModel");
         assert_eq!(uses_bedrock, endpoint.uses_models(), "{name}: Bedrock access only where a model is used");
-        assert_eq!(
-            main.contains("serve_with_models("),
-            endpoint.uses_models(),
-            "{name}: model clients only where used"
-        );
         let policies = serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap();
         let speech_actions = policies.contains("polly:") || policies.contains("transcribe:");
         assert_eq!(speech_actions, endpoint.uses_speech(), "{name}: Polly/Transcribe access only for audio");
-        assert_eq!(
-            main.contains("serve_with_speech("),
-            endpoint.uses_speech(),
-            "{name}: speech engines only for audio"
-        );
     }
     let packages: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
         .unwrap()
@@ -100,7 +95,7 @@ fn streaming_chat_and_the_purge_are_wired() {
     let stream = find("chat-messages-stream");
     assert_eq!(stream["Properties"]["FunctionUrlConfig"]["InvokeMode"], "RESPONSE_STREAM");
     let main = std::fs::read_to_string(root().join("functions/chat-messages-stream/src/main.rs")).unwrap();
-    assert!(main.contains("serve_streaming(shared::api::Endpoint::ChatMessages)"));
+    assert!(main.contains("serve_streaming(colloquy_lambda::Endpoint::ChatMessages)"));
     let purge = find("purge-conversation");
     let event = &purge["Properties"]["Events"]["Tombstones"];
     assert_eq!(event["Type"], "DynamoDB");
@@ -145,8 +140,11 @@ fn a_chat_can_store_its_outcome_before_its_function_times_out() {
     let stream = functions.iter().find(|(b, _)| b == "chat-messages-stream").map(|(_, f)| f.clone()).unwrap();
     let timeout = stream["Properties"]["Timeout"].as_u64().expect("the streaming chat sets its own timeout");
     // The margin between the deadline and the abandoned threshold covers opening and storing.
-    assert!(timeout > shared::domain::GENERATION_DEADLINE.as_secs() + 10, "{timeout} s");
-    assert!(timeout < shared::domain::ABANDONED_AFTER.as_secs(), "a live generation is never taken for abandoned");
+    assert!(timeout > colloquy_core::domain::GENERATION_DEADLINE.as_secs() + 10, "{timeout} s");
+    assert!(
+        timeout < colloquy_core::domain::ABANDONED_AFTER.as_secs(),
+        "a live generation is never taken for abandoned"
+    );
     for (binary, function) in &functions {
         let policies = serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap();
         let writes_into_conversations =

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
-use shared::adapters::aws_clients;
-use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::s3::S3Blobs;
+use colloquy_aws::aws_clients;
+use colloquy_aws::dynamo::DynamoStore;
+use colloquy_aws::s3::S3Blobs;
 use tokio::sync::OnceCell;
 
 /// The endpoint of an emulator, or a panic that says how to start it.
@@ -158,9 +158,9 @@ pub async fn transcribe_client() -> aws_sdk_transcribe::Client {
 
 /// Stands in for Transcribe's recognition, which moto does not do: writes `text` as the
 /// transcript of every job that appears, where the adapter reads it
-/// ([`shared::adapters::transcribe::transcript_key`]). Stops when the returned guard drops.
+/// ([`colloquy_aws::transcribe::transcript_key`]). Stops when the returned guard drops.
 pub async fn stand_in_transcripts(text: &'static str) -> StandIn {
-    use shared::ports::BlobStore;
+    use colloquy_core::ports::BlobStore;
     let client = transcribe_client().await;
     let blobs = s3_blobs().await;
     StandIn(tokio::spawn(async move {
@@ -174,7 +174,7 @@ pub async fn stand_in_transcripts(text: &'static str) -> StandIn {
                             "jobName": name, "status": "COMPLETED",
                             "results": {"transcripts": [{"transcript": text}], "items": []},
                         });
-                        let key = shared::adapters::transcribe::transcript_key(name);
+                        let key = colloquy_aws::transcribe::transcript_key(name);
                         let bytes = bytes::Bytes::from(transcript.to_string());
                         blobs.put_blob(&key, "application/json", bytes).await.expect("place a transcript");
                     }

@@ -11,21 +11,21 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use colloquy::server::ServerLimits;
-use reqwest::{Client, RequestBuilder, Response};
-use serde_json::{Map, Value};
-use shared::adapters::echo::{EchoLlm, LexicalEmbedder};
-use shared::adapters::fs_blobs::FsBlobStore;
-use shared::adapters::sqlite::SqliteStore;
-use shared::adapters::system::TimeOrderedIds;
-use shared::admin;
-use shared::api::{ApiLimits, Cors, Services};
-use shared::domain::{
+use colloquy_core::admin;
+use colloquy_core::api::{ApiLimits, Cors, Services};
+use colloquy_core::domain::{
     App, AppConfig, AppMode, Conversation, ConversationId, ConversationVariable, EndUser, EndUserId, Message,
     MessageId, Timestamp, UserRef, ValueType, VariableId,
 };
-use shared::models::{Models, Provider};
-use shared::ports::{BlobStore, Clock, IdGenerator, Store};
-use shared::speech::Speech;
+use colloquy_core::models::{Models, Provider};
+use colloquy_core::ports::{BlobStore, Clock, IdGenerator, Store};
+use colloquy_core::speech::Speech;
+use colloquy_core::system::TimeOrderedIds;
+use colloquy_embedded::fs_blobs::FsBlobStore;
+use colloquy_embedded::sqlite::SqliteStore;
+use colloquy_providers::echo::{EchoLlm, LexicalEmbedder};
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 

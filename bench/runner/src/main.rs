@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use colloquy_core::domain::{AppConfig, AppMode, ValueType};
 use colloquy_tests::lambda::{Function, http_event};
 use colloquy_tests::{aws, send, spawn_app_on};
 use serde_json::{Value, json};
-use shared::domain::{AppConfig, AppMode, ValueType};
 
 const WARM_INVOKES: usize = 30;
 /// Cold starts per function (fresh processes); the median is reported, since a single start

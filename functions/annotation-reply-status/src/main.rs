@@ -1,6 +1,6 @@
 //! `GET /v1/apps/annotation-reply/:action/status/:job_id` as a Lambda function.
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::serve(shared::api::Endpoint::AnnotationReplyStatus).await
+async fn main() -> Result<(), colloquy_lambda::Error> {
+    colloquy_lambda::serve(colloquy_lambda::Endpoint::AnnotationReplyStatus).await
 }

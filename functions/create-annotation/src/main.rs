@@ -1,6 +1,6 @@
 //! `POST /v1/apps/annotations` as a Lambda function.
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::serve_with_models(shared::api::Endpoint::CreateAnnotation).await
+async fn main() -> Result<(), colloquy_lambda::Error> {
+    colloquy_lambda::serve(colloquy_lambda::Endpoint::CreateAnnotation).await
 }

@@ -1,6 +1,6 @@
 //! `GET /v1/apps/annotations` as a Lambda function.
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::serve(shared::api::Endpoint::ListAnnotations).await
+async fn main() -> Result<(), colloquy_lambda::Error> {
+    colloquy_lambda::serve(colloquy_lambda::Endpoint::ListAnnotations).await
 }

@@ -1,6 +1,6 @@
 //! The DynamoDB stream consumer that purges tombstoned conversations.
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::serve_purge().await
+async fn main() -> Result<(), colloquy_lambda::Error> {
+    colloquy_lambda::serve_purge().await
 }

@@ -1,6 +1,6 @@
 //! `GET /v1/messages/:id/suggested` as a Lambda function.
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::serve_with_models(shared::api::Endpoint::SuggestedQuestions).await
+async fn main() -> Result<(), colloquy_lambda::Error> {
+    colloquy_lambda::serve(colloquy_lambda::Endpoint::SuggestedQuestions).await
 }

@@ -1,6 +1,6 @@
 //! `PUT /v1/apps/annotations/:id` as a Lambda function.
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::serve_with_models(shared::api::Endpoint::UpdateAnnotation).await
+async fn main() -> Result<(), colloquy_lambda::Error> {
+    colloquy_lambda::serve(colloquy_lambda::Endpoint::UpdateAnnotation).await
 }

@@ -1,0 +1,68 @@
+//! Colloquy on AWS: DynamoDB for data, S3 for files and audio, Amazon Polly and Amazon
+//! Transcribe for speech, Amazon Bedrock for models. Every client is built through
+//! [`aws_clients`] (its retries and time-outs). Implements the core's ports.
+
+pub mod aws_clients;
+mod aws_errors;
+pub mod bedrock;
+pub mod dynamo;
+pub mod polly;
+pub mod s3;
+pub mod transcribe;
+
+use std::sync::Arc;
+
+use colloquy_core::models::Provider;
+use colloquy_core::ports::{SpeechSynthesizer, Transcriber};
+use colloquy_core::settings::{BedrockSettings, StoreSettings, TranscribePolling};
+
+/// The AWS configuration of a process (region, credentials, endpoints), loaded once, and
+/// every adapter built from it.
+#[derive(Clone)]
+pub struct Aws {
+    config: aws_config::SdkConfig,
+}
+
+impl Aws {
+    /// The standard AWS environment (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL*`).
+    pub async fn load() -> Self {
+        Self::from_config(aws_config::load_from_env().await)
+    }
+
+    pub fn from_config(config: aws_config::SdkConfig) -> Self {
+        Self { config }
+    }
+
+    pub fn store(&self, settings: &StoreSettings) -> dynamo::DynamoStore {
+        dynamo::DynamoStore::new(aws_clients::dynamodb(&self.config), settings.table.clone())
+    }
+
+    pub fn blobs(&self, settings: &StoreSettings) -> s3::S3Blobs {
+        s3::S3Blobs::new(aws_clients::s3(&self.config, settings.s3_path_style), settings.bucket.clone())
+    }
+
+    /// Bedrock as a model provider (chat and embeddings).
+    pub fn bedrock(&self, settings: &BedrockSettings) -> Provider {
+        let bedrock = Arc::new(bedrock::Bedrock::new(aws_clients::bedrock(&self.config), settings.clone()));
+        Provider { name: "bedrock", llm: bedrock.clone(), embedder: Some(bedrock) }
+    }
+
+    pub fn polly(&self, engine: &str) -> Arc<dyn SpeechSynthesizer> {
+        Arc::new(polly::Polly::new(aws_clients::polly(&self.config), engine))
+    }
+
+    /// Transcribe, which reads the audio from and writes its transcript to `blobs`' bucket.
+    pub fn transcribe(
+        &self,
+        blobs: s3::S3Blobs,
+        language: Option<String>,
+        polling: TranscribePolling,
+    ) -> Arc<dyn Transcriber> {
+        let polling = transcribe::Polling {
+            deadline: polling.deadline,
+            first_interval: polling.first_interval,
+            ..transcribe::Polling::default()
+        };
+        Arc::new(transcribe::AwsTranscribe::new(aws_clients::transcribe(&self.config), blobs, language, polling))
+    }
+}

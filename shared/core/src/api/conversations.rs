@@ -1,0 +1,143 @@
+//! `GET /conversations`, `DELETE /conversations/:id`, `POST /conversations/:id/name`.
+
+use serde_json::Value;
+
+use super::input::Body;
+use super::{ApiResponse, Ctx, Services, render};
+use crate::api::error::ApiError;
+use crate::domain::{
+    App, Conversation, ConversationId, ConversationSort, ConversationTitle, Cursor, Limit, Owner, SortField,
+};
+use crate::ports::{LlmRequest, Purpose, Speaker};
+
+pub(crate) const NOT_FOUND: &str = "Conversation Not Exists.";
+
+/// The caller's conversation, or 404 for a missing or foreign one.
+pub(crate) async fn owned(ctx: &Ctx<'_>, owner: Owner, id: ConversationId) -> Result<Conversation, ApiError> {
+    ctx.store().conversation(owner, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))
+}
+
+fn path_id(ctx: &Ctx<'_>) -> Result<ConversationId, ApiError> {
+    ctx.ids.conversation.ok_or(ApiError::RouteNotFound)
+}
+
+pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let user = ctx.query.user(false)?;
+    // npm dify-client 2.x sends its page cursor as `first_id`: read it as `last_id`.
+    let last_id = match ctx.query.id::<ConversationId>("last_id")? {
+        Some(id) => Some(id),
+        None => ctx.query.id::<ConversationId>("first_id")?,
+    };
+    let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
+    let sort = ConversationSort::parse(ctx.query.get("sort_by"))?;
+    let owner = ctx.end_user(user).await?.owner();
+    ctx.require_chat_app()?;
+
+    let after = match last_id {
+        None => None,
+        Some(id) => {
+            let last = ctx
+                .store()
+                .conversation(owner, id)
+                .await?
+                .ok_or(ApiError::NotFound("Last Conversation Not Exists."))?;
+            let at = match sort.field {
+                SortField::CreatedAt => last.created_at,
+                SortField::UpdatedAt => last.updated_at,
+            };
+            Some(Cursor { at, id })
+        }
+    };
+    let rows = ctx.store().conversations(owner, sort, after, limit.probe()).await?;
+    let (rows, has_more) = render::split_probe(rows, limit.get());
+    Ok(ApiResponse::ok(&render::page(limit.get(), has_more, rows.iter().map(render::conversation).collect())))
+}
+
+pub(crate) async fn delete(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = path_id(ctx)?;
+    let user = Body::read(ctx.request)?.user(false)?;
+    let owner = ctx.end_user(user).await?.owner();
+    ctx.require_chat_app()?;
+    if ctx.store().delete_conversation(owner, id).await? {
+        Ok(ApiResponse::no_content())
+    } else {
+        Err(ApiError::NotFound(NOT_FOUND))
+    }
+}
+
+pub(crate) async fn rename(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = path_id(ctx)?;
+    let body = Body::read(ctx.request)?;
+    let auto_generate = body.boolean("auto_generate", false)?;
+    let manual =
+        if auto_generate { None } else { Some(ConversationTitle::manual(body.string("name")?.unwrap_or(""))?) };
+    let owner = ctx.end_user(body.user(false)?).await?.owner();
+    ctx.require_chat_app()?;
+    let mut conversation = owned(ctx, owner, id).await?;
+
+    match manual {
+        Some(title) => {
+            conversation.name = title.into_string();
+            conversation.updated_at = ctx.now();
+        }
+        None => {
+            // Dify raises a bare service error here, which surfaces as an empty invalid_param.
+            let first = ctx.store().first_message(id).await?.ok_or_else(|| ApiError::InvalidParam(String::new()))?;
+            // A model failure keeps the old name, as Dify does; updated_at is not touched.
+            if let Some(title) = generate_title(ctx.services, &ctx.app, &first.query).await {
+                conversation.name = title.into_string();
+            }
+        }
+    }
+    if !ctx.store().update_conversation(&conversation).await? {
+        return Err(ApiError::NotFound(NOT_FOUND));
+    }
+    Ok(ApiResponse::ok(&render::conversation(&conversation)))
+}
+
+const TITLE_INSTRUCTIONS: &str = "You name conversations. Reply with JSON only, of the form \
+{\"Language Type\": \"<language of the input>\", \"Your Reasoning\": \"<one sentence>\", \
+\"Your Output\": \"<a title of at most ten words, in the input's language>\"}.";
+
+/// A title for a conversation that began with `query`, by the app's model. An answer without
+/// a usable `"Your Output"` falls back to the query itself (Dify's rule); a model failure
+/// gives `None`, so the caller keeps the old name.
+pub(crate) async fn generate_title(services: &Services, app: &App, query: &str) -> Option<ConversationTitle> {
+    let source = ConversationTitle::prompt_source(query);
+    let request = LlmRequest {
+        purpose: Purpose::ConversationTitle,
+        model: None,
+        system: Some(TITLE_INSTRUCTIONS.into()),
+        turns: vec![(Speaker::User, source.clone())],
+        max_tokens: 500,
+        temperature: 1.0,
+    };
+    match services.models.complete_for(app, request).await {
+        Ok(answer) => Some(ConversationTitle::generated(&title_from_answer(&answer.text).unwrap_or(source))),
+        Err(error) => {
+            tracing::warn!(%error, "title generation failed; keeping the old name");
+            None
+        }
+    }
+}
+
+/// `"Your Output"` of the model's JSON answer, when it is a non-empty string.
+fn title_from_answer(answer: &str) -> Option<String> {
+    let start = answer.find('{')?;
+    let end = answer.rfind('}')?;
+    let parsed: Value = serde_json::from_str(answer.get(start..=end)?).ok()?;
+    parsed.get("Your Output")?.as_str().filter(|s| !s.trim().is_empty()).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_read_from_the_json_answer() {
+        assert_eq!(title_from_answer(r#"{"Your Output": "Trip to Rome"}"#).as_deref(), Some("Trip to Rome"));
+        assert_eq!(title_from_answer("Sure! ```json\n{\"Your Output\": \"X\"}\n```").as_deref(), Some("X"));
+        assert_eq!(title_from_answer(r#"{"Your Output": ""}"#), None);
+        assert_eq!(title_from_answer("no json"), None);
+    }
+}

@@ -1,0 +1,78 @@
+//! `GET /messages`: conversation history, newest page first, each page oldest → newest.
+
+use std::collections::HashMap;
+
+use super::conversations::owned;
+use super::{ApiResponse, Ctx, render};
+use crate::api::error::ApiError;
+use crate::domain::{ConversationId, Cursor, Limit, Message, MessageId};
+
+pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    if !ctx.query.has("conversation_id") {
+        return Err(ApiError::InvalidParam("conversation_id: Field required".into()));
+    }
+    let conversation_id = ctx.query.id::<ConversationId>("conversation_id")?;
+    let first_id = ctx.query.id::<MessageId>("first_id")?;
+    let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
+    let owner = ctx.end_user(ctx.query.user(false)?).await?.owner();
+    ctx.require_chat_app()?;
+    // `conversation_id=` (present but empty) is an empty page in Dify, not an error.
+    let Some(conversation_id) = conversation_id else {
+        return Ok(ApiResponse::ok(&render::page(limit.get(), false, Vec::new())));
+    };
+    owned(ctx, owner, conversation_id).await?;
+
+    let before = match first_id {
+        None => None,
+        Some(id) => {
+            let first = ctx
+                .store()
+                .message_in(conversation_id, id)
+                .await?
+                .ok_or(ApiError::NotFound("First Message Not Exists."))?;
+            Some(Cursor { at: first.created_at, id })
+        }
+    };
+    let rows = settled(ctx, ctx.store().messages_before(conversation_id, before, limit.probe()).await?).await;
+    let (mut rows, has_more) = render::split_probe(rows, limit.get());
+    rows.reverse();
+    let ids: Vec<MessageId> = rows.iter().map(|m| m.id).collect();
+    let ratings: HashMap<_, _> = ctx.store().user_ratings(owner, &ids).await?.into_iter().collect();
+    let data = rows.iter().map(|m| render::message(m, ratings.get(&m.id).copied())).collect();
+    Ok(ApiResponse::ok(&render::page(limit.get(), has_more, data)))
+}
+
+/// Messages as they are at this time: one whose generation was abandoned (the process answering
+/// it died) is ended as failed, in the store too, so that it is never served as a complete
+/// empty answer. Costs nothing for other messages: the message itself says it is generating.
+pub(crate) async fn settled(ctx: &Ctx<'_>, mut messages: Vec<Message>) -> Vec<Message> {
+    for message in &mut messages {
+        settle(ctx, message).await;
+    }
+    messages
+}
+
+/// One message as it is at this time (see [`settled`]).
+pub(crate) async fn settled_one(ctx: &Ctx<'_>, mut message: Message) -> Message {
+    settle(ctx, &mut message).await;
+    message
+}
+
+async fn settle(ctx: &Ctx<'_>, message: &mut Message) {
+    let now = ctx.now();
+    if !message.is_abandoned(now) {
+        return;
+    }
+    match ctx.store().mark_abandoned(message).await {
+        Ok(true) => message.mark_abandoned(),
+        // Its generation stored an outcome after all (or the message is gone): show that.
+        Ok(false) => match ctx.store().message_in(message.conversation_id, message.id).await {
+            Ok(Some(stored)) if !stored.is_abandoned(now) => *message = stored,
+            _ => message.mark_abandoned(),
+        },
+        Err(error) => {
+            tracing::warn!(%error, message = %message.id, "could not end an abandoned generation");
+            message.mark_abandoned();
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The route table: every `/v1` route, in one place.
+
+use std::sync::LazyLock;
+
+use http::Method;
+
+use crate::api::error::ApiError;
+use crate::domain::{AnnotationId, ConversationId, FileId, MessageId, VariableId};
+
+/// An operation of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ListConversations,
+    DeleteConversation,
+    RenameConversation,
+    ListConversationVariables,
+    UpdateConversationVariable,
+    ListMessages,
+    MessageFeedback,
+    AppFeedbacks,
+    AppInfo,
+    AppParameters,
+    AppMeta,
+    AppSite,
+    ChatMessages,
+    StopChatMessage,
+    SuggestedQuestions,
+    ListAnnotations,
+    CreateAnnotation,
+    UpdateAnnotation,
+    DeleteAnnotation,
+    AnnotationReply,
+    AnnotationReplyStatus,
+    FileUpload,
+    FileUploadUrl,
+    FilePreview,
+    AudioToText,
+    TextToAudio,
+}
+
+/// What an endpoint needs besides the store and the blob store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Needs {
+    /// A language model or an embedder.
+    pub models: bool,
+    /// A speech engine.
+    pub speech: bool,
+    /// A multipart body (these get the larger upload limit, and are read as they arrive).
+    pub uploads: bool,
+}
+
+const PLAIN: Needs = Needs { models: false, speech: false, uploads: false };
+const MODELS: Needs = Needs { models: true, speech: false, uploads: false };
+const SPEECH: Needs = Needs { models: false, speech: true, uploads: false };
+const UPLOADS: Needs = Needs { models: false, speech: false, uploads: true };
+const SPEECH_UPLOADS: Needs = Needs { models: false, speech: true, uploads: true };
+
+/// One endpoint, described once: everything else (the router, the Lambda function's name,
+/// which clients it links, the body limit it gets) is derived from this table.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub endpoint: Endpoint,
+    /// The Lambda function (package and binary) that serves it.
+    pub function: &'static str,
+    /// (method, path pattern). Path ids must be UUIDs, as Dify's `<uuid:>` converter requires;
+    /// anything else does not match the route (404).
+    pub routes: &'static [(Method, &'static str)],
+    pub needs: Needs,
+}
+
+const fn spec(
+    endpoint: Endpoint,
+    function: &'static str,
+    routes: &'static [(Method, &'static str)],
+    needs: Needs,
+) -> Spec {
+    Spec { endpoint, function, routes, needs }
+}
+
+/// Every endpoint of the API, in route-table order.
+pub const SPECS: &[Spec] = &[
+    spec(Endpoint::ListConversations, "list-conversations", &[(Method::GET, "/v1/conversations")], PLAIN),
+    spec(
+        Endpoint::DeleteConversation,
+        "delete-conversation",
+        &[(Method::DELETE, "/v1/conversations/{conversation_id}")],
+        PLAIN,
+    ),
+    spec(
+        Endpoint::RenameConversation,
+        "rename-conversation",
+        &[(Method::POST, "/v1/conversations/{conversation_id}/name")],
+        MODELS,
+    ),
+    spec(
+        Endpoint::ListConversationVariables,
+        "list-conversation-variables",
+        &[(Method::GET, "/v1/conversations/{conversation_id}/variables")],
+        PLAIN,
+    ),
+    spec(
+        Endpoint::UpdateConversationVariable,
+        "update-conversation-variable",
+        // PATCH too: one release of the Python SDK sends it.
+        &[
+            (Method::PUT, "/v1/conversations/{conversation_id}/variables/{variable_id}"),
+            (Method::PATCH, "/v1/conversations/{conversation_id}/variables/{variable_id}"),
+        ],
+        PLAIN,
+    ),
+    spec(Endpoint::ListMessages, "list-messages", &[(Method::GET, "/v1/messages")], PLAIN),
+    spec(
+        Endpoint::MessageFeedback,
+        "message-feedback",
+        &[(Method::POST, "/v1/messages/{message_id}/feedbacks")],
+        PLAIN,
+    ),
+    spec(Endpoint::AppFeedbacks, "app-feedbacks", &[(Method::GET, "/v1/app/feedbacks")], PLAIN),
+    spec(Endpoint::AppInfo, "app-info", &[(Method::GET, "/v1/info")], PLAIN),
+    spec(Endpoint::AppParameters, "app-parameters", &[(Method::GET, "/v1/parameters")], PLAIN),
+    spec(Endpoint::AppMeta, "app-meta", &[(Method::GET, "/v1/meta")], PLAIN),
+    spec(Endpoint::AppSite, "app-site", &[(Method::GET, "/v1/site")], PLAIN),
+    spec(Endpoint::ChatMessages, "chat-messages", &[(Method::POST, "/v1/chat-messages")], MODELS),
+    spec(Endpoint::StopChatMessage, "stop-chat-message", &[(Method::POST, "/v1/chat-messages/{task_id}/stop")], PLAIN),
+    spec(
+        Endpoint::SuggestedQuestions,
+        "suggested-questions",
+        &[(Method::GET, "/v1/messages/{message_id}/suggested")],
+        MODELS,
+    ),
+    spec(Endpoint::ListAnnotations, "list-annotations", &[(Method::GET, "/v1/apps/annotations")], PLAIN),
+    spec(Endpoint::CreateAnnotation, "create-annotation", &[(Method::POST, "/v1/apps/annotations")], MODELS),
+    spec(
+        Endpoint::UpdateAnnotation,
+        "update-annotation",
+        &[(Method::PUT, "/v1/apps/annotations/{annotation_id}")],
+        MODELS,
+    ),
+    spec(
+        Endpoint::DeleteAnnotation,
+        "delete-annotation",
+        &[(Method::DELETE, "/v1/apps/annotations/{annotation_id}")],
+        PLAIN,
+    ),
+    spec(
+        Endpoint::AnnotationReply,
+        "annotation-reply",
+        &[(Method::POST, "/v1/apps/annotation-reply/{action}")],
+        MODELS,
+    ),
+    spec(
+        Endpoint::AnnotationReplyStatus,
+        "annotation-reply-status",
+        &[(Method::GET, "/v1/apps/annotation-reply/{action}/status/{job_id}")],
+        PLAIN,
+    ),
+    spec(Endpoint::FileUpload, "upload-file", &[(Method::POST, "/v1/files/upload")], UPLOADS),
+    // Our extension: a presigned URL for files larger than a Lambda request may carry.
+    spec(Endpoint::FileUploadUrl, "create-upload-url", &[(Method::POST, "/v1/files/upload-url")], PLAIN),
+    spec(Endpoint::FilePreview, "preview-file", &[(Method::GET, "/v1/files/{file_id}/preview")], PLAIN),
+    spec(Endpoint::AudioToText, "audio-to-text", &[(Method::POST, "/v1/audio-to-text")], SPEECH_UPLOADS),
+    spec(Endpoint::TextToAudio, "text-to-audio", &[(Method::POST, "/v1/text-to-audio")], SPEECH),
+];
+
+impl Endpoint {
+    /// Every endpoint, in route-table order.
+    pub fn all() -> impl Iterator<Item = Endpoint> {
+        SPECS.iter().map(|spec| spec.endpoint)
+    }
+
+    /// This endpoint's description.
+    pub fn spec(self) -> &'static Spec {
+        SPECS.iter().find(|spec| spec.endpoint == self).expect("every endpoint has a spec")
+    }
+
+    /// The routes (method, path pattern) that lead to this endpoint.
+    pub fn routes(self) -> Vec<(Method, &'static str)> {
+        self.spec().routes.to_vec()
+    }
+
+    /// The Lambda function (package and binary) that serves this endpoint.
+    pub fn function_name(self) -> &'static str {
+        self.spec().function
+    }
+
+    /// Whether the endpoint calls a language model or an embedder.
+    pub fn uses_models(self) -> bool {
+        self.spec().needs.models
+    }
+
+    /// Whether the endpoint uses a speech engine.
+    pub fn uses_speech(self) -> bool {
+        self.spec().needs.speech
+    }
+
+    /// Whether the endpoint takes a multipart body (these get the larger upload limit).
+    pub fn takes_uploads(self) -> bool {
+        self.spec().needs.uploads
+    }
+}
+
+/// A path pattern with the methods it answers and where each leads.
+pub type Route = (&'static str, Vec<(Method, Endpoint)>);
+
+/// Every path pattern with the methods it answers, derived from [`SPECS`].
+pub static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
+    let mut routes: Vec<Route> = Vec::new();
+    for spec in SPECS {
+        for (method, path) in spec.routes {
+            match routes.iter_mut().find(|(known, _)| known == path) {
+                Some((_, methods)) => methods.push((method.clone(), spec.endpoint)),
+                None => routes.push((*path, vec![(method.clone(), spec.endpoint)])),
+            }
+        }
+    }
+    routes
+});
+
+static ROUTER: LazyLock<matchit::Router<usize>> = LazyLock::new(|| {
+    let mut router = matchit::Router::new();
+    for (index, (pattern, _)) in ROUTES.iter().enumerate() {
+        router.insert(*pattern, index).expect("route patterns are distinct");
+    }
+    router
+});
+
+/// The ids a path carries, already parsed and canonicalised.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PathIds {
+    pub conversation: Option<ConversationId>,
+    pub message: Option<MessageId>,
+    pub variable: Option<VariableId>,
+    pub annotation: Option<AnnotationId>,
+    pub file: Option<FileId>,
+    /// Free strings, checked by their endpoints (Dify answers these without a 404).
+    pub task: Option<String>,
+    pub action: Option<String>,
+    pub job: Option<String>,
+}
+
+/// Finds the endpoint for a method and path.
+pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds), ApiError> {
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let matched = ROUTER.at(path).map_err(|_| ApiError::RouteNotFound)?;
+    let mut ids = PathIds::default();
+    for (name, raw) in matched.params.iter() {
+        let not_found = |_| ApiError::RouteNotFound;
+        match name {
+            "conversation_id" => ids.conversation = Some(raw.parse().map_err(not_found)?),
+            "message_id" => ids.message = Some(raw.parse().map_err(not_found)?),
+            "variable_id" => ids.variable = Some(raw.parse().map_err(not_found)?),
+            "annotation_id" => ids.annotation = Some(raw.parse().map_err(not_found)?),
+            "file_id" => ids.file = Some(raw.parse().map_err(not_found)?),
+            "task_id" => ids.task = Some(raw.to_owned()),
+            "action" => ids.action = Some(raw.to_owned()),
+            "job_id" => ids.job = Some(raw.to_owned()),
+            _ => {}
+        }
+    }
+    let (_, methods) = &ROUTES[*matched.value];
+    // HEAD is served wherever GET is (the body is dropped on the way out).
+    let wanted = if method == Method::HEAD { &Method::GET } else { method };
+    let endpoint = methods
+        .iter()
+        .find(|(allowed, _)| allowed == wanted)
+        .map(|(_, endpoint)| *endpoint)
+        .ok_or_else(|| ApiError::MethodNotAllowed(allowed_methods(methods)))?;
+    Ok((endpoint, ids))
+}
+
+/// The `Allow` list of a route: its methods, HEAD with GET, and OPTIONS (CORS preflight).
+fn allowed_methods(methods: &[(Method, Endpoint)]) -> String {
+    let mut allowed: Vec<&str> = Vec::new();
+    for (method, _) in methods {
+        if !allowed.contains(&method.as_str()) {
+            allowed.push(method.as_str());
+        }
+        if method == Method::GET {
+            allowed.push("HEAD");
+        }
+    }
+    allowed.push("OPTIONS");
+    allowed.join(", ")
+}
+
+/// The `Allow` list of the route at `path`, if there is one (whatever the method).
+pub(crate) fn allowed_at(path: &str) -> Option<String> {
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let matched = ROUTER.at(path).ok()?;
+    Some(allowed_methods(&ROUTES[*matched.value].1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f2b9c1e-5d6a-4b7c-8d9e-0a1b2c3d4e5f";
+
+    #[test]
+    fn routes_resolve_with_canonical_ids() {
+        let (endpoint, ids) = resolve(&Method::DELETE, &format!("/v1/conversations/{}", ID.to_uppercase())).unwrap();
+        assert_eq!(endpoint, Endpoint::DeleteConversation);
+        assert_eq!(ids.conversation.unwrap().to_string(), ID);
+        let (endpoint, ids) = resolve(&Method::PATCH, &format!("/v1/conversations/{ID}/variables/{ID}")).unwrap();
+        assert_eq!(endpoint, Endpoint::UpdateConversationVariable);
+        assert!(ids.variable.is_some());
+        assert_eq!(resolve(&Method::GET, "/v1/conversations/").unwrap().0, Endpoint::ListConversations);
+    }
+
+    #[test]
+    fn every_endpoint_is_described_once_with_distinct_functions_and_routes() {
+        let mut functions: Vec<&str> = SPECS.iter().map(|s| s.function).collect();
+        functions.sort_unstable();
+        functions.dedup();
+        assert_eq!(functions.len(), SPECS.len());
+        let mut routes: Vec<(Method, &str)> = SPECS.iter().flat_map(|s| s.routes.iter().cloned()).collect();
+        let count = routes.len();
+        routes.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+        routes.dedup();
+        assert_eq!(routes.len(), count, "no route leads to two endpoints");
+        for spec in SPECS {
+            assert_eq!(spec.endpoint.spec().function, spec.function);
+        }
+    }
+
+    #[test]
+    fn bad_ids_and_methods() {
+        assert!(matches!(resolve(&Method::DELETE, "/v1/conversations/not-a-uuid"), Err(ApiError::RouteNotFound)));
+        assert!(matches!(resolve(&Method::GET, "/v2/conversations"), Err(ApiError::RouteNotFound)));
+        assert!(
+            matches!(resolve(&Method::POST, "/v1/conversations"), Err(ApiError::MethodNotAllowed(allowed)) if allowed == "GET, HEAD, OPTIONS")
+        );
+        assert_eq!(resolve(&Method::HEAD, "/v1/conversations").unwrap().0, Endpoint::ListConversations);
+        assert!(matches!(resolve(&Method::HEAD, "/v1/chat-messages"), Err(ApiError::MethodNotAllowed(_))));
+    }
+}

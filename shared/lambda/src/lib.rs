@@ -1,0 +1,249 @@
+//! Serving one endpoint as a Lambda function: API Gateway HTTP API (payload 2.0) and
+//! Function URL events in, the framework-neutral API in between, Lambda responses out.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use colloquy_aws::Aws;
+use colloquy_aws::dynamo::ChangedItem;
+pub use colloquy_core::api::Endpoint;
+use colloquy_core::api::error::ApiError;
+use colloquy_core::api::{ApiRequest, ApiResponse, ResponseBody, Services, handle, resolve_endpoint};
+use colloquy_core::settings::{Program, Settings, SttChoice, TtsChoice};
+use colloquy_core::speech::Speech;
+use colloquy_core::system::{SystemClock, TimeOrderedIds};
+use futures_util::StreamExt;
+use http::header::CONTENT_TYPE;
+use http_body_util::StreamBody;
+pub use lambda_http::Error;
+use lambda_http::{Body, Request, Response, service_fn};
+
+/// What every function does first: its settings from the environment (the one reader),
+/// logging, and the AWS configuration every client is built from.
+async fn start() -> Result<(Settings, Aws), Error> {
+    let settings = Settings::from_env(Program::Lambda)?;
+    colloquy_core::logging::init(&settings.log)?;
+    Ok((settings, Aws::load().await))
+}
+
+/// Everything `endpoint` needs, composed once per cold start: the store and bucket always,
+/// the configured models only when its spec says it calls one, speech engines only for the
+/// audio routes.
+pub async fn services(endpoint: Endpoint) -> Result<Services, Error> {
+    let (settings, aws) = start().await?;
+    compose(&settings, &aws, endpoint)
+}
+
+fn compose(settings: &Settings, aws: &Aws, endpoint: Endpoint) -> Result<Services, Error> {
+    let needs = endpoint.spec().needs;
+    let blobs = aws.blobs(&settings.store);
+    let models = if needs.models {
+        let bedrock = settings.models.bedrock.as_ref().map(|b| aws.bedrock(b)).into_iter().collect();
+        colloquy_providers::models(&settings.models, bedrock)?
+    } else {
+        colloquy_providers::echo_only()
+    };
+    let speech = if needs.speech { speech(settings, aws, &blobs)? } else { Speech::none() };
+    Ok(Services {
+        store: Arc::new(aws.store(&settings.store)),
+        blobs: Arc::new(blobs),
+        models,
+        speech,
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(TimeOrderedIds),
+        limits: settings.limits,
+        cors: settings.cors.clone(),
+    })
+}
+
+/// The speech engines a function may use: Polly, Transcribe or an OpenAI-compatible API
+/// (Lambda's runtime has no local engines).
+fn speech(settings: &Settings, aws: &Aws, blobs: &colloquy_aws::s3::S3Blobs) -> Result<Speech, Error> {
+    let openai = || colloquy_providers::openai_speech(settings.speech.openai.as_ref());
+    let synthesizer = match &settings.speech.tts {
+        TtsChoice::Polly { engine } => Some(aws.polly(engine)),
+        TtsChoice::OpenAi => Some(openai()? as _),
+        TtsChoice::None | TtsChoice::Auto => None,
+        TtsChoice::Espeak => return Err("COLLOQUY_TTS=espeak: espeak-ng does not run on Lambda".into()),
+    };
+    let transcriber = match &settings.speech.stt {
+        SttChoice::Transcribe { language, polling } => Some(aws.transcribe(blobs.clone(), language.clone(), *polling)),
+        SttChoice::OpenAi => Some(openai()? as _),
+        SttChoice::None | SttChoice::Auto => None,
+        SttChoice::PocketSphinx => {
+            return Err("COLLOQUY_STT=pocketsphinx: PocketSphinx does not run on Lambda".into());
+        }
+    };
+    let speech = Speech { synthesizer, transcriber };
+    let (tts, stt) = speech.describe();
+    tracing::info!(text_to_speech = tts.unwrap_or("none"), speech_to_text = stt.unwrap_or("none"), "speech engines");
+    Ok(speech)
+}
+
+/// Translates a Lambda HTTP event (already decoded from base64 where needed).
+fn api_request(request: Request) -> ApiRequest {
+    let (parts, body) = request.into_parts();
+    let body = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    ApiRequest {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// Serves `endpoint` only: any other route answers like an unknown one.
+async fn answer(services: &Services, endpoint: Endpoint, request: ApiRequest) -> ApiResponse {
+    match resolve_endpoint(&request.method, &request.path) {
+        Ok(found) if found == endpoint => handle(services, request).await,
+        // CORS preflights of this endpoint's path (API Gateway routes them here when its own
+        // CORS configuration is off).
+        Err(ApiError::MethodNotAllowed(_)) if request.method == http::Method::OPTIONS => {
+            handle(services, request).await
+        }
+        Ok(_) => ApiError::RouteNotFound.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A buffered Lambda response; JSON and text as text, anything else base64-encoded binary.
+async fn buffered(response: ApiResponse) -> Response<Body> {
+    let bytes = match response.body {
+        ResponseBody::Full(bytes) => bytes,
+        ResponseBody::Stream(stream) => Bytes::from(stream.collect::<Vec<Bytes>>().await.concat()),
+    };
+    let textual = response
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/"));
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else if textual {
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Body::Text(text),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    } else {
+        Body::Binary(bytes.to_vec())
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = response.status;
+    *out.headers_mut() = response.headers;
+    out
+}
+
+/// Runs the Lambda runtime loop for one endpoint, with buffered responses (API Gateway;
+/// binary bodies go out base64-encoded).
+pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
+    let services = services(endpoint).await?;
+    let services = &services;
+    lambda_http::run(service_fn(move |request: Request| async move {
+        Ok::<_, Infallible>(buffered(answer(services, endpoint, api_request(request)).await).await)
+    }))
+    .await
+}
+
+type Frames = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<http_body::Frame<Bytes>, Infallible>> + Send>>;
+
+/// Runs the Lambda runtime loop for one endpoint with streamed responses (a Function URL
+/// with `InvokeMode: RESPONSE_STREAM`), so server-sent events reach the client as they come.
+pub async fn serve_streaming(endpoint: Endpoint) -> Result<(), Error> {
+    let services = services(endpoint).await?;
+    let services = &services;
+    lambda_http::run_with_streaming_response(service_fn(move |request: Request| async move {
+        let response = answer(services, endpoint, api_request(request)).await;
+        let frames: Frames = match response.body {
+            ResponseBody::Full(bytes) => Box::pin(futures_util::stream::iter([Ok(http_body::Frame::data(bytes))])),
+            ResponseBody::Stream(stream) => Box::pin(stream.map(|bytes| Ok(http_body::Frame::data(bytes)))),
+        };
+        let mut out = Response::new(StreamBody::new(frames));
+        *out.status_mut() = response.status;
+        *out.headers_mut() = response.headers;
+        Ok::<_, Infallible>(out)
+    }))
+    .await
+}
+
+/// The table-stream consumer: purges every conversation a batch tombstoned. A failed purge
+/// reports its record, so only that record is retried (purges are idempotent).
+pub async fn serve_purge() -> Result<(), Error> {
+    use aws_lambda_events::event::dynamodb::Event;
+    use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+    use lambda_runtime::LambdaEvent;
+
+    let (settings, aws) = start().await?;
+    let store = aws.store(&settings.store);
+    let store = &store;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Event>| async move {
+        let mut response = DynamoDbEventResponse::default();
+        for record in event.payload.records {
+            let changed: Option<ChangedItem> = serde_dynamo::from_item(record.change.new_image.clone()).ok();
+            let Some((owner, conversation)) = changed.as_ref().and_then(ChangedItem::deleted_conversation) else {
+                continue;
+            };
+            match store.purge_conversation(owner, conversation).await {
+                Ok(report) => tracing::info!(%conversation, items = report.items_deleted, "purged"),
+                Err(error) => {
+                    tracing::warn!(%conversation, %error, "purge failed; the record will be retried");
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = record.change.sequence_number.clone();
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        Ok::<_, Error>(response)
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn aws() -> Aws {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        Aws::from_config(config)
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let mut map: HashMap<&str, &str> = HashMap::from([("COLLOQUY_TABLE", "t"), ("COLLOQUY_BUCKET", "b")]);
+        map.extend(pairs.iter().copied());
+        Settings::read(Program::Lambda, |name| map.get(name).map(|v| (*v).to_owned())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_function_builds_only_the_clients_its_endpoint_needs() {
+        let settings =
+            settings(&[("COLLOQUY_LLM", "bedrock"), ("COLLOQUY_TTS", "polly"), ("COLLOQUY_STT", "transcribe")]);
+        let plain = compose(&settings, &aws(), Endpoint::ListMessages).unwrap();
+        assert_eq!(plain.models.default_provider(), "echo");
+        assert!(plain.models.embedder("bedrock").is_err());
+        assert_eq!(plain.speech.describe(), (None, None));
+        let models = compose(&settings, &aws(), Endpoint::ChatMessages).unwrap();
+        assert_eq!(models.models.default_provider(), "bedrock");
+        assert_eq!(models.speech.describe(), (None, None));
+        let audio = compose(&settings, &aws(), Endpoint::TextToAudio).unwrap();
+        assert_eq!(audio.speech.describe(), (Some("polly"), Some("transcribe")));
+        assert_eq!(audio.models.default_provider(), "echo");
+    }
+
+    #[tokio::test]
+    async fn local_engines_are_refused_on_lambda() {
+        let error = compose(&settings(&[("COLLOQUY_TTS", "espeak")]), &aws(), Endpoint::TextToAudio).err().unwrap();
+        assert!(error.to_string().contains("Lambda"), "{error}");
+        let none = compose(&settings(&[]), &aws(), Endpoint::AudioToText).unwrap();
+        assert_eq!(none.speech.describe(), (None, None));
+    }
+}
