@@ -141,10 +141,10 @@ async fn messages_are_whole(rig: &Rig, user: &str) {
     let sort = ConversationSort::parse(None).unwrap();
     for conversation in rig.store().conversations(owner, sort, None, 100).await.unwrap() {
         for message in rig.store().messages_before(conversation.id, None, 100).await.unwrap() {
-            if message.status == "normal" && message.answer.is_empty() {
+            if message.status.as_str() == "normal" && message.answer.is_empty() {
                 rig.unanswered.lock().unwrap().push(format!("{user}: message {} ({:?})", message.id, message.query));
             } else {
-                assert!(message.status == "error" || message.answer.contains(&message.query), "{message:?}");
+                assert!(message.status.as_str() == "error" || message.answer.contains(&message.query), "{message:?}");
             }
         }
     }
@@ -698,7 +698,7 @@ async fn retried_writes_recognise_their_own_first_attempt() {
         owner,
         name: "retried".into(),
         inputs: serde_json::Map::new(),
-        status: "normal".into(),
+        status: colloquy_core::domain::ConversationStatus::Normal,
         introduction: String::new(),
         created_at: at(0),
         updated_at: at(0),
@@ -720,7 +720,7 @@ async fn retried_writes_recognise_their_own_first_attempt() {
         message_files: Vec::new(),
         retriever_resources: Vec::new(),
         agent_thoughts: Vec::new(),
-        status: "normal".into(),
+        status: colloquy_core::domain::MessageStatus::Normal,
         error: None,
         metadata: json!({}),
         created_at: at(1),

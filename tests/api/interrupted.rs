@@ -21,7 +21,7 @@ async fn left_generating(app: &TestApp, conversation: &Conversation, query: &str
         message_files: Vec::new(),
         retriever_resources: Vec::new(),
         agent_thoughts: Vec::new(),
-        status: "normal".into(),
+        status: colloquy_core::domain::MessageStatus::Normal,
         error: None,
         metadata: json!({}),
         created_at: Timestamp::from_micros(app.now().micros() - seconds_ago * 1_000_000),
@@ -95,7 +95,7 @@ async fn the_history_the_model_sees_and_suggestions_end_abandoned_messages_too()
     assert_eq!(status, 200, "{answer}");
     assert!(answer["answer"].as_str().unwrap().contains("1 earlier questions"), "its query is still history");
     let stored = app.store.message(continued.owner, crashed.id).await.unwrap().unwrap();
-    assert_eq!(stored.status, "error", "reading the history for the model ended it");
+    assert_eq!(stored.status.as_str(), "error", "reading the history for the model ended it");
 
     let suggested = app.seed_conversation(&key, "alice", "s").await;
     let crashed = left_generating(&app, &suggested, "what about cats?", abandoned_after() + 5).await;

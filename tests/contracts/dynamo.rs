@@ -93,7 +93,7 @@ async fn a_large_conversation_is_deleted_at_once_then_purged_despite_failures() 
             message_files: vec![json!({"url": "https://example.com/f.png", "upload_file_id": null})],
             retriever_resources: Vec::new(),
             agent_thoughts: Vec::new(),
-            status: "normal".into(),
+            status: colloquy_core::domain::MessageStatus::Normal,
             error: None,
             metadata: json!({}),
             created_at: stamp(i as i64 % 600),

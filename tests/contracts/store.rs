@@ -38,7 +38,7 @@ fn conversation(owner: Owner, created: i64, updated: i64) -> Conversation {
         owner,
         name: "c".into(),
         inputs: Map::new(),
-        status: "normal".into(),
+        status: colloquy_core::domain::ConversationStatus::Normal,
         introduction: String::new(),
         created_at: at(created),
         updated_at: at(updated),
@@ -57,7 +57,7 @@ fn message(conversation: &Conversation, second: i64) -> Message {
         message_files: vec![json!({"url": "https://example.com/a.png"})],
         retriever_resources: Vec::new(),
         agent_thoughts: Vec::new(),
-        status: "normal".into(),
+        status: colloquy_core::domain::MessageStatus::Normal,
         error: None,
         metadata: json!({}),
         created_at: at(second),
@@ -245,13 +245,13 @@ async fn messages(store: Arc<dyn Store>) {
 
     let mut answered = sent[4].clone();
     answered.answer = "done".into();
-    answered.status = "error".into();
+    answered.status = colloquy_core::domain::MessageStatus::Error;
     answered.error = Some("boom".into());
     answered.metadata = json!({"usage": {"prompt_tokens": 3}});
     assert!(store.update_message(&answered).await.unwrap());
     assert_eq!(store.message(alice, answered.id).await.unwrap().as_ref(), Some(&answered));
     answered.error = None;
-    answered.status = "normal".into();
+    answered.status = colloquy_core::domain::MessageStatus::Normal;
     assert!(store.update_message(&answered).await.unwrap());
     assert_eq!(store.message(alice, answered.id).await.unwrap().unwrap().error, None);
 

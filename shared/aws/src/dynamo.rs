@@ -837,7 +837,7 @@ fn conversation_item(c: &Conversation) -> Item {
     item.insert("end_user_id".into(), s(c.owner.end_user_id.to_string()));
     item.insert("name".into(), s(&c.name));
     item.insert("inputs".into(), json(&c.inputs));
-    item.insert("status".into(), s(&c.status));
+    item.insert("status".into(), s(c.status.as_str()));
     item.insert("introduction".into(), s(&c.introduction));
     item.insert("created_at".into(), n(c.created_at.micros()));
     item.insert("updated_at".into(), n(c.updated_at.micros()));
@@ -853,7 +853,7 @@ fn conversation_from(item: &Item) -> StoreResult<Conversation> {
         owner: Owner { app_id: r.parse("app_id")?, end_user_id: r.parse("end_user_id")? },
         name: r.s("name")?,
         inputs: r.json("inputs")?,
-        status: r.s("status")?,
+        status: r.parse("status")?,
         introduction: r.s("introduction")?,
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
@@ -927,7 +927,7 @@ impl ConversationStore for DynamoStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":name", s(&c.name))
             .expression_attribute_values(":inputs", json(&c.inputs))
-            .expression_attribute_values(":status", s(&c.status))
+            .expression_attribute_values(":status", s(c.status.as_str()))
             .expression_attribute_values(":at", n(c.updated_at.micros()))
             .expression_attribute_values(":lsi", s(format!("{}#{}", order(c.updated_at), c.id)))
             .send()
@@ -988,7 +988,7 @@ fn message_item(m: &Message) -> Item {
     item.insert("message_files".into(), json(&m.message_files));
     item.insert("retriever_resources".into(), json(&m.retriever_resources));
     item.insert("agent_thoughts".into(), json(&m.agent_thoughts));
-    item.insert("status".into(), s(&m.status));
+    item.insert("status".into(), s(m.status.as_str()));
     if let Some(error) = &m.error {
         item.insert("error".into(), s(error));
     }
@@ -1037,7 +1037,7 @@ fn message_from(item: &Item) -> StoreResult<Message> {
         message_files: r.json("message_files")?,
         retriever_resources: r.json("retriever_resources")?,
         agent_thoughts: r.json("agent_thoughts")?,
-        status: r.s("status")?,
+        status: r.parse("status")?,
         error: r.opt_s("error"),
         metadata: r.json("metadata")?,
         created_at: r.time("created_at")?,
@@ -1125,7 +1125,7 @@ impl MessageStore for DynamoStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":answer", s(&m.answer))
-            .expression_attribute_values(":status", s(&m.status))
+            .expression_attribute_values(":status", s(m.status.as_str()))
             .expression_attribute_values(":metadata", json(&m.metadata))
             .expression_attribute_values(":files", json(&m.message_files));
         let mut set = vec!["answer = :answer", "#status = :status", "metadata = :metadata", "message_files = :files"];

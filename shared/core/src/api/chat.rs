@@ -19,8 +19,9 @@ use super::messages::settled;
 use super::{ApiResponse, Ctx, Services, annotations, files};
 use crate::api::error::ApiError;
 use crate::domain::{
-    Annotation, App, AppConfig, Conversation, ConversationId, ConversationVariable, DEFAULT_CONVERSATION_NAME,
-    GENERATION_DEADLINE, Invalid, Message, MessageId, Owner, TaskId, UserRef, VariableId, fill_template,
+    Annotation, App, AppConfig, Conversation, ConversationId, ConversationStatus, ConversationVariable,
+    DEFAULT_CONVERSATION_NAME, GENERATION_DEADLINE, Invalid, Message, MessageId, MessageStatus, Owner, TaskId, UserRef,
+    VariableId, fill_template,
 };
 use crate::ports::{LlmEvent, LlmRequest, LlmStream, ProviderError, Purpose, Speaker, Usage};
 
@@ -140,7 +141,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
                 owner,
                 name: DEFAULT_CONVERSATION_NAME.into(),
                 inputs,
-                status: "normal".into(),
+                status: ConversationStatus::Normal,
                 introduction: introduction.unwrap_or_default(),
                 created_at: now,
                 updated_at: now,
@@ -188,7 +189,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         message_files: input.files,
         retriever_resources: Vec::new(),
         agent_thoughts: Vec::new(),
-        status: "normal".into(),
+        status: MessageStatus::Normal,
         error: None,
         metadata: json!({}),
         created_at: now,
@@ -349,7 +350,7 @@ impl Generation {
             stored["annotation_reply"] = json!({"id": annotation.id, "account": null});
         }
         if let Some(error) = &failure {
-            self.message.status = "error".into();
+            self.message.status = MessageStatus::Error;
             self.message.error = Some(error.parts().2);
         }
         self.message.metadata = stored;

@@ -8,6 +8,48 @@ use super::{AppId, ConversationId, EndUserId, FeedbackId, Invalid, MessageId, Ow
 /// The name every new conversation starts with.
 pub const DEFAULT_CONVERSATION_NAME: &str = "New conversation";
 
+/// Generates a status enum: its wire and storage text, parsed back strictly.
+macro_rules! status_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = Invalid;
+
+            fn from_str(raw: &str) -> Result<Self, Invalid> {
+                match raw {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(Invalid(format!("'{other}' is not a {}", stringify!($name)))),
+                }
+            }
+        }
+    };
+}
+
+status_enum! {
+    /// A conversation's status (Dify has one: `normal`; deleted ones are not read at all).
+    ConversationStatus { Normal => "normal" }
+}
+
+status_enum! {
+    /// A message's status: `normal` (answered, or still generating), or `error` (the answer
+    /// failed or was interrupted; `error` says why).
+    MessageStatus { Normal => "normal", Error => "error" }
+}
+
 /// A conversation of one end user in one app.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conversation {
@@ -15,7 +57,7 @@ pub struct Conversation {
     pub owner: Owner,
     pub name: String,
     pub inputs: Map<String, Value>,
-    pub status: String,
+    pub status: ConversationStatus,
     pub introduction: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -83,8 +125,7 @@ pub struct Message {
     pub message_files: Vec<Value>,
     pub retriever_resources: Vec<Value>,
     pub agent_thoughts: Vec<Value>,
-    /// `normal`, `error` or `stopped`.
-    pub status: String,
+    pub status: MessageStatus,
     pub error: Option<String>,
     /// Usage and other metadata of the answer (`{"usage": {...}}`).
     pub metadata: Value,
@@ -119,7 +160,7 @@ impl Message {
     /// Ends an abandoned generation as failed, keeping whatever answer was stored.
     pub fn mark_abandoned(&mut self) {
         self.task_id = None;
-        self.status = "error".into();
+        self.status = MessageStatus::Error;
         self.error = Some(ABANDONED_ERROR.into());
     }
 }
@@ -230,7 +271,7 @@ mod tests {
             message_files: Vec::new(),
             retriever_resources: Vec::new(),
             agent_thoughts: Vec::new(),
-            status: "normal".into(),
+            status: MessageStatus::Normal,
             error: None,
             metadata: Value::Null,
             created_at: created,
@@ -243,6 +284,8 @@ mod tests {
         assert!(message.is_abandoned(at(ABANDONED_AFTER + Duration::from_micros(1))));
         message.mark_abandoned();
         assert_eq!((message.status.as_str(), message.error.as_deref()), ("error", Some(ABANDONED_ERROR)));
+        assert_eq!("error".parse::<MessageStatus>().unwrap(), MessageStatus::Error);
+        assert!("stopped".parse::<MessageStatus>().is_err() && "Normal".parse::<ConversationStatus>().is_err());
         assert!(!message.is_abandoned(at(ABANDONED_AFTER * 2)), "a finished message is never abandoned");
     }
 

@@ -20,8 +20,8 @@ pub use app::{
 };
 pub use audio::{AUDIO_LIMIT_BYTES, AudioFormat, Pcm, Voice, repair_wav_sizes, split_for_speech};
 pub use conversation::{
-    ABANDONED_AFTER, ABANDONED_ERROR, Conversation, ConversationTitle, DEFAULT_CONVERSATION_NAME, Feedback,
-    FeedbackSource, GENERATION_DEADLINE, Message, Rating,
+    ABANDONED_AFTER, ABANDONED_ERROR, Conversation, ConversationStatus, ConversationTitle, DEFAULT_CONVERSATION_NAME,
+    Feedback, FeedbackSource, GENERATION_DEADLINE, Message, MessageStatus, Rating,
 };
 pub use file::{DownloadHeaders, FileClass, FileNameError, UploadFile, check_filename, inline_type};
 pub use ids::{
