@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Installs the local speech engines the embedded default uses, when missing:
 # espeak-ng and lame (Debian packages) for text to speech, and PyPI `pocketsphinx` (5.x, which
-# ships its English model) in a virtualenv for speech to text. Prints the virtualenv's Python,
-# for COLLOQUY_POCKETSPHINX_PYTHON.
-#
-#   export COLLOQUY_POCKETSPHINX_PYTHON=$(scripts/speech-engines.sh)
+# ships its English model) in a virtualenv for speech to text, at
+# $COLLOQUY_EMULATOR_CACHE/speech (default ~/.cache/colloquy-emulators/speech), where
+# `colloquy serve` looks for it without any variable. Prints the virtualenv's Python.
 set -euo pipefail
 
 CACHE="${COLLOQUY_EMULATOR_CACHE:-$HOME/.cache/colloquy-emulators}"

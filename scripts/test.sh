@@ -18,6 +18,12 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== the core crate depends on no store, SDK or HTTP client"
+if cargo tree --locked -p colloquy-core -e normal --prefix none \
+    | grep -E '^(aws-|rusqlite|reqwest|hyper|lambda_)'; then
+    echo "colloquy-core must not depend on the crates above" >&2
+    exit 1
+fi
 
 if [ "${1:-}" = "--quick" ]; then
     # The inner loop: no emulators, no speech engines, no SDK suites.
@@ -39,9 +45,8 @@ fi
 "$CACHE/lint/bin/cfn-lint" template.yaml
 SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 "$CACHE/lint/bin/sam" validate --lint --template template.yaml
 
-echo "== local speech engines (espeak-ng, lame, PocketSphinx)"
-COLLOQUY_POCKETSPHINX_PYTHON=$(./scripts/speech-engines.sh)
-export COLLOQUY_POCKETSPHINX_PYTHON
+echo "== local speech engines (espeak-ng, lame, PocketSphinx; found where installed, no variable)"
+./scripts/speech-engines.sh >/dev/null
 
 echo "== start DynamoDB Local and moto"
 ENV_FILE=$(mktemp)

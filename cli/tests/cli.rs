@@ -193,3 +193,61 @@ async fn the_same_program_runs_on_dynamodb_and_s3() {
     let (clean, _) = server.stop();
     assert!(clean);
 }
+
+/// `COLLOQUY_LOG_FORMAT=json`: one JSON object per line on stderr, with the start-up facts
+/// (speech engines, model, address) as fields; no colour codes and no secret.
+#[test]
+fn json_logs_carry_the_start_up_facts_and_no_secret() {
+    use std::io::{BufRead, BufReader};
+    let data_dir = temp_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{}", free_port())])
+        .env("COLLOQUY_DATA_DIR", &data_dir)
+        .env("COLLOQUY_LOG_FORMAT", "json")
+        .env("COLLOQUY_OPENAI_API_KEY", "sk-must-not-be-logged")
+        .env("COLLOQUY_TTS", "none")
+        .env("COLLOQUY_STT", "none")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        assert!(!line.contains('\u{1b}') && !line.contains("sk-must-not-be-logged"), "{line}");
+        let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let done = event["message"].as_str().is_some_and(|m| m.starts_with("serving"));
+        seen.push(event);
+        if done {
+            break;
+        }
+    }
+    child.kill().ok();
+    child.wait().ok();
+    let speech = seen.iter().find(|e| e["message"] == "speech engines").expect("the speech engines are logged");
+    assert_eq!(speech["text_to_speech"].as_str().unwrap().split(' ').next(), Some("none"));
+    assert!(speech["speech_to_text"].as_str().unwrap().contains("COLLOQUY_STT"), "says how to enable it");
+    assert!(seen.iter().all(|e| e["level"].is_string() && e["timestamp"].is_string()), "{seen:?}");
+}
+
+/// A setting that cannot be read stops the program at once, naming the setting.
+#[test]
+fn bad_settings_are_refused_by_name() {
+    let data_dir = temp_dir();
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["app", "list", "--data-dir"])
+        .arg(&data_dir)
+        .env("COLLOQUY_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("COLLOQUY_LOG_FORMAT"));
+    let output = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+        .args(["serve", "--max-in-flight", "many", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("COLLOQUY_MAX_IN_FLIGHT"));
+}

@@ -1,11 +1,12 @@
 //! The embedded default's speech engines, for real: espeak-ng speaks, PocketSphinx listens.
-//! `scripts/test.sh` installs both (Debian `espeak-ng lame`, PyPI `pocketsphinx` in a venv named
-//! by `COLLOQUY_POCKETSPHINX_PYTHON`).
+//! `scripts/test.sh` installs both (Debian `espeak-ng lame`, PyPI `pocketsphinx` in a venv
+//! where the settings look for it without any variable).
 
 use std::sync::Arc;
 
 use colloquy_core::domain::{AppConfig, AppMode};
 use colloquy_core::ports::SpeechSynthesizer;
+use colloquy_core::settings::{Program, Settings};
 use colloquy_core::speech::Speech;
 use colloquy_embedded::local_speech::{Espeak, PocketSphinx, find_program};
 use colloquy_tests::*;
@@ -16,10 +17,11 @@ const SENTENCE: &str = "The weather today is sunny this morning.";
 
 async fn local_engines() -> Speech {
     let espeak = Espeak::find().expect("espeak-ng and lame are installed (apt-get install espeak-ng lame)");
-    let python = std::env::var("COLLOQUY_POCKETSPHINX_PYTHON").unwrap_or_else(|_| "python3".into());
-    let sphinx = PocketSphinx::find(std::path::Path::new(&python))
+    // Found as `colloquy serve` finds it: where scripts/speech-engines.sh installs it.
+    let pythons = Settings::from_env(Program::Cli).expect("the settings are valid").speech.pythons;
+    let sphinx = PocketSphinx::find_any(&pythons)
         .await
-        .unwrap_or_else(|| panic!("{python} can import pocketsphinx (pip install pocketsphinx)"));
+        .unwrap_or_else(|| panic!("none of {pythons:?} can import pocketsphinx (run scripts/speech-engines.sh)"));
     Speech { synthesizer: Some(Arc::new(espeak)), transcriber: Some(Arc::new(sphinx)) }
 }
 

@@ -20,10 +20,8 @@ if ! "$CACHE/compat/bin/python" -c "import dify_client, schemathesis" >/dev/null
     "$CACHE/compat/bin/pip" install -q "dify-client==0.1.10" "schemathesis==4.32.5"
 fi
 ( cd tests/compat/node && npm ci -q --no-audit --no-fund >/dev/null )
-if [ -z "${COLLOQUY_POCKETSPHINX_PYTHON:-}" ]; then
-    COLLOQUY_POCKETSPHINX_PYTHON=$(./scripts/speech-engines.sh)
-    export COLLOQUY_POCKETSPHINX_PYTHON
-fi
+# The server finds the engines where this installs them.
+./scripts/speech-engines.sh >/dev/null
 
 cargo build --locked --bin colloquy
 DATA=$(mktemp -d)

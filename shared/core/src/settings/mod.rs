@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use crate::api::{ApiLimits, Cors};
 
+mod vars;
+use vars::PLATFORM_VARS;
+pub use vars::{FlagScope, OPENAI_VOICES, VARS, Var};
+
 /// A value that must not reach a log: `Debug` and `Display` print `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -49,196 +53,6 @@ impl std::fmt::Display for Secret {
         f.write_str("[redacted]")
     }
 }
-
-/// Which command-line flags carry a setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlagScope {
-    /// Environment only.
-    None,
-    /// A flag of every `colloquy` command.
-    Global,
-    /// A flag of `colloquy serve`.
-    Serve,
-}
-
-/// One setting: its environment variable, its flag, its default and what it does.
-#[derive(Debug, Clone, Copy)]
-pub struct Var {
-    pub name: &'static str,
-    /// The long flag (without `--`) and where it is accepted.
-    pub flag: Option<&'static str>,
-    pub scope: FlagScope,
-    /// The default as a user would write it; `None`: unset unless given.
-    pub default: Option<&'static str>,
-    pub about: &'static str,
-}
-
-const fn env(name: &'static str, default: Option<&'static str>, about: &'static str) -> Var {
-    Var { name, flag: None, scope: FlagScope::None, default, about }
-}
-
-const fn flag(
-    name: &'static str,
-    flag: &'static str,
-    scope: FlagScope,
-    default: Option<&'static str>,
-    about: &'static str,
-) -> Var {
-    Var { name, flag: Some(flag), scope, default, about }
-}
-
-/// Every `COLLOQUY_*` setting.
-pub const VARS: &[Var] = &[
-    // Where data lives.
-    flag(
-        "COLLOQUY_STORE",
-        "store",
-        FlagScope::Global,
-        Some("sqlite"),
-        "`sqlite` (embedded) or `dynamodb` (DynamoDB + S3, through the standard AWS environment)",
-    ),
-    flag(
-        "COLLOQUY_DATA_DIR",
-        "data-dir",
-        FlagScope::Global,
-        Some("./data"),
-        "where the embedded database and files live",
-    ),
-    flag(
-        "COLLOQUY_TABLE",
-        "table",
-        FlagScope::Global,
-        Some("colloquy"),
-        "the DynamoDB table, with `--store dynamodb` (required on Lambda)",
-    ),
-    flag(
-        "COLLOQUY_BUCKET",
-        "bucket",
-        FlagScope::Global,
-        Some("colloquy-files"),
-        "the S3 bucket for files and audio, with `--store dynamodb` (required on Lambda)",
-    ),
-    env(
-        "COLLOQUY_S3_PATH_STYLE",
-        None,
-        "path-style S3 addressing (`true`/`false`); unset: on when `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` is set (emulators, S3-compatible services)",
-    ),
-    // What the API accepts.
-    flag("COLLOQUY_ADDR", "addr", FlagScope::Serve, Some("127.0.0.1:5001"), "listen address of `serve`"),
-    flag(
-        "COLLOQUY_MAX_BODY_BYTES",
-        "max-body-bytes",
-        FlagScope::Serve,
-        Some("1048576"),
-        "larger request bodies get 413",
-    ),
-    flag(
-        "COLLOQUY_MAX_UPLOAD_BYTES",
-        "max-upload-bytes",
-        FlagScope::Serve,
-        Some("104857600"),
-        "largest multipart body (`/files/upload`, `/audio-to-text`; the per-kind and audio limits apply within it)",
-    ),
-    flag(
-        "COLLOQUY_HEADER_TIMEOUT_SECS",
-        "header-timeout-secs",
-        FlagScope::Serve,
-        Some("10"),
-        "time a client has to send a request's headers; the connection is closed after it",
-    ),
-    flag(
-        "COLLOQUY_BODY_TIMEOUT_SECS",
-        "body-timeout-secs",
-        FlagScope::Serve,
-        Some("30"),
-        "longest wait for the next piece of a request body; 408 `request_timeout` after it",
-    ),
-    flag(
-        "COLLOQUY_IDLE_TIMEOUT_SECS",
-        "idle-timeout-secs",
-        FlagScope::Serve,
-        Some("5"),
-        "how long a keep-alive connection with nothing to do stays open",
-    ),
-    flag(
-        "COLLOQUY_MAX_CONNECTIONS",
-        "max-connections",
-        FlagScope::Serve,
-        Some("4096"),
-        "open connections at most (kept 256 under the open-file limit, which `serve` raises to its hard limit); at the cap the oldest connection without a request in flight is closed to make room",
-    ),
-    flag(
-        "COLLOQUY_MAX_IN_FLIGHT",
-        "max-in-flight",
-        FlagScope::Serve,
-        Some("1024"),
-        "requests in flight at most; beyond it 503 `service_unavailable` with `Retry-After: 1`",
-    ),
-    flag(
-        "COLLOQUY_CORS_ORIGINS",
-        "cors-origins",
-        FlagScope::Serve,
-        Some("*"),
-        "browser origins allowed to call the API: `*` (any, as Dify), `none`, or a comma-separated list of `scheme://host[:port]`",
-    ),
-    // Logs.
-    env("COLLOQUY_LOG", Some("info"), "log filter (`tracing` syntax, e.g. `debug`)"),
-    env(
-        "COLLOQUY_LOG_FORMAT",
-        Some("text"),
-        "`text` or `json` (one JSON object per line, for CloudWatch Logs Insights and other collectors); on Lambda `json` also when the function's log format is JSON",
-    ),
-    // Language models.
-    env("COLLOQUY_LLM", Some("echo"), "default language model provider: `echo`, `openai` or `bedrock`"),
-    env("COLLOQUY_ECHO_DELAY_MS", Some("20"), "pause between the `echo` provider's streamed words"),
-    env(
-        "COLLOQUY_OPENAI_BASE_URL",
-        Some("https://api.openai.com/v1"),
-        "an OpenAI-compatible API (Ollama: `http://127.0.0.1:11434/v1`)",
-    ),
-    env("COLLOQUY_OPENAI_API_KEY", None, "its API key (never logged)"),
-    env("COLLOQUY_OPENAI_MODEL", Some("gpt-4o-mini"), "its chat model"),
-    env("COLLOQUY_OPENAI_EMBEDDING_MODEL", Some("text-embedding-3-small"), "its embedding model"),
-    env("COLLOQUY_BEDROCK_MODEL", Some("anthropic.claude-3-haiku-20240307-v1:0"), "the Bedrock chat model"),
-    env("COLLOQUY_BEDROCK_EMBEDDING_MODEL", Some("amazon.titan-embed-text-v2:0"), "the Bedrock embedding model"),
-    // Speech.
-    env(
-        "COLLOQUY_TTS",
-        None,
-        "text to speech: `espeak`, `polly`, `openai` or `none`; unset: espeak-ng when installed (never on Lambda)",
-    ),
-    env(
-        "COLLOQUY_STT",
-        None,
-        "speech to text: `pocketsphinx`, `transcribe`, `openai` or `none`; unset: PocketSphinx when installed (never on Lambda)",
-    ),
-    env(
-        "COLLOQUY_POCKETSPHINX_PYTHON",
-        None,
-        "a Python that can import `pocketsphinx`; unset: `$COLLOQUY_EMULATOR_CACHE/speech/bin/python` (where `scripts/speech-engines.sh` installs it, default `~/.cache/colloquy-emulators`), then `python3`",
-    ),
-    env("COLLOQUY_POLLY_ENGINE", Some("standard"), "Polly engine: `standard`, `neural`, `long-form`, `generative`"),
-    env("COLLOQUY_TRANSCRIBE_LANGUAGE", None, "Transcribe's language code; unset: Transcribe identifies it"),
-    env(
-        "COLLOQUY_TRANSCRIBE_DEADLINE_SECONDS",
-        Some("25"),
-        "how long a transcription may take (under API Gateway's 30 s)",
-    ),
-    env("COLLOQUY_TRANSCRIBE_POLL_MS", Some("500"), "first wait between Transcribe job polls (doubling to 2 s)"),
-    env("COLLOQUY_OPENAI_SPEECH_BASE_URL", None, "OpenAI-compatible speech API; unset: `COLLOQUY_OPENAI_BASE_URL`"),
-    env("COLLOQUY_OPENAI_SPEECH_API_KEY", None, "its API key; unset: `COLLOQUY_OPENAI_API_KEY` (never logged)"),
-    env("COLLOQUY_OPENAI_TTS_MODEL", Some("tts-1"), "its text-to-speech model"),
-    env("COLLOQUY_OPENAI_STT_MODEL", Some("whisper-1"), "its speech-to-text model"),
-    env("COLLOQUY_OPENAI_TTS_VOICES", None, "its voices, comma-separated; unset: OpenAI's eleven voices"),
-];
-
-/// Variables of the platform the reader also consults (not Colloquy's to document).
-const PLATFORM_VARS: &[&str] =
-    &["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_LAMBDA_LOG_FORMAT", "COLLOQUY_EMULATOR_CACHE", "HOME"];
-
-/// OpenAI's text-to-speech voices, the default list for OpenAI-compatible speech.
-pub const OPENAI_VOICES: [&str; 11] =
-    ["alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse"];
 
 /// Which program reads the settings (some defaults differ by where the code runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -436,12 +250,12 @@ impl<F: Fn(&str) -> Option<String>> Source<F> {
 
     fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<T, String> {
         let raw = self.required(name)?;
-        raw.parse().map_err(|_| format!("{name}: '{raw}' is not valid"))
+        raw.parse().map_err(|_| format!("{}: '{raw}' is not valid", label(name)))
     }
 
     fn number(&self, name: &str) -> Result<u64, String> {
         let raw = self.required(name)?;
-        raw.parse().map_err(|_| format!("{name}: '{raw}' is not a number"))
+        raw.parse().map_err(|_| format!("{}: '{raw}' is not a number", label(name)))
     }
 
     fn flag(&self, name: &str) -> Result<Option<bool>, String> {
@@ -451,6 +265,14 @@ impl<F: Fn(&str) -> Option<String>> Source<F> {
             Some("false" | "0" | "no" | "off") => Ok(Some(false)),
             Some(other) => Err(format!("{name}: '{other}' is not true or false")),
         }
+    }
+}
+
+/// A setting's name as a user may have given it: the variable, and its flag when it has one.
+fn label(name: &str) -> String {
+    match VARS.iter().find(|v| v.name == name).and_then(|v| v.flag) {
+        Some(flag) => format!("{name} (--{flag})"),
+        None => name.to_owned(),
     }
 }
 
@@ -626,144 +448,4 @@ fn pythons<F: Fn(&str) -> Option<String>>(source: &Source<F>) -> Vec<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn read_as(program: Program, pairs: &[(&str, &str)]) -> Result<Settings, String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Settings::read(program, |name| map.get(name).cloned())
-    }
-
-    fn read(pairs: &[(&str, &str)]) -> Result<Settings, String> {
-        read_as(Program::Cli, pairs)
-    }
-
-    #[test]
-    fn defaults_come_from_the_table() {
-        let settings = Settings::defaults();
-        assert_eq!(settings.store.kind, StoreKind::Sqlite);
-        assert_eq!(settings.store.table, "colloquy");
-        assert_eq!((settings.limits.max_body_bytes, settings.limits.max_upload_bytes), (1 << 20, 100 << 20));
-        assert_eq!(settings.server.addr.to_string(), "127.0.0.1:5001");
-        assert_eq!(settings.server.max_in_flight, 1024);
-        assert_eq!(settings.cors, Cors::AnyOrigin);
-        assert_eq!(settings.log.format, LogFormat::Text);
-        assert_eq!(settings.models.default, "echo");
-        assert!(settings.models.openai.is_none() && settings.models.bedrock.is_none());
-        assert_eq!((settings.speech.tts.clone(), settings.speech.stt.clone()), (TtsChoice::Auto, SttChoice::Auto));
-        // Every default parses as its setting: no other defaults exist.
-        for var in VARS {
-            assert!(var.name.starts_with("COLLOQUY_"), "{}", var.name);
-            assert_eq!(VARS.iter().filter(|v| v.name == var.name).count(), 1, "{} twice", var.name);
-        }
-    }
-
-    #[test]
-    fn one_path_style_rule() {
-        assert!(!read(&[]).unwrap().store.s3_path_style);
-        assert!(read(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]).unwrap().store.s3_path_style);
-        assert!(read(&[("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:5000")]).unwrap().store.s3_path_style);
-        assert!(
-            !read(&[("AWS_ENDPOINT_URL", "http://x"), ("COLLOQUY_S3_PATH_STYLE", "false")])
-                .unwrap()
-                .store
-                .s3_path_style
-        );
-        assert!(read(&[("COLLOQUY_S3_PATH_STYLE", "1")]).unwrap().store.s3_path_style);
-        assert!(read(&[("COLLOQUY_S3_PATH_STYLE", "maybe")]).is_err());
-    }
-
-    #[test]
-    fn lambda_needs_its_table_and_bucket_and_has_no_local_engines() {
-        let error = read_as(Program::Lambda, &[("COLLOQUY_BUCKET", "b")]).unwrap_err();
-        assert!(error.contains("COLLOQUY_TABLE"), "{error}");
-        let settings = read_as(
-            Program::Lambda,
-            &[("COLLOQUY_TABLE", "t"), ("COLLOQUY_BUCKET", "b"), ("AWS_LAMBDA_LOG_FORMAT", "JSON")],
-        )
-        .unwrap();
-        assert_eq!(settings.store.kind, StoreKind::Dynamodb);
-        assert_eq!((settings.speech.tts, settings.speech.stt), (TtsChoice::None, SttChoice::None));
-        assert_eq!(settings.log.format, LogFormat::Json);
-        assert_eq!(read(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")]).unwrap().log.format, LogFormat::Text);
-        assert_eq!(read(&[("COLLOQUY_LOG_FORMAT", "json")]).unwrap().log.format, LogFormat::Json);
-        assert!(read(&[("COLLOQUY_LOG_FORMAT", "xml")]).is_err());
-    }
-
-    #[test]
-    fn openai_settings_and_secrets() {
-        let settings = read(&[
-            ("COLLOQUY_LLM", "openai"),
-            ("COLLOQUY_OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
-            ("COLLOQUY_OPENAI_MODEL", "llama3"),
-            ("COLLOQUY_OPENAI_API_KEY", "sk-very-secret"),
-        ])
-        .unwrap();
-        let openai = settings.models.openai.clone().unwrap();
-        assert_eq!((openai.base_url.as_str(), openai.model.as_str()), ("http://127.0.0.1:11434/v1", "llama3"));
-        assert_eq!(openai.api_key.as_ref().map(Secret::expose), Some("sk-very-secret"));
-        let printed = format!("{settings:?} {}", openai.api_key.unwrap());
-        assert!(!printed.contains("sk-very-secret") && printed.contains("[redacted]"), "{printed}");
-        assert!(read(&[("COLLOQUY_LLM", "gpt")]).is_err());
-        assert!(read(&[("COLLOQUY_ECHO_DELAY_MS", "soon")]).is_err());
-        assert!(read(&[("COLLOQUY_MAX_BODY_BYTES", "big")]).is_err());
-        assert!(read(&[("COLLOQUY_CORS_ORIGINS", "ftp://x")]).is_err());
-    }
-
-    #[test]
-    fn speech_settings() {
-        let settings = read(&[
-            ("COLLOQUY_TTS", "openai"),
-            ("COLLOQUY_STT", "transcribe"),
-            ("COLLOQUY_OPENAI_BASE_URL", "http://127.0.0.1:8080/v1"),
-            ("COLLOQUY_OPENAI_TTS_VOICES", "a, b,,c"),
-            ("COLLOQUY_TRANSCRIBE_DEADLINE_SECONDS", "10"),
-        ])
-        .unwrap();
-        let openai = settings.speech.openai.clone().unwrap();
-        assert_eq!(openai.base_url, "http://127.0.0.1:8080/v1");
-        assert_eq!(openai.voices, vec!["a", "b", "c"]);
-        assert!(
-            matches!(settings.speech.stt, SttChoice::Transcribe { polling, .. } if polling.deadline.as_secs() == 10)
-        );
-        assert!(settings.speech.needs_aws());
-        assert!(read(&[("COLLOQUY_TTS", "festival")]).is_err());
-        assert!(read(&[("COLLOQUY_STT", "whisper")]).is_err());
-        assert!(read(&[("COLLOQUY_STT", "transcribe"), ("COLLOQUY_TRANSCRIBE_POLL_MS", "x")]).is_err());
-    }
-
-    #[test]
-    fn pocketsphinx_is_looked_for_where_the_install_script_puts_it() {
-        let found = read(&[("HOME", "/home/u")]).unwrap().speech.pythons;
-        assert_eq!(found, [PathBuf::from("/home/u/.cache/colloquy-emulators/speech/bin/python"), "python3".into()]);
-        let found = read(&[("HOME", "/home/u"), ("COLLOQUY_EMULATOR_CACHE", "/c")]).unwrap().speech.pythons;
-        assert_eq!(found[0], PathBuf::from("/c/speech/bin/python"));
-        let found = read(&[("COLLOQUY_POCKETSPHINX_PYTHON", "/opt/py")]).unwrap().speech.pythons;
-        assert_eq!(found, [PathBuf::from("/opt/py")]);
-    }
-
-    /// README's configuration table lists every setting with its default, and nothing else.
-    #[test]
-    fn readme_configuration_table_matches() {
-        let readme = include_str!("../../../README.md");
-        let section = readme.split("### Configuration").nth(1).expect("README has a Configuration section");
-        let table: Vec<&str> =
-            section.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')).collect();
-        let mut documented = Vec::new();
-        for row in table.iter().skip(2) {
-            let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
-            let [flag, name, default, ..] = cells.as_slice() else { panic!("short row: {row}") };
-            let name = name.trim_matches('`');
-            let var = VARS.iter().find(|v| v.name == name).unwrap_or_else(|| panic!("README documents unknown {name}"));
-            let expected_flag = var.flag.map_or("—".to_owned(), |f| format!("`--{f}`"));
-            assert_eq!(*flag, expected_flag, "flag of {name}");
-            let expected_default = var.default.map_or("—".to_owned(), |d| format!("`{d}`"));
-            assert_eq!(*default, expected_default, "default of {name}");
-            documented.push(name);
-        }
-        for var in VARS {
-            assert!(documented.contains(&var.name), "README's configuration table lacks {}", var.name);
-        }
-    }
-}
+mod tests;
