@@ -69,7 +69,7 @@ fn every_endpoint_has_its_function_with_exactly_its_routes() {
         // Wiring only: which clients the function builds follows from its endpoint's spec
         // (models and speech only where used; the glue's own tests check that).
         assert!(
-            main.contains(&format!("colloquy_lambda::serve(colloquy_lambda::Endpoint::{endpoint:?})")),
+            main.contains(&format!("colloquy_lambda::serve!({endpoint:?})")),
             "functions/{name} serves {endpoint:?}"
         );
         let uses_bedrock =
@@ -95,7 +95,7 @@ fn streaming_chat_and_the_purge_are_wired() {
     let stream = find("chat-messages-stream");
     assert_eq!(stream["Properties"]["FunctionUrlConfig"]["InvokeMode"], "RESPONSE_STREAM");
     let main = std::fs::read_to_string(root().join("functions/chat-messages-stream/src/main.rs")).unwrap();
-    assert!(main.contains("serve_streaming(colloquy_lambda::Endpoint::ChatMessages)"));
+    assert!(main.contains("colloquy_lambda::serve_streaming!(ChatMessages)"));
     let purge = find("purge-conversation");
     let event = &purge["Properties"]["Events"]["Tombstones"];
     assert_eq!(event["Type"], "DynamoDB");

@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), colloquy_lambda::Error> {
-    colloquy_lambda::serve(colloquy_lambda::Endpoint::AppFeedbacks).await
+    colloquy_lambda::serve!(AppFeedbacks).await
 }

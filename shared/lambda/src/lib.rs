@@ -27,24 +27,24 @@ async fn start() -> Result<(Settings, Aws), Error> {
     Ok((settings, Aws::load().await))
 }
 
-/// Everything `endpoint` needs, composed once per cold start: the store and bucket always,
-/// the configured models only when its spec says it calls one, speech engines only for the
-/// audio routes.
-pub async fn services(endpoint: Endpoint) -> Result<Services, Error> {
+/// Everything an endpoint needs, composed once per cold start: the store and bucket always,
+/// the configured models only when its spec says it calls one (`MODELS`), speech engines only
+/// for the audio routes (`SPEECH`). Both are constants taken from the endpoint's spec by
+/// [`serve!`], so a function's binary links only the clients its endpoint uses.
+pub async fn services<const MODELS: bool, const SPEECH: bool>() -> Result<Services, Error> {
     let (settings, aws) = start().await?;
-    compose(&settings, &aws, endpoint)
+    compose::<MODELS, SPEECH>(&settings, &aws)
 }
 
-fn compose(settings: &Settings, aws: &Aws, endpoint: Endpoint) -> Result<Services, Error> {
-    let needs = endpoint.spec().needs;
+fn compose<const MODELS: bool, const SPEECH: bool>(settings: &Settings, aws: &Aws) -> Result<Services, Error> {
     let blobs = aws.blobs(&settings.store);
-    let models = if needs.models {
+    let models = if MODELS {
         let bedrock = settings.models.bedrock.as_ref().map(|b| aws.bedrock(b)).into_iter().collect();
         colloquy_providers::models(&settings.models, bedrock)?
     } else {
         colloquy_providers::echo_only()
     };
-    let speech = if needs.speech { speech(settings, aws, &blobs)? } else { Speech::none() };
+    let speech = if SPEECH { speech(settings, aws, &blobs)? } else { Speech::none() };
     Ok(Services {
         store: Arc::new(aws.store(&settings.store)),
         blobs: Arc::new(blobs),
@@ -140,10 +140,37 @@ async fn buffered(response: ApiResponse) -> Response<Body> {
     out
 }
 
-/// Runs the Lambda runtime loop for one endpoint, with buffered responses (API Gateway;
-/// binary bodies go out base64-encoded).
-pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
-    let services = services(endpoint).await?;
+/// Runs the Lambda runtime loop for one endpoint: `serve!(ListMessages)` in a function's
+/// `main`, with buffered responses (API Gateway; binary bodies go out base64-encoded).
+#[macro_export]
+macro_rules! serve {
+    ($endpoint:ident) => {
+        $crate::serve_with($crate::Endpoint::$endpoint, $crate::services::<
+            { $crate::Endpoint::$endpoint.needs().models },
+            { $crate::Endpoint::$endpoint.needs().speech },
+        >())
+    };
+}
+
+/// Runs the Lambda runtime loop for one endpoint with streamed responses (a Function URL with
+/// `InvokeMode: RESPONSE_STREAM`), so server-sent events reach the client as they come:
+/// `serve_streaming!(ChatMessages)`.
+#[macro_export]
+macro_rules! serve_streaming {
+    ($endpoint:ident) => {
+        $crate::serve_streaming_with($crate::Endpoint::$endpoint, $crate::services::<
+            { $crate::Endpoint::$endpoint.needs().models },
+            { $crate::Endpoint::$endpoint.needs().speech },
+        >())
+    };
+}
+
+/// The buffered runtime loop of [`serve!`], once `services` are composed.
+pub async fn serve_with(
+    endpoint: Endpoint,
+    services: impl Future<Output = Result<Services, Error>>,
+) -> Result<(), Error> {
+    let services = services.await?;
     let services = &services;
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, Infallible>(buffered(answer(services, endpoint, api_request(request)).await).await)
@@ -153,10 +180,12 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
 
 type Frames = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<http_body::Frame<Bytes>, Infallible>> + Send>>;
 
-/// Runs the Lambda runtime loop for one endpoint with streamed responses (a Function URL
-/// with `InvokeMode: RESPONSE_STREAM`), so server-sent events reach the client as they come.
-pub async fn serve_streaming(endpoint: Endpoint) -> Result<(), Error> {
-    let services = services(endpoint).await?;
+/// The streaming runtime loop of [`serve_streaming!`], once `services` are composed.
+pub async fn serve_streaming_with(
+    endpoint: Endpoint,
+    services: impl Future<Output = Result<Services, Error>>,
+) -> Result<(), Error> {
+    let services = services.await?;
     let services = &services;
     lambda_http::run_with_streaming_response(service_fn(move |request: Request| async move {
         let response = answer(services, endpoint, api_request(request)).await;
@@ -217,6 +246,16 @@ mod tests {
         Aws::from_config(config)
     }
 
+    /// What a function serving `$endpoint` composes (its needs taken from the spec, as `serve!` does).
+    macro_rules! compose_for {
+        ($endpoint:ident, $settings:expr) => {
+            compose::<{ Endpoint::$endpoint.needs().models }, { Endpoint::$endpoint.needs().speech }>(
+                $settings,
+                &aws(),
+            )
+        };
+    }
+
     fn settings(pairs: &[(&str, &str)]) -> Settings {
         let mut map: HashMap<&str, &str> = HashMap::from([("COLLOQUY_TABLE", "t"), ("COLLOQUY_BUCKET", "b")]);
         map.extend(pairs.iter().copied());
@@ -227,23 +266,23 @@ mod tests {
     async fn a_function_builds_only_the_clients_its_endpoint_needs() {
         let settings =
             settings(&[("COLLOQUY_LLM", "bedrock"), ("COLLOQUY_TTS", "polly"), ("COLLOQUY_STT", "transcribe")]);
-        let plain = compose(&settings, &aws(), Endpoint::ListMessages).unwrap();
+        let plain = compose_for!(ListMessages, &settings).unwrap();
         assert_eq!(plain.models.default_provider(), "echo");
         assert!(plain.models.embedder("bedrock").is_err());
         assert_eq!(plain.speech.describe(), (None, None));
-        let models = compose(&settings, &aws(), Endpoint::ChatMessages).unwrap();
+        let models = compose_for!(ChatMessages, &settings).unwrap();
         assert_eq!(models.models.default_provider(), "bedrock");
         assert_eq!(models.speech.describe(), (None, None));
-        let audio = compose(&settings, &aws(), Endpoint::TextToAudio).unwrap();
+        let audio = compose_for!(TextToAudio, &settings).unwrap();
         assert_eq!(audio.speech.describe(), (Some("polly"), Some("transcribe")));
         assert_eq!(audio.models.default_provider(), "echo");
     }
 
     #[tokio::test]
     async fn local_engines_are_refused_on_lambda() {
-        let error = compose(&settings(&[("COLLOQUY_TTS", "espeak")]), &aws(), Endpoint::TextToAudio).err().unwrap();
+        let error = compose_for!(TextToAudio, &settings(&[("COLLOQUY_TTS", "espeak")])).err().unwrap();
         assert!(error.to_string().contains("Lambda"), "{error}");
-        let none = compose(&settings(&[]), &aws(), Endpoint::AudioToText).unwrap();
+        let none = compose_for!(AudioToText, &settings(&[])).unwrap();
         assert_eq!(none.speech.describe(), (None, None));
     }
 }

@@ -183,14 +183,27 @@ impl Endpoint {
         self.spec().function
     }
 
+    /// What the endpoint needs, at compile time: a Lambda function links only the clients
+    /// its endpoint uses (the glue takes these as const generics).
+    pub const fn needs(self) -> Needs {
+        let mut i = 0;
+        while i < SPECS.len() {
+            if SPECS[i].endpoint as u8 == self as u8 {
+                return SPECS[i].needs;
+            }
+            i += 1;
+        }
+        panic!("every endpoint has a spec")
+    }
+
     /// Whether the endpoint calls a language model or an embedder.
     pub fn uses_models(self) -> bool {
-        self.spec().needs.models
+        self.needs().models
     }
 
     /// Whether the endpoint uses a speech engine.
     pub fn uses_speech(self) -> bool {
-        self.spec().needs.speech
+        self.needs().speech
     }
 
     /// Whether the endpoint takes a multipart body (these get the larger upload limit).
