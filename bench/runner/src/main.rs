@@ -213,8 +213,13 @@ async fn main() {
         ("purge-conversation", json!({"Records": []})),
     ];
     let env = aws::function_env().await;
+    // `BENCH_ONLY=a,b`: only these functions (and the two baselines), when only they were built.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let chosen = |name: &str| {
+        name.starts_with("hello-") || only.as_deref().is_none_or(|list| list.split(',').any(|n| n.trim() == name))
+    };
     let mut rows = Vec::new();
-    for (name, event) in &cases {
+    for (name, event) in cases.iter().filter(|(name, _)| chosen(name)) {
         rows.push(measure(&dir, name, event, &env).await);
     }
     let hello = rows[0].cold;

@@ -145,10 +145,13 @@ async fn buffered(response: ApiResponse) -> Response<Body> {
 #[macro_export]
 macro_rules! serve {
     ($endpoint:ident) => {
-        $crate::serve_with($crate::Endpoint::$endpoint, $crate::services::<
-            { $crate::Endpoint::$endpoint.needs().models },
-            { $crate::Endpoint::$endpoint.needs().speech },
-        >())
+        $crate::serve_with(
+            $crate::Endpoint::$endpoint,
+            $crate::services::<
+                { $crate::Endpoint::$endpoint.needs().models },
+                { $crate::Endpoint::$endpoint.needs().speech },
+            >(),
+        )
     };
 }
 
@@ -158,10 +161,13 @@ macro_rules! serve {
 #[macro_export]
 macro_rules! serve_streaming {
     ($endpoint:ident) => {
-        $crate::serve_streaming_with($crate::Endpoint::$endpoint, $crate::services::<
-            { $crate::Endpoint::$endpoint.needs().models },
-            { $crate::Endpoint::$endpoint.needs().speech },
-        >())
+        $crate::serve_streaming_with(
+            $crate::Endpoint::$endpoint,
+            $crate::services::<
+                { $crate::Endpoint::$endpoint.needs().models },
+                { $crate::Endpoint::$endpoint.needs().speech },
+            >(),
+        )
     };
 }
 
@@ -249,10 +255,7 @@ mod tests {
     /// What a function serving `$endpoint` composes (its needs taken from the spec, as `serve!` does).
     macro_rules! compose_for {
         ($endpoint:ident, $settings:expr) => {
-            compose::<{ Endpoint::$endpoint.needs().models }, { Endpoint::$endpoint.needs().speech }>(
-                $settings,
-                &aws(),
-            )
+            compose::<{ Endpoint::$endpoint.needs().models }, { Endpoint::$endpoint.needs().speech }>($settings, &aws())
         };
     }
 
