@@ -1,0 +1,196 @@
+//! Conversions between domain values and SQLite values.
+//!
+//! Going in, [`args!`] turns ids, text, numbers, timestamps and options of them into owned
+//! statement arguments, and [`to_json`] encodes the columns that hold JSON. Coming out,
+//! [`Fields`] reads a row by column name; a value that is missing, of the wrong SQL type or
+//! does not decode is an error naming its table and column, never a default.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::Row;
+use rusqlite::types::{FromSql, Type, Value as SqlValue};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use colloquy_core::domain::{
+    AnnotationId, AppId, ConversationId, EndUserId, FeedbackId, FileId, Invalid, JobId, MessageId, TaskId, Timestamp,
+    VariableId,
+};
+use colloquy_core::ports::{StoreError, StoreResult};
+
+/// Owned statement arguments, so a statement can move to the blocking pool.
+pub(super) type Args = Vec<SqlValue>;
+
+/// Builds [`Args`] from ids (as canonical strings), strings, integers, reals, timestamps and
+/// options of them (`None` is `NULL`).
+macro_rules! args {
+    ($($arg:expr),* $(,)?) => { vec![$($crate::sqlite::codec::arg($arg)),*] };
+}
+
+pub(super) use args;
+
+/// Converts one statement argument.
+pub(super) fn arg(value: impl IntoArg) -> SqlValue {
+    value.into_arg()
+}
+
+/// A value that can be bound to a statement.
+pub(super) trait IntoArg {
+    fn into_arg(self) -> SqlValue;
+}
+
+impl IntoArg for String {
+    fn into_arg(self) -> SqlValue {
+        SqlValue::Text(self)
+    }
+}
+
+impl IntoArg for &str {
+    fn into_arg(self) -> SqlValue {
+        SqlValue::Text(self.to_owned())
+    }
+}
+
+impl IntoArg for i64 {
+    fn into_arg(self) -> SqlValue {
+        SqlValue::Integer(self)
+    }
+}
+
+impl IntoArg for f64 {
+    fn into_arg(self) -> SqlValue {
+        SqlValue::Real(self)
+    }
+}
+
+impl IntoArg for Timestamp {
+    fn into_arg(self) -> SqlValue {
+        SqlValue::Integer(self.micros())
+    }
+}
+
+impl<T: IntoArg> IntoArg for Option<T> {
+    fn into_arg(self) -> SqlValue {
+        self.map_or(SqlValue::Null, IntoArg::into_arg)
+    }
+}
+
+macro_rules! id_args {
+    ($($id:ty),*) => {$(
+        impl IntoArg for $id {
+            fn into_arg(self) -> SqlValue {
+                SqlValue::Text(self.to_string())
+            }
+        }
+    )*};
+}
+
+id_args!(AppId, EndUserId, ConversationId, MessageId, FeedbackId, VariableId, AnnotationId, JobId, TaskId, FileId);
+
+/// The JSON text stored for `value`.
+pub(super) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Failed(format!("a value does not encode as JSON: {e}")))
+}
+
+/// A stored value that does not decode into its domain type.
+#[derive(Debug)]
+pub(super) struct CorruptColumn {
+    table: &'static str,
+    column: String,
+    problem: String,
+}
+
+impl fmt::Display for CorruptColumn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "column {}.{}: {}", self.table, self.column, self.problem)
+    }
+}
+
+impl std::error::Error for CorruptColumn {}
+
+/// One result row of `table`, read by column name.
+///
+/// Every read is strict: a nullable column is read as an `Option` (a `NULL` there is a value
+/// of the domain, such as a message without a parent), and everything else must be present
+/// and decode, or the read fails with a [`CorruptColumn`].
+pub(super) struct Fields<'r, 's> {
+    row: &'r Row<'s>,
+    table: &'static str,
+}
+
+impl<'r, 's> Fields<'r, 's> {
+    pub(super) fn of(table: &'static str, row: &'r Row<'s>) -> Self {
+        Self { row, table }
+    }
+
+    /// The value of `column` as SQLite gives it: text, an integer, a real, or an `Option` of
+    /// one for a nullable column.
+    pub(super) fn get<T: FromSql>(&self, column: &str) -> rusqlite::Result<T> {
+        self.decode(column, Ok)
+    }
+
+    /// A text column parsed by the domain type's own rules (ids, statuses).
+    pub(super) fn parse<T: FromStr<Err = Invalid>>(&self, column: &str) -> rusqlite::Result<T> {
+        self.parse_with(column, str::parse)
+    }
+
+    /// A nullable text column parsed like [`Fields::parse`].
+    pub(super) fn parse_opt<T: FromStr<Err = Invalid>>(&self, column: &str) -> rusqlite::Result<Option<T>> {
+        self.decode(column, |raw: Option<String>| raw.map(|r| r.parse().map_err(|e: Invalid| e.0)).transpose())
+    }
+
+    /// A text column parsed by `parse`.
+    pub(super) fn parse_with<T>(
+        &self,
+        column: &str,
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> rusqlite::Result<T> {
+        self.decode(column, |raw: String| parse(&raw).map_err(|e| e.0))
+    }
+
+    /// A column holding JSON.
+    pub(super) fn json<T: DeserializeOwned>(&self, column: &str) -> rusqlite::Result<T> {
+        self.decode(column, |raw: String| serde_json::from_str(&raw).map_err(|e| e.to_string()))
+    }
+
+    /// A nullable column holding JSON.
+    pub(super) fn json_opt<T: DeserializeOwned>(&self, column: &str) -> rusqlite::Result<Option<T>> {
+        self.decode(column, |raw: Option<String>| {
+            raw.map(|r| serde_json::from_str(&r).map_err(|e| e.to_string())).transpose()
+        })
+    }
+
+    /// A timestamp (microseconds since the epoch).
+    pub(super) fn time(&self, column: &str) -> rusqlite::Result<Timestamp> {
+        self.get(column).map(Timestamp::from_micros)
+    }
+
+    /// A count or a size: an integer that is never negative.
+    pub(super) fn count(&self, column: &str) -> rusqlite::Result<u64> {
+        self.decode(column, |n: i64| u64::try_from(n).map_err(|_| format!("{n} is negative")))
+    }
+
+    /// Reads `column` as `T` and converts it with `convert`, whose error says what is wrong.
+    /// A column the statement does not select is a bug, reported as it is.
+    fn decode<T: FromSql, U>(&self, column: &str, convert: impl FnOnce(T) -> Result<U, String>) -> rusqlite::Result<U> {
+        let index = self.row.as_ref().column_index(column)?;
+        let kind = self.row.get_ref(index)?.data_type();
+        let raw = self.row.get(index).map_err(|error| {
+            let problem = match error {
+                rusqlite::Error::InvalidColumnType(..) if kind == Type::Null => "is NULL".to_owned(),
+                rusqlite::Error::InvalidColumnType(..) => format!("holds a {kind} value"),
+                rusqlite::Error::IntegralValueOutOfRange(_, n) => format!("{n} is out of range"),
+                rusqlite::Error::FromSqlConversionFailure(_, _, source) => source.to_string(),
+                other => return other,
+            };
+            self.corrupt(index, kind, column, problem)
+        })?;
+        convert(raw).map_err(|problem| self.corrupt(index, kind, column, problem))
+    }
+
+    fn corrupt(&self, index: usize, kind: Type, column: &str, problem: impl Into<String>) -> rusqlite::Error {
+        let source = CorruptColumn { table: self.table, column: column.to_owned(), problem: problem.into() };
+        rusqlite::Error::FromSqlConversionFailure(index, kind, Box::new(source))
+    }
+}

@@ -1,0 +1,105 @@
+//! Conversations (table `conversations`); deleting one also deletes its messages, feedback
+//! and variables.
+
+use async_trait::async_trait;
+use rusqlite::{Row, params};
+
+use colloquy_core::domain::{Conversation, ConversationId, ConversationSort, Cursor, Owner, SortField};
+use colloquy_core::ports::{ConversationStore, StoreResult};
+
+use super::codec::{Fields, args, to_json};
+use super::{SqliteStore, insert_sql};
+
+const COLUMNS: &str = "id, app_id, end_user_id, name, inputs, status, introduction, created_at, updated_at";
+
+fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
+    let f = Fields::of("conversations", row);
+    Ok(Conversation {
+        id: f.parse("id")?,
+        owner: Owner { app_id: f.parse("app_id")?, end_user_id: f.parse("end_user_id")? },
+        name: f.get("name")?,
+        inputs: f.json("inputs")?,
+        status: f.parse("status")?,
+        introduction: f.get("introduction")?,
+        created_at: f.time("created_at")?,
+        updated_at: f.time("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl ConversationStore for SqliteStore {
+    async fn insert_conversation(&self, c: &Conversation) -> StoreResult<()> {
+        let values = args![
+            c.id,
+            c.owner.app_id,
+            c.owner.end_user_id,
+            c.name.as_str(),
+            to_json(&c.inputs)?,
+            c.status.as_str(),
+            c.introduction.as_str(),
+            c.created_at,
+            c.updated_at
+        ];
+        self.execute(insert_sql("conversations", COLUMNS), values).await.map(drop)
+    }
+
+    async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        let sql = format!("SELECT {COLUMNS} FROM conversations WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3");
+        self.one(sql, args![id, owner.app_id, owner.end_user_id], conversation_from_row).await
+    }
+
+    async fn conversations(
+        &self,
+        owner: Owner,
+        sort: ConversationSort,
+        after: Option<Cursor<ConversationId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Conversation>> {
+        let column = match sort.field {
+            SortField::CreatedAt => "created_at",
+            SortField::UpdatedAt => "updated_at",
+        };
+        let (direction, beyond) = if sort.descending { ("DESC", "<") } else { ("ASC", ">") };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM conversations WHERE app_id = ?1 AND end_user_id = ?2
+             AND (?3 IS NULL OR {column} {beyond} ?3 OR ({column} = ?3 AND id {beyond} ?4))
+             ORDER BY {column} {direction}, id {direction} LIMIT ?5"
+        );
+        let values = args![owner.app_id, owner.end_user_id, after.map(|c| c.at), after.map(|c| c.id), fetch as i64];
+        self.all(sql, values, conversation_from_row).await
+    }
+
+    async fn update_conversation(&self, c: &Conversation) -> StoreResult<bool> {
+        let sql = "UPDATE conversations SET name = ?4, inputs = ?5, status = ?6, updated_at = ?7
+                   WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3";
+        let values = args![
+            c.id,
+            c.owner.app_id,
+            c.owner.end_user_id,
+            c.name.as_str(),
+            to_json(&c.inputs)?,
+            c.status.as_str(),
+            c.updated_at
+        ];
+        Ok(self.execute(sql.into(), values).await? == 1)
+    }
+
+    async fn delete_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<bool> {
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let id = id.to_string();
+            let deleted = tx.execute(
+                "DELETE FROM conversations WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3",
+                params![id, owner.app_id.to_string(), owner.end_user_id.to_string()],
+            )?;
+            if deleted == 1 {
+                for table in ["messages", "feedbacks", "conversation_variables"] {
+                    tx.execute(&format!("DELETE FROM {table} WHERE conversation_id = ?1"), [&id])?;
+                }
+            }
+            tx.commit()?;
+            Ok(deleted == 1)
+        })
+        .await
+    }
+}

@@ -1,0 +1,138 @@
+//! Feedback on messages: at most one per message, user (or operator) and source (table
+//! `feedbacks`).
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params_from_iter};
+
+use colloquy_core::domain::{AppId, Feedback, FeedbackSource, Invalid, MessageId, Owner, Rating};
+use colloquy_core::ports::{FeedbackStore, StoreResult};
+
+use super::codec::{Fields, arg, args};
+use super::{SqliteStore, insert_sql};
+
+const COLUMNS: &str =
+    "id, app_id, conversation_id, message_id, end_user_id, rating, content, from_source, created_at, updated_at";
+
+/// A stored rating: exactly the text [`Rating::as_str`] writes.
+fn rating(raw: &str) -> Result<Rating, Invalid> {
+    [Rating::Like, Rating::Dislike]
+        .into_iter()
+        .find(|rating| rating.as_str() == raw)
+        .ok_or_else(|| Invalid(format!("'{raw}' is not a rating")))
+}
+
+/// A stored source: exactly the text [`FeedbackSource::as_str`] writes.
+fn source(raw: &str) -> Result<FeedbackSource, Invalid> {
+    [FeedbackSource::User, FeedbackSource::Admin]
+        .into_iter()
+        .find(|source| source.as_str() == raw)
+        .ok_or_else(|| Invalid(format!("'{raw}' is not a feedback source")))
+}
+
+fn feedback_from_row(row: &Row<'_>) -> rusqlite::Result<Feedback> {
+    let f = Fields::of("feedbacks", row);
+    Ok(Feedback {
+        id: f.parse("id")?,
+        app_id: f.parse("app_id")?,
+        conversation_id: f.parse("conversation_id")?,
+        message_id: f.parse("message_id")?,
+        // Nullable by design: an operator's feedback has no end user.
+        from_end_user_id: f.parse_opt("end_user_id")?,
+        rating: f.parse_with("rating", rating)?,
+        // Nullable by design: a rating without a comment.
+        content: f.get("content")?,
+        source: f.parse_with("from_source", source)?,
+        created_at: f.time("created_at")?,
+        updated_at: f.time("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl FeedbackStore for SqliteStore {
+    async fn user_feedback(&self, owner: Owner, message: MessageId) -> StoreResult<Option<Feedback>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM feedbacks
+             WHERE message_id = ?1 AND app_id = ?2 AND end_user_id = ?3 AND from_source = 'user'"
+        );
+        self.one(sql, args![message, owner.app_id, owner.end_user_id], feedback_from_row).await
+    }
+
+    async fn user_ratings(&self, owner: Owner, messages: &[MessageId]) -> StoreResult<Vec<(MessageId, Rating)>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = vec!["?"; messages.len()].join(", ");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM feedbacks
+             WHERE app_id = ? AND end_user_id = ? AND from_source = 'user' AND message_id IN ({placeholders})"
+        );
+        let mut values = args![owner.app_id, owner.end_user_id];
+        values.extend(messages.iter().map(|id| arg(*id)));
+        let rows = self.all(sql, values, feedback_from_row).await?;
+        Ok(rows.into_iter().map(|f| (f.message_id, f.rating)).collect())
+    }
+
+    async fn save_feedback(&self, f: &Feedback) -> StoreResult<bool> {
+        let existing_sql = "SELECT id FROM feedbacks WHERE message_id = ?1 AND end_user_id IS ?2 AND from_source = ?3";
+        let f = f.clone();
+        self.with(move |conn| {
+            // Immediate: the check and the write hold the write lock, also against other processes.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let message = tx
+                .query_row(
+                    "SELECT 1 FROM messages WHERE id = ?1 AND conversation_id = ?2",
+                    params_from_iter(args![f.message_id, f.conversation_id]),
+                    |_| Ok(()),
+                )
+                .optional()?;
+            if message.is_none() {
+                return Ok(false);
+            }
+            let existing: Option<String> = tx
+                .query_row(
+                    existing_sql,
+                    params_from_iter(args![f.message_id, f.from_end_user_id, f.source.as_str()]),
+                    |row| Fields::of("feedbacks", row).get("id"),
+                )
+                .optional()?;
+            match existing {
+                Some(id) => tx.execute(
+                    "UPDATE feedbacks SET rating = ?2, content = ?3, updated_at = ?4 WHERE id = ?1",
+                    params_from_iter(args![id, f.rating.as_str(), f.content.clone(), f.updated_at]),
+                )?,
+                None => tx.execute(
+                    &insert_sql("feedbacks", COLUMNS),
+                    params_from_iter(args![
+                        f.id,
+                        f.app_id,
+                        f.conversation_id,
+                        f.message_id,
+                        f.from_end_user_id,
+                        f.rating.as_str(),
+                        f.content.clone(),
+                        f.source.as_str(),
+                        f.created_at,
+                        f.updated_at
+                    ]),
+                )?,
+            };
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn delete_feedback(&self, f: &Feedback) -> StoreResult<()> {
+        self.execute("DELETE FROM feedbacks WHERE id = ?1".into(), args![f.id]).await.map(drop)
+    }
+
+    async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM feedbacks WHERE app_id = ?1
+             ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+        );
+        // An offset beyond what SQLite can count skips every row, as the largest one does.
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        self.all(sql, args![app, i64::from(limit), offset], feedback_from_row).await
+    }
+}

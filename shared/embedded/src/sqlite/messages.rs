@@ -1,0 +1,134 @@
+//! Messages (table `messages`); storing one whose generation is running also registers its
+//! task (table `tasks`).
+
+use async_trait::async_trait;
+use rusqlite::{Row, params_from_iter};
+
+use colloquy_core::domain::{ABANDONED_ERROR, ConversationId, Cursor, Message, MessageId, Owner};
+use colloquy_core::ports::{MessageStore, StoreResult};
+
+use super::codec::{Fields, args, to_json};
+use super::{SqliteStore, insert_sql, placeholders};
+
+const COLUMNS: &str = "id, app_id, end_user_id, conversation_id, parent_message_id, inputs, query, answer, \
+    message_files, retriever_resources, agent_thoughts, status, error, metadata, created_at, task_id";
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    let f = Fields::of("messages", row);
+    Ok(Message {
+        id: f.parse("id")?,
+        owner: Owner { app_id: f.parse("app_id")?, end_user_id: f.parse("end_user_id")? },
+        conversation_id: f.parse("conversation_id")?,
+        // Nullable by design: the first message of a conversation has no parent.
+        parent_message_id: f.parse_opt("parent_message_id")?,
+        inputs: f.json("inputs")?,
+        query: f.get("query")?,
+        answer: f.get("answer")?,
+        message_files: f.json("message_files")?,
+        retriever_resources: f.json("retriever_resources")?,
+        agent_thoughts: f.json("agent_thoughts")?,
+        status: f.parse("status")?,
+        // Nullable by design: only a failed message has an error.
+        error: f.get("error")?,
+        metadata: f.json("metadata")?,
+        created_at: f.time("created_at")?,
+        // Nullable by design: only a message whose generation is running has a task.
+        task_id: f.parse_opt("task_id")?,
+    })
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn insert_message(&self, m: &Message) -> StoreResult<bool> {
+        // Inserted only while the conversation exists: a delete that ran since the caller read
+        // it leaves nothing behind (deletes remove the conversation and its messages at once).
+        let sql = format!(
+            "INSERT INTO messages ({COLUMNS}) SELECT {} WHERE EXISTS \
+             (SELECT 1 FROM conversations WHERE id = ?4 AND app_id = ?2 AND end_user_id = ?3)",
+            placeholders(COLUMNS)
+        );
+        let values = args![
+            m.id,
+            m.owner.app_id,
+            m.owner.end_user_id,
+            m.conversation_id,
+            m.parent_message_id,
+            to_json(&m.inputs)?,
+            m.query.as_str(),
+            m.answer.as_str(),
+            to_json(&m.message_files)?,
+            to_json(&m.retriever_resources)?,
+            to_json(&m.agent_thoughts)?,
+            m.status.as_str(),
+            m.error.clone(),
+            to_json(&m.metadata)?,
+            m.created_at,
+            m.task_id
+        ];
+        let task = m.task_id.map(|task| args![task, m.owner.app_id, m.owner.end_user_id, 0_i64, m.created_at]);
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let inserted = tx.execute(&sql, params_from_iter(values))? == 1;
+            if inserted && let Some(task) = task {
+                tx.execute(
+                    &insert_sql("tasks", "id, app_id, end_user_id, stop_requested, started_at"),
+                    params_from_iter(task),
+                )?;
+            }
+            tx.commit()?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    async fn update_message(&self, m: &Message) -> StoreResult<bool> {
+        let sql = "UPDATE messages SET answer = ?2, status = ?3, error = ?4, metadata = ?5, message_files = ?6, \
+                   task_id = ?7 WHERE id = ?1";
+        let values = args![
+            m.id,
+            m.answer.as_str(),
+            m.status.as_str(),
+            m.error.clone(),
+            to_json(&m.metadata)?,
+            to_json(&m.message_files)?,
+            m.task_id
+        ];
+        Ok(self.execute(sql.into(), values).await? == 1)
+    }
+
+    async fn mark_abandoned(&self, m: &Message) -> StoreResult<bool> {
+        let Some(task) = m.task_id else { return Ok(false) };
+        let sql = "UPDATE messages SET status = 'error', error = ?3, task_id = NULL WHERE id = ?1 AND task_id = ?2";
+        Ok(self.execute(sql.into(), args![m.id, task, ABANDONED_ERROR]).await? == 1)
+    }
+
+    async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>> {
+        let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3");
+        self.one(sql, args![id, owner.app_id, owner.end_user_id], message_from_row).await
+    }
+
+    async fn message_in(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Message>> {
+        let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = ?1 AND conversation_id = ?2");
+        self.one(sql, args![id, conversation], message_from_row).await
+    }
+
+    async fn messages_before(
+        &self,
+        conversation: ConversationId,
+        before: Option<Cursor<MessageId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE conversation_id = ?1
+             AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3))
+             ORDER BY created_at DESC, id DESC LIMIT ?4"
+        );
+        let values = args![conversation, before.map(|c| c.at), before.map(|c| c.id), fetch as i64];
+        self.all(sql, values, message_from_row).await
+    }
+
+    async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {
+        let sql = format!("SELECT {COLUMNS} FROM messages WHERE conversation_id = ?1 ORDER BY created_at, id LIMIT 1");
+        self.one(sql, args![conversation], message_from_row).await
+    }
+}

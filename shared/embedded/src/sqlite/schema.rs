@@ -1,0 +1,90 @@
+//! The database schema: the tables and indexes, the `user_version` this program writes, and
+//! the migrations that bring an older database up to it.
+
+use rusqlite::Connection;
+
+use colloquy_core::ports::{StoreError, StoreResult};
+
+use super::unavailable;
+
+/// The `user_version` of a database with [`SCHEMA`]; each change to the schema raises it.
+pub(super) const SCHEMA_VERSION: i64 = 4;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS apps (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, mode TEXT NOT NULL, config TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash TEXT PRIMARY KEY, app_id TEXT NOT NULL REFERENCES apps(id), created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS end_users (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, session_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+    UNIQUE (app_id, session_id));
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, name TEXT NOT NULL, inputs TEXT NOT NULL,
+    status TEXT NOT NULL, introduction TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS conversations_by_created ON conversations (app_id, end_user_id, created_at, id);
+CREATE INDEX IF NOT EXISTS conversations_by_updated ON conversations (app_id, end_user_id, updated_at, id);
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+    parent_message_id TEXT, inputs TEXT NOT NULL, query TEXT NOT NULL, answer TEXT NOT NULL,
+    message_files TEXT NOT NULL, retriever_resources TEXT NOT NULL, agent_thoughts TEXT NOT NULL,
+    status TEXT NOT NULL, error TEXT, metadata TEXT NOT NULL, created_at INTEGER NOT NULL, task_id TEXT);
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, created_at, id);
+CREATE INDEX IF NOT EXISTS messages_generating ON messages (created_at) WHERE task_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS feedbacks (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, message_id TEXT NOT NULL,
+    end_user_id TEXT, rating TEXT NOT NULL, content TEXT, from_source TEXT NOT NULL,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS feedbacks_one_per_user ON feedbacks (message_id, end_user_id, from_source);
+CREATE INDEX IF NOT EXISTS feedbacks_by_app ON feedbacks (app_id, created_at, id);
+CREATE INDEX IF NOT EXISTS feedbacks_by_conversation ON feedbacks (conversation_id);
+CREATE TABLE IF NOT EXISTS conversation_variables (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, name TEXT NOT NULL,
+    value_type TEXT NOT NULL, value TEXT NOT NULL, description TEXT NOT NULL,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS variables_by_conversation ON conversation_variables (conversation_id, created_at, id);
+CREATE TABLE IF NOT EXISTS annotations (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
+    hit_count INTEGER NOT NULL, embedding TEXT, created_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS annotations_by_app ON annotations (app_id, created_at, id);
+CREATE TABLE IF NOT EXISTS annotation_settings (
+    app_id TEXT PRIMARY KEY, score_threshold REAL NOT NULL, embedding_provider TEXT NOT NULL,
+    embedding_model TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS annotation_jobs (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, action TEXT NOT NULL, status TEXT NOT NULL, error TEXT NOT NULL,
+    created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, stop_requested INTEGER NOT NULL,
+    started_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS upload_files (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+    extension TEXT NOT NULL, mime_type TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rate_windows (
+    key TEXT NOT NULL, window_start INTEGER NOT NULL, hits INTEGER NOT NULL, PRIMARY KEY (key, window_start));
+";
+
+/// Brings the database on `conn` to [`SCHEMA_VERSION`]: refuses one written by a newer
+/// program, migrates an older one, then creates whatever is missing.
+pub(super) fn prepare(conn: &Connection) -> StoreResult<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(unavailable)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {version}; this program knows up to {SCHEMA_VERSION}"
+        )));
+    }
+    migrate(conn).map_err(unavailable)?;
+    conn.execute_batch(SCHEMA).map_err(unavailable)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(unavailable)
+}
+
+/// Brings a database of an earlier schema version up to this one (before [`SCHEMA`] runs,
+/// whose indexes may need the new columns).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0)).map(|n| n > 0);
+    // Version 4: a message's running generation.
+    if has("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'messages'")?
+        && !has("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'task_id'")?
+    {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN task_id TEXT")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Conversation variables (table `conversation_variables`).
+
+use async_trait::async_trait;
+use rusqlite::Row;
+
+use colloquy_core::domain::{ConversationId, ConversationVariable, Cursor, ValueType, VariableId, VariableNameFilter};
+use colloquy_core::ports::{StoreResult, VariableStore};
+
+use super::codec::{Fields, args, to_json};
+use super::{SqliteStore, insert_sql};
+
+const COLUMNS: &str = "id, app_id, conversation_id, name, value_type, value, description, created_at, updated_at";
+
+fn variable_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationVariable> {
+    let f = Fields::of("conversation_variables", row);
+    Ok(ConversationVariable {
+        id: f.parse("id")?,
+        app_id: f.parse("app_id")?,
+        conversation_id: f.parse("conversation_id")?,
+        name: f.get("name")?,
+        value_type: f.parse_with("value_type", ValueType::parse)?,
+        value: f.json("value")?,
+        description: f.get("description")?,
+        created_at: f.time("created_at")?,
+        updated_at: f.time("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl VariableStore for SqliteStore {
+    async fn insert_variable(&self, v: &ConversationVariable) -> StoreResult<()> {
+        let values = args![
+            v.id,
+            v.app_id,
+            v.conversation_id,
+            v.name.as_str(),
+            v.value_type.as_str(),
+            to_json(&v.value)?,
+            v.description.as_str(),
+            v.created_at,
+            v.updated_at
+        ];
+        self.execute(insert_sql("conversation_variables", COLUMNS), values).await.map(drop)
+    }
+
+    async fn variables(
+        &self,
+        conversation: ConversationId,
+        name: Option<&VariableNameFilter>,
+        after: Option<Cursor<VariableId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<ConversationVariable>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM conversation_variables WHERE conversation_id = ?1
+             AND (?2 IS NULL OR instr(lower(name), ?2) > 0)
+             AND (?3 IS NULL OR created_at > ?3 OR (created_at = ?3 AND id > ?4))
+             ORDER BY created_at, id LIMIT ?5"
+        );
+        let values = args![
+            conversation,
+            name.map(|n| n.needle().to_owned()),
+            after.map(|c| c.at),
+            after.map(|c| c.id),
+            fetch as i64
+        ];
+        self.all(sql, values, variable_from_row).await
+    }
+
+    async fn variable(
+        &self,
+        conversation: ConversationId,
+        id: VariableId,
+    ) -> StoreResult<Option<ConversationVariable>> {
+        let sql = format!("SELECT {COLUMNS} FROM conversation_variables WHERE id = ?1 AND conversation_id = ?2");
+        self.one(sql, args![id, conversation], variable_from_row).await
+    }
+
+    async fn update_variable(&self, v: &ConversationVariable) -> StoreResult<()> {
+        let sql =
+            "UPDATE conversation_variables SET value = ?3, updated_at = ?4 WHERE id = ?1 AND conversation_id = ?2";
+        self.execute(sql.into(), args![v.id, v.conversation_id, to_json(&v.value)?, v.updated_at]).await.map(drop)
+    }
+}
