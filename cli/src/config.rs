@@ -10,18 +10,21 @@ use crate::server::ServerLimits;
 
 /// `command` with the store flags on every command and the server flags on `serve`.
 pub fn with_setting_flags(command: Command) -> Command {
-    let global = VARS.iter().filter(|v| v.scope == FlagScope::Global).map(|v| flag(v).global(true));
-    let serve: Vec<Arg> = VARS.iter().filter(|v| v.scope == FlagScope::Serve).map(flag).collect();
+    let global =
+        VARS.iter().enumerate().filter(|(_, v)| v.scope == FlagScope::Global).map(|(i, v)| flag(i, v).global(true));
+    let serve: Vec<Arg> =
+        VARS.iter().enumerate().filter(|(_, v)| v.scope == FlagScope::Serve).map(|(i, v)| flag(i, v)).collect();
     command.args(global).mut_subcommand("serve", |command| command.args(serve))
 }
 
-fn flag(var: &Var) -> Arg {
+/// The flag of `var`, listed in `--help` in the table's order.
+fn flag(order: usize, var: &Var) -> Arg {
     let about = var.about.replace('`', "");
     let help = match var.default {
         Some(default) => format!("{about} [env: {}] [default: {default}]", var.name),
         None => format!("{about} [env: {}]", var.name),
     };
-    Arg::new(var.name).long(var.flag.unwrap_or(var.name)).value_name("VALUE").help(help)
+    Arg::new(var.name).long(var.flag.unwrap_or(var.name)).value_name("VALUE").help(help).display_order(order)
 }
 
 /// The settings: flags given on the command line over the environment.
