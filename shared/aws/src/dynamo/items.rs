@@ -1,0 +1,349 @@
+//! The readers and writers of every kind of item: domain values to items and back.
+//!
+//! Readers go through `codec::Read`, so a missing or mistyped attribute is corrupt data;
+//! the attributes that are optional by design say why.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use colloquy_core::domain::{
+    Annotation, AnnotationJob, AnnotationSettings, App, AppId, AppMode, Conversation, ConversationId,
+    ConversationVariable, EndUser, Feedback, FeedbackSource, Invalid, JobStatus, KeyHash, Message, Owner, Rating,
+    ReplyAction, TaskId, Timestamp, UploadFile, UserRef, ValueType,
+};
+use colloquy_core::ports::StoreResult;
+
+use super::Item;
+use super::codec::{Read, embedding, json, n, s, ttl};
+use super::keys::{
+    APP_PK, FILE_SK, KEY_SK, POINTER_SK, SETTINGS_SK, annotation_sk, annotations_pk, app_sk, conversation_index_sk,
+    conversation_sk, file_pk, job_pk, job_sk, key, key_pk, message_sk, messages_pk, owner_pk, pointer_pk, task_pk,
+    task_sk, variable_sk, variables_pk,
+};
+use super::table::INDEXES;
+
+/// Task flags and annotation jobs expire (TTL) after this long.
+const TASK_TTL: Duration = Duration::from_secs(24 * 3600);
+
+pub(super) fn app_item(app: &App) -> Item {
+    let mut item = key(APP_PK, app_sk(app.id));
+    item.insert("id".into(), s(app.id.to_string()));
+    item.insert("name".into(), s(&app.name));
+    item.insert("mode".into(), s(app.mode.as_str()));
+    item.insert("config".into(), json(&app.config));
+    item.insert("created_at".into(), n(app.created_at.micros()));
+    item
+}
+
+pub(super) fn app_from(item: &Item) -> StoreResult<App> {
+    let r = Read::new("app", item);
+    Ok(App {
+        id: r.parse("id")?,
+        name: r.s("name")?,
+        mode: r.parse_with("mode", AppMode::parse)?,
+        config: r.json("config")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+/// An API key (by its hash), naming its app.
+pub(super) fn key_item(hash: &KeyHash, app: AppId, now: Timestamp) -> Item {
+    let mut item = key(key_pk(hash), KEY_SK);
+    item.insert("app_id".into(), s(app.to_string()));
+    item.insert("created_at".into(), n(now.micros()));
+    item
+}
+
+pub(super) fn end_user_from(app: AppId, user: &UserRef, item: &Item) -> StoreResult<EndUser> {
+    let r = Read::new("end user", item);
+    Ok(EndUser { id: r.parse("id")?, app_id: app, session_id: user.clone(), created_at: r.time("created_at")? })
+}
+
+pub(super) fn conversation_item(c: &Conversation) -> Item {
+    let mut item = key(owner_pk(c.owner), conversation_sk(c.id));
+    item.insert("id".into(), s(c.id.to_string()));
+    item.insert("app_id".into(), s(c.owner.app_id.to_string()));
+    item.insert("end_user_id".into(), s(c.owner.end_user_id.to_string()));
+    item.insert("name".into(), s(&c.name));
+    item.insert("inputs".into(), json(&c.inputs));
+    item.insert("status".into(), s(c.status.as_str()));
+    item.insert("introduction".into(), s(&c.introduction));
+    item.insert("created_at".into(), n(c.created_at.micros()));
+    item.insert("updated_at".into(), n(c.updated_at.micros()));
+    item.insert(INDEXES[0].1.into(), s(conversation_index_sk(c.updated_at, c.id)));
+    item.insert(INDEXES[1].1.into(), s(conversation_index_sk(c.created_at, c.id)));
+    item
+}
+
+pub(super) fn conversation_from(item: &Item) -> StoreResult<Conversation> {
+    let r = Read::new("conversation", item);
+    Ok(Conversation {
+        id: r.parse("id")?,
+        owner: r.owner()?,
+        name: r.s("name")?,
+        inputs: r.json("inputs")?,
+        status: r.parse("status")?,
+        introduction: r.s("introduction")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+/// A conversation item, unless it is a tombstone.
+pub(super) fn live(item: Option<Item>) -> StoreResult<Option<Item>> {
+    match item {
+        Some(item) if Read::new("conversation", &item).flag("deleted")? => Ok(None),
+        item => Ok(item),
+    }
+}
+
+pub(super) fn message_item(m: &Message) -> Item {
+    let mut item = key(messages_pk(m.conversation_id), message_sk(m.created_at, m.id));
+    item.insert("id".into(), s(m.id.to_string()));
+    item.insert("conversation_id".into(), s(m.conversation_id.to_string()));
+    item.insert("app_id".into(), s(m.owner.app_id.to_string()));
+    item.insert("end_user_id".into(), s(m.owner.end_user_id.to_string()));
+    if let Some(parent) = m.parent_message_id {
+        item.insert("parent_message_id".into(), s(parent.to_string()));
+    }
+    item.insert("inputs".into(), json(&m.inputs));
+    item.insert("query".into(), s(&m.query));
+    item.insert("answer".into(), s(&m.answer));
+    item.insert("message_files".into(), json(&m.message_files));
+    item.insert("retriever_resources".into(), json(&m.retriever_resources));
+    item.insert("agent_thoughts".into(), json(&m.agent_thoughts));
+    item.insert("status".into(), s(m.status.as_str()));
+    if let Some(error) = &m.error {
+        item.insert("error".into(), s(error));
+    }
+    item.insert("metadata".into(), json(&m.metadata));
+    item.insert("created_at".into(), n(m.created_at.micros()));
+    if let Some(task) = m.task_id {
+        item.insert("task_id".into(), s(task.to_string()));
+    }
+    item
+}
+
+pub(super) fn message_from(item: &Item) -> StoreResult<Message> {
+    let r = Read::new("message", item);
+    Ok(Message {
+        id: r.parse("id")?,
+        conversation_id: r.parse("conversation_id")?,
+        owner: r.owner()?,
+        // Optional by design: written only for a message that has one.
+        parent_message_id: r.opt_parse("parent_message_id")?,
+        inputs: r.json("inputs")?,
+        query: r.s("query")?,
+        answer: r.s("answer")?,
+        message_files: r.json("message_files")?,
+        retriever_resources: r.json("retriever_resources")?,
+        agent_thoughts: r.json("agent_thoughts")?,
+        status: r.parse("status")?,
+        // Optional by design: written only for a failed message.
+        error: r.opt_s("error")?,
+        metadata: r.json("metadata")?,
+        created_at: r.time("created_at")?,
+        // Optional by design: written only while the answer is being generated.
+        task_id: r.opt_parse("task_id")?,
+    })
+}
+
+/// Where a message is: its conversation, owner and time (its sort key).
+pub(super) fn pointer_item(m: &Message) -> Item {
+    let mut item = key(pointer_pk(m.id), POINTER_SK);
+    item.insert("conversation_id".into(), s(m.conversation_id.to_string()));
+    item.insert("app_id".into(), s(m.owner.app_id.to_string()));
+    item.insert("end_user_id".into(), s(m.owner.end_user_id.to_string()));
+    item.insert("created_at".into(), n(m.created_at.micros()));
+    item
+}
+
+pub(super) fn pointer_from(item: &Item) -> StoreResult<(ConversationId, Owner, Timestamp)> {
+    let r = Read::new("message pointer", item);
+    Ok((r.parse("conversation_id")?, r.owner()?, r.time("created_at")?))
+}
+
+/// A running generation: its stop flag, and where its message is, so that start-up recovery
+/// can end the message when the generation's process died.
+pub(super) fn task_item(m: &Message, task: TaskId) -> Item {
+    let mut item = key(task_pk(task), task_sk(task));
+    item.insert("id".into(), s(task.to_string()));
+    item.insert("app_id".into(), s(m.owner.app_id.to_string()));
+    item.insert("end_user_id".into(), s(m.owner.end_user_id.to_string()));
+    item.insert("stop".into(), AttributeValue::Bool(false));
+    item.insert("conversation_id".into(), s(m.conversation_id.to_string()));
+    item.insert("message_sk".into(), s(message_sk(m.created_at, m.id)));
+    item.insert("started_at".into(), n(m.created_at.micros()));
+    item.insert("expires_at".into(), ttl(m.created_at, TASK_TTL));
+    item
+}
+
+/// A feedback's attributes added to `item` (its own key, or its key in the app's list).
+pub(super) fn feedback_fields(f: &Feedback, mut item: Item) -> Item {
+    item.insert("id".into(), s(f.id.to_string()));
+    item.insert("app_id".into(), s(f.app_id.to_string()));
+    item.insert("conversation_id".into(), s(f.conversation_id.to_string()));
+    item.insert("message_id".into(), s(f.message_id.to_string()));
+    if let Some(end_user) = f.from_end_user_id {
+        item.insert("end_user_id".into(), s(end_user.to_string()));
+    }
+    item.insert("rating".into(), s(f.rating.as_str()));
+    if let Some(content) = &f.content {
+        item.insert("content".into(), s(content));
+    }
+    item.insert("from_source".into(), s(f.source.as_str()));
+    item.insert("created_at".into(), n(f.created_at.micros()));
+    item.insert("updated_at".into(), n(f.updated_at.micros()));
+    item
+}
+
+/// The value of `values` that `text` names.
+fn one_of<T: Copy>(raw: &str, values: &[T], text: fn(T) -> &'static str) -> Result<T, Invalid> {
+    values.iter().copied().find(|v| text(*v) == raw).ok_or_else(|| Invalid(format!("unknown value '{raw}'")))
+}
+
+pub(super) fn feedback_from(item: &Item) -> StoreResult<Feedback> {
+    let r = Read::new("feedback", item);
+    Ok(Feedback {
+        id: r.parse("id")?,
+        app_id: r.parse("app_id")?,
+        conversation_id: r.parse("conversation_id")?,
+        message_id: r.parse("message_id")?,
+        rating: r.parse_with("rating", |raw| one_of(raw, &[Rating::Like, Rating::Dislike], Rating::as_str))?,
+        // Optional by design: written only when the end user gave a comment.
+        content: r.opt_s("content")?,
+        source: r.parse_with("from_source", |raw| {
+            one_of(raw, &[FeedbackSource::User, FeedbackSource::Admin], FeedbackSource::as_str)
+        })?,
+        // Optional by design: written only for an end user's feedback.
+        from_end_user_id: r.opt_parse("end_user_id")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+pub(super) fn variable_item(v: &ConversationVariable) -> Item {
+    let mut item = key(variables_pk(v.conversation_id), variable_sk(v.id));
+    item.insert("id".into(), s(v.id.to_string()));
+    item.insert("app_id".into(), s(v.app_id.to_string()));
+    item.insert("conversation_id".into(), s(v.conversation_id.to_string()));
+    item.insert("name".into(), s(&v.name));
+    item.insert("value_type".into(), s(v.value_type.as_str()));
+    item.insert("value".into(), json(&v.value));
+    item.insert("description".into(), s(&v.description));
+    item.insert("created_at".into(), n(v.created_at.micros()));
+    item.insert("updated_at".into(), n(v.updated_at.micros()));
+    item
+}
+
+pub(super) fn variable_from(item: &Item) -> StoreResult<ConversationVariable> {
+    let r = Read::new("variable", item);
+    Ok(ConversationVariable {
+        id: r.parse("id")?,
+        app_id: r.parse("app_id")?,
+        conversation_id: r.parse("conversation_id")?,
+        name: r.s("name")?,
+        value_type: r.parse_with("value_type", ValueType::parse)?,
+        value: r.json("value")?,
+        description: r.s("description")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+pub(super) fn annotation_item(a: &Annotation) -> Item {
+    let mut item = key(annotations_pk(a.app_id), annotation_sk(a.id));
+    item.insert("id".into(), s(a.id.to_string()));
+    item.insert("app_id".into(), s(a.app_id.to_string()));
+    item.insert("question".into(), s(&a.question));
+    item.insert("answer".into(), s(&a.answer));
+    item.insert("hit_count".into(), n(a.hit_count as i64));
+    if let Some(vector) = &a.embedding {
+        item.insert("embedding".into(), embedding(vector));
+    }
+    item.insert("created_at".into(), n(a.created_at.micros()));
+    item
+}
+
+pub(super) fn annotation_from(item: &Item) -> StoreResult<Annotation> {
+    let r = Read::new("annotation", item);
+    Ok(Annotation {
+        id: r.parse("id")?,
+        app_id: r.parse("app_id")?,
+        question: r.s("question")?,
+        answer: r.s("answer")?,
+        hit_count: r.count("hit_count")?,
+        // Optional by design: written only for an annotation that has been embedded.
+        embedding: r.opt_embedding("embedding")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+pub(super) fn settings_item(app: AppId, settings: &AnnotationSettings) -> Item {
+    let mut item = key(annotations_pk(app), SETTINGS_SK);
+    item.insert("score_threshold".into(), s(settings.score_threshold.to_string()));
+    item.insert("embedding_provider".into(), s(&settings.embedding_provider));
+    item.insert("embedding_model".into(), s(&settings.embedding_model));
+    item
+}
+
+pub(super) fn settings_from(item: &Item) -> StoreResult<AnnotationSettings> {
+    let r = Read::new("annotation settings", item);
+    let threshold: f64 = r.parse_with("score_threshold", |raw| raw.parse().map_err(|e| Invalid(format!("{e}"))))?;
+    Ok(AnnotationSettings {
+        score_threshold: threshold as f32,
+        embedding_provider: r.s("embedding_provider")?,
+        embedding_model: r.s("embedding_model")?,
+    })
+}
+
+pub(super) fn job_item(job: &AnnotationJob) -> Item {
+    let mut item = key(job_pk(job.app_id), job_sk(job.id));
+    item.insert("id".into(), s(job.id.to_string()));
+    item.insert("app_id".into(), s(job.app_id.to_string()));
+    item.insert("action".into(), s(job.action.as_str()));
+    item.insert("job_status".into(), s(job.status.as_str()));
+    item.insert("error".into(), s(&job.error));
+    item.insert("created_at".into(), n(job.created_at.micros()));
+    item.insert("expires_at".into(), ttl(job.created_at, TASK_TTL));
+    item
+}
+
+pub(super) fn job_from(item: &Item) -> StoreResult<AnnotationJob> {
+    let r = Read::new("annotation job", item);
+    Ok(AnnotationJob {
+        id: r.parse("id")?,
+        app_id: r.parse("app_id")?,
+        action: r.parse_with("action", ReplyAction::parse)?,
+        status: r.parse_with("job_status", JobStatus::parse)?,
+        error: r.s("error")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+pub(super) fn file_item(f: &UploadFile) -> Item {
+    let mut item = key(file_pk(f.id), FILE_SK);
+    item.insert("id".into(), s(f.id.to_string()));
+    item.insert("app_id".into(), s(f.owner.app_id.to_string()));
+    item.insert("end_user_id".into(), s(f.owner.end_user_id.to_string()));
+    item.insert("name".into(), s(&f.name));
+    item.insert("size".into(), n(i64::try_from(f.size).unwrap_or(i64::MAX)));
+    item.insert("extension".into(), s(&f.extension));
+    item.insert("mime_type".into(), s(&f.mime_type));
+    item.insert("created_at".into(), n(f.created_at.micros()));
+    item
+}
+
+pub(super) fn file_from(item: &Item) -> StoreResult<UploadFile> {
+    let r = Read::new("file", item);
+    Ok(UploadFile {
+        id: r.parse("id")?,
+        owner: r.owner()?,
+        name: r.s("name")?,
+        size: r.count("size")?,
+        extension: r.s("extension")?,
+        mime_type: r.s("mime_type")?,
+        created_at: r.time("created_at")?,
+    })
+}

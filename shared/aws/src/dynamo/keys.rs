@@ -1,0 +1,147 @@
+//! The table's key layout: every partition and sort key string, built in one place.
+//!
+//! One partition per kind of collection, so every Query reads one kind only.
+
+use std::collections::HashMap;
+
+use colloquy_core::domain::{
+    AnnotationId, AppId, ConversationId, EndUserId, FeedbackId, FileId, JobId, KeyHash, MessageId, Owner, TaskId,
+    Timestamp, UserRef, VariableId,
+};
+
+use super::Item;
+use super::codec::s;
+
+/// Running tasks are spread over this many partitions: few enough for start-up recovery to
+/// read them all, enough that their stop polls (10 reads a second each) stay far below a
+/// partition's throughput.
+pub(super) const TASK_SHARDS: u128 = 64;
+
+/// The key attributes of an item.
+pub(super) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("PK".to_owned(), s(pk)), ("SK".to_owned(), s(sk))])
+}
+
+/// A timestamp as a fixed-width, order-preserving string (negative values sort first).
+pub(super) fn order(at: Timestamp) -> String {
+    format!("{:020}", (i128::from(at.micros()) + (1_i128 << 63)) as u64)
+}
+
+pub(super) const APP_PK: &str = "APPS";
+/// The sort-key prefix of apps in their partition.
+pub(super) const APP_PREFIX: &str = "APP#";
+pub(super) fn app_sk(id: AppId) -> String {
+    format!("{APP_PREFIX}{id}")
+}
+
+pub(super) fn key_pk(hash: &KeyHash) -> String {
+    format!("KEY#{}", hash.as_str())
+}
+pub(super) const KEY_SK: &str = "#KEY";
+
+pub(super) fn end_user_pk(app: AppId, user: &UserRef) -> String {
+    format!("EU#{app}#{}", user.as_str())
+}
+pub(super) const END_USER_SK: &str = "#EU";
+
+/// An end user's conversations.
+pub(super) fn owner_pk(owner: Owner) -> String {
+    format!("OWN#{}#{}", owner.app_id, owner.end_user_id)
+}
+/// The sort-key prefix of conversations (also how a stream consumer recognises one).
+pub(super) const CONVERSATION_PREFIX: &str = "CONV#";
+pub(super) fn conversation_sk(id: ConversationId) -> String {
+    format!("{CONVERSATION_PREFIX}{id}")
+}
+/// A conversation's sort key in a local secondary index: by `at`, then by id.
+pub(super) fn conversation_index_sk(at: Timestamp, id: ConversationId) -> String {
+    format!("{}#{id}", order(at))
+}
+
+/// A conversation's messages.
+pub(super) fn messages_pk(conversation: ConversationId) -> String {
+    format!("CONV#{conversation}")
+}
+pub(super) fn message_sk(at: Timestamp, id: MessageId) -> String {
+    format!("MSG#{}#{id}", order(at))
+}
+
+/// A message's own partition: its pointer (where the message is) and its feedback.
+pub(super) fn pointer_pk(id: MessageId) -> String {
+    format!("MSG#{id}")
+}
+pub(super) const POINTER_SK: &str = "#MSG";
+pub(super) fn feedback_sk(end_user: EndUserId) -> String {
+    format!("FB#USER#{end_user}")
+}
+
+/// An app's feedback list, newest last.
+pub(super) fn app_feedback_pk(app: AppId) -> String {
+    format!("APPFB#{app}")
+}
+pub(super) fn app_feedback_sk(at: Timestamp, id: FeedbackId) -> String {
+    format!("{}#{id}", order(at))
+}
+
+pub(super) fn variables_pk(conversation: ConversationId) -> String {
+    format!("VARS#{conversation}")
+}
+pub(super) fn variable_sk(id: VariableId) -> String {
+    format!("VAR#{id}")
+}
+
+/// An app's annotations and its annotation settings.
+pub(super) fn annotations_pk(app: AppId) -> String {
+    format!("ANN#{app}")
+}
+/// The sort-key prefix of annotations in their partition.
+pub(super) const ANNOTATION_PREFIX: &str = "A#";
+pub(super) fn annotation_sk(id: AnnotationId) -> String {
+    format!("{ANNOTATION_PREFIX}{id}")
+}
+pub(super) const SETTINGS_SK: &str = "#SETTINGS";
+
+pub(super) fn job_pk(app: AppId) -> String {
+    format!("ANNJOB#{app}")
+}
+pub(super) fn job_sk(id: JobId) -> String {
+    id.to_string()
+}
+
+/// One of the `TASK_SHARDS` partitions of running tasks.
+pub(super) fn task_shard_pk(shard: u128) -> String {
+    format!("TASKS#{shard:02}")
+}
+pub(super) fn task_pk(id: TaskId) -> String {
+    task_shard_pk(id.as_uuid().as_u128() % TASK_SHARDS)
+}
+pub(super) fn task_sk(id: TaskId) -> String {
+    format!("TASK#{id}")
+}
+
+pub(super) fn rate_pk(key: &str) -> String {
+    format!("RL#{key}")
+}
+pub(super) fn rate_window_sk(window_start: i64) -> String {
+    format!("W#{window_start}")
+}
+
+pub(super) fn file_pk(id: FileId) -> String {
+    format!("FILE#{id}")
+}
+pub(super) const FILE_SK: &str = "#FILE";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_keys_sort_like_timestamps() {
+        let stamps = [-5_i64, -1, 0, 1, 1_700_000_000_000_000, i64::MAX];
+        let keys: Vec<String> = stamps.iter().map(|t| order(Timestamp::from_micros(*t))).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert!(keys.iter().all(|k| k.len() == 20));
+    }
+}

@@ -1,0 +1,178 @@
+//! Messages (`MessageStore`): one partition per conversation, ordered by time, and a pointer
+//! per message (its conversation, owner and time) to find it by id alone.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+
+use colloquy_core::domain::{ABANDONED_ERROR, ConversationId, Cursor, Message, MessageId, Owner, TaskId, Timestamp};
+use colloquy_core::ports::{MessageStore, StoreError, StoreResult};
+
+use super::DynamoStore;
+use super::codec::{json, s};
+use super::items::{live, message_from, message_item, pointer_from, pointer_item, task_item};
+use super::keys::{POINTER_SK, conversation_sk, key, message_sk, messages_pk, owner_pk, pointer_pk};
+use super::requests::{condition_met, sdk_error};
+use super::transact::Transaction;
+
+impl DynamoStore {
+    /// Marks the message at (`conversation`, `sk`) failed if `task` is still generating it.
+    pub(super) async fn end_generation(
+        &self,
+        conversation: ConversationId,
+        sk: String,
+        task: TaskId,
+    ) -> StoreResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(messages_pk(conversation), sk)))
+            .update_expression("SET #status = :failed, #error = :error REMOVE task_id")
+            .condition_expression("task_id = :task")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":failed", s("error"))
+            .expression_attribute_values(":error", s(ABANDONED_ERROR))
+            .expression_attribute_values(":task", s(task.to_string()))
+            .send()
+            .await;
+        condition_met(result)
+    }
+
+    /// The pointer of a message: its conversation, owner and time.
+    async fn pointer(&self, id: MessageId) -> StoreResult<Option<(ConversationId, Owner, Timestamp)>> {
+        self.get(pointer_pk(id), POINTER_SK).await?.as_ref().map(pointer_from).transpose()
+    }
+}
+
+#[async_trait]
+impl MessageStore for DynamoStore {
+    /// One transaction: the conversation must be live, the message and its pointer new; the
+    /// task of a generating message is stored with them.
+    async fn insert_message(&self, m: &Message) -> StoreResult<bool> {
+        let absent = Some("attribute_not_exists(PK)");
+        let mut writes = vec![
+            self.live_check(m.owner, m.conversation_id)?,
+            self.put_item(message_item(m), absent)?,
+            self.put_item(pointer_item(m), absent)?,
+        ];
+        if let Some(task) = m.task_id {
+            writes.push(self.put_item(task_item(m, task), None)?);
+        }
+        match self.transact_checked(writes).await? {
+            Transaction::Done => Ok(true),
+            Transaction::Refused(failed) if failed.first() == Some(&true) => Ok(false),
+            Transaction::Refused(_) => Err(StoreError::Conflict("the message exists".into())),
+        }
+    }
+
+    /// One transaction with a check that the conversation is live, so that an answer finished
+    /// after a delete changes nothing (and a purged message is never written again).
+    async fn update_message(&self, m: &Message) -> StoreResult<bool> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(messages_pk(m.conversation_id), message_sk(m.created_at, m.id))))
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":answer", s(&m.answer))
+            .expression_attribute_values(":status", s(m.status.as_str()))
+            .expression_attribute_values(":metadata", json(&m.metadata))
+            .expression_attribute_values(":files", json(&m.message_files));
+        let mut set = vec!["answer = :answer", "#status = :status", "metadata = :metadata", "message_files = :files"];
+        let mut remove = Vec::new();
+        match &m.error {
+            Some(error) => {
+                set.push("#error = :error");
+                update = update.expression_attribute_values(":error", s(error));
+            }
+            None => remove.push("#error"),
+        }
+        match m.task_id {
+            Some(task) => {
+                set.push("task_id = :task");
+                update = update.expression_attribute_values(":task", s(task.to_string()));
+            }
+            None => remove.push("task_id"),
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let update = update.update_expression(expression).build().map_err(sdk_error)?;
+        let writes =
+            vec![self.live_check(m.owner, m.conversation_id)?, TransactWriteItem::builder().update(update).build()];
+        Ok(matches!(self.transact_checked(writes).await?, Transaction::Done))
+    }
+
+    async fn mark_abandoned(&self, m: &Message) -> StoreResult<bool> {
+        let Some(task) = m.task_id else { return Ok(false) };
+        self.end_generation(m.conversation_id, message_sk(m.created_at, m.id), task).await
+    }
+
+    async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>> {
+        let Some((conversation, stored_owner, at)) = self.pointer(id).await? else { return Ok(None) };
+        if stored_owner != owner {
+            return Ok(None);
+        }
+        // The conversation (for its tombstone) and the message, read together and consistently
+        // (a chat or a feedback checks the conversation while it writes).
+        let reads = [
+            self.get_item(owner_pk(owner), conversation_sk(conversation))?,
+            self.get_item(messages_pk(conversation), message_sk(at, id))?,
+        ];
+        let [conversation, message] = self.transact_get(reads).await?;
+        match message {
+            Some(message) if live(conversation)?.is_some() => message_from(&message).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn message_in(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Message>> {
+        let Some((stored, _, at)) = self.pointer(id).await? else { return Ok(None) };
+        if stored != conversation {
+            return Ok(None);
+        }
+        self.get(messages_pk(conversation), message_sk(at, id)).await?.as_ref().map(message_from).transpose()
+    }
+
+    async fn messages_before(
+        &self,
+        conversation: ConversationId,
+        before: Option<Cursor<MessageId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(false)
+            .limit(i32::try_from(fetch).unwrap_or(i32::MAX))
+            .expression_attribute_values(":pk", s(messages_pk(conversation)));
+        query = match before {
+            None => query.key_condition_expression("PK = :pk"),
+            Some(cursor) => query
+                .key_condition_expression("PK = :pk AND SK < :cursor")
+                .expression_attribute_values(":cursor", s(message_sk(cursor.at, cursor.id))),
+        };
+        let output = query.send().await.map_err(sdk_error)?;
+        output.items.unwrap_or_default().iter().map(message_from).collect()
+    }
+
+    async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(true)
+            .limit(1)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(messages_pk(conversation)))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output.items.unwrap_or_default().first().map(message_from).transpose()
+    }
+}

@@ -1,0 +1,123 @@
+//! The purge of a deleted conversation: deleting a conversation only lays a tombstone, and
+//! the table's stream (read as `ChangedItem`s) drives this purge of everything that belonged
+//! to it.
+
+use std::collections::HashMap;
+
+use colloquy_core::domain::{ConversationId, MessageId, Owner};
+use colloquy_core::ports::{StoreError, StoreResult};
+
+use super::codec::{Read, s};
+use super::keys::{
+    CONVERSATION_PREFIX, POINTER_SK, app_feedback_pk, app_feedback_sk, conversation_sk, feedback_sk, key, messages_pk,
+    owner_pk, pointer_pk, variables_pk,
+};
+use super::requests::sdk_error;
+use super::{DynamoStore, Item};
+
+/// The purge reads this many messages per page and deletes them in groups whose pointer,
+/// feedback and list entries fit one BatchWriteItem (8 × 3 = 24 ≤ 25).
+const PURGE_PAGE: i32 = 96;
+const PURGE_GROUP: usize = 8;
+
+/// The new image of a changed item, as a table stream delivers it; enough to recognise a
+/// conversation tombstone.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ChangedItem {
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub id: Option<String>,
+    pub app_id: Option<String>,
+    pub end_user_id: Option<String>,
+    pub deleted: Option<bool>,
+}
+
+impl ChangedItem {
+    /// The conversation this change deleted, if it is a conversation tombstone.
+    pub fn deleted_conversation(&self) -> Option<(Owner, ConversationId)> {
+        if self.deleted != Some(true) || !self.sk.starts_with(CONVERSATION_PREFIX) {
+            return None;
+        }
+        let owner = Owner {
+            app_id: self.app_id.as_deref()?.parse().ok()?,
+            end_user_id: self.end_user_id.as_deref()?.parse().ok()?,
+        };
+        Some((owner, self.id.as_deref()?.parse().ok()?))
+    }
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub items_deleted: usize,
+}
+
+impl DynamoStore {
+    /// Removes every item of a deleted (tombstoned) conversation: messages, their pointers and
+    /// feedback (also in the app's feedback list), variables, then the tombstone itself.
+    /// Idempotent: run it again after any failure until it succeeds.
+    pub async fn purge_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<PurgeReport> {
+        if let Some(item) = self.get(owner_pk(owner), conversation_sk(id)).await?
+            && !Read::new("conversation", &item).flag("deleted")?
+        {
+            return Err(StoreError::Conflict("the conversation is not deleted".into()));
+        }
+        let mut report = PurgeReport::default();
+        loop {
+            // A page of messages at a time, so memory stays bounded however long the history.
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", s(messages_pk(id)))
+                .projection_expression("PK, SK, id")
+                .limit(PURGE_PAGE)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let items = output.items.unwrap_or_default();
+            if items.is_empty() {
+                break;
+            }
+            let mut messages: Vec<(MessageId, Item)> = Vec::with_capacity(items.len());
+            for item in &items {
+                let r = Read::new("message", item);
+                messages.push((r.parse("id")?, key(messages_pk(id), r.s("SK")?)));
+            }
+            let feedbacks = self
+                .batch_get(messages.iter().map(|(m, _)| key(pointer_pk(*m), feedback_sk(owner.end_user_id))).collect())
+                .await?;
+            let mut listed: HashMap<MessageId, Item> = HashMap::new();
+            for feedback in &feedbacks {
+                let r = Read::new("feedback", feedback);
+                listed.insert(
+                    r.parse("message_id")?,
+                    key(app_feedback_pk(owner.app_id), app_feedback_sk(r.time("created_at")?, r.parse("id")?)),
+                );
+            }
+            // Per group: what points at the messages first, then the messages, so a failure in
+            // between leaves the messages to find again on the next run.
+            for group in messages.chunks(PURGE_GROUP) {
+                let mut dependents: Vec<Item> = Vec::with_capacity(group.len() * 3);
+                for (message, _) in group {
+                    dependents.push(key(pointer_pk(*message), POINTER_SK));
+                    dependents.push(key(pointer_pk(*message), feedback_sk(owner.end_user_id)));
+                    dependents.extend(listed.remove(message));
+                }
+                report.items_deleted += self.batch_delete(dependents).await?;
+                let message_keys = group.iter().map(|(_, key)| key.clone()).collect();
+                report.items_deleted += self.batch_delete(message_keys).await?;
+            }
+        }
+        let variables = self.partition(variables_pk(id), None).await?;
+        let variable_keys = variables
+            .iter()
+            .map(|item| Ok(key(variables_pk(id), Read::new("variable", item).s("SK")?)))
+            .collect::<StoreResult<_>>()?;
+        report.items_deleted += self.batch_delete(variable_keys).await?;
+        self.delete(owner_pk(owner), conversation_sk(id)).await?;
+        report.items_deleted += 1;
+        Ok(report)
+    }
+}

@@ -1,0 +1,146 @@
+//! Single-item requests shared by every port: read, write and delete one item, read a whole
+//! partition, and the conditional writes that must tell their own retry from a conflict.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+
+use colloquy_core::ports::{StoreError, StoreResult};
+
+use super::codec::{Read, s};
+use super::keys::key;
+use super::{DynamoStore, Item};
+use crate::aws_clients::StoreFailure;
+
+/// The attribute naming the request that created an item (`put_new`) or a tombstone
+/// (`delete_conversation`), so a retry of that request recognises its own earlier attempt.
+pub(super) const WRITTEN_BY: &str = "written_by";
+
+/// A failed request as a `StoreError`: `Unavailable` (503) when retrying later may succeed
+/// (see `aws_clients`), `Failed` (500) otherwise.
+pub(super) fn sdk_error<E: StoreFailure>(error: E) -> StoreError {
+    error.into_store_error()
+}
+
+/// Whether a conditional write went through: false when its condition failed. Conditions
+/// are checked again on every retry of a write, so a write whose condition its own first
+/// attempt changes must tell its retry apart (see `put_new`, `delete_conversation`).
+/// Transactions go through `transact`.
+pub(super) fn condition_met<T, E, R>(result: Result<T, SdkError<E, R>>) -> StoreResult<bool>
+where
+    SdkError<E, R>: StoreFailure,
+    E: ProvideErrorMetadata,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|e| e.code() == Some("ConditionalCheckFailedException")) => {
+            Ok(false)
+        }
+        Err(e) => Err(sdk_error(e)),
+    }
+}
+
+/// Whether `found`, the item a failed condition found, was written by `request`: then the
+/// condition failed on a retry of that request, whose first attempt went through.
+pub(super) fn written_by(kind: &'static str, found: Option<&Item>, request: &str) -> StoreResult<bool> {
+    let Some(found) = found else { return Ok(false) };
+    // Optional by design: only `put_new` and `delete_conversation` write it.
+    Ok(Read::new(kind, found).opt_s(WRITTEN_BY)?.as_deref() == Some(request))
+}
+
+impl DynamoStore {
+    pub(super) async fn get(&self, pk: String, sk: impl Into<String>) -> StoreResult<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.item)
+    }
+
+    pub(super) async fn put(&self, item: Item) -> StoreResult<()> {
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk_error).map(drop)
+    }
+
+    pub(super) async fn delete(&self, pk: String, sk: impl Into<String>) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .send()
+            .await
+            .map_err(sdk_error)
+            .map(drop)
+    }
+
+    /// Deletes an item; false when there was none.
+    pub(super) async fn delete_existing(&self, pk: String, sk: impl Into<String>) -> StoreResult<bool> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    /// Every item of a partition (optionally under a sort-key prefix), following pages.
+    pub(super) async fn partition(&self, pk: String, prefix: Option<&str>) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_exclusive_start_key(start);
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("PK = :pk"),
+            };
+            let output = query.send().await.map_err(sdk_error)?;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Puts an item (of the given kind) whose key must be new; false when an item has that
+    /// key already. The SDK retries a put whose response was lost, and the retry then finds
+    /// the first attempt's item: the request id written with it tells that success from a
+    /// true conflict.
+    pub(super) async fn put_new(&self, kind: &'static str, mut item: Item) -> StoreResult<bool> {
+        let request = uuid::Uuid::new_v4().to_string();
+        item.insert(WRITTEN_BY.into(), s(&request));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                PutItemError::ConditionalCheckFailedException(failed) => written_by(kind, failed.item(), &request),
+                _ => Err(sdk_error(SdkError::ServiceError(service))),
+            },
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+}

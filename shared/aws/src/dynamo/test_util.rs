@@ -1,0 +1,55 @@
+//! Helpers for tests only (the `test-util` feature; production builds leave them out): a bulk
+//! import of messages, and a count of what is left of a conversation after a purge.
+
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+
+use colloquy_core::domain::{ConversationId, Message, MessageId, Owner};
+use colloquy_core::ports::StoreResult;
+
+use super::codec::Read;
+use super::items::{message_item, pointer_item};
+use super::keys::{
+    POINTER_SK, app_feedback_pk, conversation_sk, feedback_sk, key, messages_pk, owner_pk, pointer_pk, variables_pk,
+};
+use super::requests::sdk_error;
+use super::{DynamoStore, Item};
+
+impl DynamoStore {
+    /// Stores many messages at once (BatchWriteItem, 25 items per request; two items per
+    /// message), without the checks of `insert_message`.
+    pub async fn import_messages(&self, messages: &[Message]) -> StoreResult<()> {
+        let mut requests = Vec::with_capacity(messages.len() * 2);
+        for message in messages {
+            for item in [message_item(message), pointer_item(message)] {
+                let put = PutRequest::builder().set_item(Some(item)).build().map_err(sdk_error)?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+        }
+        self.batch_write(requests).await
+    }
+
+    /// Every item still stored for a conversation and the given messages of it (for checks
+    /// after a purge): messages, pointers, feedback, list entries, variables, the conversation.
+    pub async fn conversation_item_count(
+        &self,
+        owner: Owner,
+        id: ConversationId,
+        messages: &[MessageId],
+    ) -> StoreResult<usize> {
+        let mut count = self.partition(messages_pk(id), None).await?.len();
+        let keys: Vec<Item> = messages
+            .iter()
+            .flat_map(|m| [key(pointer_pk(*m), POINTER_SK), key(pointer_pk(*m), feedback_sk(owner.end_user_id))])
+            .collect();
+        count += self.batch_get(keys).await?.len();
+        count += self.partition(variables_pk(id), None).await?.len();
+        count += usize::from(self.get(owner_pk(owner), conversation_sk(id)).await?.is_some());
+        let conversation = id.to_string();
+        for entry in self.partition(app_feedback_pk(owner.app_id), None).await? {
+            if Read::new("feedback", &entry).s("conversation_id")? == conversation {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+}
