@@ -9,17 +9,21 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sse_stream::Sse;
 use tokio::sync::mpsc;
 
 use super::conversations::{NOT_FOUND, generate_title, owned};
 use super::input::Body;
 use super::messages::settled;
+use super::views::{
+    self, AnnotationReply, ChatAnswer, ErrorBody, MessageFile, MessageMetadata, StreamEvent, StreamEventBody, Success,
+    to_stored,
+};
 use super::{ApiResponse, Ctx, Services, annotations, files};
 use crate::api::error::ApiError;
 use crate::domain::{
-    Annotation, App, AppConfig, Conversation, ConversationId, ConversationStatus, ConversationVariable,
+    Annotation, App, AppConfig, AppMode, Conversation, ConversationId, ConversationStatus, ConversationVariable,
     DEFAULT_CONVERSATION_NAME, GENERATION_DEADLINE, Invalid, Message, MessageId, MessageStatus, Owner, TaskId, UserRef,
     VariableId, fill_template,
 };
@@ -107,17 +111,12 @@ async fn user_files(
             Some("remote_url") => {
                 let url = item.get("url").and_then(Value::as_str).filter(|u| u.starts_with("http"));
                 let url = url.ok_or_else(|| Invalid::new("files: a remote_url file needs an http(s) url"))?;
-                let filename = url.rsplit('/').next().unwrap_or("").split('?').next().unwrap_or("");
-                json!({
-                    "id": ctx.services.ids.new_id(), "filename": filename, "type": kind, "url": url,
-                    "mime_type": null, "size": -1, "transfer_method": "remote_url",
-                    "belongs_to": "user", "upload_file_id": null,
-                })
+                MessageFile::remote(ctx.services.ids.new_id(), kind, url)
             }
             Some("local_file") => files::message_file(ctx, owner, user, item).await?,
             _ => return Err(Invalid::new("files: transfer_method must be 'remote_url' or 'local_file'").into()),
         };
-        files.push(file);
+        files.push(to_stored(&file));
     }
     Ok(files)
 }
@@ -191,7 +190,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         agent_thoughts: Vec::new(),
         status: MessageStatus::Normal,
         error: None,
-        metadata: json!({}),
+        metadata: Value::Object(Map::new()),
         created_at: now,
         task_id: Some(task),
     };
@@ -219,7 +218,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     if input.streaming {
         Ok(ApiResponse::event_stream(sse_frames(header, receiver)))
     } else {
-        blocking_answer(header, ctx.app.mode.as_str(), receiver).await
+        blocking_answer(header, ctx.app.mode, receiver).await
     }
 }
 
@@ -280,7 +279,7 @@ fn annotation_stream(annotation: &Annotation) -> LlmStream {
 /// What the generation task reports.
 enum ChatEvent {
     Delta(String),
-    End { metadata: Value },
+    End { metadata: MessageMetadata },
     Failed(ApiError),
 }
 
@@ -344,16 +343,16 @@ impl Generation {
         }
         drop(source);
 
-        let metadata = json!({"usage": usage_json(usage, self.started.elapsed()), "retriever_resources": []});
-        let mut stored = metadata.clone();
-        if let Some(annotation) = &self.annotation {
-            stored["annotation_reply"] = json!({"id": annotation.id, "account": null});
-        }
+        let metadata = MessageMetadata::new(views::Usage::new(usage, self.started.elapsed()));
+        let stored = MessageMetadata {
+            annotation_reply: self.annotation.as_ref().map(|a| AnnotationReply { id: a.id, account: None }),
+            ..metadata.clone()
+        };
         if let Some(error) = &failure {
             self.message.status = MessageStatus::Error;
             self.message.error = Some(error.parts().2);
         }
-        self.message.metadata = stored;
+        self.message.metadata = to_stored(&stored);
         self.message.task_id = None;
         let outcome = self.finish(title).await;
         let last = match (failure, outcome) {
@@ -398,27 +397,10 @@ impl Generation {
     }
 }
 
-/// Dify's usage block. Prices are not tracked, so they are zero.
-fn usage_json(usage: Usage, latency: Duration) -> Value {
-    json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "prompt_unit_price": "0",
-        "prompt_price_unit": "0",
-        "prompt_price": "0",
-        "completion_tokens": usage.completion_tokens,
-        "completion_unit_price": "0",
-        "completion_price_unit": "0",
-        "completion_price": "0",
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "total_price": "0",
-        "currency": "USD",
-        "latency": latency.as_secs_f64(),
-    })
-}
-
+/// Blocking mode: the whole answer once it is stored, or the error it ended with.
 async fn blocking_answer(
     header: StreamHeader,
-    mode: &str,
+    mode: AppMode,
     mut receiver: mpsc::Receiver<ChatEvent>,
 ) -> Result<ApiResponse, ApiError> {
     let mut answer = String::new();
@@ -427,17 +409,16 @@ async fn blocking_answer(
             ChatEvent::Delta(text) => answer.push_str(&text),
             ChatEvent::Failed(error) => return Err(error),
             ChatEvent::End { metadata } => {
-                return Ok(ApiResponse::ok(&json!({
-                    "event": "message",
-                    "task_id": header.task,
-                    "id": header.message_id,
-                    "message_id": header.message_id,
-                    "conversation_id": header.conversation_id,
-                    "mode": mode,
-                    "answer": answer,
-                    "metadata": metadata,
-                    "created_at": header.created_at,
-                })));
+                return Ok(ApiResponse::ok(&ChatAnswer {
+                    task_id: header.task,
+                    id: header.message_id,
+                    message_id: header.message_id,
+                    conversation_id: header.conversation_id,
+                    mode,
+                    answer,
+                    metadata,
+                    created_at: header.created_at,
+                }));
             }
         }
     }
@@ -453,44 +434,38 @@ fn sse_frames(header: StreamHeader, receiver: mpsc::Receiver<ChatEvent>) -> impl
             Ok(None) => return None,
             Ok(Some(event)) => event,
         };
-        let base = json!({
-            "conversation_id": header.conversation_id,
-            "message_id": header.message_id,
-            "created_at": header.created_at,
-        });
-        let (payload, more) = match event {
-            ChatEvent::Delta(text) => (
-                with(
-                    base,
-                    json!({"event": "message", "task_id": header.task, "id": header.message_id, "answer": text, "from_variable_selector": null}),
-                ),
-                true,
-            ),
-            ChatEvent::End { metadata } => (
-                with(
-                    base,
-                    json!({"event": "message_end", "task_id": header.task, "id": header.message_id, "metadata": metadata, "files": null}),
-                ),
-                false,
-            ),
-            ChatEvent::Failed(error) => {
-                let (status, code, message) = error.parts();
-                (
-                    with(base, json!({"event": "error", "code": code, "status": status.as_u16(), "message": message})),
-                    false,
-                )
+        let more = matches!(event, ChatEvent::Delta(_));
+        let frame = match serde_json::to_string(&stream_event(header, event)) {
+            Ok(json) => Bytes::from(Sse::default().data(json)),
+            Err(error) => {
+                tracing::error!(%error, "a streamed event could not be serialised");
+                return None;
             }
         };
-        let frame = Bytes::from(Sse::default().data(payload.to_string()));
         Some((frame, more.then_some(receiver)))
     })
 }
 
-fn with(mut base: Value, extra: Value) -> Value {
-    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
-        base.extend(extra);
+/// The view of one event of the answer `header` names.
+fn stream_event(header: StreamHeader, event: ChatEvent) -> StreamEvent {
+    let body = match event {
+        ChatEvent::Delta(answer) => StreamEventBody::Message {
+            task_id: header.task,
+            id: header.message_id,
+            answer,
+            from_variable_selector: None,
+        },
+        ChatEvent::End { metadata } => {
+            StreamEventBody::MessageEnd { task_id: header.task, id: header.message_id, metadata, files: None }
+        }
+        ChatEvent::Failed(error) => StreamEventBody::Error { error: ErrorBody::new(&error) },
+    };
+    StreamEvent {
+        conversation_id: header.conversation_id,
+        message_id: header.message_id,
+        created_at: header.created_at,
+        body,
     }
-    base
 }
 
 pub(crate) async fn stop(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
@@ -501,7 +476,7 @@ pub(crate) async fn stop(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     if let Some(task) = ctx.ids.task.as_deref().and_then(|raw| raw.parse::<TaskId>().ok()) {
         ctx.store().request_stop(task, owner).await?;
     }
-    Ok(ApiResponse::ok(&json!({"result": "success"})))
+    Ok(ApiResponse::ok(&Success::new()))
 }
 
 /// Gives a new conversation the app's conversation variables, at their starting values.
