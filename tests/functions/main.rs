@@ -2,6 +2,7 @@
 //! DynamoDB stream events), against DynamoDB Local and moto, answers like the local server.
 
 mod openapi;
+mod openapi_views;
 mod template;
 
 use colloquy_core::domain::{AppConfig, AppMode, ValueType};

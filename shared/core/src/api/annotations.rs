@@ -1,9 +1,10 @@
 //! Q&A annotations (`/apps/annotations`) and annotation reply (`/apps/annotation-reply`).
 //! These act for the app, not for an end user.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::input::Body;
+use super::views::{self, AnnotationPage, ReplyJob, ReplyJobStatus};
 use super::{ApiResponse, Ctx, Services};
 use crate::api::error::ApiError;
 use crate::domain::{
@@ -16,10 +17,6 @@ use crate::ports::Embedder;
 const MAX_PAGE: u32 = 100;
 const NOT_FOUND: &str = "Annotation not found";
 
-fn render(a: &Annotation) -> Value {
-    json!({"id": a.id, "question": a.question, "answer": a.answer, "hit_count": a.hit_count, "created_at": a.created_at.unix_seconds()})
-}
-
 pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let page = PageNumber::parse(ctx.query.get("page"))?;
     let requested = Limit::parse(ctx.query.get("limit"), u32::MAX)?;
@@ -27,13 +24,13 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let keyword = ctx.query.get("keyword");
     let offset = page.offset(limit);
     let (rows, total) = ctx.store().annotations(ctx.app.id, keyword, offset, limit.get()).await?;
-    Ok(ApiResponse::ok(&json!({
-        "data": rows.iter().map(render).collect::<Vec<_>>(),
-        "has_more": offset + (rows.len() as u64) < total,
-        "limit": requested.get(),
-        "total": total,
-        "page": page.get(),
-    })))
+    Ok(ApiResponse::ok(&AnnotationPage {
+        has_more: offset + (rows.len() as u64) < total,
+        data: rows.into_iter().map(views::Annotation::from).collect(),
+        limit: requested.get(),
+        total,
+        page: page.get(),
+    }))
 }
 
 /// Question and answer of a create or update body.
@@ -79,7 +76,7 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         created_at: ctx.now(),
     };
     ctx.store().insert_annotation(&annotation).await?;
-    Ok(ApiResponse::ok(&render(&annotation)))
+    Ok(ApiResponse::ok(&views::Annotation::from(annotation)))
 }
 
 pub(crate) async fn update(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
@@ -93,7 +90,7 @@ pub(crate) async fn update(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     if !ctx.store().update_annotation(&annotation).await? {
         return Err(ApiError::NotFound(NOT_FOUND));
     }
-    Ok(ApiResponse::ok(&render(&annotation)))
+    Ok(ApiResponse::ok(&views::Annotation::from(annotation)))
 }
 
 pub(crate) async fn delete(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
@@ -149,7 +146,7 @@ pub(crate) async fn reply_action(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError>
         Err(other) => return Err(other),
     }
     ctx.store().save_job(&job).await?;
-    Ok(ApiResponse::ok(&json!({"job_id": job.id, "job_status": job.status.as_str()})))
+    Ok(ApiResponse::ok(&ReplyJob::from(&job)))
 }
 
 /// Embeds every annotation with the new settings, then switches reply on.
@@ -173,7 +170,7 @@ pub(crate) async fn reply_status(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError>
     const MISSING: &str = "The job does not exist.";
     let id: JobId = ctx.ids.job.as_deref().unwrap_or("").parse().map_err(|_| ApiError::NotFound(MISSING))?;
     let job = ctx.store().job(ctx.app.id, id).await?.ok_or(ApiError::NotFound(MISSING))?;
-    Ok(ApiResponse::ok(&json!({"job_id": job.id, "job_status": job.status.as_str(), "error_msg": job.error})))
+    Ok(ApiResponse::ok(&ReplyJobStatus::from(job)))
 }
 
 /// The annotation that answers `query`, when annotation reply is on and one scores at least

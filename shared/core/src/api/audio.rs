@@ -4,11 +4,11 @@ use bytes::Bytes;
 use futures_util::future::try_join_all;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, StatusCode};
-use serde_json::json;
 
 use super::conversations::owned;
 use super::files::read_upload;
 use super::input::{Body, declares_json, parse_id};
+use super::views::AudioText;
 use super::{ApiResponse, Ctx, ResponseBody};
 use crate::api::error::ApiError;
 use crate::domain::{AUDIO_LIMIT_BYTES, AudioFormat, FileId, MessageId, UserRef, Voice, split_for_speech};
@@ -21,7 +21,7 @@ pub(crate) const MAX_SPEECH_CHARS: usize = 8000;
 /// than a Lambda request) a JSON body naming an `upload_file_id` the caller uploaded before.
 pub(crate) async fn audio_to_text(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let text = if declares_json(ctx.request) { transcribe_uploaded(ctx).await? } else { transcribe_part(ctx).await? };
-    Ok(ApiResponse::ok(&json!({ "text": text })))
+    Ok(ApiResponse::ok(&AudioText { text }))
 }
 
 fn require_feature(ctx: &Ctx<'_>) -> Result<(), ApiError> {

@@ -3,7 +3,8 @@
 use serde_json::Value;
 
 use super::input::Body;
-use super::{ApiResponse, Ctx, Services, render};
+use super::views::{self, Page, split_probe};
+use super::{ApiResponse, Ctx, Services};
 use crate::api::error::ApiError;
 use crate::domain::{
     App, Conversation, ConversationId, ConversationSort, ConversationTitle, Cursor, Limit, Owner, SortField,
@@ -49,8 +50,9 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         }
     };
     let rows = ctx.store().conversations(owner, sort, after, limit.probe()).await?;
-    let (rows, has_more) = render::split_probe(rows, limit.get());
-    Ok(ApiResponse::ok(&render::page(limit.get(), has_more, rows.iter().map(render::conversation).collect())))
+    let (rows, has_more) = split_probe(rows, limit.get());
+    let data = rows.into_iter().map(views::Conversation::from).collect();
+    Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
 }
 
 pub(crate) async fn delete(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
@@ -92,7 +94,7 @@ pub(crate) async fn rename(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     if !ctx.store().update_conversation(&conversation).await? {
         return Err(ApiError::NotFound(NOT_FOUND));
     }
-    Ok(ApiResponse::ok(&render::conversation(&conversation)))
+    Ok(ApiResponse::ok(&views::Conversation::from(conversation)))
 }
 
 const TITLE_INSTRUCTIONS: &str = "You name conversations. Reply with JSON only, of the form \

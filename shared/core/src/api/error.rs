@@ -1,9 +1,9 @@
 //! The one place where failures become Dify's `{"code","message","status"}` bodies.
 
 use http::{HeaderValue, StatusCode, header};
-use serde_json::json;
 
 use crate::api::ApiResponse;
+use crate::api::views::ErrorBody;
 use crate::domain::Invalid;
 use crate::ports::{ProviderError, StoreError};
 
@@ -229,8 +229,7 @@ impl ApiError {
             _ => {}
         }
         let (status, code, message) = self.parts();
-        let mut response =
-            ApiResponse::json(status, &json!({"code": code, "message": message, "status": status.as_u16()}));
+        let mut response = ApiResponse::json(status, &ErrorBody { code, message, status: status.as_u16() });
         match self {
             Self::Unauthorized(_) => {
                 response.headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
@@ -263,6 +262,8 @@ impl ApiError {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn body(error: ApiError) -> (u16, serde_json::Value) {

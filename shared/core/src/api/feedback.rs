@@ -1,9 +1,8 @@
 //! `POST /messages/:id/feedbacks` and `GET /app/feedbacks`.
 
-use serde_json::json;
-
 use super::input::Body;
-use super::{ApiResponse, Ctx, render};
+use super::views::{self, FeedbackList, Success};
+use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::domain::{Feedback, FeedbackId, FeedbackSource, Limit, PageNumber, Rating};
 
@@ -51,7 +50,7 @@ pub(crate) async fn submit(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         Change::Save(feedback) => ctx.store().save_feedback(&feedback).await,
     };
     match written {
-        Ok(true) => Ok(ApiResponse::ok(&json!({"result": "success"}))),
+        Ok(true) => Ok(ApiResponse::ok(&Success::new())),
         // The conversation was deleted since the message was read.
         Ok(false) => {
             hit.give_back(ctx).await;
@@ -68,5 +67,5 @@ pub(crate) async fn list_app(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let page = PageNumber::parse(ctx.query.get("page"))?;
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX_APP_FEEDBACKS)?;
     let rows = ctx.store().app_feedbacks(ctx.app.id, page.offset(limit), limit.get()).await?;
-    Ok(ApiResponse::ok(&json!({"data": rows.iter().map(render::feedback).collect::<Vec<_>>()})))
+    Ok(ApiResponse::ok(&FeedbackList { data: rows.into_iter().map(views::Feedback::from).collect() }))
 }

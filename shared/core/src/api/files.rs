@@ -6,10 +6,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::body::{self, BodyError, Failure, Recorded};
 use super::input::Body;
+use super::views::{MessageFile, UploadHeaders, UploadUrl, UploadedFile};
 use super::{ApiResponse, Ctx, ResponseBody};
 use crate::api::error::ApiError;
 use crate::domain::{FileClass, FileId, FileNameError, Owner, UploadFile, UserRef, check_filename};
@@ -234,16 +235,6 @@ impl Checked {
     }
 }
 
-/// Dify's fields of an uploaded file.
-fn file_json(file: &UploadFile, source_url: &str) -> Value {
-    json!({
-        "id": file.id, "name": file.name, "size": file.size, "extension": file.extension,
-        "mime_type": file.mime_type, "created_by": file.owner.end_user_id,
-        "created_at": file.created_at.unix_seconds(), "preview_url": null, "source_url": source_url,
-        "original_url": null, "user_id": null, "tenant_id": null, "conversation_id": null, "file_key": null,
-    })
-}
-
 /// `POST /files/upload`: the `file` part goes to the blob store as it arrives (checked by name
 /// and type first, refused past its kind's limit), so an upload never sits whole in memory.
 /// Its metadata is written only once the bytes are stored and the body was read to the end:
@@ -311,7 +302,7 @@ pub(crate) async fn upload(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         return Err(error.into());
     }
     let source_url = file_url(ctx, &file, &user).await?;
-    Ok(ApiResponse::json(StatusCode::CREATED, &file_json(&file, &source_url)))
+    Ok(ApiResponse::json(StatusCode::CREATED, &UploadedFile::new(file, source_url)))
 }
 
 /// Removes the bytes of an upload that will not be recorded (best effort: without metadata
@@ -350,11 +341,14 @@ pub(crate) async fn upload_url(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         ));
     };
     ctx.store().insert_file(&file).await?;
-    let mut answer = file_json(&file, &file_url(ctx, &file, &user).await?);
-    answer["upload_url"] = json!(upload_url);
-    answer["upload_method"] = json!("PUT");
-    answer["upload_headers"] = json!({"Content-Type": file.mime_type});
-    answer["upload_expires_at"] = json!(file.created_at.unix_seconds() + UPLOAD_URL_TTL.as_secs() as i64);
+    let source_url = file_url(ctx, &file, &user).await?;
+    let answer = UploadUrl {
+        upload_url,
+        upload_method: "PUT",
+        upload_headers: UploadHeaders { content_type: file.mime_type.clone() },
+        upload_expires_at: file.created_at.unix_seconds() + UPLOAD_URL_TTL.as_secs() as i64,
+        file: UploadedFile::new(file, source_url),
+    };
     Ok(ApiResponse::json(StatusCode::CREATED, &answer))
 }
 
@@ -442,17 +436,19 @@ pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
 }
 
 /// A chat request's `local_file` entry as a message file of the caller's upload.
-pub(crate) async fn message_file(ctx: &Ctx<'_>, owner: Owner, user: &UserRef, item: &Value) -> Result<Value, ApiError> {
+pub(crate) async fn message_file(
+    ctx: &Ctx<'_>,
+    owner: Owner,
+    user: &UserRef,
+    item: &Value,
+) -> Result<MessageFile, ApiError> {
     let raw = item.get("upload_file_id").and_then(Value::as_str).unwrap_or("");
     let id: FileId =
         raw.parse().map_err(|_| ApiError::InvalidParam(format!("files: '{raw}' is not an upload file id")))?;
     // A missing or foreign upload is a missing resource, as on the preview route.
     let file = ctx.store().file(owner, id).await?.ok_or(ApiError::FileNotFound)?;
-    Ok(json!({
-        "id": ctx.services.ids.new_id(), "filename": file.name, "type": file.class().as_str(),
-        "url": file_url(ctx, &file, user).await?, "mime_type": file.mime_type, "size": file.size,
-        "transfer_method": "local_file", "belongs_to": "user", "upload_file_id": file.id,
-    }))
+    let url = file_url(ctx, &file, user).await?;
+    Ok(MessageFile::local(ctx.services.ids.new_id(), file, url))
 }
 
 #[cfg(test)]

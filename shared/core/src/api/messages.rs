@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use super::conversations::owned;
-use super::{ApiResponse, Ctx, render};
+use super::views::{self, Page, split_probe};
+use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::domain::{ConversationId, Cursor, Limit, Message, MessageId};
 
@@ -18,7 +19,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     ctx.require_chat_app()?;
     // `conversation_id=` (present but empty) is an empty page in Dify, not an error.
     let Some(conversation_id) = conversation_id else {
-        return Ok(ApiResponse::ok(&render::page(limit.get(), false, Vec::new())));
+        return Ok(ApiResponse::ok(&Page::<views::Message>::new(limit.get(), false, Vec::new())));
     };
     owned(ctx, owner, conversation_id).await?;
 
@@ -34,12 +35,15 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         }
     };
     let rows = settled(ctx, ctx.store().messages_before(conversation_id, before, limit.probe()).await?).await;
-    let (mut rows, has_more) = render::split_probe(rows, limit.get());
+    let (mut rows, has_more) = split_probe(rows, limit.get());
     rows.reverse();
     let ids: Vec<MessageId> = rows.iter().map(|m| m.id).collect();
     let ratings: HashMap<_, _> = ctx.store().user_ratings(owner, &ids).await?.into_iter().collect();
-    let data = rows.iter().map(|m| render::message(m, ratings.get(&m.id).copied())).collect();
-    Ok(ApiResponse::ok(&render::page(limit.get(), has_more, data)))
+    let data = rows.into_iter().map(|m| {
+        let rating = ratings.get(&m.id).copied();
+        views::Message::new(m, rating)
+    });
+    Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data.collect())))
 }
 
 /// Messages as they are at this time: one whose generation was abandoned (the process answering

@@ -14,10 +14,10 @@ mod feedback;
 mod files;
 mod input;
 mod messages;
-mod render;
 mod routes;
 mod suggested;
 mod variables;
+pub mod views;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::Stream;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use serde_json::Value;
+use serde::Serialize;
 
 pub use body::{BodyError, BodyStream, IncomingBody};
 pub use cors::Cors;
@@ -84,10 +84,17 @@ pub struct ApiResponse {
 }
 
 impl ApiResponse {
-    pub fn json(status: StatusCode, value: &Value) -> Self {
+    /// A JSON body: one of the [`views`].
+    pub fn json(status: StatusCode, view: &impl Serialize) -> Self {
+        let body = match serde_json::to_vec(view) {
+            Ok(body) => body,
+            Err(error) => {
+                return ApiError::Internal(format!("a response could not be serialised: {error}")).into_response();
+            }
+        };
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Self { status, headers, body: ResponseBody::Full(Bytes::from(value.to_string())) }
+        Self { status, headers, body: ResponseBody::Full(Bytes::from(body)) }
     }
 
     /// `text/event-stream` from a stream of already framed events.
@@ -98,8 +105,8 @@ impl ApiResponse {
         Self { status: StatusCode::OK, headers, body: ResponseBody::Stream(Box::pin(events)) }
     }
 
-    pub fn ok(value: &Value) -> Self {
-        Self::json(StatusCode::OK, value)
+    pub fn ok(view: &impl Serialize) -> Self {
+        Self::json(StatusCode::OK, view)
     }
 
     /// 204 with no body and no content type (a JSON-typed empty 204 breaks the npm SDK).

@@ -1,10 +1,11 @@
 //! `GET /messages/:id/suggested`: follow-up questions after an answer.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::chat::history_turns;
 use super::conversations::owned;
 use super::messages::settled;
+use super::views::SuggestedQuestions;
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::ports::{LlmRequest, Purpose};
@@ -42,7 +43,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
             Vec::new()
         }
     };
-    Ok(ApiResponse::ok(&json!({"result": "success", "data": questions})))
+    Ok(ApiResponse::ok(&SuggestedQuestions::new(questions)))
 }
 
 /// The JSON array of strings in a model's answer (empty when there is none).

@@ -2,7 +2,8 @@
 
 use super::conversations::owned;
 use super::input::Body;
-use super::{ApiResponse, Ctx, render};
+use super::views::{self, Page, split_probe};
+use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::domain::{Cursor, Limit, VariableId, VariableNameFilter, json_type_name};
 
@@ -30,8 +31,9 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         }
     };
     let rows = ctx.store().variables(conversation_id, name.as_ref(), after, limit.probe()).await?;
-    let (rows, has_more) = render::split_probe(rows, limit.get());
-    Ok(ApiResponse::ok(&render::page(limit.get(), has_more, rows.iter().map(render::variable).collect())))
+    let (rows, has_more) = split_probe(rows, limit.get());
+    let data = rows.into_iter().map(views::Variable::from).collect();
+    Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
 }
 
 pub(crate) async fn update(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
@@ -59,5 +61,5 @@ pub(crate) async fn update(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     variable.value = value;
     variable.updated_at = ctx.now();
     ctx.store().update_variable(&variable).await?;
-    Ok(ApiResponse::ok(&render::variable(&variable)))
+    Ok(ApiResponse::ok(&views::Variable::from(variable)))
 }

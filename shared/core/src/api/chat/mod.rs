@@ -1,0 +1,228 @@
+//! `POST /chat-messages` (blocking and streaming) and `POST /chat-messages/:task_id/stop`.
+//!
+//! Both modes run the same generation task ([`generation`]): it reads the model's stream,
+//! watches for a stop request, stores the message and the generated title, and reports events
+//! over a channel. Blocking mode collects them into one JSON answer; streaming mode frames
+//! them as Dify's server-sent events ([`sse`]). The task outlives a disconnected client, so no
+//! answer is lost. [`input`] reads and checks the request.
+
+mod generation;
+mod input;
+mod sse;
+
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::conversations::{NOT_FOUND, owned};
+use super::input::Body;
+use super::messages::settled;
+use super::views::{ChatAnswer, Success};
+use super::{ApiResponse, Ctx, annotations};
+use crate::api::error::ApiError;
+use crate::domain::{
+    App, AppMode, Conversation, ConversationId, ConversationStatus, ConversationVariable, DEFAULT_CONVERSATION_NAME,
+    GENERATION_DEADLINE, Message, MessageId, MessageStatus, TaskId, VariableId, fill_template,
+};
+use crate::ports::{LlmRequest, Purpose, Speaker};
+use generation::{ChatEvent, Generation, StreamHeader, annotation_stream, within_deadline};
+use input::{ChatInput, user_files};
+
+/// How many earlier messages of the conversation the model sees.
+const HISTORY_MESSAGES: usize = 10;
+const DEFAULT_MAX_TOKENS: u32 = 1024;
+const DEFAULT_TEMPERATURE: f32 = 0.7;
+
+pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let body = Body::read(ctx.request)?;
+    let mut input = ChatInput::parse(&body)?;
+    let user = body.user(true)?;
+    let owner = ctx.end_user(user.clone()).await?.owner();
+    input.files = user_files(ctx, owner, &user, body.raw("files"), &ctx.app.config).await?;
+    ctx.require_chat_app()?;
+    let now = ctx.now();
+
+    let (mut conversation, is_new) = match input.conversation_id {
+        Some(id) => (owned(ctx, owner, id).await?, false),
+        None => {
+            let inputs = ctx.app.config.check_inputs(&input.inputs)?;
+            let introduction = ctx.app.config.opening_statement.as_deref().map(|t| fill_template(t, &inputs));
+            let conversation = Conversation {
+                id: ConversationId::from_uuid(ctx.services.ids.new_id()),
+                owner,
+                name: DEFAULT_CONVERSATION_NAME.into(),
+                inputs,
+                status: ConversationStatus::Normal,
+                introduction: introduction.unwrap_or_default(),
+                created_at: now,
+                updated_at: now,
+            };
+            (conversation, true)
+        }
+    };
+    let history = if is_new {
+        Vec::new()
+    } else {
+        settled(ctx, ctx.store().messages_before(conversation.id, None, HISTORY_MESSAGES).await?).await
+    };
+
+    // An annotation that answers the query replaces the model; otherwise the model's stream
+    // must open before we answer, so its failures can still be HTTP errors.
+    let annotation = annotations::matching(ctx.services, &ctx.app, &input.query).await?;
+    let source = match &annotation {
+        Some(found) => annotation_stream(found),
+        None => {
+            let (llm, model) = ctx.services.models.llm_for(&ctx.app)?;
+            let stream = llm.stream(model_request(&ctx.app, &conversation, &history, &input.query, model)).await?;
+            within_deadline(stream, GENERATION_DEADLINE)
+        }
+    };
+
+    if is_new {
+        ctx.store().insert_conversation(&conversation).await?;
+        start_variables(ctx, &conversation).await?;
+    } else {
+        conversation.updated_at = now;
+        if !ctx.store().update_conversation(&conversation).await? {
+            // Deleted since it was read.
+            return Err(ApiError::NotFound(NOT_FOUND));
+        }
+    }
+    let task = TaskId::from_uuid(ctx.services.ids.new_id());
+    let message = Message {
+        id: MessageId::from_uuid(ctx.services.ids.new_id()),
+        conversation_id: conversation.id,
+        owner,
+        parent_message_id: history.first().map(|m| m.id),
+        inputs: conversation.inputs.clone(),
+        query: input.query,
+        answer: String::new(),
+        message_files: input.files,
+        retriever_resources: Vec::new(),
+        agent_thoughts: Vec::new(),
+        status: MessageStatus::Normal,
+        error: None,
+        metadata: Value::Object(Map::new()),
+        created_at: now,
+        task_id: Some(task),
+    };
+    // Stored now (with its task, which a stop request finds), so the history shows the message
+    // while it is being answered; only into a conversation that was not deleted meanwhile.
+    if !ctx.store().insert_message(&message).await? {
+        return Err(ApiError::NotFound(NOT_FOUND));
+    }
+    let header =
+        StreamHeader { conversation_id: conversation.id, message_id: message.id, task, created_at: now.unix_seconds() };
+    let generation = Generation {
+        services: ctx.services.clone(),
+        app: ctx.app.clone(),
+        owner,
+        conversation,
+        name_it: is_new && input.auto_generate_name,
+        message,
+        task,
+        annotation,
+        started: Instant::now(),
+    };
+    let (events, receiver) = mpsc::channel(64);
+    tokio::spawn(generation.run(source, events));
+
+    if input.streaming {
+        Ok(ApiResponse::event_stream(sse::sse_frames(header, receiver)))
+    } else {
+        blocking_answer(header, ctx.app.mode, receiver).await
+    }
+}
+
+/// The prompt: the app's system prompt, the recent history, then the query.
+fn model_request(
+    app: &App,
+    conversation: &Conversation,
+    history: &[Message],
+    query: &str,
+    model: Option<String>,
+) -> LlmRequest {
+    let mut turns = history_turns(history);
+    turns.push((Speaker::User, query.to_owned()));
+    LlmRequest {
+        purpose: Purpose::Chat,
+        model,
+        system: app.config.pre_prompt.as_deref().map(|p| fill_template(p, &conversation.inputs)),
+        turns,
+        max_tokens: app.config.model.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        temperature: app.config.model.temperature.unwrap_or(DEFAULT_TEMPERATURE),
+    }
+}
+
+/// Earlier messages (newest first, as stores list them) as chat turns, oldest first.
+pub(crate) fn history_turns(history: &[Message]) -> Vec<(Speaker, String)> {
+    let mut turns = Vec::with_capacity(history.len() * 2 + 1);
+    for earlier in history.iter().rev() {
+        turns.push((Speaker::User, earlier.query.clone()));
+        if !earlier.answer.is_empty() {
+            turns.push((Speaker::Assistant, earlier.answer.clone()));
+        }
+    }
+    turns
+}
+
+/// Blocking mode: the whole answer once it is stored, or the error it ended with.
+async fn blocking_answer(
+    header: StreamHeader,
+    mode: AppMode,
+    mut receiver: mpsc::Receiver<ChatEvent>,
+) -> Result<ApiResponse, ApiError> {
+    let mut answer = String::new();
+    while let Some(event) = receiver.recv().await {
+        match event {
+            ChatEvent::Delta(text) => answer.push_str(&text),
+            ChatEvent::Failed(error) => return Err(error),
+            ChatEvent::End { metadata } => {
+                return Ok(ApiResponse::ok(&ChatAnswer {
+                    task_id: header.task,
+                    id: header.message_id,
+                    message_id: header.message_id,
+                    conversation_id: header.conversation_id,
+                    mode,
+                    answer,
+                    metadata,
+                    created_at: header.created_at,
+                }));
+            }
+        }
+    }
+    Err(ApiError::Internal("the generation ended without a result".into()))
+}
+
+pub(crate) async fn stop(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let body = Body::read(ctx.request)?;
+    let owner = ctx.end_user(body.user(true)?).await?.owner();
+    ctx.require_chat_app()?;
+    // Unknown, finished, foreign and malformed task ids all get the same answer, as in Dify.
+    if let Some(task) = ctx.ids.task.as_deref().and_then(|raw| raw.parse::<TaskId>().ok()) {
+        ctx.store().request_stop(task, owner).await?;
+    }
+    Ok(ApiResponse::ok(&Success::new()))
+}
+
+/// Gives a new conversation the app's conversation variables, at their starting values.
+async fn start_variables(ctx: &Ctx<'_>, conversation: &Conversation) -> Result<(), ApiError> {
+    for definition in &ctx.app.config.conversation_variables {
+        // Checked when the configuration was saved; a definition that no longer parses is skipped.
+        let Ok((value_type, value)) = definition.typed_value() else { continue };
+        let variable = ConversationVariable {
+            id: VariableId::from_uuid(ctx.services.ids.new_id()),
+            app_id: ctx.app.id,
+            conversation_id: conversation.id,
+            name: definition.name.clone(),
+            value_type,
+            value,
+            description: definition.description.clone(),
+            created_at: conversation.created_at,
+            updated_at: conversation.created_at,
+        };
+        ctx.store().insert_variable(&variable).await?;
+    }
+    Ok(())
+}

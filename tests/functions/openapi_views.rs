@@ -1,0 +1,476 @@
+//! Every response body the server builds agrees with `openapi.yaml`: for each operation of
+//! the document, representative instances of the view its handler answers with are checked
+//! against the operation's success schema, and Dify's error body against each documented
+//! error status. The views are built with the constructors the handlers use.
+
+mod schema;
+
+use std::time::Duration;
+
+use colloquy_core::api::error::ApiError;
+use colloquy_core::api::views::{
+    self, AnnotationPage, AppInfo, AppMeta, AppParameters, AppSite, AudioText, ChatAnswer, ErrorBody, FeedbackList,
+    MessageFile, MessageMetadata, Page, ReplyJob, ReplyJobStatus, StreamEvent, StreamEventBody, Success,
+    SuggestedQuestions, UploadHeaders, UploadUrl, UploadedFile,
+};
+use colloquy_core::api::{Endpoint, ROUTES, SPECS};
+use colloquy_core::domain::{
+    Annotation, AnnotationId, AnnotationJob, App, AppConfig, AppId, AppMode, Conversation, ConversationId,
+    ConversationStatus, ConversationVariable, EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId,
+    JobStatus, Message, MessageId, MessageStatus, Owner, Rating, ReplyAction, TaskId, Timestamp, UploadFile, ValueType,
+    VariableId,
+};
+use colloquy_core::ports::{self, ProviderError};
+use schema::Checker;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+/// The views as JSON.
+macro_rules! json_of {
+    ($($view:expr),+ $(,)?) => {
+        vec![$(serde_json::to_value(&$view).expect("a view serialises")),+]
+    };
+}
+
+/// What an operation answers when it succeeds.
+enum Answer {
+    /// JSON views, sent with this status.
+    Json(&'static str, Vec<Value>),
+    /// `POST /chat-messages`: the blocking answer, or the `data` of streamed events.
+    JsonOrEvents(Vec<Value>, Vec<Value>),
+    /// 204 without a body.
+    Empty,
+    /// Bytes that are not JSON (files, audio), sent with these statuses.
+    Bytes(&'static [&'static str]),
+}
+
+/// The keys of a path item that are operations.
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+fn document() -> Value {
+    serde_yaml::from_str(colloquy::server::OPENAPI).expect("openapi.yaml is YAML")
+}
+
+#[test]
+fn every_response_view_matches_its_openapi_schema() {
+    let document = document();
+    let checker = Checker::new(&document);
+    let mut failures = Vec::new();
+    let mut checked = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        let operations = item.as_object().expect("a path item").iter();
+        for (method, operation) in operations.filter(|(key, _)| METHODS.contains(&key.as_str())) {
+            let name = format!("{} {path}", method.to_uppercase());
+            let endpoint = ROUTES
+                .iter()
+                .find(|(pattern, _)| pattern == path)
+                .and_then(|(_, methods)| methods.iter().find(|(m, _)| m.as_str().eq_ignore_ascii_case(method)))
+                .map(|(_, endpoint)| *endpoint)
+                .unwrap_or_else(|| panic!("{name}: not in the route table"));
+            failures.extend(check_operation(&checker, operation, endpoint).into_iter().map(|e| format!("{name}: {e}")));
+            checked.push((name, endpoint));
+        }
+    }
+    assert!(failures.is_empty(), "openapi.yaml and the views disagree:\n{}", failures.join("\n"));
+
+    // Every operation was checked, and through it every endpoint.
+    let operations: usize = ROUTES.iter().map(|(_, methods)| methods.len()).sum();
+    assert_eq!(checked.len(), operations, "{checked:?}");
+    for spec in SPECS {
+        assert!(checked.iter().any(|(_, e)| *e == spec.endpoint), "{:?} was not checked", spec.endpoint);
+    }
+}
+
+/// The operation's success responses against the endpoint's views, and its error responses
+/// against the error body.
+fn check_operation(checker: &Checker, operation: &Value, endpoint: Endpoint) -> Vec<String> {
+    let responses = operation["responses"].as_object().expect("responses");
+    let mut failures = Vec::new();
+    let content = |status: &str| {
+        let response = responses.get(status).map(|r| checker.resolve(r));
+        response.and_then(|r| r.get("content")).and_then(Value::as_object)
+    };
+    let media_types =
+        |status: &str| -> Vec<String> { content(status).map(|c| c.keys().cloned().collect()).unwrap_or_default() };
+    let expected: Vec<&str> = match success(endpoint) {
+        Answer::Json(status, examples) => {
+            if media_types(status) == ["application/json"] {
+                let schema = &content(status).unwrap()["application/json"]["schema"];
+                check_examples(checker, &examples, schema, "body", &mut failures);
+            } else {
+                failures.push(format!("{status}: documents {:?}, the code answers JSON", media_types(status)));
+            }
+            vec![status]
+        }
+        Answer::JsonOrEvents(answers, events) => {
+            if media_types("200") == ["application/json", "text/event-stream"] {
+                let content = content("200").unwrap();
+                check_examples(checker, &answers, &content["application/json"]["schema"], "answer", &mut failures);
+                let frame = checker.resolve(&content["text/event-stream"]["schema"]);
+                let data = &frame["properties"]["data"]["contentSchema"];
+                check_examples(checker, &events, data, "event", &mut failures);
+                // Data frames have no `event:` line, so their SSE event type is `message`;
+                // pings are `event: ping` frames without data.
+                let types = [json!("message"), json!("ping")];
+                check_examples(checker, &types, &frame["properties"]["event"], "frame type", &mut failures);
+            } else {
+                failures.push(format!("200: documents {:?}, the code answers JSON or events", media_types("200")));
+            }
+            vec!["200"]
+        }
+        Answer::Empty => {
+            if content("204").is_some() {
+                failures.push("204: documents a body, the code sends none".into());
+            }
+            vec!["204"]
+        }
+        Answer::Bytes(statuses) => {
+            for status in statuses {
+                for (media, body) in content(status).into_iter().flatten() {
+                    if checker.resolve(&body["schema"]) != &json!({"type": "string", "format": "binary"}) {
+                        failures.push(format!("{status} {media}: not documented as bytes"));
+                    }
+                }
+            }
+            statuses.to_vec()
+        }
+    };
+    let documented: Vec<&str> = responses.keys().map(String::as_str).filter(|s| s.starts_with('2')).collect();
+    if documented != expected {
+        failures.push(format!("documents the success statuses {documented:?}, the code answers {expected:?}"));
+    }
+
+    let errors = sample_errors();
+    for (status, response) in responses.iter().filter(|(status, _)| !status.starts_with('2')) {
+        let schema = &checker.resolve(response)["content"]["application/json"]["schema"];
+        let bodies: Vec<Value> = errors.iter().filter(|e| e.status.to_string() == *status).map(to_json).collect();
+        if bodies.is_empty() {
+            failures.push(format!("documents a {status} that no error of the API answers with"));
+            continue;
+        }
+        check_examples(checker, &bodies, schema, &format!("{status} body"), &mut failures);
+    }
+    failures
+}
+
+fn check_examples(checker: &Checker, examples: &[Value], schema: &Value, what: &str, failures: &mut Vec<String>) {
+    if examples.is_empty() {
+        failures.push(format!("no example of the {what}"));
+    }
+    for (index, example) in examples.iter().enumerate() {
+        failures.extend(checker.check(example, schema, &format!("{what} #{index}")));
+    }
+}
+
+fn to_json(error: &ErrorBody) -> Value {
+    serde_json::to_value(error).expect("an error body serialises")
+}
+
+/// One error of each status the API answers with.
+fn sample_errors() -> Vec<ErrorBody> {
+    [
+        ApiError::InvalidParam("query is required".into()),
+        ApiError::NotChatApp,
+        ApiError::Unauthorized("Access token is invalid"),
+        ApiError::Forbidden("The app is not available"),
+        ApiError::NotFound("Conversation Not Exists."),
+        ApiError::MethodNotAllowed("GET, HEAD".into()),
+        ApiError::RequestTimeout,
+        ApiError::PayloadTooLarge(1024),
+        ApiError::AudioTooLarge,
+        ApiError::UnsupportedMediaType,
+        ApiError::RangeNotSatisfiable(10),
+        ApiError::TooManyRequests { retry_after: 3 },
+        ApiError::Provider(ProviderError::RateLimited("slow down".into())),
+        ApiError::Internal("disk".into()),
+        ApiError::Unavailable("table".into()),
+    ]
+    .iter()
+    .map(ErrorBody::new)
+    .collect()
+}
+
+/// What the handler of `endpoint` answers with, as representative views. The match has no
+/// catch-all, so a new endpoint cannot be added without saying what it answers.
+fn success(endpoint: Endpoint) -> Answer {
+    use Answer::{Bytes, Empty, Json};
+    match endpoint {
+        Endpoint::ListConversations => Json(
+            "200",
+            json_of![
+                Page::new(20, true, vec![views::Conversation::from(conversation())]),
+                Page::<views::Conversation>::new(20, false, Vec::new()),
+            ],
+        ),
+        Endpoint::DeleteConversation | Endpoint::DeleteAnnotation => Empty,
+        Endpoint::RenameConversation => Json("200", json_of![views::Conversation::from(conversation())]),
+        Endpoint::ListConversationVariables => {
+            Json("200", json_of![Page::new(20, false, variables().into_iter().map(views::Variable::from).collect())])
+        }
+        Endpoint::UpdateConversationVariable => Json("200", json_of![views::Variable::from(variables().remove(0))]),
+        Endpoint::ListMessages => {
+            let [answered, failed] = messages();
+            let data = vec![views::Message::new(answered, Some(Rating::Like)), views::Message::new(failed, None)];
+            Json("200", json_of![Page::new(20, true, data), Page::<views::Message>::new(20, false, Vec::new())])
+        }
+        Endpoint::MessageFeedback | Endpoint::StopChatMessage => Json("200", json_of![Success::new()]),
+        Endpoint::AppFeedbacks => {
+            Json("200", json_of![FeedbackList { data: feedbacks().into_iter().map(views::Feedback::from).collect() }])
+        }
+        Endpoint::AppInfo => Json("200", per_app(|app| serde_json::to_value(AppInfo::new(app)))),
+        Endpoint::AppParameters => Json("200", per_app(|app| serde_json::to_value(AppParameters::new(app)))),
+        Endpoint::AppMeta => Json("200", per_app(|app| serde_json::to_value(AppMeta::new(app)))),
+        Endpoint::AppSite => Json("200", per_app(|app| serde_json::to_value(AppSite::new(app)))),
+        Endpoint::ChatMessages => chat(),
+        Endpoint::SuggestedQuestions => Json(
+            "200",
+            json_of![
+                SuggestedQuestions::new(vec!["What else?".into(), "Why?".into()]),
+                SuggestedQuestions::new(Vec::new()),
+            ],
+        ),
+        Endpoint::ListAnnotations => Json(
+            "200",
+            json_of![AnnotationPage {
+                data: vec![views::Annotation::from(annotation())],
+                has_more: true,
+                limit: 1,
+                total: 2,
+                page: 1,
+            }],
+        ),
+        Endpoint::CreateAnnotation | Endpoint::UpdateAnnotation => {
+            Json("200", json_of![views::Annotation::from(annotation())])
+        }
+        Endpoint::AnnotationReply => Json("200", json_of![ReplyJob::from(&job(JobStatus::Completed, ""))]),
+        Endpoint::AnnotationReplyStatus => Json(
+            "200",
+            json_of![
+                ReplyJobStatus::from(job(JobStatus::Completed, "")),
+                ReplyJobStatus::from(job(JobStatus::Error, "the embedder failed")),
+            ],
+        ),
+        Endpoint::FileUpload => Json("201", json_of![UploadedFile::new(upload(), preview_url())]),
+        Endpoint::FileUploadUrl => Json(
+            "201",
+            json_of![UploadUrl {
+                file: UploadedFile::new(upload(), "https://bucket.s3.amazonaws.com/files/a?X-Amz-Signature=1".into()),
+                upload_url: "https://bucket.s3.amazonaws.com/files/a?X-Amz-Signature=2".into(),
+                upload_method: "PUT",
+                upload_headers: UploadHeaders { content_type: "audio/wav".into() },
+                upload_expires_at: 1_737_022_500,
+            }],
+        ),
+        Endpoint::FilePreview => Bytes(&["200", "206"]),
+        Endpoint::AudioToText => Json("200", json_of![AudioText { text: "Hello there".into() }]),
+        Endpoint::TextToAudio => Bytes(&["200"]),
+    }
+}
+
+fn chat() -> Answer {
+    let (task, message, conversation) = (TaskId::from_uuid(id(1)), MessageId::from_uuid(id(2)), conversation().id);
+    let metadata = || {
+        let usage = ports::Usage { prompt_tokens: 12, completion_tokens: 30 };
+        MessageMetadata::new(views::Usage::new(usage, Duration::from_millis(1234)))
+    };
+    let answer = ChatAnswer {
+        task_id: task,
+        id: message,
+        message_id: message,
+        conversation_id: conversation,
+        mode: AppMode::AdvancedChat,
+        answer: "Hello! How can I help?".into(),
+        metadata: metadata(),
+        created_at: 1_737_021_600,
+    };
+    let event =
+        |body| StreamEvent { conversation_id: conversation, message_id: message, created_at: 1_737_021_600, body };
+    let events = json_of![
+        event(StreamEventBody::Message {
+            task_id: task,
+            id: message,
+            answer: "Hel".into(),
+            from_variable_selector: None
+        }),
+        event(StreamEventBody::MessageEnd { task_id: task, id: message, metadata: metadata(), files: None }),
+        event(StreamEventBody::Error {
+            error: ErrorBody::new(&ApiError::Provider(ProviderError::Failed("upstream".into())))
+        }),
+    ];
+    Answer::JsonOrEvents(json_of![answer], events)
+}
+
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(0x0194_6a5e_0000_7000_8000_0000_0000_0000 + n)
+}
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_micros(seconds * 1_000_000 + 123_456)
+}
+
+fn owner() -> Owner {
+    Owner { app_id: AppId::from_uuid(id(100)), end_user_id: EndUserId::from_uuid(id(101)) }
+}
+
+fn conversation() -> Conversation {
+    let inputs = json!({"name": "Ada", "days": 3});
+    Conversation {
+        id: ConversationId::from_uuid(id(10)),
+        owner: owner(),
+        name: "Trip to Rome".into(),
+        inputs: inputs.as_object().cloned().unwrap_or_default(),
+        status: ConversationStatus::Normal,
+        introduction: "Hello Ada!".into(),
+        created_at: at(1_737_021_600),
+        updated_at: at(1_737_021_700),
+    }
+}
+
+fn variables() -> Vec<ConversationVariable> {
+    [(ValueType::Object, json!({"likes": ["tea"]})), (ValueType::Number, json!(3)), (ValueType::String, json!(""))]
+        .into_iter()
+        .enumerate()
+        .map(|(n, (value_type, value))| ConversationVariable {
+            id: VariableId::from_uuid(id(20 + n as u128)),
+            app_id: owner().app_id,
+            conversation_id: conversation().id,
+            name: format!("memory_{n}"),
+            value_type,
+            value,
+            description: "what the bot remembers".into(),
+            created_at: at(1_737_021_600),
+            updated_at: at(1_737_021_800),
+        })
+        .collect()
+}
+
+fn upload() -> UploadFile {
+    UploadFile {
+        id: FileId::from_uuid(id(30)),
+        owner: owner(),
+        name: "photo.png".into(),
+        size: 2048,
+        extension: "png".into(),
+        mime_type: "image/png".into(),
+        created_at: at(1_737_021_600),
+    }
+}
+
+fn preview_url() -> String {
+    format!("http://127.0.0.1:5001/v1/files/{}/preview?user=abc", id(30))
+}
+
+/// An answered message with files from both sources, and one whose answer failed.
+fn messages() -> [Message; 2] {
+    let files = vec![
+        serde_json::to_value(MessageFile::remote(id(40), "image", "https://example.com/cat.png?size=2")).unwrap(),
+        serde_json::to_value(MessageFile::local(id(41), upload(), preview_url())).unwrap(),
+    ];
+    let answered = Message {
+        id: MessageId::from_uuid(id(50)),
+        conversation_id: conversation().id,
+        owner: owner(),
+        parent_message_id: Some(MessageId::from_uuid(id(49))),
+        inputs: conversation().inputs,
+        query: "What is in the picture?".into(),
+        answer: "A cat.".into(),
+        message_files: files,
+        retriever_resources: Vec::new(),
+        agent_thoughts: Vec::new(),
+        status: MessageStatus::Normal,
+        error: None,
+        metadata: json!({}),
+        created_at: at(1_737_021_650),
+        task_id: None,
+    };
+    let failed = Message {
+        id: MessageId::from_uuid(id(51)),
+        parent_message_id: None,
+        inputs: Map::new(),
+        answer: "Half an".into(),
+        message_files: Vec::new(),
+        status: MessageStatus::Error,
+        error: Some("Completion request failed.".into()),
+        ..answered.clone()
+    };
+    [answered, failed]
+}
+
+fn feedbacks() -> Vec<Feedback> {
+    let by_user = Feedback {
+        id: FeedbackId::from_uuid(id(60)),
+        app_id: owner().app_id,
+        conversation_id: conversation().id,
+        message_id: MessageId::from_uuid(id(50)),
+        rating: Rating::Like,
+        content: Some("Spot on".into()),
+        source: FeedbackSource::User,
+        from_end_user_id: Some(owner().end_user_id),
+        created_at: at(1_737_021_600),
+        updated_at: Timestamp::from_micros(1_737_021_900_000_000),
+    };
+    let by_admin = Feedback {
+        id: FeedbackId::from_uuid(id(61)),
+        rating: Rating::Dislike,
+        content: None,
+        source: FeedbackSource::Admin,
+        from_end_user_id: None,
+        ..by_user.clone()
+    };
+    vec![by_user, by_admin]
+}
+
+/// An app with the default configuration, and one with every optional part filled in.
+fn apps() -> Vec<App> {
+    let full = AppConfig::from_json(
+        &json!({
+            "description": "Plans trips",
+            "tags": ["travel"],
+            "opening_statement": "Hello {{name}}!",
+            "suggested_questions": ["Where to?"],
+            "suggested_questions_after_answer": {"enabled": true},
+            "text_to_speech": {"enabled": true, "voice": "en-us", "language": "en-US"},
+            "user_input_form": [{"text-input": {"variable": "name", "label": "Name", "required": true}}],
+            "tool_icons": {"search": "https://example.com/search.png", "maps": {"background": "#fff", "content": "🗺"}},
+            "site": {
+                "title": "Trips", "chat_color_theme": "#123456", "icon_type": "image",
+                "icon_url": "https://example.com/icon.png", "description": "Plans trips", "copyright": "Us",
+                "privacy_policy": "https://example.com/privacy", "custom_disclaimer": "Check the dates."
+            },
+        })
+        .to_string(),
+    )
+    .expect("a valid configuration");
+    [(AppMode::AdvancedChat, AppConfig::default()), (AppMode::Chat, full)]
+        .into_iter()
+        .map(|(mode, config)| App::new(owner().app_id, "Travel", mode, config, at(1_737_000_000)).unwrap())
+        .collect()
+}
+
+/// A view of each of [`apps`].
+fn per_app(view: impl Fn(&App) -> serde_json::Result<Value>) -> Vec<Value> {
+    apps().iter().map(|app| view(app).expect("a view serialises")).collect()
+}
+
+fn annotation() -> Annotation {
+    Annotation {
+        id: AnnotationId::from_uuid(id(70)),
+        app_id: owner().app_id,
+        question: "Opening hours?".into(),
+        answer: "9 to 5.".into(),
+        hit_count: 4,
+        embedding: Some(vec![0.1, 0.2]),
+        created_at: at(1_737_021_600),
+    }
+}
+
+fn job(status: JobStatus, error: &str) -> AnnotationJob {
+    AnnotationJob {
+        id: JobId::from_uuid(id(80)),
+        app_id: owner().app_id,
+        action: ReplyAction::Enable,
+        status,
+        error: error.into(),
+        created_at: at(1_737_021_600),
+    }
+}
