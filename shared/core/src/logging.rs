@@ -2,18 +2,27 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::settings::{LogFormat, LogSettings};
 
 /// Installs the process's log subscriber (to stderr). Colour codes only for a person at a
 /// terminal, never in files or log collectors. Keeps a subscriber installed earlier.
 pub fn init(settings: &LogSettings) -> Result<(), String> {
-    let filter = EnvFilter::try_new(&settings.filter).map_err(|e| format!("COLLOQUY_LOG: {e}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A target filter (`debug`, `colloquy_core=debug,info`) rather than a full `EnvFilter`:
+    // no regular expressions, which keeps them out of every Lambda binary.
+    let filter: Targets = settings.filter.parse().map_err(|e| format!("COLLOQUY_LOG: {e}"))?;
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let installed = match settings.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().flatten_event(true).with_current_span(false).with_filter(filter))
+            .try_init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(layer.with_ansi(std::io::stderr().is_terminal()).with_filter(filter))
+            .try_init(),
     };
     drop(installed);
     Ok(())

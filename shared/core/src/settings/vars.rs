@@ -132,7 +132,11 @@ pub const VARS: &[Var] = &[
         "browser origins allowed to call the API: `*` (any, as Dify), `none`, or a comma-separated list of `scheme://host[:port]`",
     ),
     // Logs.
-    env("COLLOQUY_LOG", Some("info"), "log filter (`tracing` syntax, e.g. `debug`)"),
+    env(
+        "COLLOQUY_LOG",
+        Some("info"),
+        "log filter: a level (`debug`), or targets with levels (`colloquy_core=debug,info`)",
+    ),
     env(
         "COLLOQUY_LOG_FORMAT",
         Some("text"),
