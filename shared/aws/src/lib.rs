@@ -58,11 +58,7 @@ impl Aws {
         language: Option<String>,
         polling: TranscribePolling,
     ) -> Arc<dyn Transcriber> {
-        let polling = transcribe::Polling {
-            deadline: polling.deadline,
-            first_interval: polling.first_interval,
-            ..transcribe::Polling::default()
-        };
-        Arc::new(transcribe::AwsTranscribe::new(aws_clients::transcribe(&self.config), blobs, language, polling))
+        let client = aws_clients::transcribe(&self.config);
+        Arc::new(transcribe::AwsTranscribe::new(client, blobs, language, polling.into()))
     }
 }

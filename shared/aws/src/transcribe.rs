@@ -14,6 +14,7 @@ use super::aws_errors::classify;
 use super::s3::S3Blobs;
 use colloquy_core::domain::AudioFormat;
 use colloquy_core::ports::{BlobStore, ProviderError, Transcriber};
+use colloquy_core::settings::TranscribePolling;
 
 /// Where jobs put their input and transcript; the bucket's lifecycle rule expires `scratch/`.
 const SCRATCH: &str = "scratch/transcribe";
@@ -28,13 +29,14 @@ pub struct Polling {
     pub max_interval: Duration,
 }
 
-impl Default for Polling {
-    fn default() -> Self {
-        Self {
-            deadline: Duration::from_secs(25),
-            first_interval: Duration::from_millis(500),
-            max_interval: Duration::from_secs(2),
-        }
+/// The longest pause between two status checks.
+const MAX_INTERVAL: Duration = Duration::from_secs(2);
+
+impl From<TranscribePolling> for Polling {
+    /// The configured deadline and first pause (their defaults are the settings'), doubling
+    /// up to [`MAX_INTERVAL`].
+    fn from(settings: TranscribePolling) -> Self {
+        Self { deadline: settings.deadline, first_interval: settings.first_interval, max_interval: MAX_INTERVAL }
     }
 }
 
