@@ -114,6 +114,29 @@ async fn users_and_apps_are_isolated_and_default_user_is_shared() {
     assert!(ids(&body).is_empty(), "user strings are case-sensitive");
 }
 
+/// Read routes never write: a user who has only read owns no end user afterwards (Dify
+/// creates one on every read; nothing observable depends on it).
+#[tokio::test]
+async fn reads_create_no_end_user() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let seeded = app.seed_conversation(&key, "alice", "hers").await;
+    let c = seeded.id;
+    for path in [
+        "/v1/conversations?user=reader".to_owned(),
+        format!("/v1/messages?user=reader&conversation_id={c}"),
+        format!("/v1/conversations/{c}/variables?user=reader"),
+    ] {
+        let (status, _) = send(app.get(&key, &path)).await;
+        assert!(status == 200 || status == 404, "{path}: {status}");
+    }
+    let reader = colloquy_core::domain::UserRef::parse("reader").unwrap();
+    assert!(app.store.find_end_user(key.app.id, &reader).await.unwrap().is_none(), "no end user was created");
+    // A known user still reads their own data.
+    let (_, body) = send(app.get(&key, "/v1/conversations?user=alice")).await;
+    assert_eq!(ids(&body), vec![c.to_string()]);
+}
+
 #[tokio::test]
 async fn non_chat_apps_are_refused() {
     let app = spawn_app().await;

@@ -154,6 +154,13 @@ async fn end_users(store: Arc<dyn Store>) {
     }
     assert_ne!(owner(store.as_ref(), two.id, "alice").await, first, "end users are per app");
     assert_ne!(owner(store.as_ref(), one.id, "Alice").await, first, "and case-sensitive");
+    // The read-only lookup finds what get-or-create made, and makes nothing itself.
+    let alice = UserRef::parse("alice").unwrap();
+    let found = store.find_end_user(one.id, &alice).await.unwrap().expect("alice exists");
+    assert_eq!(found.owner(), first);
+    let ghost = UserRef::parse("ghost").unwrap();
+    assert!(store.find_end_user(one.id, &ghost).await.unwrap().is_none());
+    assert!(store.find_end_user(one.id, &ghost).await.unwrap().is_none(), "looking did not create it");
 }
 
 async fn conversations(store: Arc<dyn Store>) {

@@ -53,6 +53,9 @@ pub trait AppStore: Send + Sync {
 pub trait EndUserStore: Send + Sync {
     /// Returns the end user of `(app, user)`, creating it with `new` when absent.
     async fn end_user(&self, app: AppId, user: &UserRef, new: EndUser) -> StoreResult<EndUser>;
+    /// The end user of `(app, user)` if it exists: a read, for routes that only read
+    /// (strongly consistent, so a user created by a write just before is found).
+    async fn find_end_user(&self, app: AppId, user: &UserRef) -> StoreResult<Option<EndUser>>;
 }
 
 /// Conversations. Every read is scoped by owner.

@@ -34,4 +34,12 @@ impl EndUserStore for DynamoStore {
             .ok_or_else(|| StoreError::Corrupt("end user item: the update returned no attributes".into()))?;
         end_user_from(app, user, &item)
     }
+
+    async fn find_end_user(&self, app: AppId, user: &UserRef) -> StoreResult<Option<EndUser>> {
+        // A strongly consistent GetItem: a read route never writes.
+        match self.get(end_user_pk(app, user), END_USER_SK).await? {
+            Some(item) => end_user_from(app, user, &item).map(Some),
+            None => Ok(None),
+        }
+    }
 }

@@ -31,7 +31,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     };
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
     let sort = ConversationSort::parse(ctx.query.get("sort_by"))?;
-    let owner = ctx.end_user(user).await?.owner();
+    let owner = ctx.reader(user).await?;
     ctx.require_chat_app()?;
 
     let after = match last_id {

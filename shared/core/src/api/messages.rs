@@ -15,7 +15,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let conversation_id = ctx.query.id::<ConversationId>("conversation_id")?;
     let first_id = ctx.query.id::<MessageId>("first_id")?;
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
-    let owner = ctx.end_user(ctx.query.user(false)?).await?.owner();
+    let owner = ctx.reader(ctx.query.user(false)?).await?;
     ctx.require_chat_app()?;
     // `conversation_id=` (present but empty) is an empty page in Dify, not an error.
     let Some(conversation_id) = conversation_id else {

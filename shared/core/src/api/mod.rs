@@ -32,7 +32,7 @@ pub use cors::Cors;
 pub use routes::{Endpoint, Needs, ROUTES, SPECS, Spec};
 
 use crate::api::error::ApiError;
-use crate::domain::{App, EndUser, EndUserId, Timestamp, UserRef};
+use crate::domain::{App, EndUser, EndUserId, Owner, Timestamp, UserRef};
 use crate::models::Models;
 use crate::ports::{BlobStore, Clock, IdGenerator, Store};
 use crate::speech::Speech;
@@ -288,6 +288,16 @@ impl Ctx<'_> {
 
     fn now(&self) -> Timestamp {
         self.services.clock.now()
+    }
+
+    /// The owner of `user`'s data, for a route that only reads: the stored end user when there
+    /// is one, else an owner with a fresh id, which owns nothing (a user never seen has no
+    /// data). Reads never write: unlike Dify, a read does not create the end user.
+    async fn reader(&self, user: UserRef) -> Result<Owner, ApiError> {
+        Ok(match self.store().find_end_user(self.app.id, &user).await? {
+            Some(end_user) => end_user.owner(),
+            None => Owner { app_id: self.app.id, end_user_id: EndUserId::from_uuid(self.services.ids.new_id()) },
+        })
     }
 
     /// Gets or creates the end user of this app for `user`.

@@ -18,7 +18,7 @@ in the language of the conversation. Reply with a JSON array of three strings an
 
 pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let message_id = ctx.ids.message.ok_or(ApiError::RouteNotFound)?;
-    let owner = ctx.end_user(ctx.query.user(true)?).await?.owner();
+    let owner = ctx.reader(ctx.query.user(true)?).await?;
     ctx.require_chat_app()?;
     let message = ctx.store().message(owner, message_id).await?.ok_or(ApiError::NotFound("Message Not Exists."))?;
     let conversation = owned(ctx, owner, message.conversation_id).await?;

@@ -13,7 +13,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let last_id = ctx.query.id::<VariableId>("last_id")?;
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
     let name = ctx.query.get("variable_name").map(VariableNameFilter::parse).transpose()?;
-    let owner = ctx.end_user(user).await?.owner();
+    let owner = ctx.reader(user).await?;
     ctx.require_chat_app()?;
     owned(ctx, owner, conversation_id).await?;
 

@@ -14,12 +14,15 @@ impl EndUserStore for SqliteStore {
         let insert = "INSERT INTO end_users (id, app_id, session_id, created_at) VALUES (?1, ?2, ?3, ?4)
                       ON CONFLICT (app_id, session_id) DO NOTHING";
         self.execute(insert.into(), args![new.id, app, user.as_str(), new.created_at]).await?;
+        self.find_end_user(app, user).await?.ok_or_else(|| StoreError::Unavailable("end user vanished".into()))
+    }
+
+    async fn find_end_user(&self, app: AppId, user: &UserRef) -> StoreResult<Option<EndUser>> {
         let select = "SELECT id, created_at FROM end_users WHERE app_id = ?1 AND session_id = ?2";
         let found = self.one(select.into(), args![app, user.as_str()], |row| {
             let f = Fields::of("end_users", row);
             Ok((f.parse("id")?, f.time("created_at")?))
         });
-        let (id, created_at) = found.await?.ok_or_else(|| StoreError::Unavailable("end user vanished".into()))?;
-        Ok(EndUser { id, app_id: app, session_id: user.clone(), created_at })
+        Ok(found.await?.map(|(id, created_at)| EndUser { id, app_id: app, session_id: user.clone(), created_at }))
     }
 }
