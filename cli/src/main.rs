@@ -10,7 +10,7 @@ use colloquy::server::{self, ServerLimits};
 use colloquy_aws::Aws;
 use colloquy_aws::s3::S3Blobs;
 use colloquy_core::admin;
-use colloquy_core::api::Services;
+use colloquy_core::api::{KeyCache, Services};
 use colloquy_core::domain::{AppConfig, AppId, AppMode};
 use colloquy_core::ports::{BlobStore, Clock, SpeechSynthesizer, Store, Transcriber};
 use colloquy_core::settings::{Settings, StoreKind, SttChoice, TtsChoice};
@@ -339,6 +339,7 @@ async fn serve(composition: &Composition) -> Result<(), String> {
         ids: Arc::new(TimeOrderedIds),
         limits: settings.limits,
         cors: settings.cors.clone(),
+        keys: Arc::new(KeyCache::new(settings.key_cache)),
     };
     let limits = ServerLimits::from_settings(&settings.server, server::raise_file_limit());
     let addr = settings.server.addr;

@@ -1,5 +1,6 @@
 use colloquy_core::domain::{AppConfig, AppMode, AppStatus};
 use colloquy_tests::*;
+use std::time::Duration;
 
 #[tokio::test]
 async fn a_missing_or_malformed_header_is_401_with_www_authenticate() {
@@ -51,6 +52,21 @@ async fn a_revoked_key_stops_working_and_other_keys_keep_working() {
         colloquy_core::admin::revoke_key(app.store.as_ref(), &first.key).await.is_err(),
         "revoking twice reports it"
     );
+}
+
+/// With the key cache on (Lambda's default), a revoked key and a disabled app are seen
+/// within the cache's lifetime, and a new key works at once (misses are not cached).
+#[tokio::test]
+async fn cached_keys_are_served_for_ten_seconds_at_most() {
+    let app = spawn_app_caching_keys(Duration::from_secs(10)).await;
+    let key = app.chat_app().await;
+    assert_eq!(send(app.get(&key, "/v1/info")).await.0, 200);
+    colloquy_core::admin::revoke_key(app.store.as_ref(), &key.key).await.unwrap();
+    assert_eq!(send(app.get(&key, "/v1/info")).await.0, 200, "served from memory");
+    app.clock.advance_seconds(10);
+    assert_error(&send(app.get(&key, "/v1/info")).await, 401, "unauthorized");
+    let fresh = app.chat_app().await;
+    assert_eq!(send(app.get(&fresh, "/v1/info")).await.0, 200, "a new key works at once");
 }
 
 #[tokio::test]

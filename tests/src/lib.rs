@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use colloquy::server::ServerLimits;
 use colloquy_core::admin;
-use colloquy_core::api::{ApiLimits, Cors, Services};
+use colloquy_core::api::{ApiLimits, Cors, KeyCache, Services};
 use colloquy_core::domain::{
     App, AppConfig, AppMode, Conversation, ConversationId, ConversationVariable, EndUser, EndUserId, Message,
     MessageId, Timestamp, UserRef, ValueType, VariableId,
@@ -132,6 +132,22 @@ async fn spawn_on(store: Arc<dyn Store>, limits: ApiLimits, models: Models, spee
     spawn_server(store, limits, models, speech, ServerLimits::default(), Cors::default()).await
 }
 
+/// A server that serves the apps behind keys from memory for `ttl` (as Lambda does), on the
+/// test clock.
+pub async fn spawn_app_caching_keys(ttl: Duration) -> TestApp {
+    let (store, blobs) = (test_store().await, test_blobs().await);
+    let front = (ServerLimits::default(), Cors::default(), KeyCache::new(ttl));
+    spawn_split(
+        (store.clone(), blobs.clone()),
+        (store, blobs),
+        ApiLimits::default(),
+        echo_models(Duration::ZERO),
+        Speech::none(),
+        front,
+    )
+    .await
+}
+
 async fn spawn_server(
     store: Arc<dyn Store>,
     limits: ApiLimits,
@@ -141,7 +157,8 @@ async fn spawn_server(
     cors: Cors,
 ) -> TestApp {
     let blobs = test_blobs().await;
-    spawn_split((store.clone(), blobs.clone()), (store, blobs), limits, models, speech, (server, cors)).await
+    let front = (server, cors, KeyCache::off());
+    spawn_split((store.clone(), blobs.clone()), (store, blobs), limits, models, speech, front).await
 }
 
 /// A server on `server`'s store and blobs while the test seeds and checks through `direct`:
@@ -150,7 +167,7 @@ pub async fn spawn_app_via(
     server: (Arc<dyn Store>, Arc<dyn BlobStore>),
     direct: (Arc<dyn Store>, Arc<dyn BlobStore>),
 ) -> TestApp {
-    let front = (ServerLimits::default(), Cors::default());
+    let front = (ServerLimits::default(), Cors::default(), KeyCache::off());
     spawn_split(server, direct, ApiLimits::default(), echo_models(Duration::ZERO), Speech::none(), front).await
 }
 
@@ -160,7 +177,7 @@ async fn spawn_split(
     limits: ApiLimits,
     models: Models,
     speech: Speech,
-    (server, cors): (ServerLimits, Cors),
+    (server, cors, keys): (ServerLimits, Cors, KeyCache),
 ) -> TestApp {
     let clock = Arc::new(ManualClock::at_seconds(T0));
     let services = Services {
@@ -172,6 +189,7 @@ async fn spawn_split(
         ids: Arc::new(TimeOrderedIds),
         limits,
         cors,
+        keys: Arc::new(keys),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
     let addr = listener.local_addr().expect("local address");

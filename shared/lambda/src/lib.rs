@@ -9,7 +9,7 @@ use colloquy_aws::Aws;
 use colloquy_aws::dynamo::ChangedItem;
 pub use colloquy_core::api::Endpoint;
 use colloquy_core::api::error::ApiError;
-use colloquy_core::api::{ApiRequest, ApiResponse, ResponseBody, Services, handle, resolve_endpoint};
+use colloquy_core::api::{ApiRequest, ApiResponse, KeyCache, ResponseBody, Services, handle, resolve_endpoint};
 use colloquy_core::settings::{Program, Settings, SttChoice, TtsChoice};
 use colloquy_core::speech::Speech;
 use colloquy_core::system::{SystemClock, TimeOrderedIds};
@@ -54,6 +54,7 @@ fn compose<const MODELS: bool, const SPEECH: bool>(settings: &Settings, aws: &Aw
         ids: Arc::new(TimeOrderedIds),
         limits: settings.limits,
         cors: settings.cors.clone(),
+        keys: Arc::new(KeyCache::new(settings.key_cache)),
     })
 }
 

@@ -16,11 +16,19 @@ pub(crate) async fn authenticate(services: &Services, headers: &HeaderMap) -> Re
         return Err(ApiError::Unauthorized("Authorization scheme must be 'Bearer'"));
     }
     let hash = ApiKey::presented(token.trim()).hash();
-    let Some(app_id) = services.store.app_for_key(&hash).await? else {
-        return Err(ApiError::Unauthorized("Access token is invalid"));
-    };
-    let Some(app) = services.store.app(app_id).await? else {
-        return Err(ApiError::Forbidden("The app no longer exists."));
+    let now = services.clock.now();
+    let app = match services.keys.get(&hash, now) {
+        Some(app) => app,
+        None => {
+            let Some(app_id) = services.store.app_for_key(&hash).await? else {
+                return Err(ApiError::Unauthorized("Access token is invalid"));
+            };
+            let Some(app) = services.store.app(app_id).await? else {
+                return Err(ApiError::Forbidden("The app no longer exists."));
+            };
+            services.keys.put(&hash, &app, now);
+            app
+        }
     };
     if app.config.status != AppStatus::Normal {
         return Err(ApiError::Forbidden("The app's status is abnormal."));

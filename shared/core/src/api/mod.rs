@@ -13,6 +13,7 @@ pub mod error;
 mod feedback;
 mod files;
 mod input;
+pub mod key_cache;
 mod messages;
 mod routes;
 mod suggested;
@@ -29,6 +30,7 @@ use serde::Serialize;
 
 pub use body::{BodyError, BodyStream, IncomingBody};
 pub use cors::Cors;
+pub use key_cache::KeyCache;
 pub use routes::{Endpoint, Needs, ROUTES, SPECS, Spec};
 
 use crate::api::error::ApiError;
@@ -146,6 +148,8 @@ pub struct Services {
     pub limits: ApiLimits,
     /// Which browser origins may call the API.
     pub cors: Cors,
+    /// The apps behind recently used keys (off unless configured).
+    pub keys: Arc<KeyCache>,
 }
 
 /// The endpoint a method and path lead to (for functions that serve one endpoint).

@@ -209,6 +209,8 @@ pub struct Settings {
     pub store: StoreSettings,
     pub limits: ApiLimits,
     pub cors: Cors,
+    /// How long the app behind a key may be served from memory (at most 10 s).
+    pub key_cache: Duration,
     pub server: ServerSettings,
     pub log: LogSettings,
     pub models: ModelSettings,
@@ -300,10 +302,18 @@ impl Settings {
             max_connections: source.parsed::<usize>("COLLOQUY_MAX_CONNECTIONS")?.max(1),
             max_in_flight: source.parsed::<usize>("COLLOQUY_MAX_IN_FLIGHT")?.max(1),
         };
+        let key_cache = match (program, source.raw("COLLOQUY_KEY_CACHE_SECONDS")) {
+            // Every Lambda request would otherwise read the key and the app first.
+            (Program::Lambda, None) => crate::api::key_cache::MAX_TTL,
+            _ => Duration::from_secs(source.number("COLLOQUY_KEY_CACHE_SECONDS")?),
+        };
+        if key_cache > crate::api::key_cache::MAX_TTL {
+            return Err(format!("COLLOQUY_KEY_CACHE_SECONDS: at most {}", crate::api::key_cache::MAX_TTL.as_secs()));
+        }
         let log = read_log(program, &source)?;
         let models = read_models(&source)?;
         let speech = read_speech(program, &source)?;
-        Ok(Self { store, limits, cors, server, log, models, speech })
+        Ok(Self { store, limits, cors, key_cache, server, log, models, speech })
     }
 
     /// Reads the process environment.

@@ -56,6 +56,9 @@ fn lambda_needs_its_table_and_bucket_and_has_no_local_engines() {
     assert_eq!(settings.store.kind, StoreKind::Dynamodb);
     assert_eq!((settings.speech.tts, settings.speech.stt), (TtsChoice::None, SttChoice::None));
     assert_eq!(settings.log.format, LogFormat::Json);
+    assert_eq!(settings.key_cache, Duration::from_secs(10), "Lambda caches keys unless told not to");
+    assert_eq!(Settings::defaults().key_cache, Duration::ZERO, "the local server does not");
+    assert!(read(&[("COLLOQUY_KEY_CACHE_SECONDS", "11")]).is_err());
     assert_eq!(read(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")]).unwrap().log.format, LogFormat::Text);
     assert_eq!(read(&[("COLLOQUY_LOG_FORMAT", "json")]).unwrap().log.format, LogFormat::Json);
     assert!(read(&[("COLLOQUY_LOG_FORMAT", "xml")]).is_err());

@@ -131,6 +131,11 @@ pub const VARS: &[Var] = &[
         Some("*"),
         "browser origins allowed to call the API: `*` (any, as Dify), `none`, or a comma-separated list of `scheme://host[:port]`",
     ),
+    env(
+        "COLLOQUY_KEY_CACHE_SECONDS",
+        Some("0"),
+        "how long an instance may serve the app behind a key from memory (0 to 10); a revoked key or a changed app is seen within it; on Lambda 10 unless set (saves two store reads per request)",
+    ),
     // Logs.
     env(
         "COLLOQUY_LOG",
