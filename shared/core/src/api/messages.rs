@@ -21,20 +21,28 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let Some(conversation_id) = conversation_id else {
         return Ok(ApiResponse::ok(&Page::<views::Message>::new(limit.get(), false, Vec::new())));
     };
-    owned(ctx, owner, conversation_id).await?;
-
-    let before = match first_id {
-        None => None,
+    // The ownership check and the first read of the page run together (one round trip
+    // instead of two on a remote store); what was read is discarded unless the caller owns
+    // the conversation, and the ownership error comes first.
+    let rows = match first_id {
+        None => {
+            let (conversation, page) = tokio::join!(
+                owned(ctx, owner, conversation_id),
+                ctx.store().messages_before(conversation_id, None, limit.probe())
+            );
+            conversation?;
+            page?
+        }
         Some(id) => {
-            let first = ctx
-                .store()
-                .message_in(conversation_id, id)
-                .await?
-                .ok_or(ApiError::NotFound("First Message Not Exists."))?;
-            Some(Cursor { at: first.created_at, id })
+            let (conversation, first) =
+                tokio::join!(owned(ctx, owner, conversation_id), ctx.store().message_in(conversation_id, id));
+            conversation?;
+            let first = first?.ok_or(ApiError::NotFound("First Message Not Exists."))?;
+            let before = Cursor { at: first.created_at, id };
+            ctx.store().messages_before(conversation_id, Some(before), limit.probe()).await?
         }
     };
-    let rows = settled(ctx, ctx.store().messages_before(conversation_id, before, limit.probe()).await?).await;
+    let rows = settled(ctx, rows).await;
     let (mut rows, has_more) = split_probe(rows, limit.get());
     rows.reverse();
     let ids: Vec<MessageId> = rows.iter().map(|m| m.id).collect();
