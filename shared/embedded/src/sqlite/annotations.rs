@@ -50,6 +50,19 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<AnnotationJob> {
     })
 }
 
+/// The rows of an app's annotation list: `?1` the app, `?2` a keyword or `NULL`.
+const LIST_FILTER: &str = "app_id = ?1 \
+    AND (?2 IS NULL OR instr(lower(question), lower(?2)) > 0 OR instr(lower(answer), lower(?2)) > 0)";
+
+/// A page of an app's annotations, newest first: [`LIST_FILTER`], `?3` how many rows, `?4`
+/// how many to skip. Dify pages this list by number, so it is an offset rather than a cursor;
+/// it walks `annotations_by_app` in order and needs no sort of its own.
+pub(super) fn list_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM annotations WHERE {LIST_FILTER} ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
+    )
+}
+
 #[async_trait]
 impl AnnotationStore for SqliteStore {
     async fn insert_annotation(&self, a: &Annotation) -> StoreResult<()> {
@@ -82,20 +95,16 @@ impl AnnotationStore for SqliteStore {
         offset: u64,
         limit: u32,
     ) -> StoreResult<(Vec<Annotation>, u64)> {
-        let filter = "app_id = ?1 AND (?2 IS NULL OR instr(lower(question), lower(?2)) > 0 OR instr(lower(answer), lower(?2)) > 0)";
         let keyword = keyword.map(str::to_owned);
-        let sql = format!(
-            "SELECT {COLUMNS} FROM annotations WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
-        );
         // An offset beyond what SQLite can count skips every row, as the largest one does.
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        let rows = self.all(sql, args![app, keyword.clone(), i64::from(limit), offset], annotation_from_row).await?;
-        let count_sql = format!("SELECT COUNT(*) AS total FROM annotations WHERE {filter}");
+        let values = args![app, keyword.clone(), i64::from(limit), offset];
+        let rows = self.all(list_sql(), values, annotation_from_row).await?;
+        let count_sql = format!("SELECT COUNT(*) AS total FROM annotations WHERE {LIST_FILTER}");
         let count_args = args![app, keyword];
         let total = self.with(move |conn| {
-            conn.query_row(&count_sql, params_from_iter(count_args), |row| {
-                Fields::of("annotations", row).count("total")
-            })
+            conn.prepare_cached(&count_sql)?
+                .query_row(params_from_iter(count_args), |row| Fields::of("annotations", row).count("total"))
         });
         Ok((rows, total.await?))
     }

@@ -68,7 +68,11 @@ impl FeedbackStore for SqliteStore {
         );
         let mut values = args![owner.app_id, owner.end_user_id];
         values.extend(messages.iter().map(|id| arg(*id)));
-        let rows = self.all(sql, values, feedback_from_row).await?;
+        // Prepared afresh: the text varies with the number of messages, and a statement per
+        // page size would only push the store's fixed statements out of the cache.
+        let rows: Vec<Feedback> = self
+            .with(move |conn| conn.prepare(&sql)?.query_map(params_from_iter(values), feedback_from_row)?.collect())
+            .await?;
         Ok(rows.into_iter().map(|f| (f.message_id, f.rating)).collect())
     }
 
@@ -79,42 +83,34 @@ impl FeedbackStore for SqliteStore {
             // Immediate: the check and the write hold the write lock, also against other processes.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let message = tx
-                .query_row(
-                    "SELECT 1 FROM messages WHERE id = ?1 AND conversation_id = ?2",
-                    params_from_iter(args![f.message_id, f.conversation_id]),
-                    |_| Ok(()),
-                )
+                .prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND conversation_id = ?2")?
+                .query_row(params_from_iter(args![f.message_id, f.conversation_id]), |_| Ok(()))
                 .optional()?;
             if message.is_none() {
                 return Ok(false);
             }
             let existing: Option<String> = tx
-                .query_row(
-                    existing_sql,
-                    params_from_iter(args![f.message_id, f.from_end_user_id, f.source.as_str()]),
-                    |row| Fields::of("feedbacks", row).get("id"),
-                )
+                .prepare_cached(existing_sql)?
+                .query_row(params_from_iter(args![f.message_id, f.from_end_user_id, f.source.as_str()]), |row| {
+                    Fields::of("feedbacks", row).get("id")
+                })
                 .optional()?;
             match existing {
-                Some(id) => tx.execute(
-                    "UPDATE feedbacks SET rating = ?2, content = ?3, updated_at = ?4 WHERE id = ?1",
-                    params_from_iter(args![id, f.rating.as_str(), f.content.clone(), f.updated_at]),
-                )?,
-                None => tx.execute(
-                    &insert_sql("feedbacks", COLUMNS),
-                    params_from_iter(args![
-                        f.id,
-                        f.app_id,
-                        f.conversation_id,
-                        f.message_id,
-                        f.from_end_user_id,
-                        f.rating.as_str(),
-                        f.content.clone(),
-                        f.source.as_str(),
-                        f.created_at,
-                        f.updated_at
-                    ]),
-                )?,
+                Some(id) => tx
+                    .prepare_cached("UPDATE feedbacks SET rating = ?2, content = ?3, updated_at = ?4 WHERE id = ?1")?
+                    .execute(params_from_iter(args![id, f.rating.as_str(), f.content.clone(), f.updated_at]))?,
+                None => tx.prepare_cached(&insert_sql("feedbacks", COLUMNS))?.execute(params_from_iter(args![
+                    f.id,
+                    f.app_id,
+                    f.conversation_id,
+                    f.message_id,
+                    f.from_end_user_id,
+                    f.rating.as_str(),
+                    f.content.clone(),
+                    f.source.as_str(),
+                    f.created_at,
+                    f.updated_at
+                ]))?,
             };
             tx.commit()?;
             Ok(true)

@@ -7,10 +7,10 @@ use rusqlite::{Row, params_from_iter};
 use colloquy_core::domain::{ABANDONED_ERROR, ConversationId, Cursor, Message, MessageId, Owner};
 use colloquy_core::ports::{MessageStore, StoreResult};
 
-use super::codec::{Fields, args, to_json};
+use super::codec::{Args, Fields, args, to_json};
 use super::{SqliteStore, insert_sql, placeholders};
 
-const COLUMNS: &str = "id, app_id, end_user_id, conversation_id, parent_message_id, inputs, query, answer, \
+pub(super) const COLUMNS: &str = "id, app_id, end_user_id, conversation_id, parent_message_id, inputs, query, answer, \
     message_files, retriever_resources, agent_thoughts, status, error, metadata, created_at, task_id";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
@@ -37,6 +37,44 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     })
 }
 
+/// A page of a conversation's history, newest first: `?1` the conversation, `?2` how many
+/// rows; after a cursor, `?3` and `?4` its time and id. The cursor is a row-value comparison
+/// so that SQLite seeks `messages_by_conversation` straight to it, however deep; the first
+/// page has a statement of its own rather than a `?3 IS NULL OR ...`, which no index serves.
+pub(super) fn history_sql(after_cursor: bool) -> String {
+    let seek = if after_cursor { " AND (created_at, id) < (?3, ?4)" } else { "" };
+    format!(
+        "SELECT {COLUMNS} FROM messages WHERE conversation_id = ?1{seek} ORDER BY created_at DESC, id DESC LIMIT ?2"
+    )
+}
+
+/// The first message of a conversation (a generated name is drawn from it): `?1` the conversation.
+pub(super) fn first_message_sql() -> String {
+    format!("SELECT {COLUMNS} FROM messages WHERE conversation_id = ?1 ORDER BY created_at, id LIMIT 1")
+}
+
+/// The values of a row, in the order of [`COLUMNS`].
+pub(super) fn message_args(m: &Message) -> StoreResult<Args> {
+    Ok(args![
+        m.id,
+        m.owner.app_id,
+        m.owner.end_user_id,
+        m.conversation_id,
+        m.parent_message_id,
+        to_json(&m.inputs)?,
+        m.query.as_str(),
+        m.answer.as_str(),
+        to_json(&m.message_files)?,
+        to_json(&m.retriever_resources)?,
+        to_json(&m.agent_thoughts)?,
+        m.status.as_str(),
+        m.error.clone(),
+        to_json(&m.metadata)?,
+        m.created_at,
+        m.task_id
+    ])
+}
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn insert_message(&self, m: &Message) -> StoreResult<bool> {
@@ -47,33 +85,14 @@ impl MessageStore for SqliteStore {
              (SELECT 1 FROM conversations WHERE id = ?4 AND app_id = ?2 AND end_user_id = ?3)",
             placeholders(COLUMNS)
         );
-        let values = args![
-            m.id,
-            m.owner.app_id,
-            m.owner.end_user_id,
-            m.conversation_id,
-            m.parent_message_id,
-            to_json(&m.inputs)?,
-            m.query.as_str(),
-            m.answer.as_str(),
-            to_json(&m.message_files)?,
-            to_json(&m.retriever_resources)?,
-            to_json(&m.agent_thoughts)?,
-            m.status.as_str(),
-            m.error.clone(),
-            to_json(&m.metadata)?,
-            m.created_at,
-            m.task_id
-        ];
+        let values = message_args(m)?;
         let task = m.task_id.map(|task| args![task, m.owner.app_id, m.owner.end_user_id, 0_i64, m.created_at]);
         self.with(move |conn| {
             let tx = conn.transaction()?;
-            let inserted = tx.execute(&sql, params_from_iter(values))? == 1;
+            let inserted = tx.prepare_cached(&sql)?.execute(params_from_iter(values))? == 1;
             if inserted && let Some(task) = task {
-                tx.execute(
-                    &insert_sql("tasks", "id, app_id, end_user_id, stop_requested, started_at"),
-                    params_from_iter(task),
-                )?;
+                let insert_task = insert_sql("tasks", "id, app_id, end_user_id, stop_requested, started_at");
+                tx.prepare_cached(&insert_task)?.execute(params_from_iter(task))?;
             }
             tx.commit()?;
             Ok(inserted)
@@ -118,17 +137,14 @@ impl MessageStore for SqliteStore {
         before: Option<Cursor<MessageId>>,
         fetch: usize,
     ) -> StoreResult<Vec<Message>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM messages WHERE conversation_id = ?1
-             AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3))
-             ORDER BY created_at DESC, id DESC LIMIT ?4"
-        );
-        let values = args![conversation, before.map(|c| c.at), before.map(|c| c.id), fetch as i64];
-        self.all(sql, values, message_from_row).await
+        let mut values = args![conversation, fetch as i64];
+        if let Some(cursor) = before {
+            values.extend(args![cursor.at, cursor.id]);
+        }
+        self.all(history_sql(before.is_some()), values, message_from_row).await
     }
 
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {
-        let sql = format!("SELECT {COLUMNS} FROM messages WHERE conversation_id = ?1 ORDER BY created_at, id LIMIT 1");
-        self.one(sql, args![conversation], message_from_row).await
+        self.one(first_message_sql(), args![conversation], message_from_row).await
     }
 }

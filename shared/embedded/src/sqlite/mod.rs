@@ -29,6 +29,8 @@ mod rate_limits;
 mod tasks;
 mod variables;
 
+#[cfg(any(test, feature = "test-util"))]
+mod test_util;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +39,12 @@ mod tests;
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
+
+/// How many prepared statements the connection keeps: every fixed statement of the store
+/// (fewer than a hundred, counting each sort and page kind of the lists) with room to spare, so
+/// none is compiled twice. Statements whose text varies with their input (an `IN` list of
+/// any length) are prepared without the cache.
+const STATEMENT_CACHE_CAPACITY: usize = 128;
 
 /// Reads one result row.
 type MapRow<T> = fn(&Row<'_>) -> rusqlite::Result<T>;
@@ -56,6 +64,7 @@ impl SqliteStore {
 
     fn init(conn: Connection) -> StoreResult<Self> {
         conn.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         schema::prepare(&conn)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
@@ -77,17 +86,17 @@ impl SqliteStore {
 
     /// One row or none.
     async fn one<T: Send + 'static>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Option<T>> {
-        self.with(move |conn| conn.query_row(&sql, params_from_iter(args), map).optional()).await
+        self.with(move |conn| conn.prepare_cached(&sql)?.query_row(params_from_iter(args), map).optional()).await
     }
 
     /// Every row.
     async fn all<T: Send + 'static>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Vec<T>> {
-        self.with(move |conn| conn.prepare(&sql)?.query_map(params_from_iter(args), map)?.collect()).await
+        self.with(move |conn| conn.prepare_cached(&sql)?.query_map(params_from_iter(args), map)?.collect()).await
     }
 
     /// Runs one statement and returns how many rows it changed.
     async fn execute(&self, sql: String, args: Args) -> StoreResult<usize> {
-        self.with(move |conn| conn.execute(&sql, params_from_iter(args))).await
+        self.with(move |conn| conn.prepare_cached(&sql)?.execute(params_from_iter(args))).await
     }
 }
 

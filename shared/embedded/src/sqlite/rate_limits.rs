@@ -14,12 +14,14 @@ impl RateLimiter for SqliteStore {
         let key = key.to_owned();
         self.with(move |conn| {
             let tx = conn.transaction()?;
-            tx.execute("DELETE FROM rate_windows WHERE key = ?1 AND window_start < ?2", params![key, window_start])?;
-            let counted = tx.execute(
-                "INSERT INTO rate_windows (key, window_start, hits) VALUES (?1, ?2, 1)
-                 ON CONFLICT (key, window_start) DO UPDATE SET hits = hits + 1 WHERE hits < ?3",
-                params![key, window_start, i64::from(limit)],
-            )?;
+            tx.prepare_cached("DELETE FROM rate_windows WHERE key = ?1 AND window_start < ?2")?
+                .execute(params![key, window_start])?;
+            let counted = tx
+                .prepare_cached(
+                    "INSERT INTO rate_windows (key, window_start, hits) VALUES (?1, ?2, 1)
+                     ON CONFLICT (key, window_start) DO UPDATE SET hits = hits + 1 WHERE hits < ?3",
+                )?
+                .execute(params![key, window_start, i64::from(limit)])?;
             tx.commit()?;
             Ok(counted == 1)
         })

@@ -1,4 +1,5 @@
-//! Unit tests of the SQLite adapter: schema migrations, and rows that do not decode.
+//! Unit tests of the SQLite adapter: schema migrations, rows that do not decode, and the
+//! query plans of the list statements.
 
 use rusqlite::Connection;
 use uuid::Uuid;
@@ -131,4 +132,99 @@ async fn malformed_json_names_its_column() {
     let store = store_with(&message_row(&ids, "normal").replace("'[]', '[]', '[]'", "'[]', '{', '[]'"));
     let message = corrupt(store.message_in(ids.conversation, ids.message).await);
     assert!(message.contains("messages.retriever_resources"), "{message}");
+}
+
+/// What SQLite plans for `sql`: one line per step (`SEARCH ...`, `SCAN ...`, `USE TEMP B-TREE ...`).
+fn plan(store: &SqliteStore, sql: &str) -> Vec<String> {
+    let conn = store.conn.lock().unwrap();
+    let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    // The plan does not depend on the values (the store keeps no statistics); NULL stands for each.
+    let nulls = vec![rusqlite::types::Null; explain.parameter_count()];
+    let details = explain.query_map(rusqlite::params_from_iter(nulls), |row| row.get::<_, String>("detail")).unwrap();
+    details.collect::<Result<_, _>>().unwrap()
+}
+
+/// A list statement as the store runs it, and the one index search it must plan.
+struct ListStatement {
+    name: String,
+    sql: String,
+    index: &'static str,
+    /// The search's constraints as SQLite prints them: the equality prefix, then on a next
+    /// page the row-value range that seeks to the cursor.
+    seek: String,
+}
+
+/// Every list page, first and next.
+fn list_statements() -> Vec<ListStatement> {
+    use colloquy_core::domain::{ConversationSort, SortField};
+
+    let mut statements = Vec::new();
+    for after in [false, true] {
+        let page = if after { "next page" } else { "first page" };
+        let seek = |prefix: &str, columns: &str, op: &str| match after {
+            true => format!("{prefix} AND ({columns}){op}(?,?)"),
+            false => prefix.to_owned(),
+        };
+        statements.push(ListStatement {
+            name: format!("messages, {page}"),
+            sql: super::messages::history_sql(after),
+            index: "messages_by_conversation",
+            seek: seek("conversation_id=?", "created_at,id", "<"),
+        });
+        statements.push(ListStatement {
+            name: format!("variables, {page}"),
+            sql: super::variables::list_sql(after),
+            index: "variables_by_conversation",
+            seek: seek("conversation_id=?", "created_at,id", ">"),
+        });
+        for (field, column, index) in [
+            (SortField::CreatedAt, "created_at", "conversations_by_created"),
+            (SortField::UpdatedAt, "updated_at", "conversations_by_updated"),
+        ] {
+            for descending in [true, false] {
+                let order = if descending { "descending" } else { "ascending" };
+                statements.push(ListStatement {
+                    name: format!("conversations by {column} {order}, {page}"),
+                    sql: super::conversations::list_sql(ConversationSort { field, descending }, after),
+                    index,
+                    seek: seek(
+                        "app_id=? AND end_user_id=?",
+                        &format!("{column},id"),
+                        if descending { "<" } else { ">" },
+                    ),
+                });
+            }
+        }
+    }
+    // Paged by number rather than by cursor, but still read in index order.
+    statements.push(ListStatement {
+        name: "annotations".into(),
+        sql: super::annotations::list_sql(),
+        index: "annotations_by_app",
+        seek: "app_id=?".into(),
+    });
+    statements.push(ListStatement {
+        name: "a conversation's first message".into(),
+        sql: super::messages::first_message_sql(),
+        index: "messages_by_conversation",
+        seek: "conversation_id=?".into(),
+    });
+    statements
+}
+
+/// Each list seeks its index to the page, at any depth: a plan that scans, or sorts the rows
+/// itself (`USE TEMP B-TREE FOR ORDER BY`), reads every row before the cursor.
+#[test]
+fn every_list_page_seeks_its_index() {
+    let store = SqliteStore::in_memory().unwrap();
+    for ListStatement { name, sql, index, seek } in list_statements() {
+        let plan = plan(&store, &sql);
+        let steps = plan.join("; ");
+        assert!(!steps.contains("SCAN") && !steps.contains("TEMP B-TREE"), "{name}: {steps}");
+        let searches = [format!("USING INDEX {index} ({seek})"), format!("USING COVERING INDEX {index} ({seek})")];
+        assert!(
+            plan.len() == 1 && plan[0].starts_with("SEARCH ") && searches.iter().any(|s| plan[0].ends_with(s)),
+            "{name}: expected one search of {index} ({seek}), got {steps}"
+        );
+    }
 }

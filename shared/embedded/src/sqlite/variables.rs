@@ -26,6 +26,19 @@ fn variable_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationVariable> {
     })
 }
 
+/// A page of a conversation's variables, oldest first: `?1` the conversation, `?2` a name
+/// filter or `NULL`, `?3` how many rows; after a cursor, `?4` and `?5` its time and id. The
+/// cursor is a row-value comparison so that SQLite seeks `variables_by_conversation` straight
+/// to it; the first page has a statement of its own. The name filter only drops rows on the
+/// way, it takes no part in the seek.
+pub(super) fn list_sql(after_cursor: bool) -> String {
+    let seek = if after_cursor { " AND (created_at, id) > (?4, ?5)" } else { "" };
+    format!(
+        "SELECT {COLUMNS} FROM conversation_variables WHERE conversation_id = ?1 \
+         AND (?2 IS NULL OR instr(lower(name), ?2) > 0){seek} ORDER BY created_at, id LIMIT ?3"
+    )
+}
+
 #[async_trait]
 impl VariableStore for SqliteStore {
     async fn insert_variable(&self, v: &ConversationVariable) -> StoreResult<()> {
@@ -50,20 +63,11 @@ impl VariableStore for SqliteStore {
         after: Option<Cursor<VariableId>>,
         fetch: usize,
     ) -> StoreResult<Vec<ConversationVariable>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM conversation_variables WHERE conversation_id = ?1
-             AND (?2 IS NULL OR instr(lower(name), ?2) > 0)
-             AND (?3 IS NULL OR created_at > ?3 OR (created_at = ?3 AND id > ?4))
-             ORDER BY created_at, id LIMIT ?5"
-        );
-        let values = args![
-            conversation,
-            name.map(|n| n.needle().to_owned()),
-            after.map(|c| c.at),
-            after.map(|c| c.id),
-            fetch as i64
-        ];
-        self.all(sql, values, variable_from_row).await
+        let mut values = args![conversation, name.map(|n| n.needle().to_owned()), fetch as i64];
+        if let Some(cursor) = after {
+            values.extend(args![cursor.at, cursor.id]);
+        }
+        self.all(list_sql(after.is_some()), values, variable_from_row).await
     }
 
     async fn variable(

@@ -1,0 +1,156 @@
+//! Deep pages on SQLite: how long the first page of a long list takes against its last full
+//! page, for a conversation's message history (newest first, `first_id`) and an end user's
+//! conversations (every sort, `last_id`).
+//!
+//! Seeds one conversation with 100,001 messages and one end user with 100,001 conversations
+//! (timestamps shared by pairs of rows, so the id tie-break is exercised) in a SQLite file,
+//! then times each page through the store's ports: the median of 50 runs after 5 warm-ups.
+//! Run with `cargo bench -p colloquy-bench-depth` (release settings).
+
+use std::time::{Duration, Instant};
+
+use colloquy_core::domain::{
+    AppId, Conversation, ConversationId, ConversationSort, ConversationStatus, Cursor, EndUserId, Message, MessageId,
+    MessageStatus, Owner, SortField, Timestamp,
+};
+use colloquy_core::ports::{ConversationStore, MessageStore};
+use colloquy_embedded::sqlite::SqliteStore;
+use serde_json::{Map, json};
+use uuid::Uuid;
+
+/// Rows in each list.
+const ROWS: usize = 100_001;
+/// Rows a page asks the store for: a page of 20 plus one to tell whether more follow.
+const FETCH: usize = 21;
+const WARM_UPS: usize = 5;
+const RUNS: usize = 50;
+/// 2025-01-16T10:00:00Z, in microseconds.
+const T0: i64 = 1_737_021_600_000_000;
+
+/// The `i`-th timestamp of a list: two rows share each one.
+fn at(i: usize) -> Timestamp {
+    Timestamp::from_micros(T0 + (i / 2) as i64 * 1_000)
+}
+
+fn conversation(owner: Owner, i: usize) -> Conversation {
+    Conversation {
+        id: ConversationId::from_uuid(Uuid::new_v4()),
+        owner,
+        name: format!("conversation {i}"),
+        inputs: Map::new(),
+        status: ConversationStatus::Normal,
+        introduction: String::new(),
+        created_at: at(i),
+        // Updated in the reverse order of creation, so the two sorts differ.
+        updated_at: at(ROWS - 1 - i),
+    }
+}
+
+fn message(conversation: &Conversation, i: usize) -> Message {
+    Message {
+        id: MessageId::from_uuid(Uuid::new_v4()),
+        conversation_id: conversation.id,
+        owner: conversation.owner,
+        parent_message_id: None,
+        inputs: Map::new(),
+        query: format!("question {i}"),
+        answer: "An answer of a typical length, a sentence or two long, as a model would write it.".into(),
+        message_files: Vec::new(),
+        retriever_resources: Vec::new(),
+        agent_thoughts: Vec::new(),
+        status: MessageStatus::Normal,
+        error: None,
+        metadata: json!({"usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46}}),
+        created_at: at(i),
+        task_id: None,
+    }
+}
+
+/// The median time of `run` over [`RUNS`] runs, after [`WARM_UPS`] untimed ones.
+async fn median<F, Fut>(mut run: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = usize>,
+{
+    for _ in 0..WARM_UPS {
+        assert_eq!(run().await, FETCH, "every timed page is full");
+    }
+    let mut times = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        let rows = run().await;
+        times.push(start.elapsed());
+        assert_eq!(rows, FETCH);
+    }
+    times.sort();
+    times[RUNS / 2]
+}
+
+fn report(list: &str, first: Duration, deep: Duration) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("| {list} | {:.3} | {:.3} | {:.2} |", ms(first), ms(deep), deep.as_secs_f64() / first.as_secs_f64());
+}
+
+#[tokio::main]
+async fn main() {
+    let path = std::env::temp_dir().join(format!("colloquy-depth-{}.db", Uuid::new_v4()));
+    let store = SqliteStore::open(&path).expect("open the store");
+    let owner = Owner { app_id: AppId::from_uuid(Uuid::new_v4()), end_user_id: EndUserId::from_uuid(Uuid::new_v4()) };
+
+    let started = Instant::now();
+    let conversations: Vec<Conversation> = (0..ROWS).map(|i| conversation(owner, i)).collect();
+    // The history lives in a conversation of another end user, so each list is alone in its index range.
+    let other = Owner { end_user_id: EndUserId::from_uuid(Uuid::new_v4()), ..owner };
+    let history = conversation(other, 0);
+    let messages: Vec<Message> = (0..ROWS).map(|i| message(&history, i)).collect();
+    store.import(&[conversations.clone(), vec![history.clone()]].concat(), &messages).await.expect("seed");
+    eprintln!("seeded {ROWS} conversations and {ROWS} messages in {:.1} s", started.elapsed().as_secs_f64());
+
+    println!("| list | first page ms | last full page ms | × first page |");
+    println!("|---|---:|---:|---:|");
+
+    // Messages, newest first: the deep page's cursor is the row just before the oldest 21.
+    let mut newest_first: Vec<&Message> = messages.iter().collect();
+    newest_first.sort_by_key(|m| std::cmp::Reverse((m.created_at, m.id.to_string())));
+    let deep = newest_first[ROWS - FETCH - 1];
+    let deep = Cursor { at: deep.created_at, id: deep.id };
+    let oldest = newest_first[ROWS - 1].id;
+    let page = store.messages_before(history.id, Some(deep), FETCH).await.unwrap();
+    assert_eq!(page.last().map(|m| m.id), Some(oldest), "the deep page ends at the oldest message");
+    let first = median(|| async { store.messages_before(history.id, None, FETCH).await.unwrap().len() }).await;
+    let last = median(|| async { store.messages_before(history.id, Some(deep), FETCH).await.unwrap().len() }).await;
+    report("messages (newest first)", first, last);
+
+    for (field, descending, name) in [
+        (SortField::UpdatedAt, true, "-updated_at"),
+        (SortField::UpdatedAt, false, "updated_at"),
+        (SortField::CreatedAt, true, "-created_at"),
+        (SortField::CreatedAt, false, "created_at"),
+    ] {
+        let sort = ConversationSort { field, descending };
+        let key = |c: &Conversation| {
+            let at = match field {
+                SortField::CreatedAt => c.created_at,
+                SortField::UpdatedAt => c.updated_at,
+            };
+            (at, c.id.to_string())
+        };
+        let mut ordered: Vec<&Conversation> = conversations.iter().collect();
+        ordered.sort_by_key(|c| key(c));
+        if descending {
+            ordered.reverse();
+        }
+        let deep = ordered[ROWS - FETCH - 1];
+        let deep = Cursor { at: key(deep).0, id: deep.id };
+        let page = store.conversations(owner, sort, Some(deep), FETCH).await.unwrap();
+        assert_eq!(page.last().map(|c| c.id), Some(ordered[ROWS - 1].id), "the deep page ends the list");
+        let first = median(|| async { store.conversations(owner, sort, None, FETCH).await.unwrap().len() }).await;
+        let last = median(|| async { store.conversations(owner, sort, Some(deep), FETCH).await.unwrap().len() }).await;
+        report(&format!("conversations (`sort_by={name}`)"), first, last);
+    }
+
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
