@@ -14,7 +14,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::shared::IntoShared;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -65,10 +68,31 @@ pub fn http_client(roots: &Roots) -> Result<SharedHttpClient, CertFileError> {
         .with_trust_store(roots.trust_store()?)
         .build()
         .expect("a TLS context with a trust store always builds");
-    Ok(aws_smithy_http_client::Builder::new()
+    let client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(context)
-        .build_https())
+        .build_https();
+    Ok(RootsCheckedHere(client).into_shared())
+}
+
+/// The SDK's HTTP client without its start-up check. For each SDK client built on it, that
+/// check builds a connector and throws it away so that the host's roots are read at start
+/// rather than at the first call; with roots that are already in memory it would only parse
+/// them again (about a millisecond for Mozilla's, for each of the several SDK clients a
+/// function builds). The roots are checked here instead: an operator's file when it is read
+/// ([`Roots::pem`]), the compiled-in ones by this module's tests. The connectors that carry
+/// requests are built and cached by the SDK's client as before.
+#[derive(Debug)]
+struct RootsCheckedHere(SharedHttpClient);
+
+impl HttpClient for RootsCheckedHere {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// Certificates in PEM, one line of base64 each (the SDK's PEM reader takes any line length).
@@ -225,8 +249,7 @@ mod tests {
         assert!(Roots::File(not_a_root.0.clone()).pem().is_err());
     }
 
-    /// A client built on the shared HTTP client sets up its connector (and so parses the
-    /// roots) when it is built, at a function's start, not at its first call.
+    /// SDK clients build on the shared HTTP client.
     #[tokio::test]
     async fn sdk_clients_build_with_the_compiled_roots() {
         let config = aws_config::SdkConfig::builder()
