@@ -137,12 +137,12 @@ struct Composition {
 }
 
 impl Composition {
-    async fn new(settings: Settings) -> Self {
+    async fn new(settings: Settings) -> Result<Self, String> {
         let needs_aws = settings.store.kind == StoreKind::Dynamodb
             || settings.models.bedrock.is_some()
             || settings.speech.needs_aws();
-        let aws = if needs_aws { Some(Aws::load().await) } else { None };
-        Self { settings, aws }
+        let aws = if needs_aws { Some(load_aws().await?) } else { None };
+        Ok(Self { settings, aws })
     }
 
     fn aws(&self) -> Result<&Aws, String> {
@@ -233,10 +233,15 @@ impl Composition {
     }
 }
 
+/// The AWS configuration; fails only on an unusable `SSL_CERT_FILE`.
+async fn load_aws() -> Result<Aws, String> {
+    Aws::load().await.map_err(|e| e.to_string())
+}
+
 async fn aws_init(composition: &Composition) -> Result<(), String> {
     let aws = match &composition.aws {
         Some(aws) => aws.clone(),
-        None => Aws::load().await,
+        None => load_aws().await?,
     };
     let table = aws.store(&composition.settings.store);
     let created = table.create_table().await.map_err(|e| e.to_string())?;
@@ -248,7 +253,7 @@ async fn aws_init(composition: &Composition) -> Result<(), String> {
 }
 
 async fn run(command: Command, settings: Settings) -> Result<(), String> {
-    let composition = Composition::new(settings).await;
+    let composition = Composition::new(settings).await?;
     match command {
         Command::Aws(AwsCommand::Init) => aws_init(&composition).await,
         Command::Serve => serve(&composition).await,

@@ -106,7 +106,8 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 impl Function {
-    /// Starts the function `name` (from `target/debug`) with `env` plus the Lambda variables.
+    /// Starts the function `name` (from `target/debug`) with `env` plus the Lambda variables,
+    /// in this process's environment without the trust-store variables Lambda does not set.
     pub async fn start(name: &str, env: &[(&str, String)]) -> Function {
         Self::start_binary(&binary(name), name, env).await
     }
@@ -132,6 +133,10 @@ impl Function {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
             .env("RUST_LOG", "warn")
+            // Lambda sets neither: a host that exports them (to its own bundle and certificate
+            // directory) would hand the function a trust store it does not have on Lambda.
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         for (key, value) in env {

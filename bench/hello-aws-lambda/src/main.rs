@@ -1,5 +1,7 @@
 //! The hello-world function with an AWS SDK configuration and a DynamoDB client built at start,
-//! as every Colloquy function does: the cold-start floor of a function that talks to AWS.
+//! with the SDK's defaults: its TLS roots are the host's trust store, read at start. The
+//! functions build the same on compiled-in roots (`colloquy_aws::trust`), so this is the
+//! reference for what the host's store costs, not their floor any more.
 
 use lambda_http::{Body, Error, Request, Response, service_fn};
 

@@ -1,6 +1,7 @@
 //! Colloquy on AWS: DynamoDB for data, S3 for files and audio, Amazon Polly and Amazon
 //! Transcribe for speech, Amazon Bedrock for models. Every client is built through
-//! [`aws_clients`] (its retries and time-outs). Implements the core's ports.
+//! [`aws_clients`] (its retries and time-outs) on the HTTP client of [`trust`] (its root
+//! certificates). Implements the core's ports.
 
 pub mod aws_clients;
 mod aws_errors;
@@ -9,6 +10,7 @@ pub mod dynamo;
 pub mod polly;
 pub mod s3;
 pub mod transcribe;
+pub mod trust;
 
 use std::sync::Arc;
 
@@ -24,9 +26,14 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// The standard AWS environment (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL*`).
-    pub async fn load() -> Self {
-        Self::from_config(aws_config::load_from_env().await)
+    /// The standard AWS environment (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL*`), with
+    /// one HTTP client for every SDK client and credential provider, verifying against the
+    /// compiled-in roots or `SSL_CERT_FILE`'s ([`trust`]). Fails only on an unusable
+    /// `SSL_CERT_FILE`.
+    pub async fn load() -> Result<Self, trust::CertFileError> {
+        let http_client = trust::http_client(&trust::Roots::from_env())?;
+        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client);
+        Ok(Self::from_config(loader.load().await))
     }
 
     pub fn from_config(config: aws_config::SdkConfig) -> Self {
