@@ -141,7 +141,7 @@ impl Composition {
         let needs_aws = settings.store.kind == StoreKind::Dynamodb
             || settings.models.bedrock.is_some()
             || settings.speech.needs_aws();
-        let aws = if needs_aws { Some(load_aws().await?) } else { None };
+        let aws = if needs_aws { Some(load_aws(&settings).await?) } else { None };
         Ok(Self { settings, aws })
     }
 
@@ -234,14 +234,14 @@ impl Composition {
 }
 
 /// The AWS configuration; fails only on an unusable `SSL_CERT_FILE`.
-async fn load_aws() -> Result<Aws, String> {
-    Aws::load().await.map_err(|e| e.to_string())
+async fn load_aws(settings: &Settings) -> Result<Aws, String> {
+    Aws::load(&settings.store).await.map_err(|e| e.to_string())
 }
 
 async fn aws_init(composition: &Composition) -> Result<(), String> {
     let aws = match &composition.aws {
         Some(aws) => aws.clone(),
-        None => load_aws().await?,
+        None => load_aws(&composition.settings).await?,
     };
     let table = aws.store(&composition.settings.store);
     let created = table.create_table().await.map_err(|e| e.to_string())?;

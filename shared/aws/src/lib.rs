@@ -30,8 +30,8 @@ impl Aws {
     /// one HTTP client for every SDK client and credential provider, verifying against the
     /// compiled-in roots or `SSL_CERT_FILE`'s ([`trust`]). Fails only on an unusable
     /// `SSL_CERT_FILE`.
-    pub async fn load() -> Result<Self, trust::CertFileError> {
-        let http_client = trust::http_client(&trust::Roots::from_env())?;
+    pub async fn load(settings: &StoreSettings) -> Result<Self, trust::CertFileError> {
+        let http_client = trust::http_client(&trust::Roots::from_cert_file(settings.cert_file.clone()))?;
         let loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client);
         Ok(Self::from_config(loader.load().await))
     }

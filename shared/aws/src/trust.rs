@@ -34,9 +34,9 @@ pub enum Roots {
 }
 
 impl Roots {
-    /// The roots this process trusts: the file `SSL_CERT_FILE` names, when it names one.
-    pub fn from_env() -> Self {
-        Self::from_cert_file_var(std::env::var_os(CERT_FILE_VAR))
+    /// The roots for the setting `SSL_CERT_FILE` (read by the settings reader).
+    pub fn from_cert_file(path: Option<PathBuf>) -> Self {
+        Self::from_cert_file_var(path.map(OsString::from))
     }
 
     /// The roots for a value of `SSL_CERT_FILE` (unset or empty: the compiled-in roots).

@@ -24,7 +24,8 @@ use lambda_http::{Body, Request, Response, service_fn};
 async fn start() -> Result<(Settings, Aws), Error> {
     let settings = Settings::from_env(Program::Lambda)?;
     colloquy_core::logging::init(&settings.log)?;
-    Ok((settings, Aws::load().await?))
+    let aws = Aws::load(&settings.store).await?;
+    Ok((settings, aws))
 }
 
 /// Everything an endpoint needs, composed once per cold start: the store and bucket always,

@@ -78,6 +78,8 @@ pub struct StoreSettings {
     pub bucket: String,
     /// Path-style S3 addressing (one rule for every program).
     pub s3_path_style: bool,
+    /// `SSL_CERT_FILE`: the only roots AWS connections trust when set (else compiled-in ones).
+    pub cert_file: Option<PathBuf>,
 }
 
 impl StoreSettings {
@@ -347,6 +349,7 @@ fn read_store<F: Fn(&str) -> Option<String>>(program: Program, source: &Source<F
         table: on_lambda("COLLOQUY_TABLE")?,
         bucket: on_lambda("COLLOQUY_BUCKET")?,
         s3_path_style: source.flag("COLLOQUY_S3_PATH_STYLE")?.unwrap_or(endpoint_override),
+        cert_file: source.raw("SSL_CERT_FILE").map(PathBuf::from),
     })
 }
 

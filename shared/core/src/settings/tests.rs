@@ -42,6 +42,9 @@ fn one_path_style_rule() {
     );
     assert!(read(&[("COLLOQUY_S3_PATH_STYLE", "1")]).unwrap().store.s3_path_style);
     assert!(read(&[("COLLOQUY_S3_PATH_STYLE", "maybe")]).is_err());
+    assert_eq!(read(&[]).unwrap().store.cert_file, None);
+    let own = read(&[("SSL_CERT_FILE", "/etc/my-ca.pem")]).unwrap().store.cert_file;
+    assert_eq!(own, Some(PathBuf::from("/etc/my-ca.pem")));
 }
 
 #[test]

@@ -192,8 +192,14 @@ pub const VARS: &[Var] = &[
 ];
 
 /// Variables of the platform the reader also consults (not Colloquy's to document).
-pub(super) const PLATFORM_VARS: &[&str] =
-    &["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_LAMBDA_LOG_FORMAT", "COLLOQUY_EMULATOR_CACHE", "HOME"];
+pub(super) const PLATFORM_VARS: &[&str] = &[
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_LAMBDA_LOG_FORMAT",
+    "COLLOQUY_EMULATOR_CACHE",
+    "HOME",
+    "SSL_CERT_FILE",
+];
 
 /// OpenAI's text-to-speech voices, the default list for OpenAI-compatible speech.
 pub const OPENAI_VOICES: [&str; 11] =
