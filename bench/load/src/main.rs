@@ -38,6 +38,27 @@ async fn worker(client: Client, target: &Target, until: Instant) -> (Vec<Duratio
     (latencies, failures)
 }
 
+/// `connections` workers for `length`, each one's latencies and failures.
+async fn run(
+    client: &Client,
+    target: &std::sync::Arc<Target>,
+    connections: usize,
+    length: Duration,
+) -> Vec<(Vec<Duration>, u64)> {
+    let until = Instant::now() + length;
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (client, target) = (client.clone(), target.clone());
+            tokio::spawn(async move { worker(client, &target, until).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("a worker"));
+    }
+    results
+}
+
 fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -58,27 +79,13 @@ async fn main() {
     let method = args.get(5).map_or(Method::GET, |m| m.parse().expect("METHOD is an HTTP method"));
     let target = Target { url: args[1].clone(), key: args[2].clone(), method, body: args.get(6).cloned() };
     let client = Client::builder().pool_max_idle_per_host(connections).build().expect("a client");
-    // Warm up: open the connections and the server's caches.
-    let warm = Instant::now() + Duration::from_secs(1);
-    let mut tasks = Vec::new();
     let target = std::sync::Arc::new(target);
-    for _ in 0..connections {
-        let (client, target) = (client.clone(), target.clone());
-        tasks.push(tokio::spawn(async move { worker(client, &target, warm).await }));
-    }
-    for task in tasks.drain(..) {
-        task.await.expect("a worker");
-    }
+    // Warm up: open the connections and the server's caches.
+    run(&client, &target, connections, Duration::from_secs(1)).await;
     let started = Instant::now();
-    let until = started + Duration::from_secs(seconds);
-    for _ in 0..connections {
-        let (client, target) = (client.clone(), target.clone());
-        tasks.push(tokio::spawn(async move { worker(client, &target, until).await }));
-    }
     let mut latencies = Vec::new();
     let mut failures = 0;
-    for task in tasks {
-        let (mut own, failed) = task.await.expect("a worker");
+    for (mut own, failed) in run(&client, &target, connections, Duration::from_secs(seconds)).await {
         latencies.append(&mut own);
         failures += failed;
     }

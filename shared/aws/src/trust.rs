@@ -9,7 +9,6 @@
 //! `SSL_CERT_FILE`, and then exactly that file's certificates are trusted. `SSL_CERT_DIR` is
 //! not read.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -34,15 +33,11 @@ pub enum Roots {
 }
 
 impl Roots {
-    /// The roots for the setting `SSL_CERT_FILE` (read by the settings reader).
+    /// The roots for the setting `SSL_CERT_FILE`, as the settings reader gives it (unset or
+    /// empty: the compiled-in roots).
     pub fn from_cert_file(path: Option<PathBuf>) -> Self {
-        Self::from_cert_file_var(path.map(OsString::from))
-    }
-
-    /// The roots for a value of `SSL_CERT_FILE` (unset or empty: the compiled-in roots).
-    pub fn from_cert_file_var(value: Option<OsString>) -> Self {
-        match value {
-            Some(path) if !path.is_empty() => Self::File(path.into()),
+        match path {
+            Some(path) if !path.as_os_str().is_empty() => Self::File(path),
             _ => Self::Compiled,
         }
     }
@@ -226,7 +221,7 @@ mod tests {
         contents.extend(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
         let file = TempPem::new("bundle", &contents);
 
-        let roots = Roots::from_cert_file_var(Some(file.0.clone().into()));
+        let roots = Roots::from_cert_file(Some(file.0.clone()));
         assert_eq!(roots, Roots::File(file.0.clone()));
         // Exactly the file's certificate is trusted, none of the compiled-in ones besides.
         assert_eq!(certificates(&roots.pem().unwrap()), vec![root.clone()]);
@@ -235,8 +230,8 @@ mod tests {
 
     #[test]
     fn without_ssl_cert_file_the_compiled_roots_are_used() {
-        assert_eq!(Roots::from_cert_file_var(None), Roots::Compiled);
-        assert_eq!(Roots::from_cert_file_var(Some(OsString::new())), Roots::Compiled);
+        assert_eq!(Roots::from_cert_file(None), Roots::Compiled);
+        assert_eq!(Roots::from_cert_file(Some(PathBuf::new())), Roots::Compiled);
     }
 
     #[test]

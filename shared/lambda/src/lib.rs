@@ -142,18 +142,24 @@ async fn buffered(response: ApiResponse) -> Response<Body> {
     out
 }
 
+/// The services of `$endpoint`, composed with its needs taken from its spec as constants.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! services_for {
+    ($endpoint:ident) => {
+        $crate::services::<
+            { $crate::Endpoint::$endpoint.needs().models },
+            { $crate::Endpoint::$endpoint.needs().speech },
+        >()
+    };
+}
+
 /// Runs the Lambda runtime loop for one endpoint: `serve!(ListMessages)` in a function's
 /// `main`, with buffered responses (API Gateway; binary bodies go out base64-encoded).
 #[macro_export]
 macro_rules! serve {
     ($endpoint:ident) => {
-        $crate::serve_with(
-            $crate::Endpoint::$endpoint,
-            $crate::services::<
-                { $crate::Endpoint::$endpoint.needs().models },
-                { $crate::Endpoint::$endpoint.needs().speech },
-            >(),
-        )
+        $crate::serve_with($crate::Endpoint::$endpoint, $crate::services_for!($endpoint))
     };
 }
 
@@ -163,13 +169,7 @@ macro_rules! serve {
 #[macro_export]
 macro_rules! serve_streaming {
     ($endpoint:ident) => {
-        $crate::serve_streaming_with(
-            $crate::Endpoint::$endpoint,
-            $crate::services::<
-                { $crate::Endpoint::$endpoint.needs().models },
-                { $crate::Endpoint::$endpoint.needs().speech },
-            >(),
-        )
+        $crate::serve_streaming_with($crate::Endpoint::$endpoint, $crate::services_for!($endpoint))
     };
 }
 
