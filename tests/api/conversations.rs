@@ -150,3 +150,43 @@ async fn non_chat_apps_are_refused() {
         assert_eq!(send(app.get(&key, "/v1/conversations?user=u")).await.0, 200);
     }
 }
+
+/// End users first seen before ids were derived from (app, user) keep their random id: every
+/// read route still finds their data (the stored end user is looked up when the derived id
+/// finds nothing), and their writes keep going to the same end user.
+#[tokio::test]
+async fn end_users_from_before_derived_ids_keep_their_data() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let legacy = app.legacy_end_user(&key, "old-timer").await;
+    let conversation = app.seed_conversation(&key, "old-timer", "kept").await;
+    assert_eq!(conversation.owner, legacy.owner(), "seeded as the stored end user");
+    let message = app.seed_message(&conversation, "hello").await;
+    let id = conversation.id;
+
+    let (status, body) = send(app.get(&key, "/v1/conversations?user=old-timer")).await;
+    assert_eq!((status, ids(&body)), (200, vec![id.to_string()]), "{body}");
+    let path = format!("/v1/conversations?user=old-timer&last_id={id}");
+    let (status, body) = send(app.get(&key, &path)).await;
+    assert_eq!((status, body["data"].as_array().map(Vec::len)), (200, Some(0)), "{body}");
+    let (status, body) = send(app.get(&key, &format!("/v1/messages?user=old-timer&conversation_id={id}"))).await;
+    assert_eq!((status, body["data"][0]["id"].as_str()), (200, Some(message.id.to_string().as_str())), "{body}");
+    let (status, body) = send(app.get(&key, &format!("/v1/conversations/{id}/variables?user=old-timer"))).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A write as the same user rates the same message, which the next page shows.
+    let feedback = json!({"rating": "like", "user": "old-timer"});
+    let (status, body) = send(app.post(&key, &format!("/v1/messages/{}/feedbacks", message.id), feedback)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = send(app.get(&key, &format!("/v1/messages?user=old-timer&conversation_id={id}"))).await;
+    assert_eq!(body["data"][0]["feedback"]["rating"], "like", "{body}");
+
+    // Another user, new or old, sees none of it.
+    app.legacy_end_user(&key, "other-old").await;
+    for user in ["other-old", "newcomer"] {
+        let (status, body) = send(app.get(&key, &format!("/v1/conversations?user={user}"))).await;
+        assert_eq!((status, body["data"].as_array().map(Vec::len)), (200, Some(0)), "{user}: {body}");
+        let path = format!("/v1/messages?user={user}&conversation_id={id}");
+        assert_eq!(send(app.get(&key, &path)).await.0, 404, "{user}");
+    }
+}

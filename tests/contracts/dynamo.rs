@@ -2,66 +2,119 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use colloquy_core::domain::{
-    Conversation, ConversationId, ConversationVariable, Feedback, FeedbackId, FeedbackSource, Message, MessageId,
-    Rating, Timestamp, ValueType, VariableId,
+    ApiKey, Conversation, ConversationId, ConversationVariable, Feedback, FeedbackId, FeedbackSource, Message,
+    MessageId, Rating, Timestamp, ValueType, VariableId,
 };
-use colloquy_core::ports::{ConversationStore, FeedbackStore, MessageStore, Store, VariableStore};
+use colloquy_core::ports::{AppStore, ConversationStore, FeedbackStore, MessageStore, Store, VariableStore};
 use colloquy_tests::aws::counted_dynamo_store;
 use colloquy_tests::*;
 use serde_json::{Map, json};
 
-/// Requests one GET costs, counted at the SDK.
-async fn cost(app: &TestApp, key: &TestKey, counter: &aws::RequestCounter, path: &str) -> usize {
-    let before = counter.count();
+/// What one GET costs, counted at the SDK: requests, serial round trips, capacity units.
+async fn cost(app: &TestApp, key: &TestKey, counter: &aws::RequestCounter, path: &str) -> aws::Cost {
+    let before = counter.cost();
     let (status, body) = send(app.get(key, path)).await;
     assert_eq!(status, 200, "{body}");
-    counter.count() - before
+    counter.cost() - before
+}
+
+/// Asserts a read's requests and serial round trips, that it wrote nothing, and that it read
+/// at most `max_units` read units; prints what it cost (for docs/cost.md).
+fn check(what: &str, cost: aws::Cost, requests: usize, rounds: usize, max_units: f64) {
+    println!("{what}: {cost:?}");
+    assert_eq!((cost.requests, cost.rounds), (requests, rounds), "{what}: requests and serial round trips");
+    assert_eq!(cost.write_units, 0.0, "{what}: a read route writes nothing");
+    assert!(cost.read_units <= max_units, "{what}: {} read units", cost.read_units);
 }
 
 #[tokio::test]
-async fn a_page_costs_the_same_number_of_requests_however_much_data() {
+async fn a_page_costs_the_same_requests_and_round_trips_however_much_data() {
     let (store, counter) = counted_dynamo_store().await;
     let store: Arc<dyn Store> = Arc::new(store);
-    let app = spawn_app_on(store).await;
-    let key = app.chat_app().await;
+    // Cold: every request reads its key (the local server's default); warm: from memory.
+    let cold = spawn_app_on(store.clone()).await;
+    let warm = spawn_app_on_caching_keys(store, Duration::from_secs(10)).await;
+    let key = cold.chat_app().await;
     let mut small = Vec::new();
     let mut large = Vec::new();
     for i in 0..60 {
         if i < 4 {
-            small.push(app.seed_conversation(&key, "small", "c").await);
+            small.push(cold.seed_conversation(&key, "small", "c").await);
         }
-        large.push(app.seed_conversation(&key, "large", "c").await);
-        app.clock.advance_seconds(1);
+        large.push(cold.seed_conversation(&key, "large", "c").await);
+        cold.clock.advance_seconds(1);
     }
-    for (user, conversations) in [("small", &small), ("large", &large)] {
-        // auth (key, app) + end user + Query; with last_id also the cursor's GetItem.
-        assert_eq!(cost(&app, &key, &counter, &format!("/v1/conversations?user={user}&limit=3")).await, 4, "{user}");
-        let last = conversations[1].id;
-        let path = format!("/v1/conversations?user={user}&limit=3&last_id={last}&sort_by=created_at");
-        assert_eq!(cost(&app, &key, &counter, &path).await, 5, "{user}");
-    }
-
     let short = &small[0];
     let long = &large[0];
     let mut long_messages = Vec::new();
     for i in 0..3 {
-        app.seed_message(short, &format!("q{i}")).await;
+        let message = cold.seed_message(short, &format!("q{i}")).await;
+        cold.seed_rating(&message, Rating::Like).await;
     }
     for i in 0..60 {
-        long_messages.push(app.seed_message(long, &format!("q{i}")).await);
-        app.clock.advance_seconds(1);
+        let message = cold.seed_message(long, &format!("q{i}")).await;
+        if i % 2 == 0 {
+            cold.seed_rating(&message, Rating::Dislike).await;
+        }
+        long_messages.push(message);
+        cold.clock.advance_seconds(1);
     }
-    for (user, conversation) in [("small", short), ("large", long)] {
-        // auth + end user + conversation + Query + one BatchGetItem for the page's ratings.
-        let path = format!("/v1/messages?user={user}&conversation_id={}&limit=20", conversation.id);
-        assert_eq!(cost(&app, &key, &counter, &path).await, 6, "{user}");
+    send(warm.get(&key, "/v1/info")).await;
+
+    for (app, warmth, auth) in [(&cold, "cold", 1), (&warm, "warm", 0)] {
+        for (user, conversations) in [("small", &small), ("large", &large)] {
+            // The key (cold), then the owner's Query: the end user's id is derived, not read.
+            let path = format!("/v1/conversations?user={user}&limit=3");
+            check(
+                &format!("{warmth} conversations, {user}"),
+                cost(app, &key, &counter, &path).await,
+                auth + 1,
+                auth + 1,
+                4.0,
+            );
+            // With last_id: the cursor's conversation first.
+            let last = conversations[1].id;
+            let path = format!("/v1/conversations?user={user}&limit=3&last_id={last}&sort_by=created_at");
+            check(
+                &format!("{warmth} conversations after a cursor, {user}"),
+                cost(app, &key, &counter, &path).await,
+                auth + 2,
+                auth + 2,
+                5.0,
+            );
+        }
+        for (user, conversation) in [("small", short), ("large", long)] {
+            // The conversation (ownership) and the page's Query together; ratings are on the
+            // message items.
+            let path = format!("/v1/messages?user={user}&conversation_id={}&limit=20", conversation.id);
+            check(
+                &format!("{warmth} messages, {user}"),
+                cost(app, &key, &counter, &path).await,
+                auth + 2,
+                auth + 1,
+                8.0,
+            );
+        }
+        // first_id: its pointer beside the ownership check, then the page.
+        let path =
+            format!("/v1/messages?user=large&conversation_id={}&limit=20&first_id={}", long.id, long_messages[30].id);
+        check(
+            &format!("{warmth} messages before first_id"),
+            cost(app, &key, &counter, &path).await,
+            auth + 3,
+            auth + 2,
+            9.0,
+        );
     }
-    // first_id adds its pointer and message reads.
-    let path =
-        format!("/v1/messages?user=large&conversation_id={}&limit=20&first_id={}", long.id, long_messages[30].id);
-    assert_eq!(cost(&app, &key, &counter, &path).await, 8);
+    // The ratings read from the message items are the ones given.
+    let path = format!("/v1/messages?user=large&conversation_id={}&limit=4", long.id);
+    let (_, body) = send(cold.get(&key, &path)).await;
+    let ratings: Vec<&serde_json::Value> = body["data"].as_array().unwrap().iter().map(|m| &m["feedback"]).collect();
+    // The newest four, oldest first: every other one (from the first) was disliked.
+    assert_eq!(ratings, [&json!({"rating": "dislike"}), &json!(null), &json!({"rating": "dislike"}), &json!(null)]);
 }
 
 fn stamp(second: i64) -> Timestamp {
@@ -114,7 +167,7 @@ async fn a_large_conversation_is_deleted_at_once_then_purged_despite_failures() 
             created_at: stamp(i as i64),
             updated_at: stamp(i as i64),
         };
-        assert!(store.save_feedback(&feedback).await.unwrap());
+        assert!(store.save_feedback(&feedback, m).await.unwrap());
     }
     for i in 0..5 {
         let variable = ConversationVariable {
@@ -166,4 +219,42 @@ async fn a_large_conversation_is_deleted_at_once_then_purged_despite_failures() 
     let (_, kept) = send(app.get(&key, &format!("/v1/messages?user=u&conversation_id={}", keep.id))).await;
     assert_eq!(kept["data"][0]["feedback"]["rating"], "like", "other conversations are untouched");
     assert_eq!(ConversationId::from_uuid(uuid::Uuid::nil()).to_string().len(), 36);
+}
+
+/// Items written before keys carried their app and messages their rating are still read
+/// right: such a key reads its app item too, such a message has its rating read from its
+/// feedback item.
+#[tokio::test]
+async fn items_from_before_the_copies_are_read_right() {
+    let (store, counter) = counted_dynamo_store().await;
+    let store = Arc::new(store);
+    let app = spawn_app_on(store.clone()).await;
+    let key = app.chat_app().await;
+    let old_key = ApiKey::generate();
+    store.put_key_without_copy(&old_key.hash(), key.app.id, stamp(0)).await.unwrap();
+    let old = TestKey { key: old_key.expose().to_owned(), app: key.app.clone() };
+    let before = counter.cost();
+    let (status, body) = send(app.get(&old, "/v1/info")).await;
+    assert_eq!((status, body["name"].as_str()), (200, Some(key.app.name.as_str())), "{body}");
+    assert_eq!((counter.cost() - before).requests, 2, "the key, then its app");
+    // An update of the app reaches such a key too (it reads the app).
+    let mut renamed = key.app.clone();
+    renamed.name = "renamed".into();
+    assert!(store.update_app(&renamed).await.unwrap());
+    assert_eq!(send(app.get(&old, "/v1/info")).await.1["name"], "renamed");
+
+    let conversation = app.seed_conversation(&key, "u", "c").await;
+    let liked = app.seed_message(&conversation, "liked").await;
+    let plain = app.seed_message(&conversation, "plain").await;
+    app.seed_rating(&liked, Rating::Like).await;
+    for message in [&liked, &plain] {
+        store.forget_rating_copy(message).await.unwrap();
+    }
+    let path = format!("/v1/messages?user=u&conversation_id={}", conversation.id);
+    let before = counter.cost();
+    let (status, body) = send(app.get(&key, &path)).await;
+    assert_eq!(status, 200, "{body}");
+    let ratings: Vec<&serde_json::Value> = body["data"].as_array().unwrap().iter().map(|m| &m["feedback"]).collect();
+    assert_eq!(ratings, [&json!({"rating": "like"}), &json!(null)]);
+    assert_eq!((counter.cost() - before).requests, 4, "key, conversation, page, and the feedback of the old items");
 }

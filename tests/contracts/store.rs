@@ -3,8 +3,8 @@ use std::sync::Arc;
 use colloquy_core::domain::{
     ABANDONED_AFTER, ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App,
     AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser,
-    EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, Owner, Rating,
-    ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
+    EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, Owner, RatedMessage,
+    Rating, ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use colloquy_core::ports::Store;
 use colloquy_embedded::sqlite::SqliteStore;
@@ -126,14 +126,30 @@ async fn apps_and_keys(store: Arc<dyn Store>) {
     let key = ApiKey::generate();
     store.add_key(app.id, &key.hash(), at(1)).await.unwrap();
     assert!(store.add_key(app.id, &key.hash(), at(1)).await.is_err(), "a key is stored once");
-    assert_eq!(store.app_for_key(&key.hash()).await.unwrap(), Some(app.id));
+    assert_eq!(store.app_for_key(&key.hash()).await.unwrap(), Some(app.clone()));
     assert!(store.revoke_key(&key.hash()).await.unwrap());
     assert!(!store.revoke_key(&key.hash()).await.unwrap());
     assert_eq!(store.app_for_key(&key.hash()).await.unwrap(), None);
+    // Every key reads the app as it is now, whenever the key was made.
+    let before = ApiKey::generate();
+    store.add_key(app.id, &before.hash(), at(2)).await.unwrap();
     let mut changed = app.clone();
     changed.config.enable_api = false;
+    changed.name = "renamed".into();
     assert!(store.update_app(&changed).await.unwrap());
     assert!(!store.app(app.id).await.unwrap().unwrap().config.enable_api);
+    let after = ApiKey::generate();
+    store.add_key(app.id, &after.hash(), at(3)).await.unwrap();
+    for key in [&before, &after] {
+        assert_eq!(store.app_for_key(&key.hash()).await.unwrap(), Some(changed.clone()));
+    }
+    changed.config.enable_api = true;
+    assert!(store.update_app(&changed).await.unwrap());
+    assert_eq!(store.app_for_key(&before.hash()).await.unwrap(), Some(changed.clone()), "updated again");
+    assert!(store.revoke_key(&before.hash()).await.unwrap());
+    assert!(store.update_app(&changed).await.unwrap(), "an update after a revoke");
+    assert_eq!(store.app_for_key(&before.hash()).await.unwrap(), None, "the update brings no revoked key back");
+    assert_eq!(store.app_for_key(&after.hash()).await.unwrap(), Some(changed.clone()));
     let ghost = App { id: AppId::from_uuid(id()), ..app };
     assert!(!store.update_app(&ghost).await.unwrap());
     assert_eq!(store.app(ghost.id).await.unwrap(), None);
@@ -272,41 +288,62 @@ async fn feedback(store: Arc<dyn Store>) {
     let chat = conversation(alice, 0, 0);
     store.insert_conversation(&chat).await.unwrap();
     let mut rated = Vec::new();
+    let mut messages = Vec::new();
     for second in 0..4 {
         let m = message(&chat, second);
         assert!(store.insert_message(&m).await.unwrap());
         let f = feedback_on(&m, second);
-        assert!(store.save_feedback(&f).await.unwrap());
+        assert!(store.save_feedback(&f, &m).await.unwrap());
         rated.push(f);
+        messages.push(m);
     }
+    let unrated = message(&chat, 5);
+    assert!(store.insert_message(&unrated).await.unwrap());
+    assert_eq!(store.message_time(chat.id, messages[1].id).await.unwrap(), Some(messages[1].created_at));
+    let elsewhere = ConversationId::from_uuid(id());
+    assert_eq!(store.message_time(elsewhere, messages[1].id).await.unwrap(), None, "only in its conversation");
+    assert_eq!(store.message_time(chat.id, MessageId::from_uuid(id())).await.unwrap(), None);
     let mut changed = rated[1].clone();
     changed.rating = Rating::Dislike;
     changed.content = Some("wrong".into());
     changed.updated_at = at(30);
-    assert!(store.save_feedback(&changed).await.unwrap());
+    assert!(store.save_feedback(&changed, &messages[1]).await.unwrap());
     assert_eq!(store.user_feedback(alice, rated[1].message_id).await.unwrap().as_ref(), Some(&changed));
     // A first feedback that lost a race (another id) updates the stored one, which keeps its id.
     let late =
         Feedback { id: FeedbackId::from_uuid(id()), rating: Rating::Like, created_at: at(40), ..changed.clone() };
-    assert!(store.save_feedback(&late).await.unwrap());
+    assert!(store.save_feedback(&late, &messages[1]).await.unwrap());
     let kept = store.user_feedback(alice, rated[1].message_id).await.unwrap().unwrap();
     assert_eq!((kept.id, kept.created_at, kept.rating), (changed.id, changed.created_at, Rating::Like));
     assert_eq!(store.app_feedbacks(app.id, 0, 10).await.unwrap().len(), 4, "still one list entry each");
-    assert!(store.save_feedback(&changed).await.unwrap());
+    assert!(store.save_feedback(&changed, &messages[1]).await.unwrap());
     let bob = owner(store.as_ref(), app.id, "bob").await;
     assert_eq!(store.user_feedback(bob, rated[1].message_id).await.unwrap(), None);
 
-    let ids: Vec<MessageId> = rated.iter().map(|f| f.message_id).collect();
-    let mut ratings = store.user_ratings(alice, &ids).await.unwrap();
-    ratings.sort_by_key(|(m, _)| *m);
-    assert_eq!(ratings.len(), 4);
-    assert!(ratings.contains(&(rated[1].message_id, Rating::Dislike)));
+    // A page of messages carries each one's rating, as last saved.
+    let ratings = |page: Vec<RatedMessage>| page.into_iter().map(|m| (m.message.id, m.rating)).collect::<Vec<_>>();
+    let page = ratings(store.rated_messages_before(chat.id, None, 10).await.unwrap());
+    let expected = |second: Option<Rating>| {
+        vec![
+            (unrated.id, None),
+            (messages[3].id, Some(Rating::Like)),
+            (messages[2].id, Some(Rating::Like)),
+            (messages[1].id, second),
+            (messages[0].id, Some(Rating::Like)),
+        ]
+    };
+    assert_eq!(page, expected(Some(Rating::Dislike)));
+    let cursor = Cursor { at: messages[2].created_at, id: messages[2].id };
+    let older = ratings(store.rated_messages_before(chat.id, Some(cursor), 10).await.unwrap());
+    assert_eq!(older, expected(Some(Rating::Dislike))[3..], "after a cursor too");
 
     let page = store.app_feedbacks(app.id, 1, 2).await.unwrap();
     assert_eq!(page.iter().map(|f| f.id).collect::<Vec<_>>(), vec![rated[2].id, rated[1].id], "newest first, offset");
     assert_eq!(page[1].content.as_deref(), Some("wrong"));
-    store.delete_feedback(&changed).await.unwrap();
+    assert!(store.delete_feedback(&changed, &messages[1]).await.unwrap());
     assert_eq!(store.user_feedback(alice, rated[1].message_id).await.unwrap(), None);
+    let page = ratings(store.rated_messages_before(chat.id, None, 10).await.unwrap());
+    assert_eq!(page, expected(None), "a revoked rating is gone from the page");
     assert_eq!(store.app_feedbacks(app.id, 0, 10).await.unwrap().len(), 3);
     assert!(store.delete_conversation(alice, chat.id).await.unwrap());
     assert!(store.app_feedbacks(app.id, 0, 10).await.unwrap().is_empty(), "feedback vanishes with its conversation");
@@ -505,7 +542,7 @@ async fn messages_only_enter_live_conversations(store: Arc<dyn Store>) {
     request_stop_is_ignored(store.as_ref(), late.task_id.unwrap(), alice).await;
     let finished = Message { answer: "too late".into(), ..answered.clone() };
     assert!(!store.update_message(&finished).await.unwrap(), "an answer finished after the delete is dropped");
-    assert!(!store.save_feedback(&rated).await.unwrap(), "feedback needs a live conversation");
+    assert!(!store.save_feedback(&rated, &answered).await.unwrap(), "feedback needs a live conversation");
     // (Reads by conversation start from a live conversation, so only reads by id are checked.)
     for m in [&answered, &late, &foreign, &never_stored] {
         assert_eq!(store.message(m.owner, m.id).await.unwrap(), None);
@@ -530,7 +567,8 @@ async fn concurrent_first_feedbacks_make_one(store: Arc<dyn Store>) {
     let writes: Vec<_> = (0..50)
         .map(|i| {
             let (store, feedback) = (store.clone(), feedback_on(&rated, i));
-            tokio::spawn(async move { store.save_feedback(&feedback).await })
+            let message = rated.clone();
+            tokio::spawn(async move { store.save_feedback(&feedback, &message).await })
         })
         .collect();
     for write in writes {

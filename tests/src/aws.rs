@@ -5,9 +5,24 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextMut,
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
+use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
+use aws_sdk_dynamodb::operation::delete_item::{DeleteItemInput, DeleteItemOutput};
+use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
+use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
+use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
+use aws_sdk_dynamodb::operation::transact_get_items::{TransactGetItemsInput, TransactGetItemsOutput};
+use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsInput, TransactWriteItemsOutput};
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemInput, UpdateItemOutput};
+use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+use aws_smithy_runtime_api::client::interceptors::context::{Input, Output};
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use colloquy_aws::aws_clients;
 use colloquy_aws::dynamo::DynamoStore;
 use colloquy_aws::s3::S3Blobs;
@@ -29,32 +44,163 @@ async fn shared_config() -> aws_config::SdkConfig {
     aws_config::load_from_env().await
 }
 
-/// Counts every request a client sends (retries included), and can fail chosen ones.
+/// Counts every request a client sends (retries included), the serial round trips they make
+/// and the capacity DynamoDB says they consumed, and can fail chosen ones.
 #[derive(Debug, Default)]
 pub struct RequestCounter {
     pub sent: AtomicUsize,
     /// Fail every n-th request (0: never).
     pub fail_every: AtomicUsize,
+    /// Requests sent and not yet answered.
+    in_flight: AtomicUsize,
+    /// Requests sent while none was in flight: each starts a round trip that others sent
+    /// before its answer share, so this is the number of serial round trips.
+    rounds: AtomicUsize,
+    /// Read and write capacity units consumed, in thousandths.
+    read_milli_units: AtomicUsize,
+    write_milli_units: AtomicUsize,
+}
+
+/// What a request has cost so far: requests, serial round trips, read and write units.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Cost {
+    pub requests: usize,
+    pub rounds: usize,
+    pub read_units: f64,
+    pub write_units: f64,
+}
+
+impl std::ops::Sub for Cost {
+    type Output = Cost;
+    fn sub(self, before: Cost) -> Cost {
+        Cost {
+            requests: self.requests - before.requests,
+            rounds: self.rounds - before.rounds,
+            read_units: self.read_units - before.read_units,
+            write_units: self.write_units - before.write_units,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Counting(Arc<RequestCounter>);
+
+/// Marks an attempt that was sent (and is in flight until its answer).
+#[derive(Debug, Clone)]
+struct Sent;
+
+impl Storable for Sent {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Asks each operation that can report it for its consumed capacity (`TOTAL`).
+fn ask_for_capacity(input: &mut Input) {
+    macro_rules! total {
+        ($($input:ty),*) => {
+            $(if let Some(input) = input.downcast_mut::<$input>() {
+                input.return_consumed_capacity = Some(ReturnConsumedCapacity::Total);
+            })*
+        };
+    }
+    total!(
+        GetItemInput,
+        QueryInput,
+        BatchGetItemInput,
+        TransactGetItemsInput,
+        PutItemInput,
+        UpdateItemInput,
+        DeleteItemInput,
+        BatchWriteItemInput,
+        TransactWriteItemsInput
+    );
+}
+
+/// The capacity an answer reports: (read units, write units).
+fn consumed(output: &Output) -> (f64, f64) {
+    fn sum(all: &[ConsumedCapacity]) -> f64 {
+        all.iter().filter_map(ConsumedCapacity::capacity_units).sum()
+    }
+    macro_rules! one {
+        ($($output:ty => $read:expr),*) => {
+            $(if let Some(output) = output.downcast_ref::<$output>() {
+                let units = output.consumed_capacity.as_ref().and_then(ConsumedCapacity::capacity_units).unwrap_or(0.0);
+                return if $read { (units, 0.0) } else { (0.0, units) };
+            })*
+        };
+    }
+    macro_rules! many {
+        ($($output:ty => $read:expr),*) => {
+            $(if let Some(output) = output.downcast_ref::<$output>() {
+                let units = sum(output.consumed_capacity.as_deref().unwrap_or_default());
+                return if $read { (units, 0.0) } else { (0.0, units) };
+            })*
+        };
+    }
+    one!(GetItemOutput => true, QueryOutput => true, PutItemOutput => false, UpdateItemOutput => false, DeleteItemOutput => false);
+    many!(BatchGetItemOutput => true, TransactGetItemsOutput => true, BatchWriteItemOutput => false, TransactWriteItemsOutput => false);
+    (0.0, 0.0)
+}
+
+fn milli(units: f64) -> usize {
+    (units * 1000.0).round() as usize
+}
 
 impl Intercept for Counting {
     fn name(&self) -> &'static str {
         "RequestCounter"
     }
 
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        ask_for_capacity(context.input_mut());
+        Ok(())
+    }
+
     fn read_before_transmit(
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let sent = self.0.sent.fetch_add(1, Ordering::SeqCst) + 1;
         let every = self.0.fail_every.load(Ordering::SeqCst);
         if every > 0 && sent.is_multiple_of(every) {
             return Err("injected failure".into());
+        }
+        if self.0.in_flight.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.0.rounds.fetch_add(1, Ordering::SeqCst);
+        }
+        cfg.interceptor_state().store_put(Sent);
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Ok(output) = context.output_or_error() {
+            let (read, write) = consumed(output);
+            self.0.read_milli_units.fetch_add(milli(read), Ordering::SeqCst);
+            self.0.write_milli_units.fetch_add(milli(write), Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Sent>().is_some() {
+            cfg.interceptor_state().unset::<Sent>();
+            self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -63,6 +209,16 @@ impl Intercept for Counting {
 impl RequestCounter {
     pub fn count(&self) -> usize {
         self.sent.load(Ordering::SeqCst)
+    }
+
+    /// Everything counted so far.
+    pub fn cost(&self) -> Cost {
+        Cost {
+            requests: self.count(),
+            rounds: self.rounds.load(Ordering::SeqCst),
+            read_units: self.read_milli_units.load(Ordering::SeqCst) as f64 / 1000.0,
+            write_units: self.write_milli_units.load(Ordering::SeqCst) as f64 / 1000.0,
+        }
     }
 }
 

@@ -14,8 +14,8 @@ use colloquy::server::ServerLimits;
 use colloquy_core::admin;
 use colloquy_core::api::{ApiLimits, Cors, KeyCache, Services};
 use colloquy_core::domain::{
-    App, AppConfig, AppMode, Conversation, ConversationId, ConversationVariable, EndUser, EndUserId, Message,
-    MessageId, Timestamp, UserRef, ValueType, VariableId,
+    App, AppConfig, AppMode, Conversation, ConversationId, ConversationVariable, EndUser, EndUserId, Feedback,
+    FeedbackId, FeedbackSource, Message, MessageId, Rating, Timestamp, UserRef, ValueType, VariableId,
 };
 use colloquy_core::models::{Models, Provider};
 use colloquy_core::ports::{BlobStore, Clock, IdGenerator, Store};
@@ -135,7 +135,12 @@ async fn spawn_on(store: Arc<dyn Store>, limits: ApiLimits, models: Models, spee
 /// A server that serves the apps behind keys from memory for `ttl` (as Lambda does), on the
 /// test clock.
 pub async fn spawn_app_caching_keys(ttl: Duration) -> TestApp {
-    let (store, blobs) = (test_store().await, test_blobs().await);
+    spawn_app_on_caching_keys(test_store().await, ttl).await
+}
+
+/// [`spawn_app_caching_keys`] on a given store.
+pub async fn spawn_app_on_caching_keys(store: Arc<dyn Store>, ttl: Duration) -> TestApp {
+    let blobs = test_blobs().await;
     let front = (ServerLimits::default(), Cors::default(), KeyCache::new(ttl));
     spawn_split(
         (store.clone(), blobs.clone()),
@@ -247,13 +252,21 @@ impl TestApp {
         self.create_app(AppMode::Chat, AppConfig::default()).await
     }
 
+    /// The end user of `user`, created as the service creates it (with its derived id).
     pub async fn end_user(&self, app: &TestKey, user: &str) -> EndUser {
-        let fresh = EndUser {
-            id: EndUserId::from_uuid(new_uuid()),
-            app_id: app.app.id,
-            session_id: UserRef::parse(user).unwrap(),
-            created_at: self.now(),
-        };
+        let id = EndUserId::derived(app.app.id, &UserRef::parse(user).unwrap());
+        self.end_user_with_id(app, user, id).await
+    }
+
+    /// The end user of `user` as end users were created before ids were derived: with a
+    /// random id.
+    pub async fn legacy_end_user(&self, app: &TestKey, user: &str) -> EndUser {
+        self.end_user_with_id(app, user, EndUserId::from_uuid(new_uuid())).await
+    }
+
+    async fn end_user_with_id(&self, app: &TestKey, user: &str, id: EndUserId) -> EndUser {
+        let fresh =
+            EndUser { id, app_id: app.app.id, session_id: UserRef::parse(user).unwrap(), created_at: self.now() };
         self.store.end_user(app.app.id, &UserRef::parse(user).unwrap(), fresh).await.expect("end user")
     }
 
@@ -298,6 +311,24 @@ impl TestApp {
         };
         assert!(self.store.insert_message(&message).await.expect("insert message"), "the conversation exists");
         message
+    }
+
+    /// The rating of `message` by its conversation's end user, stored as the feedback route stores it.
+    pub async fn seed_rating(&self, message: &Message, rating: Rating) -> Feedback {
+        let feedback = Feedback {
+            id: FeedbackId::from_uuid(new_uuid()),
+            app_id: message.owner.app_id,
+            conversation_id: message.conversation_id,
+            message_id: message.id,
+            rating,
+            content: None,
+            source: FeedbackSource::User,
+            from_end_user_id: Some(message.owner.end_user_id),
+            created_at: self.now(),
+            updated_at: self.now(),
+        };
+        assert!(self.store.save_feedback(&feedback, message).await.expect("save feedback"), "a live conversation");
+        feedback
     }
 
     pub async fn seed_message(&self, conversation: &Conversation, query: &str) -> Message {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::domain::{
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, Conversation, ConversationId,
     ConversationSort, ConversationVariable, Cursor, EndUser, Feedback, FileId, JobId, KeyHash, Message, MessageId,
-    Owner, Rating, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
+    Owner, RatedMessage, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -42,8 +42,9 @@ pub trait AppStore: Send + Sync {
     async fn app(&self, id: AppId) -> StoreResult<Option<App>>;
     async fn apps(&self) -> StoreResult<Vec<App>>;
     async fn add_key(&self, app: AppId, key: &KeyHash, now: Timestamp) -> StoreResult<()>;
-    /// The app a key belongs to, if the key exists and is not revoked.
-    async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<AppId>>;
+    /// The app a key belongs to, if the key exists and is not revoked (and its app exists):
+    /// one read, as every request that is not served from the key cache makes it.
+    async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<App>>;
     /// Removes a key; false when it was unknown.
     async fn revoke_key(&self, key: &KeyHash) -> StoreResult<bool>;
 }
@@ -98,6 +99,9 @@ pub trait MessageStore: Send + Sync {
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>>;
     /// A message of one conversation.
     async fn message_in(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Message>>;
+    /// When a message of one conversation was created (where a page before it starts), without
+    /// reading the message itself.
+    async fn message_time(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Timestamp>>;
     /// Up to `fetch` messages of a conversation, newest first, strictly before `before`.
     async fn messages_before(
         &self,
@@ -105,6 +109,14 @@ pub trait MessageStore: Send + Sync {
         before: Option<Cursor<MessageId>>,
         fetch: usize,
     ) -> StoreResult<Vec<Message>>;
+    /// As [`messages_before`](Self::messages_before), each message with the rating its
+    /// conversation's end user gave it, read in the same request (a message page shows them).
+    async fn rated_messages_before(
+        &self,
+        conversation: ConversationId,
+        before: Option<Cursor<MessageId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<RatedMessage>>;
     /// The oldest message of a conversation.
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>>;
 }
@@ -114,15 +126,17 @@ pub trait MessageStore: Send + Sync {
 pub trait FeedbackStore: Send + Sync {
     /// The feedback an end user gave a message.
     async fn user_feedback(&self, owner: Owner, message: MessageId) -> StoreResult<Option<Feedback>>;
-    /// Ratings the owner gave to each of `messages` (absent when none).
-    async fn user_ratings(&self, owner: Owner, messages: &[MessageId]) -> StoreResult<Vec<(MessageId, Rating)>>;
     /// Stores an end user's feedback on a message: there is at most one per (message, end user)
     /// and one entry for it in the app's list, whatever requests race. When that end user's
     /// feedback exists already (even one saved an instant ago by a concurrent request), its
     /// rating, content and `updated_at` are replaced and its id and `created_at` kept. False
-    /// (and nothing written) when the message's conversation is gone.
-    async fn save_feedback(&self, feedback: &Feedback) -> StoreResult<bool>;
-    async fn delete_feedback(&self, feedback: &Feedback) -> StoreResult<()>;
+    /// (and nothing written) when the message's conversation is gone. `on` is the rated
+    /// message, whose end-user rating (as [`rated_messages_before`](MessageStore::rated_messages_before)
+    /// reads it) changes in the same write.
+    async fn save_feedback(&self, feedback: &Feedback, on: &Message) -> StoreResult<bool>;
+    /// Removes an end user's feedback (and its entry in the app's list) from `on`; false (and
+    /// nothing written) when the message is gone.
+    async fn delete_feedback(&self, feedback: &Feedback, on: &Message) -> StoreResult<bool>;
     /// All feedback of an app, newest first, with offset pagination.
     async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>>;
 }

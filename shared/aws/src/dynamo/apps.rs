@@ -1,42 +1,134 @@
-//! Apps and their API keys (`AppStore`): one partition lists every app; each key (by its
-//! hash) is an item of its own naming its app.
+//! Apps and their API keys (`AppStore`). One partition lists every app (read by the CLI only);
+//! each key (by its hash) is an item of its own naming its app and carrying a copy of it, so
+//! that authenticating a request is one GetItem of the key alone — no request reads a
+//! partition every request shares. An app's keys are listed in its own partition, and an app
+//! update rewrites every copy in the transaction that writes the app.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
 
 use colloquy_core::domain::{App, AppId, KeyHash, Timestamp};
 use colloquy_core::ports::{AppStore, StoreError, StoreResult};
 
 use super::DynamoStore;
-use super::codec::Read;
-use super::items::{app_from, app_item, key_item};
-use super::keys::{APP_PK, APP_PREFIX, KEY_SK, app_sk, key_pk};
-use super::requests::condition_met;
+use super::codec::{Read, n};
+use super::items::{APP_COPY, APP_REV, app_fields, app_from, app_item, app_key_entry, key_item};
+use super::keys::{APP_PK, APP_PREFIX, KEY_SK, app_keys_pk, app_sk, key, key_pk};
+use super::requests::sdk_error;
+use super::transact::{TRANSACT_ATTEMPTS, Transaction};
+
+/// The most keys an app may have: an update rewrites the app and every key's copy in one
+/// transaction, and a transaction holds at most 100 writes.
+pub const MAX_KEYS_PER_APP: usize = 99;
+
+/// The condition that an app item is still at revision `rev` (apps written before revisions
+/// were kept have none, which is revision 0).
+fn at_revision(rev: i64) -> &'static str {
+    if rev == 0 { "attribute_exists(PK) AND (attribute_not_exists(#rev) OR #rev = :rev)" } else { "#rev = :rev" }
+}
+
+impl DynamoStore {
+    /// An app as stored, with its revision.
+    async fn app_at(&self, id: AppId) -> StoreResult<Option<(App, i64)>> {
+        let Some(item) = self.get(APP_PK.into(), app_sk(id)).await? else { return Ok(None) };
+        // Optional by design: apps stored before revisions were kept have none.
+        let rev = Read::new("app", &item).opt_n(APP_REV)?.unwrap_or(0);
+        Ok(Some((app_from(&item)?, rev)))
+    }
+
+    /// The hashes of an app's listed keys.
+    async fn app_keys(&self, app: AppId) -> StoreResult<Vec<KeyHash>> {
+        let items = self.partition(app_keys_pk(app), None).await?;
+        items.iter().map(|item| Read::new("app key entry", item).s("SK").map(KeyHash::from_stored)).collect()
+    }
+
+    /// A transaction's write of `app` at revision `rev + 1`, if the stored one is at `rev`.
+    fn put_revised(&self, app: &App, rev: i64) -> StoreResult<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(app_item(app, rev + 1)))
+            .condition_expression(at_revision(rev))
+            .expression_attribute_names("#rev", APP_REV)
+            .expression_attribute_values(":rev", n(rev))
+            .build()
+            .map_err(sdk_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A transaction's update of a key's copy of its app (the key must still exist: an update
+    /// without a condition would create a key).
+    fn copy_to_key(&self, hash: &KeyHash, app: &App, rev: i64) -> StoreResult<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(key_pk(hash), KEY_SK)))
+            .update_expression("SET #app = :app, #rev = :rev")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#app", APP_COPY)
+            .expression_attribute_names("#rev", APP_REV)
+            .expression_attribute_values(":app", AttributeValue::M(app_fields(app)))
+            .expression_attribute_values(":rev", n(rev))
+            .build()
+            .map_err(sdk_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A transaction's delete of an item that must exist.
+    fn delete_existing_item(&self, pk: String, sk: &str) -> StoreResult<TransactWriteItem> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .condition_expression("attribute_exists(PK)")
+            .build()
+            .map_err(sdk_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// A transaction's check that an app is still at revision `rev`.
+    fn app_unchanged(&self, app: AppId, rev: i64) -> StoreResult<TransactWriteItem> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(APP_PK, app_sk(app))))
+            .condition_expression(at_revision(rev))
+            .expression_attribute_names("#rev", APP_REV)
+            .expression_attribute_values(":rev", n(rev))
+            .build()
+            .map_err(sdk_error)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+}
 
 #[async_trait]
 impl AppStore for DynamoStore {
     async fn create_app(&self, app: &App, first_key: &KeyHash) -> StoreResult<()> {
         let absent = Some("attribute_not_exists(PK)");
         let writes = vec![
-            self.put_item(app_item(app), absent)?,
-            self.put_item(key_item(first_key, app.id, app.created_at), absent)?,
+            self.put_item(app_item(app, 0), absent)?,
+            self.put_item(key_item(first_key, app, 0, app.created_at), absent)?,
+            self.put_item(app_key_entry(first_key, app.id, app.created_at), absent)?,
         ];
         self.transact(writes).await
     }
 
+    /// The app at its next revision and every listed key's copy of it, in one transaction
+    /// conditional on the revision read, tried again when a concurrent change (an update, a
+    /// key added or revoked) got in between.
     async fn update_app(&self, app: &App) -> StoreResult<bool> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(app_item(app)))
-            .condition_expression("attribute_exists(PK)")
-            .send()
-            .await;
-        condition_met(result)
+        for _ in 0..TRANSACT_ATTEMPTS {
+            let Some((_, rev)) = self.app_at(app.id).await? else { return Ok(false) };
+            let keys = self.app_keys(app.id).await?;
+            let mut writes = vec![self.put_revised(app, rev)?];
+            for hash in &keys {
+                writes.push(self.copy_to_key(hash, app, rev + 1)?);
+            }
+            if let Transaction::Done = self.transact_checked(writes).await? {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Unavailable("the app kept changing under concurrent updates".into()))
     }
 
     async fn app(&self, id: AppId) -> StoreResult<Option<App>> {
-        self.get(APP_PK.into(), app_sk(id)).await?.as_ref().map(app_from).transpose()
+        Ok(self.app_at(id).await?.map(|(app, _)| app))
     }
 
     async fn apps(&self) -> StoreResult<Vec<App>> {
@@ -46,20 +138,51 @@ impl AppStore for DynamoStore {
         Ok(apps)
     }
 
+    /// The key with a copy of the app, written only if the app is still the revision copied.
     async fn add_key(&self, app: AppId, hash: &KeyHash, now: Timestamp) -> StoreResult<()> {
-        if self.put_new("API key", key_item(hash, app, now)).await? {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict("the key exists".into()))
+        let Some((stored, rev)) = self.app_at(app).await? else {
+            return Err(StoreError::Conflict("the app does not exist".into()));
+        };
+        if self.app_keys(app).await?.len() >= MAX_KEYS_PER_APP {
+            return Err(StoreError::Conflict(format!("an app has at most {MAX_KEYS_PER_APP} keys")));
+        }
+        let absent = Some("attribute_not_exists(PK)");
+        let writes = vec![
+            self.app_unchanged(app, rev)?,
+            self.put_item(key_item(hash, &stored, rev, now), absent)?,
+            self.put_item(app_key_entry(hash, app, now), absent)?,
+        ];
+        match self.transact_checked(writes).await? {
+            Transaction::Done => Ok(()),
+            Transaction::Refused(failed) if failed.first() == Some(&true) => {
+                Err(StoreError::Unavailable("the app changed while the key was added; add it again".into()))
+            }
+            Transaction::Refused(_) => Err(StoreError::Conflict("the key exists".into())),
         }
     }
 
-    async fn app_for_key(&self, hash: &KeyHash) -> StoreResult<Option<AppId>> {
-        let item = self.get(key_pk(hash), KEY_SK).await?;
-        item.map(|item| Read::new("API key", &item).parse("app_id")).transpose()
+    /// One strongly consistent GetItem (a key created a moment ago works at once). A key
+    /// written before keys carried their app's copy reads the app too.
+    async fn app_for_key(&self, hash: &KeyHash) -> StoreResult<Option<App>> {
+        let Some(item) = self.get(key_pk(hash), KEY_SK).await? else { return Ok(None) };
+        let r = Read::new("API key", &item);
+        // Optional by design: keys written before keys carried a copy of their app have none.
+        match r.opt_map(APP_COPY)? {
+            Some(copy) => app_from(copy).map(Some),
+            None => self.app(r.parse("app_id")?).await,
+        }
     }
 
+    /// The key and its entry in the app's list, in one transaction.
     async fn revoke_key(&self, hash: &KeyHash) -> StoreResult<bool> {
-        self.delete_existing(key_pk(hash), KEY_SK).await
+        let Some(item) = self.get(key_pk(hash), KEY_SK).await? else { return Ok(false) };
+        let app: AppId = Read::new("API key", &item).parse("app_id")?;
+        let writes =
+            vec![self.delete_existing_item(key_pk(hash), KEY_SK)?, self.delete_item(app_keys_pk(app), hash.as_str())?];
+        match self.transact_checked(writes).await? {
+            Transaction::Done => Ok(true),
+            // Revoked by a concurrent request meanwhile.
+            Transaction::Refused(_) => Ok(false),
+        }
     }
 }

@@ -81,6 +81,20 @@ impl<'a> Read<'a> {
         }
     }
 
+    /// A number that may be absent (the caller says why it may).
+    pub(super) fn opt_n(&self, name: &str) -> StoreResult<Option<i64>> {
+        if self.item.contains_key(name) { self.n(name).map(Some) } else { Ok(None) }
+    }
+
+    /// A map attribute (an item within the item) that may be absent (the caller says why).
+    pub(super) fn opt_map(&self, name: &str) -> StoreResult<Option<&'a Item>> {
+        match self.item.get(name) {
+            None => Ok(None),
+            Some(AttributeValue::M(map)) => Ok(Some(map)),
+            Some(_) => Err(self.corrupt(name, "not a map")),
+        }
+    }
+
     /// A number that cannot be negative (a size, a count).
     pub(super) fn count(&self, name: &str) -> StoreResult<u64> {
         let value = self.n(name)?;

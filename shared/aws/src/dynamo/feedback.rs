@@ -4,15 +4,17 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
-use colloquy_core::domain::{AppId, ConversationId, Feedback, MessageId, Owner, Rating};
+use colloquy_core::domain::{AppId, ConversationId, Feedback, Message, MessageId, Owner, Rating};
 use colloquy_core::ports::{FeedbackStore, StoreError, StoreResult};
 
 use super::DynamoStore;
 use super::codec::{Read, s};
-use super::items::{feedback_fields, feedback_from};
-use super::keys::{app_feedback_pk, app_feedback_sk, conversation_sk, feedback_sk, key, owner_pk, pointer_pk};
+use super::items::{NOT_RATED, USER_RATING, feedback_fields, feedback_from};
+use super::keys::{
+    app_feedback_pk, app_feedback_sk, conversation_sk, feedback_sk, key, message_sk, messages_pk, owner_pk, pointer_pk,
+};
 use super::requests::sdk_error;
 use super::transact::{TRANSACT_ATTEMPTS, Transaction};
 
@@ -22,6 +24,21 @@ fn conversation_of(f: &Feedback) -> Option<(Owner, ConversationId)> {
 }
 
 impl DynamoStore {
+    /// A transaction's update of the rating a message carries (the message must still exist:
+    /// an update without a condition would create a partial message).
+    fn rate_message(&self, message: &Message, rating: Option<Rating>) -> StoreResult<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(messages_pk(message.conversation_id), message_sk(message.created_at, message.id))))
+            .update_expression("SET #rating = :rating")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#rating", USER_RATING)
+            .expression_attribute_values(":rating", s(rating.map_or(NOT_RATED, Rating::as_str)))
+            .build()
+            .map_err(sdk_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     /// Which of these conversations are live (exist and are not tombstoned).
     async fn live_conversations(
         &self,
@@ -47,18 +64,11 @@ impl FeedbackStore for DynamoStore {
         Ok(feedback.filter(|f| f.app_id == owner.app_id))
     }
 
-    async fn user_ratings(&self, owner: Owner, messages: &[MessageId]) -> StoreResult<Vec<(MessageId, Rating)>> {
-        let keys = messages.iter().map(|m| key(pointer_pk(*m), feedback_sk(owner.end_user_id))).collect();
-        let items = self.batch_get(keys).await?;
-        let feedbacks: Vec<Feedback> = items.iter().map(feedback_from).collect::<StoreResult<_>>()?;
-        Ok(feedbacks.into_iter().filter(|f| f.app_id == owner.app_id).map(|f| (f.message_id, f.rating)).collect())
-    }
-
-    /// The feedback and its entry in the app's list, written together with a check that the
-    /// conversation is live. The feedback is created only where none exists, or replaces the
+    /// The feedback, its entry in the app's list and the message's copy of the rating, written
+    /// together with a check that the conversation is live. The feedback is created only where none exists, or replaces the
     /// one with its id; when a concurrent request created the end user's feedback first, that
     /// one is updated instead (its id and `created_at` kept, so its list entry stays the one).
-    async fn save_feedback(&self, f: &Feedback) -> StoreResult<bool> {
+    async fn save_feedback(&self, f: &Feedback, on: &Message) -> StoreResult<bool> {
         let end_user =
             f.from_end_user_id.ok_or_else(|| StoreError::Conflict("only end-user feedback is stored".into()))?;
         let owner = Owner { app_id: f.app_id, end_user_id: end_user };
@@ -76,10 +86,12 @@ impl FeedbackStore for DynamoStore {
                 self.live_check(owner, f.conversation_id)?,
                 TransactWriteItem::builder().put(own).build(),
                 self.put_item(listed, None)?,
+                self.rate_message(on, Some(f.rating))?,
             ];
             match self.transact_checked(writes).await? {
                 Transaction::Done => return Ok(true),
-                Transaction::Refused(failed) if failed.first() == Some(&true) => return Ok(false),
+                // The conversation or the message is gone.
+                Transaction::Refused(failed) if failed[0] || failed[3] => return Ok(false),
                 Transaction::Refused(_) => {
                     if let Some(existing) = self.get(pointer_pk(f.message_id), feedback_sk(end_user)).await? {
                         let existing = feedback_from(&existing)?;
@@ -91,14 +103,16 @@ impl FeedbackStore for DynamoStore {
         Err(StoreError::Unavailable("the feedback kept changing under concurrent writes".into()))
     }
 
-    async fn delete_feedback(&self, f: &Feedback) -> StoreResult<()> {
+    async fn delete_feedback(&self, f: &Feedback, on: &Message) -> StoreResult<bool> {
         let end_user =
             f.from_end_user_id.ok_or_else(|| StoreError::Conflict("only end-user feedback is stored".into()))?;
-        self.transact(vec![
+        let writes = vec![
             self.delete_item(pointer_pk(f.message_id), feedback_sk(end_user))?,
             self.delete_item(app_feedback_pk(f.app_id), app_feedback_sk(f.created_at, f.id))?,
-        ])
-        .await
+            self.rate_message(on, None)?,
+        ];
+        // Refused only when the message is gone.
+        Ok(matches!(self.transact_checked(writes).await?, Transaction::Done))
     }
 
     /// Offset pages cost reads proportional to `offset + limit` (Dify's API is offset-based).

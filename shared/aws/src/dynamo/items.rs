@@ -17,17 +17,33 @@ use colloquy_core::ports::StoreResult;
 use super::Item;
 use super::codec::{Read, embedding, json, n, s, ttl};
 use super::keys::{
-    APP_PK, FILE_SK, KEY_SK, POINTER_SK, SETTINGS_SK, annotation_sk, annotations_pk, app_sk, conversation_index_sk,
-    conversation_sk, file_pk, job_pk, job_sk, key, key_pk, message_sk, messages_pk, owner_pk, pointer_pk, task_pk,
-    task_sk, variable_sk, variables_pk,
+    APP_PK, FILE_SK, KEY_SK, POINTER_SK, SETTINGS_SK, annotation_sk, annotations_pk, app_keys_pk, app_sk,
+    conversation_index_sk, conversation_sk, file_pk, job_pk, job_sk, key, key_pk, message_sk, messages_pk, owner_pk,
+    pointer_pk, task_pk, task_sk, variable_sk, variables_pk,
 };
 use super::table::INDEXES;
 
 /// Task flags and annotation jobs expire (TTL) after this long.
 const TASK_TTL: Duration = Duration::from_secs(24 * 3600);
 
-pub(super) fn app_item(app: &App) -> Item {
-    let mut item = key(APP_PK, app_sk(app.id));
+/// An app at revision `rev` (counted up by every update, so that a key written with a copy of
+/// the app can check that the copy is current).
+pub(super) fn app_item(app: &App, rev: i64) -> Item {
+    let mut item = app_fields(app);
+    item.extend(key(APP_PK, app_sk(app.id)));
+    item.insert(APP_REV.into(), n(rev));
+    item
+}
+
+/// The attribute of an app item holding its revision, and of a key item holding the revision
+/// of its copy of the app.
+pub(super) const APP_REV: &str = "rev";
+/// The attribute of a key item holding a copy of its app.
+pub(super) const APP_COPY: &str = "app";
+
+/// What an app is, without a key: its item's attributes, and the copy each key carries.
+pub(super) fn app_fields(app: &App) -> Item {
+    let mut item = Item::new();
     item.insert("id".into(), s(app.id.to_string()));
     item.insert("name".into(), s(&app.name));
     item.insert("mode".into(), s(app.mode.as_str()));
@@ -47,10 +63,20 @@ pub(super) fn app_from(item: &Item) -> StoreResult<App> {
     })
 }
 
-/// An API key (by its hash), naming its app.
-pub(super) fn key_item(hash: &KeyHash, app: AppId, now: Timestamp) -> Item {
+/// An API key (by its hash), naming its app and carrying a copy of it at revision `rev`, so
+/// that authenticating a request is one read.
+pub(super) fn key_item(hash: &KeyHash, app: &App, rev: i64, now: Timestamp) -> Item {
     let mut item = key(key_pk(hash), KEY_SK);
-    item.insert("app_id".into(), s(app.to_string()));
+    item.insert("app_id".into(), s(app.id.to_string()));
+    item.insert("created_at".into(), n(now.micros()));
+    item.insert(APP_COPY.into(), AttributeValue::M(app_fields(app)));
+    item.insert(APP_REV.into(), n(rev));
+    item
+}
+
+/// A key's entry in its app's list of keys (what an app update rewrites the copies of).
+pub(super) fn app_key_entry(hash: &KeyHash, app: AppId, now: Timestamp) -> Item {
+    let mut item = key(app_keys_pk(app), hash.as_str());
     item.insert("created_at".into(), n(now.micros()));
     item
 }
@@ -122,7 +148,30 @@ pub(super) fn message_item(m: &Message) -> Item {
     if let Some(task) = m.task_id {
         item.insert("task_id".into(), s(task.to_string()));
     }
+    item.insert(USER_RATING.into(), s(NOT_RATED));
     item
+}
+
+/// The attribute of a message item holding the rating its conversation's end user gave it,
+/// written with the feedback (so a page of messages shows ratings without reading feedback).
+pub(super) const USER_RATING: &str = "user_rating";
+/// [`USER_RATING`] of a message without one.
+pub(super) const NOT_RATED: &str = "none";
+
+/// A message's [`USER_RATING`]: `None` for a message stored before messages carried it (its
+/// feedback item says), else whether it is rated and how.
+pub(super) fn user_rating_from(item: &Item) -> StoreResult<Option<Option<Rating>>> {
+    // Optional by design: messages written before ratings were kept on them have none.
+    let Some(raw) = Read::new("message", item).opt_s(USER_RATING)? else { return Ok(None) };
+    if raw == NOT_RATED {
+        return Ok(Some(None));
+    }
+    Read::new("message", item).parse_with(USER_RATING, rating).map(|r| Some(Some(r)))
+}
+
+/// A stored rating: exactly the text [`Rating::as_str`] writes.
+fn rating(raw: &str) -> Result<Rating, Invalid> {
+    one_of(raw, &[Rating::Like, Rating::Dislike], Rating::as_str)
 }
 
 pub(super) fn message_from(item: &Item) -> StoreResult<Message> {
@@ -210,7 +259,7 @@ pub(super) fn feedback_from(item: &Item) -> StoreResult<Feedback> {
         app_id: r.parse("app_id")?,
         conversation_id: r.parse("conversation_id")?,
         message_id: r.parse("message_id")?,
-        rating: r.parse_with("rating", |raw| one_of(raw, &[Rating::Like, Rating::Dislike], Rating::as_str))?,
+        rating: r.parse_with("rating", rating)?,
         // Optional by design: written only when the end user gave a comment.
         content: r.opt_s("content")?,
         source: r.parse_with("from_source", |raw| {

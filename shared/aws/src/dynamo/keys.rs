@@ -34,6 +34,11 @@ pub(super) fn app_sk(id: AppId) -> String {
     format!("{APP_PREFIX}{id}")
 }
 
+/// An app's list of its keys (by hash).
+pub(super) fn app_keys_pk(app: AppId) -> String {
+    format!("APPKEYS#{app}")
+}
+
 pub(super) fn key_pk(hash: &KeyHash) -> String {
     format!("KEY#{}", hash.as_str())
 }

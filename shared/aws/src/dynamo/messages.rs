@@ -4,15 +4,19 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
-use colloquy_core::domain::{ABANDONED_ERROR, ConversationId, Cursor, Message, MessageId, Owner, TaskId, Timestamp};
+use colloquy_core::domain::{
+    ABANDONED_ERROR, ConversationId, Cursor, Message, MessageId, Owner, RatedMessage, TaskId, Timestamp,
+};
 use colloquy_core::ports::{MessageStore, StoreError, StoreResult};
 
-use super::DynamoStore;
 use super::codec::{json, s};
-use super::items::{live, message_from, message_item, pointer_from, pointer_item, task_item};
-use super::keys::{POINTER_SK, conversation_sk, key, message_sk, messages_pk, owner_pk, pointer_pk};
+use super::items::{
+    feedback_from, live, message_from, message_item, pointer_from, pointer_item, task_item, user_rating_from,
+};
+use super::keys::{POINTER_SK, conversation_sk, feedback_sk, key, message_sk, messages_pk, owner_pk, pointer_pk};
 use super::requests::{condition_met, sdk_error};
 use super::transact::Transaction;
+use super::{DynamoStore, Item};
 
 impl DynamoStore {
     /// Marks the message at (`conversation`, `sk`) failed if `task` is still generating it.
@@ -37,6 +41,30 @@ impl DynamoStore {
             .send()
             .await;
         condition_met(result)
+    }
+
+    /// Up to `fetch` message items of a conversation, newest first, strictly before `before`.
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        before: Option<Cursor<MessageId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Item>> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(false)
+            .limit(i32::try_from(fetch).unwrap_or(i32::MAX))
+            .expression_attribute_values(":pk", s(messages_pk(conversation)));
+        query = match before {
+            None => query.key_condition_expression("PK = :pk"),
+            Some(cursor) => query
+                .key_condition_expression("PK = :pk AND SK < :cursor")
+                .expression_attribute_values(":cursor", s(message_sk(cursor.at, cursor.id))),
+        };
+        Ok(query.send().await.map_err(sdk_error)?.items.unwrap_or_default())
     }
 
     /// The pointer of a message: its conversation, owner and time.
@@ -136,28 +164,51 @@ impl MessageStore for DynamoStore {
         self.get(messages_pk(conversation), message_sk(at, id)).await?.as_ref().map(message_from).transpose()
     }
 
+    /// The message's pointer alone (one GetItem).
+    async fn message_time(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Timestamp>> {
+        Ok(self.pointer(id).await?.filter(|(stored, _, _)| *stored == conversation).map(|(_, _, at)| at))
+    }
+
     async fn messages_before(
         &self,
         conversation: ConversationId,
         before: Option<Cursor<MessageId>>,
         fetch: usize,
     ) -> StoreResult<Vec<Message>> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .scan_index_forward(false)
-            .limit(i32::try_from(fetch).unwrap_or(i32::MAX))
-            .expression_attribute_values(":pk", s(messages_pk(conversation)));
-        query = match before {
-            None => query.key_condition_expression("PK = :pk"),
-            Some(cursor) => query
-                .key_condition_expression("PK = :pk AND SK < :cursor")
-                .expression_attribute_values(":cursor", s(message_sk(cursor.at, cursor.id))),
-        };
-        let output = query.send().await.map_err(sdk_error)?;
-        output.items.unwrap_or_default().iter().map(message_from).collect()
+        self.history(conversation, before, fetch).await?.iter().map(message_from).collect()
+    }
+
+    /// The ratings are on the message items: the page is one Query. Messages stored before
+    /// they carried their rating have it read from their feedback items (one BatchGetItem).
+    async fn rated_messages_before(
+        &self,
+        conversation: ConversationId,
+        before: Option<Cursor<MessageId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<RatedMessage>> {
+        let mut page = Vec::new();
+        let mut unknown = Vec::new();
+        for item in self.history(conversation, before, fetch).await? {
+            let message = message_from(&item)?;
+            let rating = match user_rating_from(&item)? {
+                Some(rating) => rating,
+                None => {
+                    unknown.push(key(pointer_pk(message.id), feedback_sk(message.owner.end_user_id)));
+                    None
+                }
+            };
+            page.push(RatedMessage { message, rating });
+        }
+        if !unknown.is_empty() {
+            for feedback in self.batch_get(unknown).await?.iter().map(feedback_from) {
+                let feedback = feedback?;
+                let rated = page.iter_mut().find(|m| m.message.id == feedback.message_id);
+                if let Some(rated) = rated.filter(|m| m.message.owner.app_id == feedback.app_id) {
+                    rated.rating = Some(feedback.rating);
+                }
+            }
+        }
+        Ok(page)
     }
 
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {

@@ -3,13 +3,14 @@
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
-use colloquy_core::domain::{ConversationId, Message, MessageId, Owner};
+use colloquy_core::domain::{AppId, ConversationId, KeyHash, Message, MessageId, Owner, Timestamp};
 use colloquy_core::ports::StoreResult;
 
-use super::codec::Read;
-use super::items::{message_item, pointer_item};
+use super::codec::{Read, n, s};
+use super::items::{USER_RATING, message_item, pointer_item};
 use super::keys::{
-    POINTER_SK, app_feedback_pk, conversation_sk, feedback_sk, key, messages_pk, owner_pk, pointer_pk, variables_pk,
+    KEY_SK, POINTER_SK, app_feedback_pk, conversation_sk, feedback_sk, key, key_pk, message_sk, messages_pk, owner_pk,
+    pointer_pk, variables_pk,
 };
 use super::requests::sdk_error;
 use super::{DynamoStore, Item};
@@ -51,5 +52,31 @@ impl DynamoStore {
             }
         }
         Ok(count)
+    }
+}
+
+/// Items as older versions wrote them, to test that they are still read right.
+impl DynamoStore {
+    /// A key as keys were stored before they carried a copy of their app (its app's id only),
+    /// and not in its app's key list.
+    pub async fn put_key_without_copy(&self, hash: &KeyHash, app: AppId, now: Timestamp) -> StoreResult<()> {
+        let mut item = key(key_pk(hash), KEY_SK);
+        item.insert("app_id".into(), s(app.to_string()));
+        item.insert("created_at".into(), n(now.micros()));
+        self.put(item).await
+    }
+
+    /// Removes the rating a message item carries, as messages were stored before they did.
+    pub async fn forget_rating_copy(&self, message: &Message) -> StoreResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(messages_pk(message.conversation_id), message_sk(message.created_at, message.id))))
+            .update_expression("REMOVE #rating")
+            .expression_attribute_names("#rating", USER_RATING)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .map(drop)
     }
 }

@@ -20,11 +20,8 @@ pub(crate) async fn authenticate(services: &Services, headers: &HeaderMap) -> Re
     let app = match services.keys.get(&hash, now) {
         Some(app) => app,
         None => {
-            let Some(app_id) = services.store.app_for_key(&hash).await? else {
+            let Some(app) = services.store.app_for_key(&hash).await? else {
                 return Err(ApiError::Unauthorized("Access token is invalid"));
-            };
-            let Some(app) = services.store.app(app_id).await? else {
-                return Err(ApiError::Forbidden("The app no longer exists."));
             };
             services.keys.put(&hash, &app, now);
             app

@@ -31,25 +31,30 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     };
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
     let sort = ConversationSort::parse(ctx.query.get("sort_by"))?;
-    let owner = ctx.reader(user).await?;
     ctx.require_chat_app()?;
 
-    let after = match last_id {
-        None => None,
+    let rows = match last_id {
+        // The cursor's conversation says whose list it is.
         Some(id) => {
-            let last = ctx
-                .store()
-                .conversation(owner, id)
+            let (owner, last) = ctx
+                .read_as(&user, move |owner| async move { Ok(ctx.store().conversation(owner, id).await?) })
                 .await?
                 .ok_or(ApiError::NotFound("Last Conversation Not Exists."))?;
             let at = match sort.field {
                 SortField::CreatedAt => last.created_at,
                 SortField::UpdatedAt => last.updated_at,
             };
-            Some(Cursor { at, id })
+            ctx.store().conversations(owner, sort, Some(Cursor { at, id }), limit.probe()).await?
         }
+        None => ctx
+            .read_as(&user, move |owner| async move {
+                let rows = ctx.store().conversations(owner, sort, None, limit.probe()).await?;
+                Ok((!rows.is_empty()).then_some(rows))
+            })
+            .await?
+            .map(|(_, rows)| rows)
+            .unwrap_or_default(),
     };
-    let rows = ctx.store().conversations(owner, sort, after, limit.probe()).await?;
     let (rows, has_more) = split_probe(rows, limit.get());
     let data = rows.into_iter().map(views::Conversation::from).collect();
     Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))

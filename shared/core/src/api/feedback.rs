@@ -46,12 +46,12 @@ pub(crate) async fn submit(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     };
     let hit = ctx.check_rate(&format!("feedback:{}:{}", owner.app_id, owner.end_user_id)).await?;
     let written = match change {
-        Change::Revoke(existing) => ctx.store().delete_feedback(&existing).await.map(|()| true),
-        Change::Save(feedback) => ctx.store().save_feedback(&feedback).await,
+        Change::Revoke(existing) => ctx.store().delete_feedback(&existing, &message).await,
+        Change::Save(feedback) => ctx.store().save_feedback(&feedback, &message).await,
     };
     match written {
         Ok(true) => Ok(ApiResponse::ok(&Success::new())),
-        // The conversation was deleted since the message was read.
+        // The conversation or the message was deleted since the message was read.
         Ok(false) => {
             hit.give_back(ctx).await;
             Err(ApiError::NotFound(MESSAGE_NOT_FOUND))

@@ -392,8 +392,11 @@ pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let id = ctx.ids.file.ok_or(ApiError::RouteNotFound)?;
     let attachment =
         matches!(ctx.query.get("as_attachment").map(str::to_ascii_lowercase).as_deref(), Some("true" | "1" | "yes"));
-    let owner: Owner = ctx.reader(ctx.query.user(false)?).await?;
-    let file = ctx.store().file(owner, id).await?.ok_or(ApiError::FileNotFound)?;
+    let user = ctx.query.user(false)?;
+    let (_, file) = ctx
+        .read_as(&user, move |owner| async move { Ok(ctx.store().file(owner, id).await?) })
+        .await?
+        .ok_or(ApiError::FileNotFound)?;
 
     let served = file.download_headers(attachment);
     let mut headers = HeaderMap::new();

@@ -1,12 +1,10 @@
 //! `GET /messages`: conversation history, newest page first, each page oldest → newest.
 
-use std::collections::HashMap;
-
-use super::conversations::owned;
+use super::conversations::NOT_FOUND;
 use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
-use crate::domain::{ConversationId, Cursor, Limit, Message, MessageId};
+use crate::domain::{ConversationId, Cursor, Limit, Message, MessageId, RatedMessage, UserRef};
 
 pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     if !ctx.query.has("conversation_id") {
@@ -15,43 +13,48 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let conversation_id = ctx.query.id::<ConversationId>("conversation_id")?;
     let first_id = ctx.query.id::<MessageId>("first_id")?;
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
-    let owner = ctx.reader(ctx.query.user(false)?).await?;
+    let user = ctx.query.user(false)?;
     ctx.require_chat_app()?;
     // `conversation_id=` (present but empty) is an empty page in Dify, not an error.
     let Some(conversation_id) = conversation_id else {
         return Ok(ApiResponse::ok(&Page::<views::Message>::new(limit.get(), false, Vec::new())));
     };
     // The ownership check and the first read of the page run together (one round trip
-    // instead of two on a remote store); what was read is discarded unless the caller owns
-    // the conversation, and the ownership error comes first.
+    // instead of two on a remote store): the page's partition is the conversation's, not the
+    // owner's. What was read is discarded unless the caller owns the conversation, and the
+    // ownership error comes first.
     let rows = match first_id {
         None => {
-            let (conversation, page) = tokio::join!(
-                owned(ctx, owner, conversation_id),
-                ctx.store().messages_before(conversation_id, None, limit.probe())
+            let (owned, page) = tokio::join!(
+                owns(ctx, &user, conversation_id),
+                ctx.store().rated_messages_before(conversation_id, None, limit.probe())
             );
-            conversation?;
+            owned?;
             page?
         }
         Some(id) => {
-            let (conversation, first) =
-                tokio::join!(owned(ctx, owner, conversation_id), ctx.store().message_in(conversation_id, id));
-            conversation?;
-            let first = first?.ok_or(ApiError::NotFound("First Message Not Exists."))?;
-            let before = Cursor { at: first.created_at, id };
-            ctx.store().messages_before(conversation_id, Some(before), limit.probe()).await?
+            let (owned, first) =
+                tokio::join!(owns(ctx, &user, conversation_id), ctx.store().message_time(conversation_id, id));
+            owned?;
+            let at = first?.ok_or(ApiError::NotFound("First Message Not Exists."))?;
+            let before = Cursor { at, id };
+            ctx.store().rated_messages_before(conversation_id, Some(before), limit.probe()).await?
         }
     };
-    let rows = settled(ctx, rows).await;
     let (mut rows, has_more) = split_probe(rows, limit.get());
     rows.reverse();
-    let ids: Vec<MessageId> = rows.iter().map(|m| m.id).collect();
-    let ratings: HashMap<_, _> = ctx.store().user_ratings(owner, &ids).await?.into_iter().collect();
-    let data = rows.into_iter().map(|m| {
-        let rating = ratings.get(&m.id).copied();
-        views::Message::new(m, rating)
-    });
-    Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data.collect())))
+    let mut data = Vec::with_capacity(rows.len());
+    for RatedMessage { message, rating } in rows {
+        data.push(views::Message::new(settled_one(ctx, message).await, rating));
+    }
+    Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
+}
+
+/// Whether `user` owns the conversation: 404 if not.
+async fn owns(ctx: &Ctx<'_>, user: &UserRef, conversation: ConversationId) -> Result<(), ApiError> {
+    let found =
+        ctx.read_as(user, move |owner| async move { Ok(ctx.store().conversation(owner, conversation).await?) }).await?;
+    found.map(drop).ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
 /// Messages as they are at this time: one whose generation was abandoned (the process answering

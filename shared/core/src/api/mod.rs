@@ -294,20 +294,33 @@ impl Ctx<'_> {
         self.services.clock.now()
     }
 
-    /// The owner of `user`'s data, for a route that only reads: the stored end user when there
-    /// is one, else an owner with a fresh id, which owns nothing (a user never seen has no
-    /// data). Reads never write: unlike Dify, a read does not create the end user.
-    async fn reader(&self, user: UserRef) -> Result<Owner, ApiError> {
-        Ok(match self.store().find_end_user(self.app.id, &user).await? {
-            Some(end_user) => end_user.owner(),
-            None => Owner { app_id: self.app.id, end_user_id: EndUserId::from_uuid(self.services.ids.new_id()) },
-        })
+    /// What `read` finds of `user`'s data on a route that only reads, and whose it is. End
+    /// users are found by their derived id, without a request ([`Owner::derived`]); only when
+    /// that finds nothing is the stored end user looked up, and `read` repeated as it if its id
+    /// differs (an end user first seen before ids were derived keeps its random id). Reads never
+    /// write: unlike Dify, a read does not create the end user.
+    async fn read_as<T, F, R>(&self, user: &UserRef, read: F) -> Result<Option<(Owner, T)>, ApiError>
+    where
+        F: Fn(Owner) -> R,
+        R: Future<Output = Result<Option<T>, ApiError>>,
+    {
+        let derived = Owner::derived(self.app.id, user);
+        if let Some(found) = read(derived).await? {
+            return Ok(Some((derived, found)));
+        }
+        match self.store().find_end_user(self.app.id, user).await? {
+            Some(stored) if stored.id != derived.end_user_id => {
+                let owner = stored.owner();
+                Ok(read(owner).await?.map(|found| (owner, found)))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Gets or creates the end user of this app for `user`.
     async fn end_user(&self, user: UserRef) -> Result<EndUser, ApiError> {
         let fresh = EndUser {
-            id: EndUserId::from_uuid(self.services.ids.new_id()),
+            id: EndUserId::derived(self.app.id, &user),
             app_id: self.app.id,
             session_id: user.clone(),
             created_at: self.now(),

@@ -18,9 +18,12 @@ in the language of the conversation. Reply with a JSON array of three strings an
 
 pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let message_id = ctx.ids.message.ok_or(ApiError::RouteNotFound)?;
-    let owner = ctx.reader(ctx.query.user(true)?).await?;
+    let user = ctx.query.user(true)?;
     ctx.require_chat_app()?;
-    let message = ctx.store().message(owner, message_id).await?.ok_or(ApiError::NotFound("Message Not Exists."))?;
+    let (owner, message) = ctx
+        .read_as(&user, move |owner| async move { Ok(ctx.store().message(owner, message_id).await?) })
+        .await?
+        .ok_or(ApiError::NotFound("Message Not Exists."))?;
     let conversation = owned(ctx, owner, message.conversation_id).await?;
     if !ctx.app.config.suggested_questions_after_answer.enabled {
         return Err(ApiError::BadRequest("Suggested Questions Is Disabled.".into()));

@@ -1,6 +1,6 @@
 //! `GET /conversations/:id/variables`, `PUT|PATCH /conversations/:id/variables/:variable_id`.
 
-use super::conversations::owned;
+use super::conversations::{NOT_FOUND, owned};
 use super::input::Body;
 use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx};
@@ -13,9 +13,10 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let last_id = ctx.query.id::<VariableId>("last_id")?;
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
     let name = ctx.query.get("variable_name").map(VariableNameFilter::parse).transpose()?;
-    let owner = ctx.reader(user).await?;
     ctx.require_chat_app()?;
-    owned(ctx, owner, conversation_id).await?;
+    ctx.read_as(&user, move |owner| async move { Ok(ctx.store().conversation(owner, conversation_id).await?) })
+        .await?
+        .ok_or(ApiError::NotFound(NOT_FOUND))?;
 
     let after = match last_id {
         None => None,

@@ -135,6 +135,13 @@ pub struct Message {
     pub task_id: Option<TaskId>,
 }
 
+/// A message with the rating its conversation's end user gave it (none when unrated).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatedMessage {
+    pub message: Message,
+    pub rating: Option<Rating>,
+}
+
 /// The longest a chat generation may run; it then ends as failed. The streaming chat Lambda's
 /// timeout (`template.yaml`) is longer, so that a generation always stores its outcome.
 pub const GENERATION_DEADLINE: Duration = Duration::from_secs(100);

@@ -21,7 +21,7 @@ pub use app::{
 pub use audio::{AUDIO_LIMIT_BYTES, AudioFormat, Pcm, Voice, repair_wav_sizes, split_for_speech};
 pub use conversation::{
     ABANDONED_AFTER, ABANDONED_ERROR, Conversation, ConversationStatus, ConversationTitle, DEFAULT_CONVERSATION_NAME,
-    Feedback, FeedbackSource, GENERATION_DEADLINE, Message, MessageStatus, Rating,
+    Feedback, FeedbackSource, GENERATION_DEADLINE, Message, MessageStatus, RatedMessage, Rating,
 };
 pub use file::{DownloadHeaders, FileClass, FileNameError, UploadFile, check_filename, inline_type};
 pub use ids::{

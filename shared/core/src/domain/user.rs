@@ -45,6 +45,22 @@ impl EndUser {
     }
 }
 
+impl EndUserId {
+    /// The id of `user` in `app`: a UUIDv5 of the `user` string in the app's namespace, so a
+    /// read route knows whose data to read without looking the end user up. End users first
+    /// seen before ids were derived keep the random id they were given (the store has it).
+    pub fn derived(app: AppId, user: &UserRef) -> Self {
+        Self::from_uuid(uuid::Uuid::new_v5(&app.as_uuid(), user.as_str().as_bytes()))
+    }
+}
+
+impl Owner {
+    /// The owner of `user`'s data in `app`, by the derived id (see [`EndUserId::derived`]).
+    pub fn derived(app: AppId, user: &UserRef) -> Self {
+        Self { app_id: app, end_user_id: EndUserId::derived(app, user) }
+    }
+}
+
 /// Whose objects a request may see: every lookup is scoped by both, so another user's or
 /// another app's object is indistinguishable from a missing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,5 +80,18 @@ mod tests {
         assert!(UserRef::parse("").is_err());
         assert!(UserRef::parse(&"x".repeat(256)).is_err());
         assert!(UserRef::parse(&"é".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn derived_ids_depend_on_app_and_exact_user() {
+        let app = AppId::from_uuid(uuid::Uuid::from_u128(1));
+        let other = AppId::from_uuid(uuid::Uuid::from_u128(2));
+        let alice = UserRef::parse("alice").unwrap();
+        let id = EndUserId::derived(app, &alice);
+        assert_eq!(id, EndUserId::derived(app, &UserRef::parse("alice").unwrap()), "stable");
+        assert_eq!(id.as_uuid().get_version_num(), 5);
+        assert_ne!(id, EndUserId::derived(other, &alice), "scoped by app");
+        assert_ne!(id, EndUserId::derived(app, &UserRef::parse("Alice").unwrap()), "case-sensitive");
+        assert_eq!(Owner::derived(app, &alice), Owner { app_id: app, end_user_id: id });
     }
 }

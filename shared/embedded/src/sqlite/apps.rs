@@ -58,9 +58,13 @@ impl AppStore for SqliteStore {
         self.execute(sql.into(), args![key.as_str(), app, now]).await.map(drop)
     }
 
-    async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<AppId>> {
-        let sql = "SELECT app_id FROM api_keys WHERE key_hash = ?1";
-        self.one(sql.into(), args![key.as_str()], |row| Fields::of("api_keys", row).parse("app_id")).await
+    async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<App>> {
+        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("apps.{c} AS {c}")).collect();
+        let sql = format!(
+            "SELECT {} FROM api_keys JOIN apps ON apps.id = api_keys.app_id WHERE api_keys.key_hash = ?1",
+            columns.join(", ")
+        );
+        self.one(sql, args![key.as_str()], app_from_row).await
     }
 
     async fn revoke_key(&self, key: &KeyHash) -> StoreResult<bool> {

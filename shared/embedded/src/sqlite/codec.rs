@@ -149,6 +149,15 @@ impl<'r, 's> Fields<'r, 's> {
         self.decode(column, |raw: String| parse(&raw).map_err(|e| e.0))
     }
 
+    /// A nullable text column parsed by `parse`.
+    pub(super) fn parse_opt_with<T>(
+        &self,
+        column: &str,
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> rusqlite::Result<Option<T>> {
+        self.decode(column, |raw: Option<String>| raw.map(|r| parse(&r).map_err(|e| e.0)).transpose())
+    }
+
     /// A column holding JSON.
     pub(super) fn json<T: DeserializeOwned>(&self, column: &str) -> rusqlite::Result<T> {
         self.decode(column, |raw: String| serde_json::from_str(&raw).map_err(|e| e.to_string()))

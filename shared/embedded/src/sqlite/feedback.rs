@@ -4,17 +4,17 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params_from_iter};
 
-use colloquy_core::domain::{AppId, Feedback, FeedbackSource, Invalid, MessageId, Owner, Rating};
+use colloquy_core::domain::{AppId, Feedback, FeedbackSource, Invalid, Message, MessageId, Owner, Rating};
 use colloquy_core::ports::{FeedbackStore, StoreResult};
 
-use super::codec::{Fields, arg, args};
+use super::codec::{Fields, args};
 use super::{SqliteStore, insert_sql};
 
 const COLUMNS: &str =
     "id, app_id, conversation_id, message_id, end_user_id, rating, content, from_source, created_at, updated_at";
 
 /// A stored rating: exactly the text [`Rating::as_str`] writes.
-fn rating(raw: &str) -> Result<Rating, Invalid> {
+pub(super) fn rating(raw: &str) -> Result<Rating, Invalid> {
     [Rating::Like, Rating::Dislike]
         .into_iter()
         .find(|rating| rating.as_str() == raw)
@@ -57,26 +57,7 @@ impl FeedbackStore for SqliteStore {
         self.one(sql, args![message, owner.app_id, owner.end_user_id], feedback_from_row).await
     }
 
-    async fn user_ratings(&self, owner: Owner, messages: &[MessageId]) -> StoreResult<Vec<(MessageId, Rating)>> {
-        if messages.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders = vec!["?"; messages.len()].join(", ");
-        let sql = format!(
-            "SELECT {COLUMNS} FROM feedbacks
-             WHERE app_id = ? AND end_user_id = ? AND from_source = 'user' AND message_id IN ({placeholders})"
-        );
-        let mut values = args![owner.app_id, owner.end_user_id];
-        values.extend(messages.iter().map(|id| arg(*id)));
-        // Prepared afresh: the text varies with the number of messages, and a statement per
-        // page size would only push the store's fixed statements out of the cache.
-        let rows: Vec<Feedback> = self
-            .with(move |conn| conn.prepare(&sql)?.query_map(params_from_iter(values), feedback_from_row)?.collect())
-            .await?;
-        Ok(rows.into_iter().map(|f| (f.message_id, f.rating)).collect())
-    }
-
-    async fn save_feedback(&self, f: &Feedback) -> StoreResult<bool> {
+    async fn save_feedback(&self, f: &Feedback, _on: &Message) -> StoreResult<bool> {
         let existing_sql = "SELECT id FROM feedbacks WHERE message_id = ?1 AND end_user_id IS ?2 AND from_source = ?3";
         let f = f.clone();
         self.with(move |conn| {
@@ -118,8 +99,21 @@ impl FeedbackStore for SqliteStore {
         .await
     }
 
-    async fn delete_feedback(&self, f: &Feedback) -> StoreResult<()> {
-        self.execute("DELETE FROM feedbacks WHERE id = ?1".into(), args![f.id]).await.map(drop)
+    /// The rating a message page shows is read from this table (`rated_history_sql`), so
+    /// removing the row is all there is to do.
+    async fn delete_feedback(&self, f: &Feedback, on: &Message) -> StoreResult<bool> {
+        let (feedback, message) = (f.id, on.id);
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.prepare_cached("DELETE FROM feedbacks WHERE id = ?1")?.execute(params_from_iter(args![feedback]))?;
+            let message = tx
+                .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?
+                .query_row(params_from_iter(args![message]), |_| Ok(()))
+                .optional()?;
+            tx.commit()?;
+            Ok(message.is_some())
+        })
+        .await
     }
 
     async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>> {

@@ -4,10 +4,13 @@
 use async_trait::async_trait;
 use rusqlite::{Row, params_from_iter};
 
-use colloquy_core::domain::{ABANDONED_ERROR, ConversationId, Cursor, Message, MessageId, Owner};
+use colloquy_core::domain::{
+    ABANDONED_ERROR, ConversationId, Cursor, Message, MessageId, Owner, RatedMessage, Timestamp,
+};
 use colloquy_core::ports::{MessageStore, StoreResult};
 
 use super::codec::{Args, Fields, args, to_json};
+use super::feedback::rating;
 use super::{SqliteStore, insert_sql, placeholders};
 
 pub(super) const COLUMNS: &str = "id, app_id, end_user_id, conversation_id, parent_message_id, inputs, query, answer, \
@@ -46,6 +49,24 @@ pub(super) fn history_sql(after_cursor: bool) -> String {
     format!(
         "SELECT {COLUMNS} FROM messages WHERE conversation_id = ?1{seek} ORDER BY created_at DESC, id DESC LIMIT ?2"
     )
+}
+
+/// [`history_sql`] with the rating the conversation's end user gave each message (column
+/// `user_rating`, NULL when none), found through `feedbacks_one_per_user` for each row.
+pub(super) fn rated_history_sql(after_cursor: bool) -> String {
+    let seek = if after_cursor { " AND (m.created_at, m.id) < (?3, ?4)" } else { "" };
+    let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("m.{c} AS {c}")).collect();
+    format!(
+        "SELECT {}, f.rating AS user_rating FROM messages m
+         LEFT JOIN feedbacks f ON f.message_id = m.id AND f.end_user_id = m.end_user_id AND f.from_source = 'user'
+         WHERE m.conversation_id = ?1{seek} ORDER BY m.created_at DESC, m.id DESC LIMIT ?2",
+        columns.join(", ")
+    )
+}
+
+fn rated_message_from_row(row: &Row<'_>) -> rusqlite::Result<RatedMessage> {
+    let rating = Fields::of("feedbacks", row).parse_opt_with("user_rating", rating)?;
+    Ok(RatedMessage { message: message_from_row(row)?, rating })
 }
 
 /// The first message of a conversation (a generated name is drawn from it): `?1` the conversation.
@@ -131,6 +152,11 @@ impl MessageStore for SqliteStore {
         self.one(sql, args![id, conversation], message_from_row).await
     }
 
+    async fn message_time(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Timestamp>> {
+        let sql = "SELECT created_at FROM messages WHERE id = ?1 AND conversation_id = ?2";
+        self.one(sql.into(), args![id, conversation], |row| Fields::of("messages", row).time("created_at")).await
+    }
+
     async fn messages_before(
         &self,
         conversation: ConversationId,
@@ -142,6 +168,19 @@ impl MessageStore for SqliteStore {
             values.extend(args![cursor.at, cursor.id]);
         }
         self.all(history_sql(before.is_some()), values, message_from_row).await
+    }
+
+    async fn rated_messages_before(
+        &self,
+        conversation: ConversationId,
+        before: Option<Cursor<MessageId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<RatedMessage>> {
+        let mut values = args![conversation, fetch as i64];
+        if let Some(cursor) = before {
+            values.extend(args![cursor.at, cursor.id]);
+        }
+        self.all(rated_history_sql(before.is_some()), values, rated_message_from_row).await
     }
 
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {
