@@ -12,7 +12,8 @@
 #
 # RUNS: timed requests per route and path (default 100, after 10 warm-ups). ENV_FILE: the
 # emulators of `scripts/emulators.sh start ENV_FILE`; without it a set of its own is started
-# and stopped at the end. Prints Markdown tables (docs/benchmarks.md, "Serial depth on
+# and stopped at the end (use a fresh set: a DynamoDB Local that just held the 300,000 items
+# of bench/depth-dynamo.sh stays slow). Prints Markdown tables (docs/benchmarks.md, "Serial depth on
 # DynamoDB (5 ms per AWS request)"); takes 3–6 minutes after the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,11 +23,16 @@ RUNS=${1:-100}
 ENV_FILE=${2:-}
 DELAY_MS=5
 TARGET=${CARGO_TARGET_DIR:-target}
-BIN="$TARGET/release"
 
-cargo build --release --locked -p colloquy -p colloquy-bench-serial-depth >&2
-
+# NO_BUILD=1 uses the release binaries already in the target directory.
+if [ -z "${NO_BUILD:-}" ]; then
+    cargo build --release --locked -p colloquy -p colloquy-bench-serial-depth >&2
+fi
 WORK=$(mktemp -d)
+# Copies, so that a build in a shared target directory cannot swap them mid-run.
+BIN="$WORK/bin"
+mkdir "$BIN"
+cp "$TARGET/release/colloquy" "$TARGET/release/colloquy-delay-proxy" "$TARGET/release/colloquy-bench-latency" "$BIN/"
 PIDS=()
 OWN_ENV=
 cleanup() {
@@ -48,10 +54,11 @@ fi
 DDB_DIRECT=$AWS_ENDPOINT_URL_DYNAMODB
 S3_DIRECT=$AWS_ENDPOINT_URL
 
-# Waits until URL answers at all (any status).
+# wait_http URL [LOG]: waits until URL answers at all (any status); else shows LOG and fails.
 wait_http() {
-    for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done
+    for _ in $(seq 600); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done
     echo "nothing answers at $1" >&2
+    if [ -n "${2:-}" ]; then tail -5 "$2" >&2; fi
     return 1
 }
 
@@ -62,7 +69,7 @@ start_proxy() {
     "$BIN/colloquy-delay-proxy" --listen "127.0.0.1:$port" --upstream "$2" --delay-ms "$3" 2>"$WORK/proxy-$1.log" &
     PIDS+=($!)
     PROXY="http://127.0.0.1:$port"
-    wait_http "$PROXY/__delay-proxy/count"
+    wait_http "$PROXY/__delay-proxy/count" "$WORK/proxy-$1.log"
 }
 start_proxy dynamodb "$DDB_DIRECT" "$DELAY_MS"
 DDB_PROXY=$PROXY
@@ -75,27 +82,6 @@ COUNTS=(--count "$DDB_PROXY/__delay-proxy/count" --count "$S3_PROXY/__delay-prox
 # latency URL [ARGS...]: one JSON line of colloquy-bench-latency.
 latency() { "$BIN/colloquy-bench-latency" "$@" --runs "$RUNS"; }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
-
-echo "Proxy calibration: DynamoDB Local's \`GET /\` (400 at once), $RUNS requests on one connection"
-echo
-echo "| path | p50 ms | p90 ms | mean ms |"
-echo "|---|---:|---:|---:|"
-calibrate() {
-    local line
-    line=$(latency "$2/" --any-status)
-    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("| %s | %.2f | %.2f | %.2f |" % (sys.argv[2], r["p50_ms"], r["p90_ms"], r["mean_ms"]))' "$line" "$1"
-    P50=$(field "$line" p50_ms)
-}
-calibrate "direct" "$DDB_DIRECT"
-CAL_DIRECT=$P50
-calibrate "through the proxy, no delay" "$NO_DELAY_PROXY"
-CAL_NONE=$P50
-calibrate "through the proxy, $DELAY_MS ms" "$DDB_PROXY"
-CAL_DELAY=$P50
-PER_REQUEST=$(python3 -c "print(round($CAL_DELAY - $CAL_DIRECT, 2))")
-echo
-echo "The proxy's own hop: $(python3 -c "print(round($CAL_NONE - $CAL_DIRECT, 2))") ms; with the delay it adds $PER_REQUEST ms per request."
-echo
 
 # A table and bucket of their own; an app without a feedback rate limit, so the feedback
 # route is measured rather than its 429s; no speech engines (none of the routes uses them).
@@ -115,7 +101,7 @@ start_server() {
         "$BIN/colloquy" serve --addr "127.0.0.1:$port" >"$WORK/server-$1.log" 2>&1 &
     PIDS+=($!)
     SERVER="http://127.0.0.1:$port/v1"
-    wait_http "$SERVER/info"
+    wait_http "$SERVER/info" "$WORK/server-$1.log"
 }
 
 # Seed through a direct server: one end user with 25 conversations, the first of 25 messages.
@@ -132,7 +118,6 @@ for i in $(seq 1 24); do ANSWER=$(chat "$i" ", \"conversation_id\": \"$CONVERSAT
 NEWEST_MESSAGE=$(field "$ANSWER" message_id)
 for i in $(seq 1 24); do ANSWER=$(chat "c$i" ""); done
 NEWEST_CONVERSATION=$(field "$ANSWER" conversation_id)
-kill "${PIDS[-1]}"
 
 ROUTES=(
     "GET /v1/messages?limit=20|messages?user=bench&conversation_id=$CONVERSATION&limit=20||"
@@ -144,6 +129,43 @@ ROUTES=(
     "POST /v1/chat-messages (blocking, echo)|chat-messages|POST|{\"inputs\": {}, \"query\": \"hi\", \"user\": \"load\", \"response_mode\": \"blocking\"}"
 )
 
+# route_args LABEL|PATH|METHOD|BODY: sets LABEL, URL_PATH and ARGS (the latency probe's options).
+route_args() {
+    local method body
+    IFS='|' read -r LABEL URL_PATH method body <<<"$1"
+    ARGS=(--key "$KEY" --method "${method:-GET}")
+    if [ -n "$body" ]; then ARGS+=(--body "$body"); fi
+}
+
+# A freshly started DynamoDB Local is several times slower until the JVM has compiled its hot
+# paths: every route, 50 times, on the seeding server first.
+for route in "${ROUTES[@]}"; do
+    route_args "$route"
+    "$BIN/colloquy-bench-latency" "$SEED/$URL_PATH" "${ARGS[@]}" --warm-ups 0 --runs 50 >/dev/null
+done
+kill "${PIDS[-1]}"
+
+echo "Proxy calibration: DynamoDB Local's \`GET /\` (400 at once), $RUNS requests on one connection"
+echo
+echo "| path | p50 ms | p90 ms | mean ms |"
+echo "|---|---:|---:|---:|"
+calibrate() {
+    local line
+    line=$(latency "$2/" --any-status --warm-ups 50)
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("| %s | %.2f | %.2f | %.2f |" % (sys.argv[2], r["p50_ms"], r["p90_ms"], r["mean_ms"]))' "$line" "$1"
+    P50=$(field "$line" p50_ms)
+}
+calibrate "direct" "$DDB_DIRECT"
+CAL_DIRECT=$P50
+calibrate "through the proxy, no delay" "$NO_DELAY_PROXY"
+CAL_NONE=$P50
+calibrate "through the proxy, $DELAY_MS ms" "$DDB_PROXY"
+CAL_DELAY=$P50
+PER_REQUEST=$(python3 -c "print(round($CAL_DELAY - $CAL_DIRECT, 2))")
+echo
+echo "The proxy's own hop: $(python3 -c "print(round($CAL_NONE - $CAL_DIRECT, 2))") ms; with the delay it adds $PER_REQUEST ms per request."
+echo
+
 echo "| route | key cache | p50 direct ms | p50 via proxy ms | serial depth (Δ ÷ $DELAY_MS ms) | Δ ÷ $PER_REQUEST ms (calibrated) | AWS requests per call |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for CACHE in 0 10; do
@@ -153,12 +175,10 @@ for CACHE in 0 10; do
     PROXIED=$SERVER
     if [ "$CACHE" = 0 ]; then CACHE_LABEL="cold (0 s)"; else CACHE_LABEL="warm ($CACHE s)"; fi
     for route in "${ROUTES[@]}"; do
-        IFS='|' read -r label path method body <<<"$route"
-        args=(--key "$KEY" --method "${method:-GET}")
-        if [ -n "$body" ]; then args+=(--body "$body"); fi
-        direct=$(latency "$DIRECT/$path" "${args[@]}")
-        proxied=$(latency "$PROXIED/$path" "${args[@]}" "${COUNTS[@]}")
-        python3 - "$label" "$CACHE_LABEL" "$direct" "$proxied" "$DELAY_MS" "$PER_REQUEST" <<'PY'
+        route_args "$route"
+        direct=$(latency "$DIRECT/$URL_PATH" "${ARGS[@]}")
+        proxied=$(latency "$PROXIED/$URL_PATH" "${ARGS[@]}" "${COUNTS[@]}")
+        python3 - "$LABEL" "$CACHE_LABEL" "$direct" "$proxied" "$DELAY_MS" "$PER_REQUEST" <<'PY'
 import json, sys
 label, cache, direct, proxied, delay, per_request = sys.argv[1:]
 d, p = json.loads(direct), json.loads(proxied)
