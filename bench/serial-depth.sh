@@ -2,7 +2,7 @@
 # Serial depth of the local server's routes on DynamoDB: `colloquy serve --store dynamodb` on
 # DynamoDB Local and moto, once with direct connections and once through `colloquy-delay-proxy`
 # (bench/serial-depth), which holds every AWS request 5 ms before passing it on (about an
-# in-region round trip). Per route, the p50 of sequential requests on one connection both ways:
+# in-region round trip). Per route, the p50 of sequential requests to each server, taken in turn:
 # (p50 via proxy − p50 direct) / 5 ms is the number of AWS requests the route waits for one
 # after another. With a cold key cache (COLLOQUY_KEY_CACHE_SECONDS=0) and a warm one (=10).
 # First calibrates the proxy: a request that only passes through (DynamoDB Local's `GET /`,
@@ -145,26 +145,22 @@ for route in "${ROUTES[@]}"; do
 done
 kill "${PIDS[-1]}"
 
-echo "Proxy calibration: DynamoDB Local's \`GET /\` (400 at once), $RUNS requests on one connection"
+echo "Proxy calibration: DynamoDB Local's \`GET /\` (400 at once), $RUNS rounds on keep-alive connections"
 echo
 echo "| path | p50 ms | p90 ms | mean ms |"
 echo "|---|---:|---:|---:|"
-calibrate() {
-    local line
-    line=$(latency "$2/" --any-status --warm-ups 50)
-    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("| %s | %.2f | %.2f | %.2f |" % (sys.argv[2], r["p50_ms"], r["p90_ms"], r["mean_ms"]))' "$line" "$1"
-    P50=$(field "$line" p50_ms)
-}
-calibrate "direct" "$DDB_DIRECT"
-CAL_DIRECT=$P50
-calibrate "through the proxy, no delay" "$NO_DELAY_PROXY"
-CAL_NONE=$P50
-calibrate "through the proxy, $DELAY_MS ms" "$DDB_PROXY"
-CAL_DELAY=$P50
-PER_REQUEST=$(python3 -c "print(round($CAL_DELAY - $CAL_DIRECT, 2))")
-echo
-echo "The proxy's own hop: $(python3 -c "print(round($CAL_NONE - $CAL_DIRECT, 2))") ms; with the delay it adds $PER_REQUEST ms per request."
-echo
+CALIBRATION=$(latency "$DDB_DIRECT/" "$NO_DELAY_PROXY/" "$DDB_PROXY/" --any-status --warm-ups 50)
+python3 - "$CALIBRATION" "$DELAY_MS" <<'PY'
+import json, sys
+runs = json.loads(sys.argv[1])["urls"]
+for name, r in zip(["direct", "through the proxy, no delay", f"through the proxy, {sys.argv[2]} ms"], runs):
+    print("| %s | %.2f | %.2f | %.2f |" % (name, r["p50_ms"], r["p90_ms"], r["mean_ms"]))
+direct, hop, delayed = (r["p50_ms"] for r in runs)
+print()
+print("The proxy's own hop: %.2f ms; with the delay it adds %.2f ms per request." % (hop - direct, delayed - direct))
+print()
+PY
+PER_REQUEST=$(python3 -c 'import json,sys; u=json.loads(sys.argv[1])["urls"]; print(round(u[2]["p50_ms"] - u[0]["p50_ms"], 2))' "$CALIBRATION")
 
 echo "| route | key cache | p50 direct ms | p50 via proxy ms | serial depth (Δ ÷ $DELAY_MS ms) | Δ ÷ $PER_REQUEST ms (calibrated) | AWS requests per call |"
 echo "|---|---|---:|---:|---:|---:|---:|"
@@ -176,17 +172,18 @@ for CACHE in 0 10; do
     if [ "$CACHE" = 0 ]; then CACHE_LABEL="cold (0 s)"; else CACHE_LABEL="warm ($CACHE s)"; fi
     for route in "${ROUTES[@]}"; do
         route_args "$route"
-        direct=$(latency "$DIRECT/$URL_PATH" "${ARGS[@]}")
-        proxied=$(latency "$PROXIED/$URL_PATH" "${ARGS[@]}" "${COUNTS[@]}")
-        python3 - "$LABEL" "$CACHE_LABEL" "$direct" "$proxied" "$DELAY_MS" "$PER_REQUEST" <<'PY'
+        # Direct and proxied requests in turn; only the proxied server's go through the proxies.
+        measured=$(latency "$DIRECT/$URL_PATH" "$PROXIED/$URL_PATH" "${ARGS[@]}" "${COUNTS[@]}")
+        python3 - "$LABEL" "$CACHE_LABEL" "$measured" "$DELAY_MS" "$PER_REQUEST" <<'PY'
 import json, sys
-label, cache, direct, proxied, delay, per_request = sys.argv[1:]
-d, p = json.loads(direct), json.loads(proxied)
+label, cache, measured, delay, per_request = sys.argv[1:]
+measured = json.loads(measured)
+d, p = measured["urls"]
 if d["failures"] or p["failures"]:
     sys.exit(f"{label}: {d['failures']} direct and {p['failures']} proxied answers were not 2xx")
 delta = p["p50_ms"] - d["p50_ms"]
 print("| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f |" % (
-    label, cache, d["p50_ms"], p["p50_ms"], delta / float(delay), delta / float(per_request), p["forwarded_per_request"]))
+    label, cache, d["p50_ms"], p["p50_ms"], delta / float(delay), delta / float(per_request), measured["forwarded_per_round"]))
 PY
     done
     kill "${PIDS[-1]}" "${PIDS[-2]}"

@@ -1,8 +1,10 @@
-//! `colloquy-bench-latency URL [--key KEY] [--method M] [--body JSON] [--runs N] [--warm-ups W]
-//! [--count COUNT_URL]...`: sends W untimed and then N timed requests one after another on one
-//! keep-alive connection and prints one JSON line: p50, p90, mean and max latency in ms, how
-//! many answers were not 2xx, and — with `--count` (a delay proxy's count URL, repeatable) —
-//! how many requests the proxies forwarded per timed request.
+//! `colloquy-bench-latency URL... [--key KEY] [--method M] [--body JSON] [--runs N]
+//! [--warm-ups W] [--count COUNT_URL]...`: sends W untimed and then N timed requests to each
+//! URL, one after another on keep-alive connections, taking the URLs in turn (so that a slow
+//! spell of a shared machine hits each alike), and prints one JSON line: per URL, p50, p90,
+//! mean and max latency in ms and how many answers were not 2xx; with `--count` (a delay
+//! proxy's count URL, repeatable), how many requests the proxies forwarded per round of
+//! requests.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,9 @@ use hyper_util::rt::TokioExecutor;
 #[derive(Parser)]
 #[command(about = "Latency of one request sent again and again on one connection")]
 struct Args {
-    url: Uri,
+    /// One or more URLs, requested in turn.
+    #[arg(required = true)]
+    urls: Vec<Uri>,
     /// Sent as `Authorization: Bearer KEY`.
     #[arg(long)]
     key: Option<String>,
@@ -41,8 +45,8 @@ struct Args {
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// Sends one request and reads its whole answer; whether it was a success.
-async fn send(client: &HttpClient, args: &Args) -> Result<bool, String> {
-    let mut request = Request::builder().method(args.method.clone()).uri(args.url.clone());
+async fn send(client: &HttpClient, args: &Args, url: &Uri) -> Result<bool, String> {
+    let mut request = Request::builder().method(args.method.clone()).uri(url.clone());
     if let Some(key) = &args.key {
         request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
     }
@@ -91,35 +95,47 @@ async fn main() {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
-    let mut failures = 0_usize;
+    let mut failures = vec![0_usize; args.urls.len()];
     for _ in 0..args.warm_ups {
-        if !send(&client, &args).await.unwrap_or_else(|e| panic!("{}: {e}", args.url)) {
-            failures += 1;
+        for (url, failed) in args.urls.iter().zip(&mut failures) {
+            if !send(&client, &args, url).await.unwrap_or_else(|e| panic!("{url}: {e}")) {
+                *failed += 1;
+            }
         }
     }
     let before = forwarded(&client, &args.count).await;
-    let mut latencies = Vec::with_capacity(args.runs);
+    let mut latencies = vec![Vec::with_capacity(args.runs); args.urls.len()];
     for _ in 0..args.runs {
-        let started = Instant::now();
-        let ok = send(&client, &args).await.unwrap_or_else(|e| panic!("{}: {e}", args.url));
-        latencies.push(started.elapsed());
-        if !ok {
-            failures += 1;
+        for ((url, failed), times) in args.urls.iter().zip(&mut failures).zip(&mut latencies) {
+            let started = Instant::now();
+            let ok = send(&client, &args, url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            times.push(started.elapsed());
+            if !ok {
+                *failed += 1;
+            }
         }
     }
     let after = forwarded(&client, &args.count).await;
-    let mean = latencies.iter().sum::<Duration>() / args.runs as u32;
-    latencies.sort_unstable();
-    let mut summary = serde_json::json!({
-        "runs": args.runs,
-        "p50_ms": ms(percentile(&latencies, 0.5)),
-        "p90_ms": ms(percentile(&latencies, 0.9)),
-        "mean_ms": ms(mean),
-        "max_ms": ms(percentile(&latencies, 1.0)),
-        "failures": failures,
-    });
+    let per_url: Vec<serde_json::Value> = latencies
+        .iter_mut()
+        .zip(&failures)
+        .zip(&args.urls)
+        .map(|((times, failed), url)| {
+            let mean = times.iter().sum::<Duration>() / args.runs as u32;
+            times.sort_unstable();
+            serde_json::json!({
+                "url": url.to_string(),
+                "p50_ms": ms(percentile(times, 0.5)),
+                "p90_ms": ms(percentile(times, 0.9)),
+                "mean_ms": ms(mean),
+                "max_ms": ms(percentile(times, 1.0)),
+                "failures": failed,
+            })
+        })
+        .collect();
+    let mut summary = serde_json::json!({"runs": args.runs, "urls": per_url});
     if !args.count.is_empty() {
-        summary["forwarded_per_request"] = serde_json::json!((after - before) as f64 / args.runs as f64);
+        summary["forwarded_per_round"] = serde_json::json!((after - before) as f64 / args.runs as f64);
     }
     println!("{summary}");
 }
