@@ -17,7 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 #[derive(Parser)]
-#[command(about = "Latency of one request sent again and again on one connection")]
+#[command(about = "Latency of the same request sent again and again, to one or more URLs in turn")]
 struct Args {
     /// One or more URLs, requested in turn.
     #[arg(required = true)]
