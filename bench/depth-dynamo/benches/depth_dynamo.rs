@@ -109,8 +109,12 @@ fn report(list: &str, first: Duration, deep: Duration) {
 /// writes its 300,000 items to a real table.
 fn emulator_endpoint() -> String {
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default();
-    let host = endpoint.split("://").nth(1).unwrap_or("").split([':', '/']).next().unwrap_or("");
-    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+    let authority = endpoint.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    if !matches!(host, "127.0.0.1" | "localhost" | "::1") {
         eprintln!(
             "AWS_ENDPOINT_URL_DYNAMODB must name DynamoDB Local on this machine (got {endpoint:?}); run bench/depth-dynamo.sh"
         );
