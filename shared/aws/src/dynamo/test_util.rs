@@ -1,13 +1,15 @@
-//! Helpers for tests only (the `test-util` feature; production builds leave them out): a bulk
-//! import of messages, and a count of what is left of a conversation after a purge.
+//! Helpers for tests and benchmarks only (the `test-util` feature; production builds leave
+//! them out): bulk imports of messages and conversations, and a count of what is left of a
+//! conversation after a purge.
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use futures_util::StreamExt;
 
-use colloquy_core::domain::{AppId, ConversationId, KeyHash, Message, MessageId, Owner, Timestamp};
+use colloquy_core::domain::{AppId, Conversation, ConversationId, KeyHash, Message, MessageId, Owner, Timestamp};
 use colloquy_core::ports::StoreResult;
 
 use super::codec::{Read, n, s};
-use super::items::{USER_RATING, message_item, pointer_item};
+use super::items::{USER_RATING, conversation_item, message_item, pointer_item};
 use super::keys::{
     KEY_SK, POINTER_SK, app_feedback_pk, conversation_sk, feedback_sk, key, key_pk, message_sk, messages_pk, owner_pk,
     pointer_pk, variables_pk,
@@ -15,18 +17,41 @@ use super::keys::{
 use super::requests::sdk_error;
 use super::{DynamoStore, Item};
 
+/// An import sends its BatchWriteItem requests (25 writes each) in slices of eight requests
+/// sent in turn, [`IMPORT_CONCURRENCY`] slices at once: DynamoDB Local serves concurrent
+/// requests, and a benchmark seeds 300,000 items.
+const IMPORT_CONCURRENCY: usize = 4;
+const IMPORT_SLICE: usize = 25 * 8;
+
 impl DynamoStore {
-    /// Stores many messages at once (BatchWriteItem, 25 items per request; two items per
-    /// message), without the checks of `insert_message`.
+    /// Stores many messages at once (BatchWriteItem, 25 items per request, a few requests at
+    /// a time; two items per message), without the checks of `insert_message`.
     pub async fn import_messages(&self, messages: &[Message]) -> StoreResult<()> {
-        let mut requests = Vec::with_capacity(messages.len() * 2);
-        for message in messages {
-            for item in [message_item(message), pointer_item(message)] {
+        self.import(messages.iter().flat_map(|m| [message_item(m), pointer_item(m)])).await
+    }
+
+    /// Stores many conversations at once, as `import_messages` does, without the checks of
+    /// `insert_conversation`.
+    pub async fn import_conversations(&self, conversations: &[Conversation]) -> StoreResult<()> {
+        self.import(conversations.iter().map(conversation_item)).await
+    }
+
+    /// Puts every item, [`IMPORT_CONCURRENCY`] slices of [`IMPORT_SLICE`] at a time; returns
+    /// once all are stored, or with the first failure.
+    async fn import(&self, items: impl Iterator<Item = Item>) -> StoreResult<()> {
+        let requests = items
+            .map(|item| {
                 let put = PutRequest::builder().set_item(Some(item)).build().map_err(sdk_error)?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut slices = futures_util::stream::iter(requests.chunks(IMPORT_SLICE))
+            .map(|slice| self.batch_write(slice.to_vec()))
+            .buffer_unordered(IMPORT_CONCURRENCY);
+        while let Some(result) = slices.next().await {
+            result?;
         }
-        self.batch_write(requests).await
+        Ok(())
     }
 
     /// Every item still stored for a conversation and the given messages of it (for checks
