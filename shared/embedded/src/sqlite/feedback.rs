@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params_from_iter};
 use colloquy_core::domain::{AppId, Feedback, FeedbackSource, Invalid, MessageId, Owner, Rating};
 use colloquy_core::ports::{FeedbackStore, StoreResult};
 
-use super::codec::{Fields, arg, args};
+use super::codec::{Fields, args, to_json};
 use super::{SqliteStore, insert_sql};
 
 const COLUMNS: &str =
@@ -47,6 +47,16 @@ fn feedback_from_row(row: &Row<'_>) -> rusqlite::Result<Feedback> {
     })
 }
 
+/// The ratings an end user gave some messages: `?1` the app, `?2` the end user, `?3` the
+/// messages' ids as a JSON array. One statement for any number of messages (an `IN` list of
+/// placeholders would be a new statement, compiled afresh, for each page size); each id is one
+/// search of `feedbacks_one_per_user` (`+app_id` keeps the planner off `feedbacks_by_app`,
+/// which would read all of the app's feedback).
+pub(super) fn user_ratings_sql() -> &'static str {
+    "SELECT message_id, rating FROM feedbacks WHERE message_id IN (SELECT value FROM json_each(?3)) \
+     AND end_user_id = ?2 AND from_source = 'user' AND +app_id = ?1"
+}
+
 #[async_trait]
 impl FeedbackStore for SqliteStore {
     async fn user_feedback(&self, owner: Owner, message: MessageId) -> StoreResult<Option<Feedback>> {
@@ -61,25 +71,18 @@ impl FeedbackStore for SqliteStore {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders = vec!["?"; messages.len()].join(", ");
-        let sql = format!(
-            "SELECT {COLUMNS} FROM feedbacks
-             WHERE app_id = ? AND end_user_id = ? AND from_source = 'user' AND message_id IN ({placeholders})"
-        );
-        let mut values = args![owner.app_id, owner.end_user_id];
-        values.extend(messages.iter().map(|id| arg(*id)));
-        // Prepared afresh: the text varies with the number of messages, and a statement per
-        // page size would only push the store's fixed statements out of the cache.
-        let rows: Vec<Feedback> = self
-            .with(move |conn| conn.prepare(&sql)?.query_map(params_from_iter(values), feedback_from_row)?.collect())
-            .await?;
-        Ok(rows.into_iter().map(|f| (f.message_id, f.rating)).collect())
+        let ids = to_json(&messages.iter().map(MessageId::to_string).collect::<Vec<_>>())?;
+        self.all(user_ratings_sql().into(), args![owner.app_id, owner.end_user_id, ids], |row| {
+            let f = Fields::of("feedbacks", row);
+            Ok((f.parse("message_id")?, f.parse_with("rating", rating)?))
+        })
+        .await
     }
 
     async fn save_feedback(&self, f: &Feedback) -> StoreResult<bool> {
         let existing_sql = "SELECT id FROM feedbacks WHERE message_id = ?1 AND end_user_id IS ?2 AND from_source = ?3";
         let f = f.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             // Immediate: the check and the write hold the write lock, also against other processes.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let message = tx

@@ -28,12 +28,12 @@ fn a_version_3_database_gains_the_generating_state() {
         .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    let conn = store.conn.lock().unwrap();
-    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
-    assert_eq!(version, SCHEMA_VERSION);
-    let task: Option<String> = conn.query_row("SELECT task_id FROM messages", [], |row| row.get(0)).unwrap();
-    assert_eq!(task, None, "stored messages are not generating");
-    drop(conn);
+    store.on_reader(|conn| {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let task: Option<String> = conn.query_row("SELECT task_id FROM messages", [], |row| row.get(0)).unwrap();
+        assert_eq!(task, None, "stored messages are not generating");
+    });
     drop(store);
     assert!(SqliteStore::open(&path).is_ok(), "and it opens again");
     for suffix in ["", "-wal", "-shm"] {
@@ -61,7 +61,7 @@ impl Ids {
 /// A store holding whatever `sql` writes, bypassing the adapter's own encoding.
 fn store_with(sql: &str) -> SqliteStore {
     let store = SqliteStore::in_memory().unwrap();
-    store.conn.lock().unwrap().execute_batch(sql).unwrap();
+    store.on_writer(|conn| conn.execute_batch(sql)).unwrap();
     store
 }
 
@@ -136,12 +136,15 @@ async fn malformed_json_names_its_column() {
 
 /// What SQLite plans for `sql`: one line per step (`SEARCH ...`, `SCAN ...`, `USE TEMP B-TREE ...`).
 fn plan(store: &SqliteStore, sql: &str) -> Vec<String> {
-    let conn = store.conn.lock().unwrap();
-    let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-    // The plan does not depend on the values (the store keeps no statistics); NULL stands for each.
-    let nulls = vec![rusqlite::types::Null; explain.parameter_count()];
-    let details = explain.query_map(rusqlite::params_from_iter(nulls), |row| row.get::<_, String>("detail")).unwrap();
-    details.collect::<Result<_, _>>().unwrap()
+    store.on_writer(|conn| {
+        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // The plan does not depend on the values (the store keeps no statistics, and each
+        // connection has the query planner stability guarantee); NULL stands for each.
+        let nulls = vec![rusqlite::types::Null; explain.parameter_count()];
+        let details =
+            explain.query_map(rusqlite::params_from_iter(nulls), |row| row.get::<_, String>("detail")).unwrap();
+        details.collect::<Result<_, _>>().unwrap()
+    })
 }
 
 /// A list statement as the store runs it, and the one index search it must plan.
@@ -227,4 +230,18 @@ fn every_list_page_seeks_its_index() {
             "{name}: expected one search of {index} ({seek}), got {steps}"
         );
     }
+}
+
+/// A page's ratings are one search of `feedbacks_one_per_user` per message, however much
+/// feedback the app has: never a search of all the app's feedback (`feedbacks_by_app`).
+#[test]
+fn ratings_seek_each_message() {
+    let store = SqliteStore::in_memory().unwrap();
+    let plan = plan(&store, super::feedback::user_ratings_sql());
+    let steps = plan.join("; ");
+    assert_eq!(
+        plan[0], "SEARCH feedbacks USING INDEX feedbacks_one_per_user (message_id=? AND end_user_id=? AND from_source=?)",
+        "{steps}"
+    );
+    assert!(!steps.contains("SCAN feedbacks") && !steps.contains("feedbacks_by_app"), "{steps}");
 }
