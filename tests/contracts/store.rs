@@ -85,6 +85,23 @@ fn feedback_on(m: &Message, second: i64) -> Feedback {
     }
 }
 
+/// A fresh directory, removed with what is in it when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("colloquy-contract-{}", id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Generates one test per adapter for a contract.
 macro_rules! contract {
     ($($name:ident),+ $(,)?) => {
@@ -92,6 +109,14 @@ macro_rules! contract {
             $(#[tokio::test]
             async fn $name() {
                 super::$name(std::sync::Arc::new(super::SqliteStore::in_memory().unwrap())).await;
+            })+
+        }
+        /// A database file: one writing connection and the read-only ones beside it.
+        mod sqlite_file {
+            $(#[tokio::test]
+            async fn $name() {
+                let dir = super::ScratchDir::new();
+                super::$name(std::sync::Arc::new(super::SqliteStore::open(&dir.0.join("colloquy.db")).unwrap())).await;
             })+
         }
         mod dynamodb {

@@ -240,8 +240,35 @@ fn ratings_seek_each_message() {
     let plan = plan(&store, super::feedback::user_ratings_sql());
     let steps = plan.join("; ");
     assert_eq!(
-        plan[0], "SEARCH feedbacks USING INDEX feedbacks_one_per_user (message_id=? AND end_user_id=? AND from_source=?)",
+        plan[0],
+        "SEARCH feedbacks USING INDEX feedbacks_one_per_user (message_id=? AND end_user_id=? AND from_source=?)",
         "{steps}"
     );
     assert!(!steps.contains("SCAN feedbacks") && !steps.contains("feedbacks_by_app"), "{steps}");
+}
+
+/// A database file: reads run on read-only connections, and see only what was committed,
+/// without waiting for a write in progress.
+#[tokio::test]
+async fn reads_are_read_only_and_do_not_wait_for_writes() {
+    use colloquy_core::ports::AppStore;
+
+    let dir = std::env::temp_dir().join(format!("colloquy-readers-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::open(&dir.join("colloquy.db")).unwrap();
+    let written = store.on_reader(|conn| conn.execute("DELETE FROM apps", []));
+    assert!(written.is_err(), "a reading connection cannot write: {written:?}");
+
+    let (committed, pending) = (AppId::from_uuid(Uuid::now_v7()), AppId::from_uuid(Uuid::now_v7()));
+    let insert = |id: AppId| format!("INSERT INTO apps VALUES ('{id}', 'a', 'chat', '{{}}', 1);");
+    store
+        .on_writer(|conn| conn.execute_batch(&format!("{} BEGIN IMMEDIATE; {}", insert(committed), insert(pending))))
+        .unwrap();
+    // The writer holds its transaction open: a read still answers, at once, from the last commit.
+    assert!(store.app(committed).await.unwrap().is_some());
+    assert!(store.app(pending).await.unwrap().is_none(), "an uncommitted row is not read");
+    store.on_writer(|conn| conn.execute_batch("COMMIT")).unwrap();
+    assert!(store.app(pending).await.unwrap().is_some(), "and a committed one is, at once");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
 }
