@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use colloquy_core::domain::{
     Conversation, ConversationId, ConversationVariable, Feedback, FeedbackId, FeedbackSource, Message, MessageId,
-    Rating, Timestamp, ValueType, VariableId,
+    OpaqueJson, Rating, Timestamp, ValueType, VariableId,
 };
 use colloquy_core::ports::{ConversationStore, FeedbackStore, MessageStore, Store, VariableStore};
 use colloquy_tests::aws::counted_dynamo_store;
@@ -95,7 +95,7 @@ async fn a_large_conversation_is_deleted_at_once_then_purged_despite_failures() 
             agent_thoughts: Vec::new(),
             status: colloquy_core::domain::MessageStatus::Normal,
             error: None,
-            metadata: json!({}),
+            metadata: OpaqueJson::empty_object(),
             created_at: stamp(i as i64 % 600),
             task_id: None,
         })

@@ -3,8 +3,8 @@ use std::sync::Arc;
 use colloquy_core::domain::{
     ABANDONED_AFTER, ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App,
     AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser,
-    EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, Owner, Rating,
-    ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
+    EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, OpaqueJson, Owner,
+    Rating, ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
 };
 use colloquy_core::ports::Store;
 use colloquy_embedded::sqlite::SqliteStore;
@@ -59,7 +59,7 @@ fn message(conversation: &Conversation, second: i64) -> Message {
         agent_thoughts: Vec::new(),
         status: colloquy_core::domain::MessageStatus::Normal,
         error: None,
-        metadata: json!({}),
+        metadata: OpaqueJson::empty_object(),
         created_at: at(second),
         task_id: None,
     }
@@ -279,7 +279,7 @@ async fn messages(store: Arc<dyn Store>) {
     answered.answer = "done".into();
     answered.status = colloquy_core::domain::MessageStatus::Error;
     answered.error = Some("boom".into());
-    answered.metadata = json!({"usage": {"prompt_tokens": 3}});
+    answered.metadata = OpaqueJson::of(&json!({"usage": {"prompt_tokens": 3}}));
     assert!(store.update_message(&answered).await.unwrap());
     assert_eq!(store.message(alice, answered.id).await.unwrap().as_ref(), Some(&answered));
     answered.error = None;
