@@ -722,7 +722,7 @@ async fn retried_writes_recognise_their_own_first_attempt() {
         agent_thoughts: Vec::new(),
         status: colloquy_core::domain::MessageStatus::Normal,
         error: None,
-        metadata: json!({}),
+        metadata: colloquy_core::domain::OpaqueJson::empty_object(),
         created_at: at(1),
         task_id: None,
     };

@@ -23,7 +23,7 @@ async fn left_generating(app: &TestApp, conversation: &Conversation, query: &str
         agent_thoughts: Vec::new(),
         status: colloquy_core::domain::MessageStatus::Normal,
         error: None,
-        metadata: json!({}),
+        metadata: colloquy_core::domain::OpaqueJson::empty_object(),
         created_at: Timestamp::from_micros(app.now().micros() - seconds_ago * 1_000_000),
         task_id: Some(TaskId::from_uuid(uuid::Uuid::now_v7())),
     };

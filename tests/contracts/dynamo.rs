@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use colloquy_core::domain::{
     ApiKey, Conversation, ConversationId, ConversationVariable, Feedback, FeedbackId, FeedbackSource, Message,
-    MessageId, Rating, Timestamp, ValueType, VariableId,
+    MessageId, OpaqueJson, Rating, Timestamp, ValueType, VariableId,
 };
 use colloquy_core::ports::{AppStore, ConversationStore, FeedbackStore, MessageStore, Store, VariableStore};
 use colloquy_tests::aws::counted_dynamo_store;
@@ -148,7 +148,7 @@ async fn a_large_conversation_is_deleted_at_once_then_purged_despite_failures() 
             agent_thoughts: Vec::new(),
             status: colloquy_core::domain::MessageStatus::Normal,
             error: None,
-            metadata: json!({}),
+            metadata: OpaqueJson::empty_object(),
             created_at: stamp(i as i64 % 600),
             task_id: None,
         })

@@ -3,8 +3,9 @@ use std::sync::Arc;
 use colloquy_core::domain::{
     ABANDONED_AFTER, ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App,
     AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser,
-    EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, Owner, RatedMessage,
-    Rating, ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId, VariableNameFilter,
+    EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, OpaqueJson, Owner,
+    RatedMessage, Rating, ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId,
+    VariableNameFilter,
 };
 use colloquy_core::ports::Store;
 use colloquy_embedded::sqlite::SqliteStore;
@@ -59,7 +60,7 @@ fn message(conversation: &Conversation, second: i64) -> Message {
         agent_thoughts: Vec::new(),
         status: colloquy_core::domain::MessageStatus::Normal,
         error: None,
-        metadata: json!({}),
+        metadata: OpaqueJson::empty_object(),
         created_at: at(second),
         task_id: None,
     }
@@ -85,6 +86,23 @@ fn feedback_on(m: &Message, second: i64) -> Feedback {
     }
 }
 
+/// A fresh directory, removed with what is in it when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("colloquy-contract-{}", id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Generates one test per adapter for a contract.
 macro_rules! contract {
     ($($name:ident),+ $(,)?) => {
@@ -92,6 +110,14 @@ macro_rules! contract {
             $(#[tokio::test]
             async fn $name() {
                 super::$name(std::sync::Arc::new(super::SqliteStore::in_memory().unwrap())).await;
+            })+
+        }
+        /// A database file: one writing connection and the read-only ones beside it.
+        mod sqlite_file {
+            $(#[tokio::test]
+            async fn $name() {
+                let dir = super::ScratchDir::new();
+                super::$name(std::sync::Arc::new(super::SqliteStore::open(&dir.0.join("colloquy.db")).unwrap())).await;
             })+
         }
         mod dynamodb {
@@ -270,7 +296,7 @@ async fn messages(store: Arc<dyn Store>) {
     answered.answer = "done".into();
     answered.status = colloquy_core::domain::MessageStatus::Error;
     answered.error = Some("boom".into());
-    answered.metadata = json!({"usage": {"prompt_tokens": 3}});
+    answered.metadata = OpaqueJson::of(&json!({"usage": {"prompt_tokens": 3}}));
     assert!(store.update_message(&answered).await.unwrap());
     assert_eq!(store.message(alice, answered.id).await.unwrap().as_ref(), Some(&answered));
     answered.error = None;

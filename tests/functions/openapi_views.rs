@@ -379,7 +379,7 @@ fn messages() -> [Message; 2] {
         agent_thoughts: Vec::new(),
         status: MessageStatus::Normal,
         error: None,
-        metadata: json!({}),
+        metadata: colloquy_core::domain::OpaqueJson::empty_object(),
         created_at: at(1_737_021_650),
         task_id: None,
     };

@@ -305,7 +305,7 @@ impl TestApp {
             agent_thoughts: Vec::new(),
             status: colloquy_core::domain::MessageStatus::Normal,
             error: None,
-            metadata: serde_json::json!({}),
+            metadata: colloquy_core::domain::OpaqueJson::empty_object(),
             created_at: at,
             task_id: None,
         };

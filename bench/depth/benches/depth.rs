@@ -60,7 +60,9 @@ fn message(conversation: &Conversation, i: usize) -> Message {
         agent_thoughts: Vec::new(),
         status: MessageStatus::Normal,
         error: None,
-        metadata: json!({"usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46}}),
+        metadata: colloquy_core::domain::OpaqueJson::of(
+            &json!({"usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46}}),
+        ),
         created_at: at(i),
         task_id: None,
     }

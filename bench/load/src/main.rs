@@ -2,7 +2,10 @@
 //! keep-alive connections busy with one request after another for SECONDS, then prints one
 //! JSON line: requests per second, p50/p99/max latency in ms, and how many answers were not
 //! 2xx. A stand-in for wrk, which this machine does not have; the client shares the machine's
-//! cores with the server, so figures are a floor of what the server alone can do.
+//! cores with the server, so figures are a floor of what the server alone can do. With
+//! `COLLOQUY_BENCH_SERVER_PID` set, it also reports the CPU time the server and the client
+//! itself spent per request over the measured run (user + system, from `/proc`): a figure that
+//! other work on a shared machine disturbs far less than requests per second.
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +62,17 @@ async fn run(
     results
 }
 
+/// CPU time (user + system) a process has used so far, in microseconds; `None` off Linux.
+fn cpu_micros(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks * 1e6 / per_second as f64)
+}
+
 fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -82,6 +96,8 @@ async fn main() {
     let target = std::sync::Arc::new(target);
     // Warm up: open the connections and the server's caches.
     run(&client, &target, connections, Duration::from_secs(1)).await;
+    let server = std::env::var("COLLOQUY_BENCH_SERVER_PID").ok();
+    let cpu_before = (server.as_deref().and_then(cpu_micros), cpu_micros("self"));
     let started = Instant::now();
     let mut latencies = Vec::new();
     let mut failures = 0;
@@ -90,6 +106,15 @@ async fn main() {
         failures += failed;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = (server.as_deref().and_then(cpu_micros), cpu_micros("self"));
+    let per_request = |before: Option<f64>, after: Option<f64>| match (before, after) {
+        (Some(before), Some(after)) if !latencies.is_empty() => {
+            serde_json::json!(((after - before) / latencies.len() as f64).round())
+        }
+        _ => serde_json::Value::Null,
+    };
+    let server_cpu = per_request(cpu_before.0, cpu_after.0);
+    let client_cpu = per_request(cpu_before.1, cpu_after.1);
     latencies.sort_unstable();
     let summary = serde_json::json!({
         "connections": connections,
@@ -99,6 +124,8 @@ async fn main() {
         "p99_ms": (percentile(&latencies, 0.99) * 100.0).round() / 100.0,
         "max_ms": (percentile(&latencies, 1.0) * 100.0).round() / 100.0,
         "failures": failures,
+        "server_cpu_us_per_request": server_cpu,
+        "client_cpu_us_per_request": client_cpu,
     });
     println!("{summary}");
 }

@@ -3,7 +3,7 @@ use serde_json::{Map, Value};
 
 use std::time::Duration;
 
-use super::{AppId, ConversationId, EndUserId, FeedbackId, Invalid, MessageId, Owner, TaskId, Timestamp};
+use super::{AppId, ConversationId, EndUserId, FeedbackId, Invalid, MessageId, OpaqueJson, Owner, TaskId, Timestamp};
 
 /// The name every new conversation starts with.
 pub const DEFAULT_CONVERSATION_NAME: &str = "New conversation";
@@ -128,7 +128,7 @@ pub struct Message {
     pub status: MessageStatus,
     pub error: Option<String>,
     /// Usage and other metadata of the answer (`{"usage": {...}}`).
-    pub metadata: Value,
+    pub metadata: OpaqueJson,
     pub created_at: Timestamp,
     /// The generation answering this message while it runs (shown as `normal` with the answer
     /// so far, as Dify does); `None` once its outcome is stored.
@@ -280,7 +280,7 @@ mod tests {
             agent_thoughts: Vec::new(),
             status: MessageStatus::Normal,
             error: None,
-            metadata: Value::Null,
+            metadata: OpaqueJson::null(),
             created_at: created,
             task_id: Some(TaskId::from_uuid(uuid::Uuid::nil())),
         };

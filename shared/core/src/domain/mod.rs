@@ -8,6 +8,7 @@ mod conversation;
 mod file;
 mod ids;
 mod key;
+mod opaque;
 mod paging;
 mod time;
 mod user;
@@ -28,6 +29,7 @@ pub use ids::{
     AnnotationId, AppId, ConversationId, EndUserId, FeedbackId, FileId, JobId, MessageId, TaskId, VariableId,
 };
 pub use key::{ApiKey, KeyHash};
+pub use opaque::OpaqueJson;
 pub use paging::{ConversationSort, Cursor, Limit, PageNumber, SortField};
 pub use time::Timestamp;
 pub use user::{EndUser, Owner, UserRef};

@@ -102,7 +102,7 @@ impl AnnotationStore for SqliteStore {
         let rows = self.all(list_sql(), values, annotation_from_row).await?;
         let count_sql = format!("SELECT COUNT(*) AS total FROM annotations WHERE {LIST_FILTER}");
         let count_args = args![app, keyword];
-        let total = self.with(move |conn| {
+        let total = self.read(move |conn| {
             conn.prepare_cached(&count_sql)?
                 .query_row(params_from_iter(count_args), |row| Fields::of("annotations", row).count("total"))
         });

@@ -27,7 +27,7 @@ impl AppStore for SqliteStore {
     async fn create_app(&self, app: &App, first_key: &KeyHash) -> StoreResult<()> {
         let app_args = args![app.id, app.name.as_str(), app.mode.as_str(), to_json(&app.config)?, app.created_at];
         let key_args = args![first_key.as_str(), app.id, app.created_at];
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(&insert_sql("apps", COLUMNS), params_from_iter(app_args))?;
             tx.execute(

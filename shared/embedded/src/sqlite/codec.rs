@@ -5,6 +5,7 @@
 //! [`Fields`] reads a row by column name; a value that is missing, of the wrong SQL type or
 //! does not decode is an error naming its table and column, never a default.
 
+use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
 
@@ -117,11 +118,28 @@ impl std::error::Error for CorruptColumn {}
 pub(super) struct Fields<'r, 's> {
     row: &'r Row<'s>,
     table: &'static str,
+    /// Where the next column is looked for first: a row is usually read in the order its
+    /// statement selects the columns, so each is found at once rather than by a search of
+    /// every name.
+    next: Cell<usize>,
 }
 
 impl<'r, 's> Fields<'r, 's> {
     pub(super) fn of(table: &'static str, row: &'r Row<'s>) -> Self {
-        Self { row, table }
+        Self { row, table, next: Cell::new(0) }
+    }
+
+    /// The position of `column` in the row.
+    fn index(&self, column: &str) -> rusqlite::Result<usize> {
+        let statement = self.row.as_ref();
+        let guess = self.next.get();
+        let index = if guess < statement.column_count() && statement.column_name(guess).is_ok_and(|n| n == column) {
+            guess
+        } else {
+            statement.column_index(column)?
+        };
+        self.next.set(index + 1);
+        Ok(index)
     }
 
     /// The value of `column` as SQLite gives it: text, an integer, a real, or an `Option` of
@@ -183,7 +201,7 @@ impl<'r, 's> Fields<'r, 's> {
     /// Reads `column` as `T` and converts it with `convert`, whose error says what is wrong.
     /// A column the statement does not select is a bug, reported as it is.
     fn decode<T: FromSql, U>(&self, column: &str, convert: impl FnOnce(T) -> Result<U, String>) -> rusqlite::Result<U> {
-        let index = self.row.as_ref().column_index(column)?;
+        let index = self.index(column)?;
         let kind = self.row.get_ref(index)?.data_type();
         let raw = self.row.get(index).map_err(|error| {
             let problem = match error {

@@ -100,7 +100,7 @@ impl ConversationStore for SqliteStore {
     }
 
     async fn delete_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<bool> {
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction()?;
             let id = id.to_string();
             let deleted = tx

@@ -60,7 +60,7 @@ impl FeedbackStore for SqliteStore {
     async fn save_feedback(&self, f: &Feedback, _on: &Message) -> StoreResult<bool> {
         let existing_sql = "SELECT id FROM feedbacks WHERE message_id = ?1 AND end_user_id IS ?2 AND from_source = ?3";
         let f = f.clone();
-        self.with(move |conn| {
+        self.write(move |conn| {
             // Immediate: the check and the write hold the write lock, also against other processes.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let message = tx
@@ -103,7 +103,7 @@ impl FeedbackStore for SqliteStore {
     /// removing the row is all there is to do.
     async fn delete_feedback(&self, f: &Feedback, on: &Message) -> StoreResult<bool> {
         let (feedback, message) = (f.id, on.id);
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.prepare_cached("DELETE FROM feedbacks WHERE id = ?1")?.execute(params_from_iter(args![feedback]))?;
             let message = tx

@@ -108,7 +108,7 @@ impl MessageStore for SqliteStore {
         );
         let values = message_args(m)?;
         let task = m.task_id.map(|task| args![task, m.owner.app_id, m.owner.end_user_id, 0_i64, m.created_at]);
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction()?;
             let inserted = tx.prepare_cached(&sql)?.execute(params_from_iter(values))? == 1;
             if inserted && let Some(task) = task {

@@ -1,15 +1,20 @@
 //! The embedded store: one SQLite file (or memory), implementing every storage port.
 //!
-//! SQLite calls block, so each one runs on Tokio's blocking pool behind one connection. This
-//! module owns the connection and the helpers that run statements; [`schema`] owns the tables,
-//! [`codec`] the conversions between rows and domain values, and one module per entity
-//! implements that entity's port.
+//! SQLite calls block, so each store call runs on Tokio's blocking pool: one hop per call,
+//! however many statements it runs. A database file is opened in WAL mode by one writing
+//! connection and a few read-only ones ([`READERS`]), so reads run side by side and never
+//! wait for a write (nor a write for them); an in-memory database has the one connection,
+//! which reads and writes. This module owns the connections and the helpers that run
+//! statements; [`schema`] owns the tables, [`codec`] the conversions between rows and domain
+//! values, and one module per entity implements that entity's port.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params_from_iter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use colloquy_core::ports::{StoreError, StoreResult};
 
@@ -37,10 +42,18 @@ mod tests;
 /// The SQLite-backed store.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    /// The one connection that writes (and, for an in-memory database, also reads).
+    writer: Arc<Pool>,
+    /// Read-only connections to a database file; `None` in memory, where reads use the writer.
+    readers: Option<Arc<Pool>>,
 }
 
-/// How many prepared statements the connection keeps: every fixed statement of the store
+/// How many read-only connections a database file gets: enough for every request in flight
+/// on a small machine to read at once (a read holds one for a few microseconds to a
+/// millisecond); each keeps its own page and statement caches, so more would mostly cost memory.
+pub const READERS: usize = 4;
+
+/// How many prepared statements a connection keeps: every fixed statement of the store
 /// (fewer than a hundred, counting each sort and page kind of the lists) with room to spare, so
 /// none is compiled twice. Statements whose text varies with their input (an `IN` list of
 /// any length) are prepared without the cache.
@@ -52,51 +65,149 @@ type MapRow<T> = fn(&Row<'_>) -> rusqlite::Result<T>;
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> StoreResult<Self> {
-        let conn = Connection::open(path).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
-        Self::init(conn)
+        let writer = Connection::open(path).map_err(unavailable)?;
+        writer.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
+        configure(&writer)?;
+        schema::prepare(&writer)?;
+        // Opened after the schema is in place, read-only: a read cannot write, whatever its SQL.
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(path, flags).map_err(unavailable)?;
+                configure(&reader)?;
+                Ok(reader)
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Self { writer: Pool::new(vec![writer]), readers: Some(Pool::new(readers)) })
     }
 
     /// A private database that lives as long as this value (for tests and experiments).
     pub fn in_memory() -> StoreResult<Self> {
-        Self::init(Connection::open_in_memory().map_err(unavailable)?)
-    }
-
-    fn init(conn: Connection) -> StoreResult<Self> {
-        conn.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        let conn = Connection::open_in_memory().map_err(unavailable)?;
+        configure(&conn)?;
         schema::prepare(&conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { writer: Pool::new(vec![conn]), readers: None })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
-    async fn with<T, F>(&self, f: F) -> StoreResult<T>
+    /// Runs `f` with the writing connection on the blocking pool (one write at a time).
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        let joined = tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))?;
-            f(&mut guard).map_err(classify)
+        self.writer.run(f).await
+    }
+
+    /// Runs `f`, which only reads, with a reading connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.readers.as_ref().unwrap_or(&self.writer).run(f).await
+    }
+
+    /// One row or none.
+    async fn one<T: Send + 'static>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Option<T>> {
+        self.read(move |conn| conn.prepare_cached(&sql)?.query_row(params_from_iter(args), map).optional()).await
+    }
+
+    /// Every row.
+    async fn all<T: Send + 'static>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Vec<T>> {
+        self.read(move |conn| conn.prepare_cached(&sql)?.query_map(params_from_iter(args), map)?.collect()).await
+    }
+
+    /// Runs one statement and returns how many rows it changed.
+    async fn execute(&self, sql: String, args: Args) -> StoreResult<usize> {
+        self.write(move |conn| conn.prepare_cached(&sql)?.execute(params_from_iter(args))).await
+    }
+}
+
+#[cfg(test)]
+impl SqliteStore {
+    /// Runs `f` on the writing connection, here and now (tests only).
+    fn on_writer<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        f(self.writer.lock().first().expect("the writer is idle"))
+    }
+
+    /// Runs `f` on a reading connection (the writer in memory), here and now (tests only).
+    fn on_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        f(self.readers.as_ref().unwrap_or(&self.writer).lock().first().expect("a reader is idle"))
+    }
+}
+
+/// The settings every connection gets.
+fn configure(conn: &Connection) -> StoreResult<()> {
+    conn.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    // The query planner stability guarantee: a plan never depends on the values bound. Without
+    // it, a statement with `LIMIT ?` is compiled again every time it runs (the planner looks
+    // at the bound limit, so binding one marks the statement stale), which undoes the cache.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(unavailable)?;
+    // The database file is read through a memory map shared by every connection: a reader
+    // whose page cache a write made stale reads the pages again from the map, not with a
+    // system call each.
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES).map_err(unavailable)?;
+    Ok(())
+}
+
+/// How much of the database file connections map (address space, not memory).
+const MMAP_BYTES: i64 = 1 << 30;
+
+/// Connections lent out one call at a time. A caller waits (asynchronously, in turn) for a
+/// free connection before it takes a thread of the blocking pool, so no thread sits blocked
+/// on a busy connection.
+struct Pool {
+    idle: Mutex<Vec<Connection>>,
+    /// One permit per connection: holding one guarantees an idle connection to take.
+    permits: Arc<Semaphore>,
+}
+
+impl Pool {
+    fn new(connections: Vec<Connection>) -> Arc<Self> {
+        let permits = Arc::new(Semaphore::new(connections.len()));
+        Arc::new(Self { idle: Mutex::new(connections), permits })
+    }
+
+    /// Runs `f` with one of the connections on the blocking pool.
+    async fn run<T, F>(self: &Arc<Self>, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+        let conn = self.lock().pop().ok_or_else(|| StoreError::Unavailable("no idle connection".into()))?;
+        let mut lease = Lease { conn: Some(conn), pool: Arc::clone(self), _permit: permit };
+        let joined = tokio::task::spawn_blocking(move || match lease.conn.as_mut() {
+            Some(conn) => f(conn).map_err(classify),
+            None => Err(StoreError::Unavailable("no connection".into())),
         })
         .await;
         joined.map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    /// One row or none.
-    async fn one<T: Send + 'static>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Option<T>> {
-        self.with(move |conn| conn.prepare_cached(&sql)?.query_row(params_from_iter(args), map).optional()).await
+    /// The idle connections (a panic elsewhere while holding the list leaves it usable).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
 
-    /// Every row.
-    async fn all<T: Send + 'static>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Vec<T>> {
-        self.with(move |conn| conn.prepare_cached(&sql)?.query_map(params_from_iter(args), map)?.collect()).await
-    }
+/// A connection lent to one call: back to the pool when dropped (after the call, or as a
+/// failed call unwinds), and only then is its permit released.
+struct Lease {
+    conn: Option<Connection>,
+    pool: Arc<Pool>,
+    _permit: OwnedSemaphorePermit,
+}
 
-    /// Runs one statement and returns how many rows it changed.
-    async fn execute(&self, sql: String, args: Args) -> StoreResult<usize> {
-        self.with(move |conn| conn.prepare_cached(&sql)?.execute(params_from_iter(args))).await
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.lock().push(conn);
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use super::codec::args;
 impl RateLimiter for SqliteStore {
     async fn try_hit(&self, key: &str, window_start: i64, limit: u32) -> StoreResult<bool> {
         let key = key.to_owned();
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction()?;
             tx.prepare_cached("DELETE FROM rate_windows WHERE key = ?1 AND window_start < ?2")?
                 .execute(params![key, window_start])?;

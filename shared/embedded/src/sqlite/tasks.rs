@@ -29,7 +29,7 @@ impl TaskControl for SqliteStore {
 
     async fn end_abandoned(&self, now: Timestamp) -> StoreResult<usize> {
         let before = Message::abandoned_before(now);
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction()?;
             let ended = tx.execute(
                 "UPDATE messages SET status = 'error', error = ?2, task_id = NULL

@@ -17,7 +17,7 @@ impl SqliteStore {
     pub async fn import(&self, conversations: &[Conversation], messages: &[Message]) -> StoreResult<()> {
         let conversations = conversations.iter().map(conversation_args).collect::<StoreResult<Vec<_>>>()?;
         let messages = messages.iter().map(message_args).collect::<StoreResult<Vec<_>>>()?;
-        self.with(move |conn| {
+        self.write(move |conn| {
             let tx = conn.transaction()?;
             for (table, columns, rows) in
                 [("conversations", conversations::COLUMNS, conversations), ("messages", messages::COLUMNS, messages)]

@@ -28,12 +28,12 @@ fn a_version_3_database_gains_the_generating_state() {
         .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    let conn = store.conn.lock().unwrap();
-    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
-    assert_eq!(version, SCHEMA_VERSION);
-    let task: Option<String> = conn.query_row("SELECT task_id FROM messages", [], |row| row.get(0)).unwrap();
-    assert_eq!(task, None, "stored messages are not generating");
-    drop(conn);
+    store.on_reader(|conn| {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let task: Option<String> = conn.query_row("SELECT task_id FROM messages", [], |row| row.get(0)).unwrap();
+        assert_eq!(task, None, "stored messages are not generating");
+    });
     drop(store);
     assert!(SqliteStore::open(&path).is_ok(), "and it opens again");
     for suffix in ["", "-wal", "-shm"] {
@@ -61,7 +61,7 @@ impl Ids {
 /// A store holding whatever `sql` writes, bypassing the adapter's own encoding.
 fn store_with(sql: &str) -> SqliteStore {
     let store = SqliteStore::in_memory().unwrap();
-    store.conn.lock().unwrap().execute_batch(sql).unwrap();
+    store.on_writer(|conn| conn.execute_batch(sql)).unwrap();
     store
 }
 
@@ -136,12 +136,15 @@ async fn malformed_json_names_its_column() {
 
 /// What SQLite plans for `sql`: one line per step (`SEARCH ...`, `SCAN ...`, `USE TEMP B-TREE ...`).
 fn plan(store: &SqliteStore, sql: &str) -> Vec<String> {
-    let conn = store.conn.lock().unwrap();
-    let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-    // The plan does not depend on the values (the store keeps no statistics); NULL stands for each.
-    let nulls = vec![rusqlite::types::Null; explain.parameter_count()];
-    let details = explain.query_map(rusqlite::params_from_iter(nulls), |row| row.get::<_, String>("detail")).unwrap();
-    details.collect::<Result<_, _>>().unwrap()
+    store.on_writer(|conn| {
+        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // The plan does not depend on the values (the store keeps no statistics, and each
+        // connection has the query planner stability guarantee); NULL stands for each.
+        let nulls = vec![rusqlite::types::Null; explain.parameter_count()];
+        let details =
+            explain.query_map(rusqlite::params_from_iter(nulls), |row| row.get::<_, String>("detail")).unwrap();
+        details.collect::<Result<_, _>>().unwrap()
+    })
 }
 
 /// A list statement as the store runs it, and the one index search it must plan.
@@ -246,4 +249,30 @@ fn every_list_page_seeks_its_index() {
         );
         assert_eq!(plan[1..], *joined, "{name}: the joined table's searches");
     }
+}
+
+/// A database file: reads run on read-only connections, and see only what was committed,
+/// without waiting for a write in progress.
+#[tokio::test]
+async fn reads_are_read_only_and_do_not_wait_for_writes() {
+    use colloquy_core::ports::AppStore;
+
+    let dir = std::env::temp_dir().join(format!("colloquy-readers-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::open(&dir.join("colloquy.db")).unwrap();
+    let written = store.on_reader(|conn| conn.execute("DELETE FROM apps", []));
+    assert!(written.is_err(), "a reading connection cannot write: {written:?}");
+
+    let (committed, pending) = (AppId::from_uuid(Uuid::now_v7()), AppId::from_uuid(Uuid::now_v7()));
+    let insert = |id: AppId| format!("INSERT INTO apps VALUES ('{id}', 'a', 'chat', '{{}}', 1);");
+    store
+        .on_writer(|conn| conn.execute_batch(&format!("{} BEGIN IMMEDIATE; {}", insert(committed), insert(pending))))
+        .unwrap();
+    // The writer holds its transaction open: a read still answers, at once, from the last commit.
+    assert!(store.app(committed).await.unwrap().is_some());
+    assert!(store.app(pending).await.unwrap().is_none(), "an uncommitted row is not read");
+    store.on_writer(|conn| conn.execute_batch("COMMIT")).unwrap();
+    assert!(store.app(pending).await.unwrap().is_some(), "and a committed one is, at once");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,9 +11,10 @@ use tokio::sync::mpsc;
 use crate::api::Services;
 use crate::api::conversations::{NOT_FOUND, generate_title};
 use crate::api::error::ApiError;
-use crate::api::views::{AnnotationReply, MessageMetadata, Usage, to_stored};
+use crate::api::views::{AnnotationReply, MessageMetadata, Usage};
 use crate::domain::{
-    Annotation, App, Conversation, ConversationId, ConversationTitle, Message, MessageId, MessageStatus, Owner, TaskId,
+    Annotation, App, Conversation, ConversationId, ConversationTitle, Message, MessageId, MessageStatus, OpaqueJson,
+    Owner, TaskId,
 };
 use crate::ports::{self, LlmEvent, LlmStream, ProviderError};
 
@@ -102,7 +103,7 @@ impl Generation {
             self.message.status = MessageStatus::Error;
             self.message.error = Some(error.parts().2);
         }
-        self.message.metadata = to_stored(&stored);
+        self.message.metadata = OpaqueJson::of(&stored);
         self.message.task_id = None;
         let outcome = self.finish(title).await;
         let last = match (failure, outcome) {

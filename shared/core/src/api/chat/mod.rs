@@ -12,7 +12,6 @@ mod sse;
 
 use std::time::Instant;
 
-use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::conversations::{NOT_FOUND, owned};
@@ -23,7 +22,7 @@ use super::{ApiResponse, Ctx, annotations};
 use crate::api::error::ApiError;
 use crate::domain::{
     App, AppMode, Conversation, ConversationId, ConversationStatus, ConversationVariable, DEFAULT_CONVERSATION_NAME,
-    GENERATION_DEADLINE, Message, MessageId, MessageStatus, TaskId, VariableId, fill_template,
+    GENERATION_DEADLINE, Message, MessageId, MessageStatus, OpaqueJson, TaskId, VariableId, fill_template,
 };
 use crate::ports::{LlmRequest, Purpose, Speaker};
 use generation::{ChatEvent, Generation, StreamHeader, annotation_stream, within_deadline};
@@ -103,7 +102,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         agent_thoughts: Vec::new(),
         status: MessageStatus::Normal,
         error: None,
-        metadata: Value::Object(Map::new()),
+        metadata: OpaqueJson::empty_object(),
         created_at: now,
         task_id: Some(task),
     };

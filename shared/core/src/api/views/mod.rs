@@ -88,8 +88,7 @@ pub(crate) fn split_probe<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
     (rows, has_more)
 }
 
-/// A view as a JSON value, for the parts of a record that are stored as JSON (message files,
-/// message metadata). Views have string keys only, so this does not fail in practice; if it
+/// A view as a JSON value, for the parts of a record that are stored as JSON (message files). Views have string keys only, so this does not fail in practice; if it
 /// did, the failure is logged and `null` stored.
 pub(crate) fn to_stored<T: Serialize>(view: &T) -> serde_json::Value {
     serde_json::to_value(view).unwrap_or_else(|error| {
