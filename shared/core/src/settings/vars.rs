@@ -193,10 +193,12 @@ pub const VARS: &[Var] = &[
 
 /// Variables of the platform the reader also consults (not Colloquy's to document).
 pub(super) const PLATFORM_VARS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
     "AWS_LAMBDA_LOG_FORMAT",
     "COLLOQUY_EMULATOR_CACHE",
+    "AWS_SECRET_ACCESS_KEY",
     "HOME",
     "SSL_CERT_FILE",
 ];
