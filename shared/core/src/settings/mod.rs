@@ -85,6 +85,10 @@ pub struct StoreSettings {
     /// would take them from, so that chain (and the STS, SSO and metadata clients it builds
     /// at start) is not needed.
     pub env_credentials: bool,
+    /// `AWS_REGION` (or `AWS_DEFAULT_REGION`) is set, as Lambda always sets it: the region is
+    /// the environment's, the first source the SDK's default region chain would read, so that
+    /// chain (a profile and an instance metadata client, built at start) is not needed.
+    pub env_region: bool,
 }
 
 impl StoreSettings {
@@ -356,6 +360,7 @@ fn read_store<F: Fn(&str) -> Option<String>>(program: Program, source: &Source<F
         s3_path_style: source.flag("COLLOQUY_S3_PATH_STYLE")?.unwrap_or(endpoint_override),
         cert_file: source.raw("SSL_CERT_FILE").map(PathBuf::from),
         env_credentials: source.given("AWS_ACCESS_KEY_ID") && source.given("AWS_SECRET_ACCESS_KEY"),
+        env_region: source.given("AWS_REGION") || source.given("AWS_DEFAULT_REGION"),
     })
 }
 

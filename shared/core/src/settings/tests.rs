@@ -63,6 +63,14 @@ fn credentials_in_the_environment_are_seen() {
 }
 
 #[test]
+fn a_region_in_the_environment_is_seen() {
+    assert!(!read(&[]).unwrap().store.env_region);
+    assert!(read(&[("AWS_REGION", "eu-west-1")]).unwrap().store.env_region);
+    assert!(read(&[("AWS_DEFAULT_REGION", "eu-west-1")]).unwrap().store.env_region);
+    assert!(!read(&[("AWS_REGION", "")]).unwrap().store.env_region);
+}
+
+#[test]
 fn lambda_needs_its_table_and_bucket_and_has_no_local_engines() {
     let error = read_as(Program::Lambda, &[("COLLOQUY_BUCKET", "b")]).unwrap_err();
     assert!(error.contains("COLLOQUY_TABLE"), "{error}");
