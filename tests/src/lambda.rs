@@ -27,6 +27,8 @@ pub struct Invocation {
     /// Whether it was posted in streaming mode.
     pub streamed: bool,
     pub failed: bool,
+    /// When the function posted it to the Runtime API.
+    pub posted: Instant,
 }
 
 #[derive(Default)]
@@ -67,14 +69,14 @@ async fn respond(
 ) -> StatusCode {
     let streamed = headers.get("lambda-runtime-function-response-mode").is_some_and(|v| v == "streaming");
     if let Some(waiter) = runtime.waiting.lock().unwrap().remove(&id) {
-        let _ = waiter.send(Invocation { body, streamed, failed: false });
+        let _ = waiter.send(Invocation { body, streamed, failed: false, posted: Instant::now() });
     }
     StatusCode::ACCEPTED
 }
 
 async fn fail(State(runtime): State<Arc<Runtime>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
     if let Some(waiter) = runtime.waiting.lock().unwrap().remove(&id) {
-        let _ = waiter.send(Invocation { body, streamed: false, failed: true });
+        let _ = waiter.send(Invocation { body, streamed: false, failed: true, posted: Instant::now() });
     }
     StatusCode::ACCEPTED
 }
@@ -145,6 +147,16 @@ impl Function {
         let started = Instant::now();
         let child = command.spawn().expect("the function starts");
         Function { child: Mutex::new(child), started, runtime, events }
+    }
+
+    /// When the process was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap().id()
     }
 
     /// How long the process took from its start until it first asked for an event.

@@ -1,10 +1,13 @@
 //! Runs every Lambda function binary (release build) under a local Runtime API against the
-//! emulators and prints a Markdown table: cold start, first and warm invoke latency, binary
-//! size and peak RSS, next to a hello-world `lambda_http` binary built the same way.
+//! emulators and prints a Markdown table per function, beside a hello-world `lambda_http`
+//! binary built the same way: its init (process start until it first asks for an event), its
+//! init and first invoke (process start until the answer to an event that was waiting for it
+//! is posted, as a cold start serves its event on Lambda), the CPU each of those took, warm
+//! invoke latency, binary size and peak RSS.
 //!
 //! Usage: `bench/run.sh` (builds, starts the emulators, runs this, writes docs/benchmarks.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use colloquy_core::domain::{AppConfig, AppMode, ValueType};
@@ -13,48 +16,103 @@ use colloquy_tests::{aws, send, spawn_app_on};
 use serde_json::{Value, json};
 
 const WARM_INVOKES: usize = 30;
-/// Cold starts per function (fresh processes); the median is reported, since a single start
-/// on a shared machine varies by a factor of two.
-const COLD_STARTS: usize = 9;
+/// Fresh processes per function and measurement; the median is reported, since a single
+/// start on a shared machine varies by a factor of two. Functions take turns round by round,
+/// so a burst of load on the machine reaches every function and the baselines alike.
+const ROUNDS: usize = 9;
+/// After a process's first poll (or its first answer) it waits for the next event: by then
+/// the CPU it used is all counted.
+const SETTLE: Duration = Duration::from_millis(3);
+
+/// One function: its name and the event a fresh process serves first in each round (a
+/// function whose first invoke consumes its data, as a delete does, gets its own per round).
+struct Case {
+    name: &'static str,
+    events: Vec<Value>,
+}
+
+/// What the fresh processes of one function measured, one value per round.
+#[derive(Default)]
+struct Samples {
+    init: Vec<Duration>,
+    init_cpu: Vec<Duration>,
+    first: Vec<Duration>,
+    first_cpu: Vec<Duration>,
+}
 
 struct Row {
-    name: String,
-    cold: Duration,
+    name: &'static str,
+    init: Duration,
+    init_cpu: Duration,
     first: Duration,
+    first_cpu: Duration,
     warm: Duration,
     size: u64,
     rss_kib: u64,
 }
 
-async fn measure(dir: &std::path::Path, name: &str, event: &Value, env: &[(&str, String)]) -> Row {
-    let path = dir.join(name);
-    let size = std::fs::metadata(&path).unwrap_or_else(|_| panic!("{} is not built", path.display())).len();
-    let mut colds = Vec::with_capacity(COLD_STARTS);
-    for _ in 1..COLD_STARTS {
-        let extra = Function::start_binary(&path, name, env).await;
-        colds.push(extra.cold_start().await);
-    }
-    let function = Function::start_binary(&path, name, env).await;
-    colds.push(function.cold_start().await);
-    colds.sort();
-    let cold = colds[colds.len() / 2];
-    let started = Instant::now();
+/// The CPU time (user and system) a running process has used so far, over all its threads,
+/// from the scheduler's own accounting (`/proc/PID/task/*/schedstat`, nanoseconds).
+fn cpu_time(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process is running");
+    let nanos: u64 = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+/// A fresh process that only starts: how long and how much CPU until its first poll.
+async fn sample_init(path: &Path, name: &str, env: &[(&str, String)], samples: &mut Samples) {
+    let function = Function::start_binary(path, name, env).await;
+    samples.init.push(function.cold_start().await);
+    tokio::time::sleep(SETTLE).await;
+    samples.init_cpu.push(cpu_time(function.pid()));
+}
+
+/// A fresh process with its event already waiting: how long and how much CPU until it posted
+/// its answer. Returns the process for the warm invokes.
+async fn sample_first(
+    path: &Path,
+    name: &str,
+    event: &Value,
+    env: &[(&str, String)],
+    samples: &mut Samples,
+) -> Function {
+    let function = Function::start_binary(path, name, env).await;
     let invocation = function.invoke(event.clone()).await;
-    let first = started.elapsed();
     assert!(!invocation.failed, "{name} failed: {}", String::from_utf8_lossy(&invocation.body));
+    samples.first.push(invocation.posted - function.started());
+    tokio::time::sleep(SETTLE).await;
+    samples.first_cpu.push(cpu_time(function.pid()));
+    function
+}
+
+async fn warm(function: &Function, event: &Value) -> Duration {
     let mut warm = Vec::with_capacity(WARM_INVOKES);
     for _ in 0..WARM_INVOKES {
         let started = Instant::now();
         function.invoke(event.clone()).await;
         warm.push(started.elapsed());
     }
-    warm.sort();
-    let rss_kib = function.peak_rss_kib().unwrap_or(0);
-    Row { name: name.to_owned(), cold, first, warm: warm[warm.len() / 2], size, rss_kib }
+    median(warm)
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn cpu_ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn ratio(value: Duration, reference: Duration) -> String {
+    format!("{:.2}", value.as_secs_f64() / reference.as_secs_f64())
 }
 
 #[tokio::main]
@@ -69,7 +127,11 @@ async fn main() {
     .unwrap();
     let key = app.create_app(AppMode::AdvancedChat, config).await;
     let conversation = app.seed_conversation(&key, "u", "bench").await;
-    let doomed = app.seed_conversation(&key, "u", "deleted").await;
+    // One conversation for each fresh delete-conversation process to delete.
+    let mut doomed = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        doomed.push(app.seed_conversation(&key, "u", "deleted").await);
+    }
     let mut last = None;
     for i in 0..40 {
         last = Some(app.seed_message(&conversation, &format!("question {i}")).await);
@@ -112,10 +174,6 @@ async fn main() {
         ("app-meta", event("GET", "/v1/meta".into(), "", None)),
         ("app-site", event("GET", "/v1/site".into(), "", None)),
         ("list-conversations", event("GET", "/v1/conversations".into(), "user=u", None)),
-        (
-            "delete-conversation",
-            event("DELETE", format!("/v1/conversations/{}", doomed.id), "", Some(json!({"user": "u"}))),
-        ),
         (
             "rename-conversation",
             event("POST", format!("/v1/conversations/{c}/name"), "", Some(json!({"name": "n", "user": "u"}))),
@@ -212,33 +270,75 @@ async fn main() {
         ),
         ("purge-conversation", json!({"Records": []})),
     ];
+    let mut cases: Vec<Case> = cases.into_iter().map(|(name, event)| Case { name, events: vec![event] }).collect();
+    let deletes = doomed
+        .iter()
+        .map(|d| event("DELETE", format!("/v1/conversations/{}", d.id), "", Some(json!({"user": "u"}))))
+        .collect();
+    cases.insert(7, Case { name: "delete-conversation", events: deletes });
     let env = aws::function_env().await;
     // `BENCH_ONLY=a,b`: only these functions (and the two baselines), when only they were built.
     let only = std::env::var("BENCH_ONLY").ok();
     let chosen = |name: &str| {
         name.starts_with("hello-") || only.as_deref().is_none_or(|list| list.split(',').any(|n| n.trim() == name))
     };
-    let mut rows = Vec::new();
-    for (name, event) in cases.iter().filter(|(name, _)| chosen(name)) {
-        rows.push(measure(&dir, name, event, &env).await);
+    cases.retain(|case| chosen(case.name));
+    let paths: Vec<PathBuf> = cases.iter().map(|case| dir.join(case.name)).collect();
+    for path in &paths {
+        assert!(path.exists(), "{} is not built", path.display());
     }
-    let hello = rows[0].cold;
+
+    let mut samples: Vec<Samples> = cases.iter().map(|_| Samples::default()).collect();
+    let mut last: Vec<Option<Function>> = cases.iter().map(|_| None).collect();
+    for round in 0..ROUNDS {
+        for (i, case) in cases.iter().enumerate() {
+            sample_init(&paths[i], case.name, &env, &mut samples[i]).await;
+            let event = &case.events[round % case.events.len()];
+            let function = sample_first(&paths[i], case.name, event, &env, &mut samples[i]).await;
+            // The last round's processes stay up for the warm invokes.
+            last[i] = (round == ROUNDS - 1).then_some(function);
+        }
+    }
+    let mut rows = Vec::with_capacity(cases.len());
+    for ((case, samples), function) in cases.iter().zip(samples).zip(last) {
+        let function = function.expect("the last round's process");
+        let warm = warm(&function, case.events.last().expect("an event")).await;
+        rows.push(Row {
+            name: case.name,
+            init: median(samples.init),
+            init_cpu: median(samples.init_cpu),
+            first: median(samples.first),
+            first_cpu: median(samples.first_cpu),
+            warm,
+            size: std::fs::metadata(dir.join(case.name)).map(|m| m.len()).unwrap_or(0),
+            rss_kib: function.peak_rss_kib().unwrap_or(0),
+        });
+    }
+    let hello = &rows[0];
+    let (init, init_cpu, first, first_cpu) = (hello.init, hello.init_cpu, hello.first, hello.first_cpu);
     println!(
-        "| function | cold start ms (median of {COLD_STARTS}) | × hello | × hello-aws | first invoke ms | warm invoke ms (median of {WARM_INVOKES}) | binary MB | peak RSS MB |"
+        "| function | init ms | × hello | init CPU ms | × hello | init + first invoke ms | × hello | CPU to first answer ms | × hello | warm invoke ms | binary MB | peak RSS MB |"
     );
-    let hello_aws = rows[1].cold;
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
         println!(
-            "| {} | {} | {:.2} | {:.2} | {} | {} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1} |",
             row.name,
-            ms(row.cold),
-            row.cold.as_secs_f64() / hello.as_secs_f64(),
-            row.cold.as_secs_f64() / hello_aws.as_secs_f64(),
+            ms(row.init),
+            ratio(row.init, init),
+            cpu_ms(row.init_cpu),
+            ratio(row.init_cpu, init_cpu),
             ms(row.first),
+            ratio(row.first, first),
+            cpu_ms(row.first_cpu),
+            ratio(row.first_cpu, first_cpu),
             ms(row.warm),
             row.size as f64 / 1_048_576.0,
             row.rss_kib as f64 / 1024.0
         );
     }
+    println!();
+    println!(
+        "Medians of {ROUNDS} fresh processes per function (init: no event waiting; init + first invoke: its event waiting at start); warm: median of {WARM_INVOKES}."
+    );
 }

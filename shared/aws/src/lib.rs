@@ -14,6 +14,8 @@ pub mod trust;
 
 use std::sync::Arc;
 
+use aws_config::environment::{EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider};
+
 use colloquy_core::models::Provider;
 use colloquy_core::ports::{SpeechSynthesizer, Transcriber};
 use colloquy_core::settings::{BedrockSettings, StoreSettings, TranscribePolling};
@@ -30,9 +32,22 @@ impl Aws {
     /// one HTTP client for every SDK client and credential provider, verifying against the
     /// compiled-in roots or `SSL_CERT_FILE`'s ([`trust`]). Fails only on an unusable
     /// `SSL_CERT_FILE`.
+    ///
+    /// Credentials in the environment (always so on Lambda) are taken from it directly: the
+    /// SDK's default chain would take them from there too, as its first source, but it builds
+    /// every other source first (an STS client with its endpoint rules for web identity, the
+    /// SSO, container and instance metadata providers), a quarter of a function's start-up.
+    /// Without them, the default chain finds them (a profile, SSO, instance metadata). The
+    /// region likewise: from the environment when it is there (always on Lambda).
     pub async fn load(settings: &StoreSettings) -> Result<Self, trust::CertFileError> {
         let http_client = trust::http_client(&trust::Roots::from_cert_file(settings.cert_file.clone()))?;
-        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client);
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client);
+        if settings.env_credentials {
+            loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+        }
+        if settings.env_region {
+            loader = loader.region(EnvironmentVariableRegionProvider::new());
+        }
         Ok(Self::from_config(loader.load().await))
     }
 

@@ -23,6 +23,9 @@ use rustls_pki_types::pem::PemObject;
 /// The variable that names a PEM file of trusted roots, as OpenSSL and most TLS clients read it.
 pub const CERT_FILE_VAR: &str = "SSL_CERT_FILE";
 
+/// Mozilla's roots in PEM, encoded at build time (`build.rs`) from `webpki-root-certs`.
+const COMPILED_PEM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/roots.pem"));
+
 /// Where the trusted roots come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Roots {
@@ -45,7 +48,7 @@ impl Roots {
     /// The roots as one PEM document, which is what the SDK's trust store takes.
     pub fn pem(&self) -> Result<Vec<u8>, CertFileError> {
         match self {
-            Self::Compiled => Ok(to_pem(webpki_root_certs::TLS_SERVER_ROOT_CERTS)),
+            Self::Compiled => Ok(COMPILED_PEM.to_vec()),
             Self::File(path) => file_pem(path),
         }
     }

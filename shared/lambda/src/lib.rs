@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use colloquy_aws::Aws;
@@ -10,6 +11,8 @@ use colloquy_aws::dynamo::ChangedItem;
 pub use colloquy_core::api::Endpoint;
 use colloquy_core::api::error::ApiError;
 use colloquy_core::api::{ApiRequest, ApiResponse, KeyCache, ResponseBody, Services, handle, resolve_endpoint};
+use colloquy_core::domain::DownloadHeaders;
+use colloquy_core::ports::{Blob, BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
 use colloquy_core::settings::{Program, Settings, SttChoice, TtsChoice};
 use colloquy_core::speech::Speech;
 use colloquy_core::system::{SystemClock, TimeOrderedIds};
@@ -28,27 +31,39 @@ async fn start() -> Result<(Settings, Aws), Error> {
     Ok((settings, aws))
 }
 
-/// Everything an endpoint needs, composed once per cold start: the store and bucket always,
-/// the configured models only when its spec says it calls one (`MODELS`), speech engines only
-/// for the audio routes (`SPEECH`). Both are constants taken from the endpoint's spec by
-/// [`serve!`], so a function's binary links only the clients its endpoint uses.
-pub async fn services<const MODELS: bool, const SPEECH: bool>() -> Result<Services, Error> {
+/// Everything an endpoint needs, composed once per cold start: the store always, the bucket
+/// only when its spec says it keeps or reads files (`BLOBS`), the configured models only when
+/// it calls one (`MODELS`), speech engines only for the audio routes (`SPEECH`). All three
+/// are constants taken from the endpoint's spec by [`serve!`], so a function's binary links
+/// and builds only the clients its endpoint uses.
+pub async fn services<const MODELS: bool, const SPEECH: bool, const BLOBS: bool>() -> Result<Services, Error> {
     let (settings, aws) = start().await?;
-    compose::<MODELS, SPEECH>(&settings, &aws)
+    compose::<MODELS, SPEECH, BLOBS>(&settings, &aws)
 }
 
-fn compose<const MODELS: bool, const SPEECH: bool>(settings: &Settings, aws: &Aws) -> Result<Services, Error> {
-    let blobs = aws.blobs(&settings.store);
+fn compose<const MODELS: bool, const SPEECH: bool, const BLOBS: bool>(
+    settings: &Settings,
+    aws: &Aws,
+) -> Result<Services, Error> {
+    let s3 = BLOBS.then(|| aws.blobs(&settings.store));
     let models = if MODELS {
         let bedrock = settings.models.bedrock.as_ref().map(|b| aws.bedrock(b)).into_iter().collect();
         colloquy_providers::models(&settings.models, bedrock)?
     } else {
         colloquy_providers::echo_only()
     };
-    let speech = if SPEECH { speech(settings, aws, &blobs)? } else { Speech::none() };
+    let speech = match &s3 {
+        Some(s3) if SPEECH => speech(settings, aws, s3)?,
+        // Every spec with speech has blobs (checked by the route table's tests).
+        _ => Speech::none(),
+    };
+    let blobs: Arc<dyn BlobStore> = match s3 {
+        Some(s3) => Arc::new(s3),
+        None => Arc::new(NoBlobStore),
+    };
     Ok(Services {
         store: Arc::new(aws.store(&settings.store)),
-        blobs: Arc::new(blobs),
+        blobs,
         models,
         speech,
         clock: Arc::new(SystemClock),
@@ -57,6 +72,47 @@ fn compose<const MODELS: bool, const SPEECH: bool>(settings: &Settings, aws: &Aw
         cors: settings.cors.clone(),
         keys: Arc::new(KeyCache::new(settings.key_cache)),
     })
+}
+
+/// The blob store of a function whose endpoint keeps and reads no files: the S3 client is not
+/// built. Reaching it is a bug in the endpoint's spec (it should list `blobs`), answered 500.
+struct NoBlobStore;
+
+impl NoBlobStore {
+    fn error() -> StoreError {
+        StoreError::Failed("this function has no blob store: its endpoint's spec does not list blobs".into())
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for NoBlobStore {
+    async fn put_blob(&self, _: &str, _: &str, _: Bytes) -> StoreResult<()> {
+        Err(Self::error())
+    }
+
+    async fn put_blob_stream(&self, _: &str, _: &str, _: BlobStream) -> StoreResult<u64> {
+        Err(Self::error())
+    }
+
+    async fn get_blob(&self, _: &str, _: Option<BlobRange>) -> StoreResult<Option<Blob>> {
+        Err(Self::error())
+    }
+
+    async fn stream_blob(&self, _: &str) -> StoreResult<Option<(BlobStream, String, u64)>> {
+        Err(Self::error())
+    }
+
+    async fn presign_get(&self, _: &str, _: Duration, _: &DownloadHeaders) -> StoreResult<Option<String>> {
+        Err(Self::error())
+    }
+
+    async fn presign_put(&self, _: &str, _: &str, _: u64, _: Duration) -> StoreResult<Option<String>> {
+        Err(Self::error())
+    }
+
+    async fn delete_blob(&self, _: &str) -> StoreResult<()> {
+        Err(Self::error())
+    }
 }
 
 /// The speech engines a function may use: Polly, Transcribe or an OpenAI-compatible API
@@ -150,6 +206,7 @@ macro_rules! services_for {
         $crate::services::<
             { $crate::Endpoint::$endpoint.needs().models },
             { $crate::Endpoint::$endpoint.needs().speech },
+            { $crate::Endpoint::$endpoint.needs().blobs },
         >()
     };
 }
@@ -257,7 +314,11 @@ mod tests {
     /// What a function serving `$endpoint` composes (its needs taken from the spec, as `serve!` does).
     macro_rules! compose_for {
         ($endpoint:ident, $settings:expr) => {
-            compose::<{ Endpoint::$endpoint.needs().models }, { Endpoint::$endpoint.needs().speech }>($settings, &aws())
+            compose::<
+                { Endpoint::$endpoint.needs().models },
+                { Endpoint::$endpoint.needs().speech },
+                { Endpoint::$endpoint.needs().blobs },
+            >($settings, &aws())
         };
     }
 
@@ -273,6 +334,9 @@ mod tests {
             settings(&[("COLLOQUY_LLM", "bedrock"), ("COLLOQUY_TTS", "polly"), ("COLLOQUY_STT", "transcribe")]);
         let plain = compose_for!(ListMessages, &settings).unwrap();
         assert_eq!(plain.models.default_provider(), "echo");
+        // No S3 client: a call that reached the blob store would fail as a bug, not go out.
+        let error = plain.blobs.delete_blob("any").await.unwrap_err();
+        assert!(matches!(&error, StoreError::Failed(m) if m.contains("no blob store")), "{error:?}");
         assert!(plain.models.embedder("bedrock").is_err());
         assert_eq!(plain.speech.describe(), (None, None));
         let models = compose_for!(ChatMessages, &settings).unwrap();

@@ -38,7 +38,7 @@ pub enum Endpoint {
     TextToAudio,
 }
 
-/// What an endpoint needs besides the store and the blob store.
+/// What an endpoint needs besides the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Needs {
     /// A language model or an embedder.
@@ -47,13 +47,19 @@ pub struct Needs {
     pub speech: bool,
     /// A multipart body (these get the larger upload limit, and are read as they arrive).
     pub uploads: bool,
+    /// The blob store: uploaded files and their URLs (the file routes, a chat message's files)
+    /// and audio (speech). A Lambda function without it builds no S3 client.
+    pub blobs: bool,
 }
 
-const PLAIN: Needs = Needs { models: false, speech: false, uploads: false };
-const MODELS: Needs = Needs { models: true, speech: false, uploads: false };
-const SPEECH: Needs = Needs { models: false, speech: true, uploads: false };
-const UPLOADS: Needs = Needs { models: false, speech: false, uploads: true };
-const SPEECH_UPLOADS: Needs = Needs { models: false, speech: true, uploads: true };
+const PLAIN: Needs = Needs { models: false, speech: false, uploads: false, blobs: false };
+const MODELS: Needs = Needs { models: true, speech: false, uploads: false, blobs: false };
+/// A chat message may carry uploaded files, answered with their URLs.
+const CHAT: Needs = Needs { models: true, speech: false, uploads: false, blobs: true };
+const FILES: Needs = Needs { models: false, speech: false, uploads: false, blobs: true };
+const SPEECH: Needs = Needs { models: false, speech: true, uploads: false, blobs: true };
+const UPLOADS: Needs = Needs { models: false, speech: false, uploads: true, blobs: true };
+const SPEECH_UPLOADS: Needs = Needs { models: false, speech: true, uploads: true, blobs: true };
 
 /// One endpoint, described once: everything else (the router, the Lambda function's name,
 /// which clients it links, the body limit it gets) is derived from this table.
@@ -120,7 +126,7 @@ pub const SPECS: &[Spec] = &[
     spec(Endpoint::AppParameters, "app-parameters", &[(Method::GET, "/v1/parameters")], PLAIN),
     spec(Endpoint::AppMeta, "app-meta", &[(Method::GET, "/v1/meta")], PLAIN),
     spec(Endpoint::AppSite, "app-site", &[(Method::GET, "/v1/site")], PLAIN),
-    spec(Endpoint::ChatMessages, "chat-messages", &[(Method::POST, "/v1/chat-messages")], MODELS),
+    spec(Endpoint::ChatMessages, "chat-messages", &[(Method::POST, "/v1/chat-messages")], CHAT),
     spec(Endpoint::StopChatMessage, "stop-chat-message", &[(Method::POST, "/v1/chat-messages/{task_id}/stop")], PLAIN),
     spec(
         Endpoint::SuggestedQuestions,
@@ -156,8 +162,8 @@ pub const SPECS: &[Spec] = &[
     ),
     spec(Endpoint::FileUpload, "upload-file", &[(Method::POST, "/v1/files/upload")], UPLOADS),
     // Our extension: a presigned URL for files larger than a Lambda request may carry.
-    spec(Endpoint::FileUploadUrl, "create-upload-url", &[(Method::POST, "/v1/files/upload-url")], PLAIN),
-    spec(Endpoint::FilePreview, "preview-file", &[(Method::GET, "/v1/files/{file_id}/preview")], PLAIN),
+    spec(Endpoint::FileUploadUrl, "create-upload-url", &[(Method::POST, "/v1/files/upload-url")], FILES),
+    spec(Endpoint::FilePreview, "preview-file", &[(Method::GET, "/v1/files/{file_id}/preview")], FILES),
     spec(Endpoint::AudioToText, "audio-to-text", &[(Method::POST, "/v1/audio-to-text")], SPEECH_UPLOADS),
     spec(Endpoint::TextToAudio, "text-to-audio", &[(Method::POST, "/v1/text-to-audio")], SPEECH),
 ];
@@ -334,6 +340,20 @@ mod tests {
         for spec in SPECS {
             assert_eq!(spec.endpoint.spec().function, spec.function);
         }
+    }
+
+    #[test]
+    fn the_blob_store_is_there_for_every_endpoint_that_keeps_or_reads_files() {
+        for spec in SPECS {
+            let Needs { speech, uploads, blobs, .. } = spec.needs;
+            // Speech reads and writes audio in the blob store; uploads are kept there.
+            assert!(blobs || !(speech || uploads), "{}", spec.function);
+        }
+        let with_blobs: Vec<&str> = SPECS.iter().filter(|s| s.needs.blobs).map(|s| s.function).collect();
+        assert_eq!(
+            with_blobs,
+            ["chat-messages", "upload-file", "create-upload-url", "preview-file", "audio-to-text", "text-to-audio"]
+        );
     }
 
     #[test]

@@ -80,6 +80,15 @@ pub struct StoreSettings {
     pub s3_path_style: bool,
     /// `SSL_CERT_FILE`: the only roots AWS connections trust when set (else compiled-in ones).
     pub cert_file: Option<PathBuf>,
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are both set, as Lambda always sets
+    /// them: the credentials are the environment's, the first source the SDK's default chain
+    /// would take them from, so that chain (and the STS, SSO and metadata clients it builds
+    /// at start) is not needed.
+    pub env_credentials: bool,
+    /// `AWS_REGION` (or `AWS_DEFAULT_REGION`) is set, as Lambda always sets it: the region is
+    /// the environment's, the first source the SDK's default region chain would read, so that
+    /// chain (a profile and an instance metadata client, built at start) is not needed.
+    pub env_region: bool,
 }
 
 impl StoreSettings {
@@ -350,6 +359,8 @@ fn read_store<F: Fn(&str) -> Option<String>>(program: Program, source: &Source<F
         bucket: on_lambda("COLLOQUY_BUCKET")?,
         s3_path_style: source.flag("COLLOQUY_S3_PATH_STYLE")?.unwrap_or(endpoint_override),
         cert_file: source.raw("SSL_CERT_FILE").map(PathBuf::from),
+        env_credentials: source.given("AWS_ACCESS_KEY_ID") && source.given("AWS_SECRET_ACCESS_KEY"),
+        env_region: source.given("AWS_REGION") || source.given("AWS_DEFAULT_REGION"),
     })
 }
 

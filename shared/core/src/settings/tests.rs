@@ -48,6 +48,29 @@ fn one_path_style_rule() {
 }
 
 #[test]
+fn credentials_in_the_environment_are_seen() {
+    assert!(!read(&[]).unwrap().store.env_credentials);
+    // Half a key pair is left to the SDK's default chain, which reports what is missing.
+    assert!(!read(&[("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")]).unwrap().store.env_credentials);
+    assert!(!read(&[("AWS_ACCESS_KEY_ID", " "), ("AWS_SECRET_ACCESS_KEY", "s")]).unwrap().store.env_credentials);
+    let lambda = [
+        ("COLLOQUY_TABLE", "t"),
+        ("COLLOQUY_BUCKET", "b"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+    ];
+    assert!(read_as(Program::Lambda, &lambda).unwrap().store.env_credentials);
+}
+
+#[test]
+fn a_region_in_the_environment_is_seen() {
+    assert!(!read(&[]).unwrap().store.env_region);
+    assert!(read(&[("AWS_REGION", "eu-west-1")]).unwrap().store.env_region);
+    assert!(read(&[("AWS_DEFAULT_REGION", "eu-west-1")]).unwrap().store.env_region);
+    assert!(!read(&[("AWS_REGION", "")]).unwrap().store.env_region);
+}
+
+#[test]
 fn lambda_needs_its_table_and_bucket_and_has_no_local_engines() {
     let error = read_as(Program::Lambda, &[("COLLOQUY_BUCKET", "b")]).unwrap_err();
     assert!(error.contains("COLLOQUY_TABLE"), "{error}");

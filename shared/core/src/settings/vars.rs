@@ -193,10 +193,14 @@ pub const VARS: &[Var] = &[
 
 /// Variables of the platform the reader also consults (not Colloquy's to document).
 pub(super) const PLATFORM_VARS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_DEFAULT_REGION",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
     "AWS_LAMBDA_LOG_FORMAT",
+    "AWS_REGION",
     "COLLOQUY_EMULATOR_CACHE",
+    "AWS_SECRET_ACCESS_KEY",
     "HOME",
     "SSL_CERT_FILE",
 ];
