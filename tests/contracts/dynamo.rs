@@ -115,6 +115,28 @@ async fn a_page_costs_the_same_requests_and_round_trips_however_much_data() {
     let ratings: Vec<&serde_json::Value> = body["data"].as_array().unwrap().iter().map(|m| &m["feedback"]).collect();
     // The newest four, oldest first: every other one (from the first) was disliked.
     assert_eq!(ratings, [&json!({"rating": "dislike"}), &json!(null), &json!({"rating": "dislike"}), &json!(null)]);
+
+    // The writes most chat apps send, for docs/cost.md: a rating, and a blocking chat that
+    // continues a conversation (echo model).
+    for (app, warmth, auth) in [(&cold, "cold", 1), (&warm, "warm", 0)] {
+        let before = counter.cost();
+        let body = json!({"rating": "like", "user": "large"});
+        let (status, answer) =
+            send(app.post(&key, &format!("/v1/messages/{}/feedbacks", long_messages[1].id), body)).await;
+        assert_eq!(status, 200, "{answer}");
+        let rating = counter.cost() - before;
+        println!("{warmth} feedback: {rating:?}");
+        // End user, pointer, conversation + message, the caller's feedback, rate window, the write.
+        assert_eq!(rating.requests, auth + 6, "{warmth} feedback");
+        assert!(rating.write_units > 0.0);
+        let before = counter.cost();
+        let body = json!({"query": "more", "user": "large", "inputs": {}, "response_mode": "blocking", "conversation_id": long.id});
+        let (status, answer) = send(app.post(&key, "/v1/chat-messages", body)).await;
+        assert_eq!(status, 200, "{answer}");
+        let chat = counter.cost() - before;
+        println!("{warmth} blocking chat: {chat:?}");
+        assert!(chat.requests <= auth + 10, "{warmth} chat: {chat:?}");
+    }
 }
 
 fn stamp(second: i64) -> Timestamp {
