@@ -14,64 +14,17 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "../../depth/rows.rs"]
+mod rows;
+
 use colloquy_aws::dynamo::DynamoStore;
-use colloquy_core::domain::{
-    AppId, Conversation, ConversationId, ConversationSort, ConversationStatus, Cursor, EndUserId, Message, MessageId,
-    MessageStatus, Owner, SortField, Timestamp,
-};
+use colloquy_core::domain::{AppId, Conversation, ConversationSort, Cursor, EndUserId, Message, Owner, SortField};
 use colloquy_core::ports::{ConversationStore, MessageStore};
-use serde_json::{Map, json};
+use rows::{FETCH, ROWS, conversation, message};
 use uuid::Uuid;
 
-/// Rows in each list.
-const ROWS: usize = 100_001;
-/// Rows a page asks the store for: a page of 20 plus one to tell whether more follow.
-const FETCH: usize = 21;
 const WARM_UPS: usize = 20;
 const RUNS: usize = 101;
-/// 2025-01-16T10:00:00Z, in microseconds.
-const T0: i64 = 1_737_021_600_000_000;
-
-/// The `i`-th timestamp of a list: two rows share each one.
-fn at(i: usize) -> Timestamp {
-    Timestamp::from_micros(T0 + (i / 2) as i64 * 1_000)
-}
-
-fn conversation(owner: Owner, i: usize) -> Conversation {
-    Conversation {
-        id: ConversationId::from_uuid(Uuid::new_v4()),
-        owner,
-        name: format!("conversation {i}"),
-        inputs: Map::new(),
-        status: ConversationStatus::Normal,
-        introduction: String::new(),
-        created_at: at(i),
-        // Updated in the reverse order of creation, so the two sorts differ.
-        updated_at: at(ROWS - 1 - i),
-    }
-}
-
-fn message(conversation: &Conversation, i: usize) -> Message {
-    Message {
-        id: MessageId::from_uuid(Uuid::new_v4()),
-        conversation_id: conversation.id,
-        owner: conversation.owner,
-        parent_message_id: None,
-        inputs: Map::new(),
-        query: format!("question {i}"),
-        answer: "An answer of a typical length, a sentence or two long, as a model would write it.".into(),
-        message_files: Vec::new(),
-        retriever_resources: Vec::new(),
-        agent_thoughts: Vec::new(),
-        status: MessageStatus::Normal,
-        error: None,
-        metadata: colloquy_core::domain::OpaqueJson::of(&json!({
-            "usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46}
-        })),
-        created_at: at(i),
-        task_id: None,
-    }
-}
 
 /// The medians of `first` and `deep` over [`RUNS`] runs each, run in turn (so a slow spell of
 /// the shared machine hits both alike), after [`WARM_UPS`] untimed runs of each.
