@@ -7,7 +7,7 @@ use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx, Services};
 use crate::api::error::ApiError;
 use crate::domain::{
-    App, Conversation, ConversationId, ConversationSort, ConversationTitle, Cursor, Limit, Owner, SortField,
+    App, Conversation, ConversationId, ConversationSort, ConversationTitle, Cursor, Limit, Owner, SortField, UserRef,
 };
 use crate::ports::{LlmRequest, Purpose, Speaker};
 
@@ -16,6 +16,12 @@ pub(crate) const NOT_FOUND: &str = "Conversation Not Exists.";
 /// The caller's conversation, or 404 for a missing or foreign one.
 pub(crate) async fn owned(ctx: &Ctx<'_>, owner: Owner, id: ConversationId) -> Result<Conversation, ApiError> {
     ctx.store().conversation(owner, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))
+}
+
+/// The conversation of `user` on a route that only reads (see `Ctx::read_as`), or 404.
+pub(crate) async fn read_owned(ctx: &Ctx<'_>, user: &UserRef, id: ConversationId) -> Result<Conversation, ApiError> {
+    let found = ctx.read_as(user, move |owner| async move { Ok(ctx.store().conversation(owner, id).await?) }).await?;
+    found.map(|(_, conversation)| conversation).ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
 fn path_id(ctx: &Ctx<'_>) -> Result<ConversationId, ApiError> {

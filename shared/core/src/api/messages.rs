@@ -1,10 +1,10 @@
 //! `GET /messages`: conversation history, newest page first, each page oldest → newest.
 
-use super::conversations::NOT_FOUND;
+use super::conversations::read_owned;
 use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
-use crate::domain::{ConversationId, Cursor, Limit, Message, MessageId, RatedMessage, UserRef};
+use crate::domain::{ConversationId, Cursor, Limit, Message, MessageId, RatedMessage};
 
 pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     if !ctx.query.has("conversation_id") {
@@ -26,7 +26,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let rows = match first_id {
         None => {
             let (owned, page) = tokio::join!(
-                owns(ctx, &user, conversation_id),
+                read_owned(ctx, &user, conversation_id),
                 ctx.store().rated_messages_before(conversation_id, None, limit.probe())
             );
             owned?;
@@ -34,7 +34,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         }
         Some(id) => {
             let (owned, first) =
-                tokio::join!(owns(ctx, &user, conversation_id), ctx.store().message_time(conversation_id, id));
+                tokio::join!(read_owned(ctx, &user, conversation_id), ctx.store().message_time(conversation_id, id));
             owned?;
             let at = first?.ok_or(ApiError::NotFound("First Message Not Exists."))?;
             let before = Cursor { at, id };
@@ -48,13 +48,6 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         data.push(views::Message::new(settled_one(ctx, message).await, rating));
     }
     Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
-}
-
-/// Whether `user` owns the conversation: 404 if not.
-async fn owns(ctx: &Ctx<'_>, user: &UserRef, conversation: ConversationId) -> Result<(), ApiError> {
-    let found =
-        ctx.read_as(user, move |owner| async move { Ok(ctx.store().conversation(owner, conversation).await?) }).await?;
-    found.map(drop).ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
 /// Messages as they are at this time: one whose generation was abandoned (the process answering

@@ -1,6 +1,6 @@
 //! `GET /conversations/:id/variables`, `PUT|PATCH /conversations/:id/variables/:variable_id`.
 
-use super::conversations::{NOT_FOUND, owned};
+use super::conversations::{owned, read_owned};
 use super::input::Body;
 use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx};
@@ -14,9 +14,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
     let name = ctx.query.get("variable_name").map(VariableNameFilter::parse).transpose()?;
     ctx.require_chat_app()?;
-    ctx.read_as(&user, move |owner| async move { Ok(ctx.store().conversation(owner, conversation_id).await?) })
-        .await?
-        .ok_or(ApiError::NotFound(NOT_FOUND))?;
+    read_owned(ctx, &user, conversation_id).await?;
 
     let after = match last_id {
         None => None,
