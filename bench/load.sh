@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP load on the local server (embedded store, echo model): a release build of `colloquy`
+# HTTP load on the local server (embedded store, echo model): a build of `colloquy` in the `local` profile (the release settings at opt-level 3)
 # on a fresh data directory, one conversation of 25 messages seeded through the API, then
 # `colloquy-bench-load` at 1, 8 and 64 connections (the echo model without pauses) against the read routes and the writes
 # most chat apps send, with the server's peak RSS and the CPU time the server and the load
@@ -10,10 +10,10 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
 TARGET=${CARGO_TARGET_DIR:-target}
 
-cargo build --release --locked -p colloquy -p colloquy-bench-load >&2
+cargo build --profile local --locked -p colloquy -p colloquy-bench-load >&2
 DATA=$(mktemp -d)
 # Run copies: the target directory may be rebuilt by another build while this one measures.
-cp "$TARGET/release/colloquy" "$TARGET/release/colloquy-bench-load" "$DATA/"
+cp "$TARGET/local/colloquy" "$TARGET/local/colloquy-bench-load" "$DATA/"
 BIN=$DATA
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 COLLOQUY_ECHO_DELAY_MS=0 "$BIN/colloquy" serve --addr "127.0.0.1:$PORT" --data-dir "$DATA" >"$DATA/out.log" 2>"$DATA/err.log" &
