@@ -2,7 +2,8 @@
 //! DynamoDB Local): the same rows, so their ratios compare.
 
 use colloquy_core::domain::{
-    Conversation, ConversationId, ConversationStatus, Message, MessageId, MessageStatus, OpaqueJson, Owner, Timestamp,
+    Conversation, ConversationId, ConversationSort, ConversationStatus, Cursor, Message, MessageId, MessageStatus,
+    OpaqueJson, Owner, SortField, Timestamp,
 };
 use serde_json::{Map, json};
 use uuid::Uuid;
@@ -51,4 +52,43 @@ pub fn message(conversation: &Conversation, i: usize) -> Message {
         created_at: at(i),
         task_id: None,
     }
+}
+
+/// Every sort of the conversation list: its field, whether descending, its `sort_by` value.
+pub const SORTS: [(SortField, bool, &str); 4] = [
+    (SortField::UpdatedAt, true, "-updated_at"),
+    (SortField::UpdatedAt, false, "updated_at"),
+    (SortField::CreatedAt, true, "-created_at"),
+    (SortField::CreatedAt, false, "created_at"),
+];
+
+/// The deep page of a conversation's history (newest first): the cursor of the last full page,
+/// and the oldest message, which that page must end with.
+pub fn deep_message_page(messages: &[Message]) -> (Cursor<MessageId>, MessageId) {
+    let mut newest_first: Vec<&Message> = messages.iter().collect();
+    newest_first.sort_by_key(|m| std::cmp::Reverse((m.created_at, m.id.to_string())));
+    let deep = newest_first[ROWS - FETCH - 1];
+    (Cursor { at: deep.created_at, id: deep.id }, newest_first[ROWS - 1].id)
+}
+
+/// The deep page of the conversation list in `sort` order: the cursor of the last full page,
+/// and the conversation that page must end with.
+pub fn deep_conversation_page(
+    conversations: &[Conversation],
+    sort: ConversationSort,
+) -> (Cursor<ConversationId>, ConversationId) {
+    let key = |c: &Conversation| {
+        let at = match sort.field {
+            SortField::CreatedAt => c.created_at,
+            SortField::UpdatedAt => c.updated_at,
+        };
+        (at, c.id.to_string())
+    };
+    let mut ordered: Vec<&Conversation> = conversations.iter().collect();
+    ordered.sort_by_key(|c| key(c));
+    if sort.descending {
+        ordered.reverse();
+    }
+    let deep = ordered[ROWS - FETCH - 1];
+    (Cursor { at: key(deep).0, id: deep.id }, ordered[ROWS - 1].id)
 }

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 mod rows;
 
 use colloquy_aws::dynamo::DynamoStore;
-use colloquy_core::domain::{AppId, Conversation, ConversationSort, Cursor, EndUserId, Message, Owner, SortField};
+use colloquy_core::domain::{AppId, Conversation, ConversationSort, EndUserId, Message, Owner};
 use colloquy_core::ports::{ConversationStore, MessageStore};
-use rows::{FETCH, ROWS, conversation, message};
+use rows::{FETCH, ROWS, SORTS, conversation, deep_conversation_page, deep_message_page, message};
 use uuid::Uuid;
 
 const WARM_UPS: usize = 20;
@@ -104,11 +104,7 @@ async fn main() {
     println!("|---|---:|---:|---:|");
 
     // Messages, newest first: the deep page's cursor is the row just before the oldest 21.
-    let mut newest_first: Vec<&Message> = messages.iter().collect();
-    newest_first.sort_by_key(|m| std::cmp::Reverse((m.created_at, m.id.to_string())));
-    let deep = newest_first[ROWS - FETCH - 1];
-    let deep = Cursor { at: deep.created_at, id: deep.id };
-    let oldest = newest_first[ROWS - 1].id;
+    let (deep, oldest) = deep_message_page(&messages);
     let page = store.messages_before(history.id, Some(deep), FETCH).await.unwrap();
     assert_eq!(page.last().map(|m| m.id), Some(oldest), "the deep page ends at the oldest message");
     let (first, last) = medians(
@@ -118,29 +114,11 @@ async fn main() {
     .await;
     report("messages (newest first, `first_id`)", first, last);
 
-    for (field, descending, name) in [
-        (SortField::UpdatedAt, true, "-updated_at"),
-        (SortField::UpdatedAt, false, "updated_at"),
-        (SortField::CreatedAt, true, "-created_at"),
-        (SortField::CreatedAt, false, "created_at"),
-    ] {
+    for (field, descending, name) in SORTS {
         let sort = ConversationSort { field, descending };
-        let key = |c: &Conversation| {
-            let at = match field {
-                SortField::CreatedAt => c.created_at,
-                SortField::UpdatedAt => c.updated_at,
-            };
-            (at, c.id.to_string())
-        };
-        let mut ordered: Vec<&Conversation> = conversations.iter().collect();
-        ordered.sort_by_key(|c| key(c));
-        if descending {
-            ordered.reverse();
-        }
-        let deep = ordered[ROWS - FETCH - 1];
-        let deep = Cursor { at: key(deep).0, id: deep.id };
+        let (deep, end) = deep_conversation_page(&conversations, sort);
         let page = store.conversations(owner, sort, Some(deep), FETCH).await.unwrap();
-        assert_eq!(page.last().map(|c| c.id), Some(ordered[ROWS - 1].id), "the deep page ends the list");
+        assert_eq!(page.last().map(|c| c.id), Some(end), "the deep page ends the list");
         let (first, last) = medians(
             || async { store.conversations(owner, sort, None, FETCH).await.unwrap().len() },
             || async { store.conversations(owner, sort, Some(deep), FETCH).await.unwrap().len() },
