@@ -38,8 +38,11 @@ for i in $(seq 1 24); do chat "$i" ", \"conversation_id\": \"$CONVERSATION\"" >/
 MESSAGE=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["message_id"])' "$FIRST")
 
 peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER/status"; }
-echo "| route | connections | req/s | p50 ms | p99 ms | max ms | non-2xx | server CPU µs/req | client CPU µs/req |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+header() {
+    echo "| route | connections | req/s | p50 ms | p99 ms | max ms | non-2xx | server CPU µs/req | client CPU µs/req |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+}
+header
 run() {
     local label=$1 url=$2 method=${3:-GET} body=${4:-}
     for connections in 1 8 64; do
@@ -54,8 +57,13 @@ run() {
 }
 run "GET /v1/messages?limit=20" "$BASE/messages?user=bench&conversation_id=$CONVERSATION&limit=20"
 run "GET /v1/conversations" "$BASE/conversations?user=bench"
+# The read routes' own peak, before the writes grow the store (and the server's mapped pages).
+echo
+echo "server peak RSS after the read routes: $(peak_rss_mb) MB"
+echo
+header
 run "POST /v1/messages/:id/feedbacks" "$BASE/messages/$MESSAGE/feedbacks" POST '{"rating": "like", "user": "bench"}'
 run "POST /v1/chat-messages (blocking, echo)" "$BASE/chat-messages" POST \
     "{\"inputs\": {}, \"query\": \"hi\", \"user\": \"load\", \"response_mode\": \"blocking\"}"
 echo
-echo "server peak RSS: $(peak_rss_mb) MB"
+echo "server peak RSS after every route: $(peak_rss_mb) MB"
