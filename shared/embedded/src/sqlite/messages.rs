@@ -51,6 +51,15 @@ pub(super) fn history_sql(after_cursor: bool) -> String {
     )
 }
 
+/// The values of a page of history ([`history_sql`], [`rated_history_sql`]).
+fn history_args(conversation: ConversationId, before: Option<Cursor<MessageId>>, fetch: usize) -> Args {
+    let mut values = args![conversation, fetch as i64];
+    if let Some(cursor) = before {
+        values.extend(args![cursor.at, cursor.id]);
+    }
+    values
+}
+
 /// [`history_sql`] with the rating the conversation's end user gave each message (column
 /// `user_rating`, NULL when none), found through `feedbacks_one_per_user` for each row.
 pub(super) fn rated_history_sql(after_cursor: bool) -> String {
@@ -163,11 +172,7 @@ impl MessageStore for SqliteStore {
         before: Option<Cursor<MessageId>>,
         fetch: usize,
     ) -> StoreResult<Vec<Message>> {
-        let mut values = args![conversation, fetch as i64];
-        if let Some(cursor) = before {
-            values.extend(args![cursor.at, cursor.id]);
-        }
-        self.all(history_sql(before.is_some()), values, message_from_row).await
+        self.all(history_sql(before.is_some()), history_args(conversation, before, fetch), message_from_row).await
     }
 
     async fn rated_messages_before(
@@ -176,10 +181,7 @@ impl MessageStore for SqliteStore {
         before: Option<Cursor<MessageId>>,
         fetch: usize,
     ) -> StoreResult<Vec<RatedMessage>> {
-        let mut values = args![conversation, fetch as i64];
-        if let Some(cursor) = before {
-            values.extend(args![cursor.at, cursor.id]);
-        }
+        let values = history_args(conversation, before, fetch);
         self.all(rated_history_sql(before.is_some()), values, rated_message_from_row).await
     }
 
