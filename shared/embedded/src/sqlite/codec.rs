@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use rusqlite::Row;
-use rusqlite::types::{FromSql, Type, Value as SqlValue};
+use rusqlite::types::{FromSql, Type, Value as SqlValue, ValueRef};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -110,6 +110,15 @@ impl fmt::Display for CorruptColumn {
 
 impl std::error::Error for CorruptColumn {}
 
+/// The text a column holds, or what it holds instead.
+fn text_of(value: ValueRef<'_>) -> Result<&str, String> {
+    match value {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes).map_err(|e| e.to_string()),
+        ValueRef::Null => Err("is NULL".to_owned()),
+        other => Err(format!("holds a {} value", other.data_type())),
+    }
+}
+
 /// One result row of `table`, read by column name.
 ///
 /// Every read is strict: a nullable column is read as an `Option` (a `NULL` there is a value
@@ -155,16 +164,16 @@ impl<'r, 's> Fields<'r, 's> {
 
     /// A nullable text column parsed like [`Fields::parse`].
     pub(super) fn parse_opt<T: FromStr<Err = Invalid>>(&self, column: &str) -> rusqlite::Result<Option<T>> {
-        self.decode(column, |raw: Option<String>| raw.map(|r| r.parse().map_err(|e: Invalid| e.0)).transpose())
+        self.parse_opt_with(column, str::parse)
     }
 
-    /// A text column parsed by `parse`.
+    /// A text column parsed by `parse` (read in place, not copied first).
     pub(super) fn parse_with<T>(
         &self,
         column: &str,
         parse: impl FnOnce(&str) -> Result<T, Invalid>,
     ) -> rusqlite::Result<T> {
-        self.decode(column, |raw: String| parse(&raw).map_err(|e| e.0))
+        self.decode_text(column, |text| parse(text).map_err(|e| e.0))
     }
 
     /// A nullable text column parsed by `parse`.
@@ -173,19 +182,17 @@ impl<'r, 's> Fields<'r, 's> {
         column: &str,
         parse: impl FnOnce(&str) -> Result<T, Invalid>,
     ) -> rusqlite::Result<Option<T>> {
-        self.decode(column, |raw: Option<String>| raw.map(|r| parse(&r).map_err(|e| e.0)).transpose())
+        self.decode_opt_text(column, |text| parse(text).map_err(|e| e.0))
     }
 
-    /// A column holding JSON.
+    /// A column holding JSON (decoded in place, not copied first).
     pub(super) fn json<T: DeserializeOwned>(&self, column: &str) -> rusqlite::Result<T> {
-        self.decode(column, |raw: String| serde_json::from_str(&raw).map_err(|e| e.to_string()))
+        self.decode_text(column, |text| serde_json::from_str(text).map_err(|e| e.to_string()))
     }
 
     /// A nullable column holding JSON.
     pub(super) fn json_opt<T: DeserializeOwned>(&self, column: &str) -> rusqlite::Result<Option<T>> {
-        self.decode(column, |raw: Option<String>| {
-            raw.map(|r| serde_json::from_str(&r).map_err(|e| e.to_string())).transpose()
-        })
+        self.decode_opt_text(column, |text| serde_json::from_str(text).map_err(|e| e.to_string()))
     }
 
     /// A timestamp (microseconds since the epoch).
@@ -214,6 +221,30 @@ impl<'r, 's> Fields<'r, 's> {
             self.corrupt(index, kind, column, problem)
         })?;
         convert(raw).map_err(|problem| self.corrupt(index, kind, column, problem))
+    }
+
+    /// Reads `column`, which must hold text, and converts the text where it lies.
+    pub(super) fn decode_text<U>(&self, column: &str, convert: impl FnOnce(&str) -> Result<U, String>) -> rusqlite::Result<U> {
+        self.decode_ref(column, |value| convert(text_of(value)?))
+    }
+
+    /// [`Fields::decode_text`] for a nullable column.
+    fn decode_opt_text<U>(
+        &self,
+        column: &str,
+        convert: impl FnOnce(&str) -> Result<U, String>,
+    ) -> rusqlite::Result<Option<U>> {
+        self.decode_ref(column, |value| match value {
+            ValueRef::Null => Ok(None),
+            value => convert(text_of(value)?).map(Some),
+        })
+    }
+
+    /// Reads `column` as SQLite holds it, borrowed from the row, and converts it with `convert`.
+    fn decode_ref<U>(&self, column: &str, convert: impl FnOnce(ValueRef<'_>) -> Result<U, String>) -> rusqlite::Result<U> {
+        let index = self.index(column)?;
+        let value = self.row.get_ref(index)?;
+        convert(value).map_err(|problem| self.corrupt(index, value.data_type(), column, problem))
     }
 
     fn corrupt(&self, index: usize, kind: Type, column: &str, problem: impl Into<String>) -> rusqlite::Error {

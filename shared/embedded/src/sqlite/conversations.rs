@@ -81,7 +81,7 @@ impl ConversationStore for SqliteStore {
         if let Some(cursor) = after {
             values.extend(args![cursor.at, cursor.id]);
         }
-        self.all(list_sql(sort, after.is_some()), values, conversation_from_row).await
+        self.page(list_sql(sort, after.is_some()), values, conversation_from_row).await
     }
 
     async fn update_conversation(&self, c: &Conversation) -> StoreResult<bool> {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use rusqlite::{Row, params_from_iter};
 
 use colloquy_core::domain::{
-    ABANDONED_ERROR, ConversationId, Cursor, Message, MessageId, Owner, RatedMessage, Timestamp,
+    ABANDONED_ERROR, ConversationId, OpaqueJson, Cursor, Message, MessageId, Owner, RatedMessage, Timestamp,
 };
 use colloquy_core::ports::{MessageStore, StoreResult};
 
@@ -33,7 +33,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         status: f.parse("status")?,
         // Nullable by design: only a failed message has an error.
         error: f.get("error")?,
-        metadata: f.json("metadata")?,
+        metadata: f.decode_text("metadata", |text| Ok(OpaqueJson::from_stored(text)))?,
         created_at: f.time("created_at")?,
         // Nullable by design: only a message whose generation is running has a task.
         task_id: f.parse_opt("task_id")?,
@@ -172,7 +172,7 @@ impl MessageStore for SqliteStore {
         before: Option<Cursor<MessageId>>,
         fetch: usize,
     ) -> StoreResult<Vec<Message>> {
-        self.all(history_sql(before.is_some()), history_args(conversation, before, fetch), message_from_row).await
+        self.page(history_sql(before.is_some()), history_args(conversation, before, fetch), message_from_row).await
     }
 
     async fn rated_messages_before(
@@ -182,7 +182,7 @@ impl MessageStore for SqliteStore {
         fetch: usize,
     ) -> StoreResult<Vec<RatedMessage>> {
         let values = history_args(conversation, before, fetch);
-        self.all(rated_history_sql(before.is_some()), values, rated_message_from_row).await
+        self.page(rated_history_sql(before.is_some()), values, rated_message_from_row).await
     }
 
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {

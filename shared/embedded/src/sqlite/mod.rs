@@ -1,7 +1,11 @@
 //! The embedded store: one SQLite file (or memory), implementing every storage port.
 //!
-//! SQLite calls block, so each store call runs on Tokio's blocking pool: one hop per call,
-//! however many statements it runs. A database file is opened in WAL mode by one writing
+//! SQLite calls block. A bounded read (one row by its key, or one page of at most a few hundred
+//! rows found by an index seek) runs where it is called: on a memory-mapped WAL database it
+//! takes microseconds and never waits for a lock, less than a hop to Tokio's blocking pool and
+//! back would cost (two thread wake-ups). Everything else (writes, which may wait for the file
+//! lock, and reads whose length depends on the data) runs on the blocking pool: one hop per
+//! call, however many statements it runs. A database file is opened in WAL mode by one writing
 //! connection and a few read-only ones ([`READERS`]), so reads run side by side and never
 //! wait for a write (nor a write for them); an in-memory database has the one connection,
 //! which reads and writes. This module owns the connections and the helpers that run
@@ -104,15 +108,31 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.readers.as_ref().unwrap_or(&self.writer).run(f).await
+        self.reading().run(f).await
     }
 
-    /// One row or none.
-    async fn one<T: Send + 'static>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Option<T>> {
-        self.read(move |conn| conn.prepare_cached(&sql)?.query_row(params_from_iter(args), map).optional()).await
+    /// Runs `f`, a bounded read (see the module's documentation), with a reading connection
+    /// here, on the caller's thread.
+    async fn read_here<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        self.reading().run_here(f).await
     }
 
-    /// Every row.
+    /// The connections that read: the read-only ones, or the writer in memory.
+    fn reading(&self) -> &Arc<Pool> {
+        self.readers.as_ref().unwrap_or(&self.writer)
+    }
+
+    /// One row or none, found by a key (a bounded read).
+    async fn one<T>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Option<T>> {
+        self.read_here(move |conn| conn.prepare_cached(&sql)?.query_row(params_from_iter(args), map).optional()).await
+    }
+
+    /// One page: at most the statement's `LIMIT` rows, reached by an index seek (a bounded read).
+    async fn page<T>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Vec<T>> {
+        self.read_here(move |conn| conn.prepare_cached(&sql)?.query_map(params_from_iter(args), map)?.collect()).await
+    }
+
+    /// Every row, however many (on the blocking pool).
     async fn all<T: Send + 'static>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Vec<T>> {
         self.read(move |conn| conn.prepare_cached(&sql)?.query_map(params_from_iter(args), map)?.collect()).await
     }
@@ -175,18 +195,24 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        let mut lease = self.lease().await?;
+        let joined = tokio::task::spawn_blocking(move || lease.with(f)).await;
+        joined.map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    /// Runs `f` with one of the connections on the caller's thread.
+    async fn run_here<T>(self: &Arc<Self>, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        self.lease().await?.with(f)
+    }
+
+    /// An idle connection, waited for in turn.
+    async fn lease(self: &Arc<Self>) -> StoreResult<Lease> {
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
         let conn = self.lock().pop().ok_or_else(|| StoreError::Unavailable("no idle connection".into()))?;
-        let mut lease = Lease { conn: Some(conn), pool: Arc::clone(self), _permit: permit };
-        let joined = tokio::task::spawn_blocking(move || match lease.conn.as_mut() {
-            Some(conn) => f(conn).map_err(classify),
-            None => Err(StoreError::Unavailable("no connection".into())),
-        })
-        .await;
-        joined.map_err(|e| StoreError::Unavailable(e.to_string()))?
+        Ok(Lease { conn: Some(conn), pool: Arc::clone(self), _permit: permit })
     }
 
     /// The idle connections (a panic elsewhere while holding the list leaves it usable).
@@ -201,6 +227,15 @@ struct Lease {
     conn: Option<Connection>,
     pool: Arc<Pool>,
     _permit: OwnedSemaphorePermit,
+}
+
+impl Lease {
+    fn with<T>(&mut self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        match self.conn.as_mut() {
+            Some(conn) => f(conn).map_err(classify),
+            None => Err(StoreError::Unavailable("no connection".into())),
+        }
+    }
 }
 
 impl Drop for Lease {

@@ -67,7 +67,7 @@ impl VariableStore for SqliteStore {
         if let Some(cursor) = after {
             values.extend(args![cursor.at, cursor.id]);
         }
-        self.all(list_sql(after.is_some()), values, variable_from_row).await
+        self.page(list_sql(after.is_some()), values, variable_from_row).await
     }
 
     async fn variable(
