@@ -88,8 +88,10 @@ pub struct ApiResponse {
 impl ApiResponse {
     /// A JSON body: one of the [`views`].
     pub fn json(status: StatusCode, view: &impl Serialize) -> Self {
-        let body = match serde_json::to_vec(view) {
-            Ok(body) => body,
+        // Room for a typical page up front, rather than growing the buffer by doubling.
+        let mut body = Vec::with_capacity(8 * 1024);
+        match serde_json::to_writer(&mut body, view) {
+            Ok(()) => {}
             Err(error) => {
                 return ApiError::Internal(format!("a response could not be serialised: {error}")).into_response();
             }

@@ -42,8 +42,14 @@ impl ApiKey {
     }
 
     pub fn hash(&self) -> KeyHash {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = Sha256::digest(self.0.as_bytes());
-        KeyHash(digest.iter().map(|b| format!("{b:02x}")).collect())
+        let mut hex = String::with_capacity(2 * digest.len());
+        for byte in digest {
+            hex.push(char::from(HEX[usize::from(byte >> 4)]));
+            hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+        KeyHash(hex)
     }
 }
 
@@ -75,6 +81,13 @@ mod tests {
         assert_eq!(key.expose().len(), 4 + 32);
         assert!(ApiKey::parse(key.expose()).is_ok());
         assert_ne!(key.expose(), ApiKey::generate().expose());
+    }
+
+    #[test]
+    fn hash_is_lowercase_hex_sha256_as_stored_before() {
+        // sha256("abc"), the FIPS 180-2 example: keys stored by earlier versions still match.
+        let expected = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(ApiKey::presented("abc").hash(), KeyHash::from_stored(expected.into()));
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Apps and their API keys (tables `apps` and `api_keys`).
 
-use async_trait::async_trait;
-use rusqlite::{Row, params_from_iter};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
-use colloquy_core::domain::{App, AppId, AppMode, KeyHash, Timestamp};
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, params_from_iter};
+
+use colloquy_core::domain::{App, AppConfig, AppId, AppMode, KeyHash, Timestamp};
 use colloquy_core::ports::{AppStore, StoreResult};
 
 use super::codec::{Fields, args, to_json};
@@ -12,14 +15,60 @@ use super::{SqliteStore, insert_sql};
 const COLUMNS: &str = "id, name, mode, config, created_at";
 
 fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
+    app_from_row_with(row, |_, text| serde_json::from_str(text).map_err(|e| e.to_string()))
+}
+
+/// An app, its configuration decoded by `config` (given the app and the stored JSON).
+fn app_from_row_with(
+    row: &Row<'_>,
+    config: impl FnOnce(AppId, &str) -> Result<AppConfig, String>,
+) -> rusqlite::Result<App> {
     let f = Fields::of("apps", row);
+    let id = f.parse("id")?;
     Ok(App {
-        id: f.parse("id")?,
+        id,
         name: f.get("name")?,
         mode: f.parse_with("mode", AppMode::parse)?,
-        config: f.json("config")?,
+        config: f.decode_text("config", |text| config(id, text))?,
         created_at: f.time("created_at")?,
     })
+}
+
+/// The app behind a key: `?1` the key's hash.
+static APP_FOR_KEY_SQL: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("apps.{c} AS {c}")).collect();
+    format!("SELECT {} FROM api_keys JOIN apps ON apps.id = api_keys.app_id WHERE api_keys.key_hash = ?1", columns.join(", "))
+});
+
+/// The configurations of the apps that requests were made for, decoded, each beside the JSON
+/// it was decoded from. Every request reads its app's row; decoding the configuration (a
+/// JSON document of a few hundred bytes to a few kilobytes) cost more than the rest of
+/// authentication, so a configuration whose stored JSON is the same text as last time is
+/// copied instead. The row is still read on every request: a change (from this process or
+/// `colloquy app update` in another) shows at once.
+#[derive(Default)]
+pub(super) struct Configs {
+    decoded: Mutex<HashMap<AppId, (Box<str>, AppConfig)>>,
+}
+
+impl Configs {
+    /// The most apps remembered; beyond it the memory starts over.
+    const CAPACITY: usize = 1024;
+
+    fn decode(&self, app: AppId, text: &str) -> Result<AppConfig, String> {
+        let mut decoded = self.decoded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((seen, config)) = decoded.get(&app)
+            && **seen == *text
+        {
+            return Ok(config.clone());
+        }
+        let config: AppConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if decoded.len() >= Self::CAPACITY {
+            decoded.clear();
+        }
+        decoded.insert(app, (text.into(), config.clone()));
+        Ok(config)
+    }
 }
 
 #[async_trait]
@@ -59,12 +108,14 @@ impl AppStore for SqliteStore {
     }
 
     async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<App>> {
-        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("apps.{c} AS {c}")).collect();
-        let sql = format!(
-            "SELECT {} FROM api_keys JOIN apps ON apps.id = api_keys.app_id WHERE api_keys.key_hash = ?1",
-            columns.join(", ")
-        );
-        self.one(sql, args![key.as_str()], app_from_row).await
+        let configs = self.configs.clone();
+        let key = args![key.as_str()];
+        self.read_here(move |conn| {
+            conn.prepare_cached(&APP_FOR_KEY_SQL)?
+                .query_row(params_from_iter(key), |row| app_from_row_with(row, |app, text| configs.decode(app, text)))
+                .optional()
+        })
+        .await
     }
 
     async fn revoke_key(&self, key: &KeyHash) -> StoreResult<bool> {

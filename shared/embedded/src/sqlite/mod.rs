@@ -50,6 +50,8 @@ pub struct SqliteStore {
     writer: Arc<Pool>,
     /// Read-only connections to a database file; `None` in memory, where reads use the writer.
     readers: Option<Arc<Pool>>,
+    /// The configurations of the apps behind recent requests, decoded (see [`apps::Configs`]).
+    configs: Arc<apps::Configs>,
 }
 
 /// How many read-only connections a database file gets: enough for every request in flight
@@ -82,7 +84,7 @@ impl SqliteStore {
                 Ok(reader)
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Self { writer: Pool::new(vec![writer]), readers: Some(Pool::new(readers)) })
+        Ok(Self { writer: Pool::new(vec![writer]), readers: Some(Pool::new(readers)), configs: Arc::default() })
     }
 
     /// A private database that lives as long as this value (for tests and experiments).
@@ -90,7 +92,7 @@ impl SqliteStore {
         let conn = Connection::open_in_memory().map_err(unavailable)?;
         configure(&conn)?;
         schema::prepare(&conn)?;
-        Ok(Self { writer: Pool::new(vec![conn]), readers: None })
+        Ok(Self { writer: Pool::new(vec![conn]), readers: None, configs: Arc::default() })
     }
 
     /// Runs `f` with the writing connection on the blocking pool (one write at a time).

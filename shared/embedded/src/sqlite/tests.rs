@@ -276,3 +276,31 @@ async fn reads_are_read_only_and_do_not_wait_for_writes() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_changed_app_is_read_at_once_though_its_configuration_is_remembered() {
+    use colloquy_core::domain::{ApiKey, App, AppConfig, AppMode, Timestamp};
+    use colloquy_core::ports::AppStore;
+
+    let dir = std::env::temp_dir().join(format!("colloquy-configs-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (server, other_process) =
+        (SqliteStore::open(&dir.join("colloquy.db")).unwrap(), SqliteStore::open(&dir.join("colloquy.db")).unwrap());
+    let key = ApiKey::generate().hash();
+    let id = AppId::from_uuid(Uuid::now_v7());
+    let mut app = App::new(id, "a", AppMode::Chat, AppConfig::default(), Timestamp::from_micros(1)).unwrap();
+    server.create_app(&app, &key).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(server.app_for_key(&key).await.unwrap(), Some(app.clone()), "decoded, then remembered");
+    }
+    app.config.opening_statement = Some("changed here".into());
+    assert!(server.update_app(&app).await.unwrap());
+    assert_eq!(server.app_for_key(&key).await.unwrap(), Some(app.clone()));
+    app.config.opening_statement = Some("changed by another process".into());
+    assert!(other_process.update_app(&app).await.unwrap());
+    assert_eq!(server.app_for_key(&key).await.unwrap(), Some(app.clone()));
+    assert!(other_process.revoke_key(&key).await.unwrap());
+    assert_eq!(server.app_for_key(&key).await.unwrap(), None, "a revoked key finds nothing, at once");
+    drop((server, other_process));
+    let _ = std::fs::remove_dir_all(&dir);
+}
