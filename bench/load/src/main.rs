@@ -1,58 +1,97 @@
 //! `colloquy-bench-load URL KEY CONNECTIONS SECONDS [METHOD BODY]`: keeps CONNECTIONS
 //! keep-alive connections busy with one request after another for SECONDS, then prints one
 //! JSON line: requests per second, p50/p99/max latency in ms, and how many answers were not
-//! 2xx. A stand-in for wrk, which this machine does not have; the client shares the machine's
-//! cores with the server, so figures are a floor of what the server alone can do. With
+//! 2xx. A stand-in for wrk, which this machine does not have: each worker owns one HTTP/1.1
+//! connection (hyper's, without a pool) and sends the same prepared request again and again.
+//! The client shares the machine's cores with the server, so figures are a floor of what the
+//! server alone can do. With
 //! `COLLOQUY_BENCH_SERVER_PID` set, it also reports the CPU time the server and the client
 //! itself spent per request over the measured run (user + system, from `/proc`): a figure that
 //! other work on a shared machine disturbs far less than requests per second.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, Method};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 struct Target {
-    url: String,
-    key: String,
+    uri: Uri,
+    authority: String,
+    authorization: String,
     method: Method,
-    body: Option<String>,
+    body: Option<Bytes>,
 }
 
-async fn worker(client: Client, target: &Target, until: Instant) -> (Vec<Duration>, u64) {
+impl Target {
+    fn request(&self) -> Request<Full<Bytes>> {
+        let mut request = Request::builder()
+            .method(self.method.clone())
+            .uri(self.uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(HOST, &self.authority)
+            .header(AUTHORIZATION, &self.authorization);
+        if self.body.is_some() {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
+        request.body(Full::new(self.body.clone().unwrap_or_default())).expect("a valid request")
+    }
+}
+
+/// One connection's requests until `until`: their latencies and how many failed (not 2xx, or
+/// the connection broke; a broken connection is opened again).
+async fn worker(target: &Target, until: Instant) -> (Vec<Duration>, u64) {
     let mut latencies = Vec::new();
     let mut failures = 0;
+    let mut sender = None;
     while Instant::now() < until {
         let started = Instant::now();
-        let mut request = client.request(target.method.clone(), &target.url).bearer_auth(&target.key);
-        if let Some(body) = &target.body {
-            request = request.header("content-type", "application/json").body(body.clone());
+        if sender.is_none() {
+            sender = connect(&target.authority).await;
         }
-        match request.send().await {
+        let Some(connection) = sender.as_mut() else {
+            failures += 1;
+            latencies.push(started.elapsed());
+            continue;
+        };
+        let answered = match connection.send_request(target.request()).await {
             Ok(response) => {
                 let ok = response.status().is_success();
-                if response.bytes().await.is_err() || !ok {
-                    failures += 1;
-                }
+                response.into_body().collect().await.is_ok() && ok
             }
-            Err(_) => failures += 1,
+            Err(_) => false,
+        };
+        if !answered {
+            failures += 1;
+            if connection.is_closed() {
+                sender = None;
+            }
         }
         latencies.push(started.elapsed());
     }
     (latencies, failures)
 }
 
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(authority: &str) -> Option<Sender> {
+    let stream = TcpStream::connect(authority).await.ok()?;
+    stream.set_nodelay(true).ok()?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+    tokio::spawn(connection);
+    Some(sender)
+}
+
 /// `connections` workers for `length`, each one's latencies and failures.
-async fn run(
-    client: &Client,
-    target: &std::sync::Arc<Target>,
-    connections: usize,
-    length: Duration,
-) -> Vec<(Vec<Duration>, u64)> {
+async fn run(target: &Arc<Target>, connections: usize, length: Duration) -> Vec<(Vec<Duration>, u64)> {
     let until = Instant::now() + length;
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
-            let (client, target) = (client.clone(), target.clone());
-            tokio::spawn(async move { worker(client, &target, until).await })
+            let target = target.clone();
+            tokio::spawn(async move { worker(&target, until).await })
         })
         .collect();
     let mut results = Vec::new();
@@ -91,17 +130,20 @@ async fn main() {
     let connections: usize = args[3].parse().expect("CONNECTIONS is a number");
     let seconds: u64 = args[4].parse().expect("SECONDS is a number");
     let method = args.get(5).map_or(Method::GET, |m| m.parse().expect("METHOD is an HTTP method"));
-    let target = Target { url: args[1].clone(), key: args[2].clone(), method, body: args.get(6).cloned() };
-    let client = Client::builder().pool_max_idle_per_host(connections).build().expect("a client");
-    let target = std::sync::Arc::new(target);
+    let uri: Uri = args[1].parse().expect("URL is a URL");
+    assert_eq!(uri.scheme_str(), Some("http"), "URL is a plain http:// URL");
+    let authority = uri.authority().expect("URL has a host and port").to_string();
+    let authorization = format!("Bearer {}", args[2]);
+    let body = args.get(6).map(|b| Bytes::from(b.clone()));
+    let target = Arc::new(Target { uri, authority, authorization, method, body });
     // Warm up: open the connections and the server's caches.
-    run(&client, &target, connections, Duration::from_secs(1)).await;
+    run(&target, connections, Duration::from_secs(1)).await;
     let server = std::env::var("COLLOQUY_BENCH_SERVER_PID").ok();
     let cpu_before = (server.as_deref().and_then(cpu_micros), cpu_micros("self"));
     let started = Instant::now();
     let mut latencies = Vec::new();
     let mut failures = 0;
-    for (mut own, failed) in run(&client, &target, connections, Duration::from_secs(seconds)).await {
+    for (mut own, failed) in run(&target, connections, Duration::from_secs(seconds)).await {
         latencies.append(&mut own);
         failures += failed;
     }

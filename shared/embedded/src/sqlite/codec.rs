@@ -142,7 +142,8 @@ impl<'r, 's> Fields<'r, 's> {
     fn index(&self, column: &str) -> rusqlite::Result<usize> {
         let statement = self.row.as_ref();
         let guess = self.next.get();
-        let index = if guess < statement.column_count() && statement.column_name(guess).is_ok_and(|n| n == column) {
+        // `column_name` is an error past the last column, so no separate bounds check.
+        let index = if statement.column_name(guess).is_ok_and(|n| n == column) {
             guess
         } else {
             statement.column_index(column)?
