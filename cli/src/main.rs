@@ -21,11 +21,6 @@ use colloquy_embedded::local_speech::{Espeak, PocketSphinx};
 use colloquy_embedded::sqlite::SqliteStore;
 use serde_json::json;
 
-/// A request allocates and frees many small values (rows, strings, the JSON it sends): mimalloc
-/// serves those from per-thread pages, with less work and less contention than glibc's malloc.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The store flags (`--store`, `--data-dir`, `--table`, `--bucket`) and the server's flags are
 /// added from the settings table (`colloquy_core::settings::VARS`).
 #[derive(Parser)]
