@@ -17,7 +17,11 @@ pub(super) const COLUMNS: &str = "id, app_id, end_user_id, conversation_id, pare
     message_files, retriever_resources, agent_thoughts, status, error, metadata, created_at, task_id";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
-    let f = Fields::of("messages", row);
+    message_from_fields(&Fields::of("messages", row))
+}
+
+/// A message read from `f`'s row, column after column in the order of [`COLUMNS`].
+fn message_from_fields(f: &Fields<'_, '_>) -> rusqlite::Result<Message> {
     Ok(Message {
         id: f.parse("id")?,
         owner: Owner { app_id: f.parse("app_id")?, end_user_id: f.parse("end_user_id")? },
@@ -74,8 +78,11 @@ pub(super) fn rated_history_sql(after_cursor: bool) -> String {
 }
 
 fn rated_message_from_row(row: &Row<'_>) -> rusqlite::Result<RatedMessage> {
-    let rating = Fields::of("feedbacks", row).parse_opt_with("user_rating", rating)?;
-    Ok(RatedMessage { message: message_from_row(row)?, rating })
+    // In select order: the message's columns, then the rating (found where the message ends,
+    // not by a search of every column's name).
+    let f = Fields::of("messages", row);
+    let message = message_from_fields(&f)?;
+    Ok(RatedMessage { message, rating: f.parse_opt_with("user_rating", rating)? })
 }
 
 /// The first message of a conversation (a generated name is drawn from it): `?1` the conversation.
