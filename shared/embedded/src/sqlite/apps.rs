@@ -37,7 +37,10 @@ fn app_from_row_with(
 /// The app behind a key: `?1` the key's hash.
 static APP_FOR_KEY_SQL: LazyLock<String> = LazyLock::new(|| {
     let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("apps.{c} AS {c}")).collect();
-    format!("SELECT {} FROM api_keys JOIN apps ON apps.id = api_keys.app_id WHERE api_keys.key_hash = ?1", columns.join(", "))
+    format!(
+        "SELECT {} FROM api_keys JOIN apps ON apps.id = api_keys.app_id WHERE api_keys.key_hash = ?1",
+        columns.join(", ")
+    )
 });
 
 /// The configurations of the apps that requests were made for, decoded, each beside the JSON

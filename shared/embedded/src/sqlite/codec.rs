@@ -225,7 +225,11 @@ impl<'r, 's> Fields<'r, 's> {
     }
 
     /// Reads `column`, which must hold text, and converts the text where it lies.
-    pub(super) fn decode_text<U>(&self, column: &str, convert: impl FnOnce(&str) -> Result<U, String>) -> rusqlite::Result<U> {
+    pub(super) fn decode_text<U>(
+        &self,
+        column: &str,
+        convert: impl FnOnce(&str) -> Result<U, String>,
+    ) -> rusqlite::Result<U> {
         self.decode_ref(column, |value| convert(text_of(value)?))
     }
 
@@ -242,7 +246,11 @@ impl<'r, 's> Fields<'r, 's> {
     }
 
     /// Reads `column` as SQLite holds it, borrowed from the row, and converts it with `convert`.
-    fn decode_ref<U>(&self, column: &str, convert: impl FnOnce(ValueRef<'_>) -> Result<U, String>) -> rusqlite::Result<U> {
+    fn decode_ref<U>(
+        &self,
+        column: &str,
+        convert: impl FnOnce(ValueRef<'_>) -> Result<U, String>,
+    ) -> rusqlite::Result<U> {
         let index = self.index(column)?;
         let value = self.row.get_ref(index)?;
         convert(value).map_err(|problem| self.corrupt(index, value.data_type(), column, problem))

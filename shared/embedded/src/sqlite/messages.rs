@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use rusqlite::{Row, params_from_iter};
 
 use colloquy_core::domain::{
-    ABANDONED_ERROR, ConversationId, OpaqueJson, Cursor, Message, MessageId, Owner, RatedMessage, Timestamp,
+    ABANDONED_ERROR, ConversationId, Cursor, Message, MessageId, OpaqueJson, Owner, RatedMessage, Timestamp,
 };
 use colloquy_core::ports::{MessageStore, StoreResult};
 
