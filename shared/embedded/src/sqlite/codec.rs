@@ -110,6 +110,20 @@ impl fmt::Display for CorruptColumn {
 
 impl std::error::Error for CorruptColumn {}
 
+/// `text` decoded as JSON. The empty array and object that most rows hold (a message's files,
+/// sources, agent thoughts and inputs) are built without running the JSON parser; what they
+/// decode into, and which types refuse them, is the same.
+fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    use serde_json::{Map, Value};
+    let decoded = match text {
+        // Neither allocates; serde_json decodes them exactly as it decodes parsed text.
+        "[]" => T::deserialize(Value::Array(Vec::new())),
+        "{}" => T::deserialize(Value::Object(Map::new())),
+        _ => serde_json::from_str(text),
+    };
+    decoded.map_err(|e| e.to_string())
+}
+
 /// The text a column holds, or what it holds instead.
 fn text_of(value: ValueRef<'_>) -> Result<&str, String> {
     match value {
@@ -188,12 +202,12 @@ impl<'r, 's> Fields<'r, 's> {
 
     /// A column holding JSON (decoded in place, not copied first).
     pub(super) fn json<T: DeserializeOwned>(&self, column: &str) -> rusqlite::Result<T> {
-        self.decode_text(column, |text| serde_json::from_str(text).map_err(|e| e.to_string()))
+        self.decode_text(column, from_json)
     }
 
     /// A nullable column holding JSON.
     pub(super) fn json_opt<T: DeserializeOwned>(&self, column: &str) -> rusqlite::Result<Option<T>> {
-        self.decode_opt_text(column, |text| serde_json::from_str(text).map_err(|e| e.to_string()))
+        self.decode_opt_text(column, from_json)
     }
 
     /// A timestamp (microseconds since the epoch).
@@ -259,5 +273,24 @@ impl<'r, 's> Fields<'r, 's> {
     fn corrupt(&self, index: usize, kind: Type, column: &str, problem: impl Into<String>) -> rusqlite::Error {
         let source = CorruptColumn { table: self.table, column: column.to_owned(), problem: problem.into() };
         rusqlite::Error::FromSqlConversionFailure(index, kind, Box::new(source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value, json};
+
+    use super::from_json;
+
+    #[test]
+    fn empty_collections_decode_as_the_parser_would() {
+        assert_eq!(from_json::<Vec<Value>>("[]").unwrap(), Vec::<Value>::new());
+        assert_eq!(from_json::<Map<String, Value>>("{}").unwrap(), Map::new());
+        assert_eq!(from_json::<Value>("[]").unwrap(), json!([]));
+        assert_eq!(from_json::<Value>("{}").unwrap(), json!({}));
+        assert!(from_json::<Vec<Value>>("{}").is_err(), "an object is not a list");
+        assert!(from_json::<Map<String, Value>>("[]").is_err(), "nor a list an object");
+        assert_eq!(from_json::<Vec<Value>>("[1]").unwrap(), vec![json!(1)]);
+        assert!(from_json::<Vec<Value>>("[").is_err());
     }
 }
