@@ -143,7 +143,7 @@ pub(super) fn message_item(m: &Message) -> Item {
     if let Some(error) = &m.error {
         item.insert("error".into(), s(error));
     }
-    item.insert("metadata".into(), json(&m.metadata));
+    item.insert("metadata".into(), s(m.metadata.as_str()));
     item.insert("created_at".into(), n(m.created_at.micros()));
     if let Some(task) = m.task_id {
         item.insert("task_id".into(), s(task.to_string()));

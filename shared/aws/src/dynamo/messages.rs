@@ -105,7 +105,7 @@ impl MessageStore for DynamoStore {
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":answer", s(&m.answer))
             .expression_attribute_values(":status", s(m.status.as_str()))
-            .expression_attribute_values(":metadata", json(&m.metadata))
+            .expression_attribute_values(":metadata", s(m.metadata.as_str()))
             .expression_attribute_values(":files", json(&m.message_files));
         let mut set = vec!["answer = :answer", "#status = :status", "metadata = :metadata", "message_files = :files"];
         let mut remove = Vec::new();

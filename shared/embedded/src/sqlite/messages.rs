@@ -106,7 +106,7 @@ pub(super) fn message_args(m: &Message) -> StoreResult<Args> {
         to_json(&m.agent_thoughts)?,
         m.status.as_str(),
         m.error.clone(),
-        to_json(&m.metadata)?,
+        m.metadata.as_str(),
         m.created_at,
         m.task_id
     ])
@@ -145,7 +145,7 @@ impl MessageStore for SqliteStore {
             m.answer.as_str(),
             m.status.as_str(),
             m.error.clone(),
-            to_json(&m.metadata)?,
+            m.metadata.as_str(),
             to_json(&m.message_files)?,
             m.task_id
         ];
