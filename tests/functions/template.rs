@@ -76,8 +76,13 @@ fn every_endpoint_has_its_function_with_exactly_its_routes() {
             serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap().contains("bedrock:InvokeModel");
         assert_eq!(uses_bedrock, endpoint.uses_models(), "{name}: Bedrock access only where a model is used");
         let policies = serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap();
-        let speech_actions = policies.contains("polly:") || policies.contains("transcribe:");
-        assert_eq!(speech_actions, endpoint.uses_speech(), "{name}: Polly/Transcribe access only for audio");
+        assert_eq!(policies.contains("polly:"), endpoint.uses_text_to_speech(), "{name}: Polly only for text to audio");
+        assert_eq!(
+            policies.contains("transcribe:"),
+            endpoint.uses_speech_to_text(),
+            "{name}: Transcribe only for audio to text"
+        );
+        assert_eq!(policies.contains("s3:"), endpoint.needs().blobs, "{name}: the bucket only where files are kept or read");
     }
     let packages: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
         .unwrap()

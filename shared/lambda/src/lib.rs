@@ -33,15 +33,17 @@ async fn start() -> Result<(Settings, Aws), Error> {
 
 /// Everything an endpoint needs, composed once per cold start: the store always, the bucket
 /// only when its spec says it keeps or reads files (`BLOBS`), the configured models only when
-/// it calls one (`MODELS`), speech engines only for the audio routes (`SPEECH`). All three
-/// are constants taken from the endpoint's spec by [`serve!`], so a function's binary links
-/// and builds only the clients its endpoint uses.
-pub async fn services<const MODELS: bool, const SPEECH: bool, const BLOBS: bool>() -> Result<Services, Error> {
+/// it calls one (`MODELS`), a text-to-speech engine only for text to audio (`TTS`) and a
+/// speech-to-text engine only for audio to text (`STT`). All four are constants taken from
+/// the endpoint's spec by [`serve!`], so a function's binary links and builds only the
+/// clients its endpoint uses (each AWS SDK client parses its own endpoint tables when built).
+pub async fn services<const MODELS: bool, const TTS: bool, const STT: bool, const BLOBS: bool>()
+-> Result<Services, Error> {
     let (settings, aws) = start().await?;
-    compose::<MODELS, SPEECH, BLOBS>(&settings, &aws)
+    compose::<MODELS, TTS, STT, BLOBS>(&settings, &aws)
 }
 
-fn compose<const MODELS: bool, const SPEECH: bool, const BLOBS: bool>(
+fn compose<const MODELS: bool, const TTS: bool, const STT: bool, const BLOBS: bool>(
     settings: &Settings,
     aws: &Aws,
 ) -> Result<Services, Error> {
@@ -52,11 +54,7 @@ fn compose<const MODELS: bool, const SPEECH: bool, const BLOBS: bool>(
     } else {
         colloquy_providers::echo_only()
     };
-    let speech = match &s3 {
-        Some(s3) if SPEECH => speech(settings, aws, s3)?,
-        // Every spec with speech has blobs (checked by the route table's tests).
-        _ => Speech::none(),
-    };
+    let speech = if TTS || STT { speech(settings, aws, TTS, s3.as_ref().filter(|_| STT))? } else { Speech::none() };
     let blobs: Arc<dyn BlobStore> = match s3 {
         Some(s3) => Arc::new(s3),
         None => Arc::new(NoBlobStore),
@@ -116,20 +114,29 @@ impl BlobStore for NoBlobStore {
 }
 
 /// The speech engines a function may use: Polly, Transcribe or an OpenAI-compatible API
-/// (Lambda's runtime has no local engines).
-fn speech(settings: &Settings, aws: &Aws, blobs: &colloquy_aws::s3::S3Blobs) -> Result<Speech, Error> {
+/// (Lambda's runtime has no local engines). Text to speech only when `tts`, speech to text
+/// only when the blob store it reads the audio from is given (`stt_blobs`): the other
+/// direction's choice is not read, so its client is not built.
+fn speech(
+    settings: &Settings,
+    aws: &Aws,
+    tts: bool,
+    stt_blobs: Option<&colloquy_aws::s3::S3Blobs>,
+) -> Result<Speech, Error> {
     let openai = || colloquy_providers::openai_speech(settings.speech.openai.as_ref());
-    let synthesizer = match &settings.speech.tts {
-        TtsChoice::Polly { engine } => Some(aws.polly(engine)),
-        TtsChoice::OpenAi => Some(openai()? as _),
-        TtsChoice::None | TtsChoice::Auto => None,
-        TtsChoice::Espeak => return Err("COLLOQUY_TTS=espeak: espeak-ng does not run on Lambda".into()),
+    let synthesizer = match tts.then_some(&settings.speech.tts) {
+        Some(TtsChoice::Polly { engine }) => Some(aws.polly(engine)),
+        Some(TtsChoice::OpenAi) => Some(openai()? as _),
+        None | Some(TtsChoice::None | TtsChoice::Auto) => None,
+        Some(TtsChoice::Espeak) => return Err("COLLOQUY_TTS=espeak: espeak-ng does not run on Lambda".into()),
     };
-    let transcriber = match &settings.speech.stt {
-        SttChoice::Transcribe { language, polling } => Some(aws.transcribe(blobs.clone(), language.clone(), *polling)),
-        SttChoice::OpenAi => Some(openai()? as _),
-        SttChoice::None | SttChoice::Auto => None,
-        SttChoice::PocketSphinx => {
+    let transcriber = match stt_blobs.map(|blobs| (blobs, &settings.speech.stt)) {
+        Some((blobs, SttChoice::Transcribe { language, polling })) => {
+            Some(aws.transcribe(blobs.clone(), language.clone(), *polling))
+        }
+        Some((_, SttChoice::OpenAi)) => Some(openai()? as _),
+        None | Some((_, SttChoice::None | SttChoice::Auto)) => None,
+        Some((_, SttChoice::PocketSphinx)) => {
             return Err("COLLOQUY_STT=pocketsphinx: PocketSphinx does not run on Lambda".into());
         }
     };
@@ -205,7 +212,8 @@ macro_rules! services_for {
     ($endpoint:ident) => {
         $crate::services::<
             { $crate::Endpoint::$endpoint.needs().models },
-            { $crate::Endpoint::$endpoint.needs().speech },
+            { $crate::Endpoint::$endpoint.needs().tts },
+            { $crate::Endpoint::$endpoint.needs().stt },
             { $crate::Endpoint::$endpoint.needs().blobs },
         >()
     };
@@ -316,7 +324,8 @@ mod tests {
         ($endpoint:ident, $settings:expr) => {
             compose::<
                 { Endpoint::$endpoint.needs().models },
-                { Endpoint::$endpoint.needs().speech },
+                { Endpoint::$endpoint.needs().tts },
+                { Endpoint::$endpoint.needs().stt },
                 { Endpoint::$endpoint.needs().blobs },
             >($settings, &aws())
         };
@@ -342,14 +351,20 @@ mod tests {
         let models = compose_for!(ChatMessages, &settings).unwrap();
         assert_eq!(models.models.default_provider(), "bedrock");
         assert_eq!(models.speech.describe(), (None, None));
-        let audio = compose_for!(TextToAudio, &settings).unwrap();
-        assert_eq!(audio.speech.describe(), (Some("polly"), Some("transcribe")));
-        assert_eq!(audio.models.default_provider(), "echo");
+        // Each audio route builds its own direction's client only (and text to speech no S3).
+        let tts = compose_for!(TextToAudio, &settings).unwrap();
+        assert_eq!(tts.speech.describe(), (Some("polly"), None));
+        assert_eq!(tts.models.default_provider(), "echo");
+        assert!(tts.blobs.delete_blob("any").await.is_err());
+        let stt = compose_for!(AudioToText, &settings).unwrap();
+        assert_eq!(stt.speech.describe(), (None, Some("transcribe")));
     }
 
     #[tokio::test]
     async fn local_engines_are_refused_on_lambda() {
         let error = compose_for!(TextToAudio, &settings(&[("COLLOQUY_TTS", "espeak")])).err().unwrap();
+        assert!(error.to_string().contains("Lambda"), "{error}");
+        let error = compose_for!(AudioToText, &settings(&[("COLLOQUY_STT", "pocketsphinx")])).err().unwrap();
         assert!(error.to_string().contains("Lambda"), "{error}");
         let none = compose_for!(AudioToText, &settings(&[])).unwrap();
         assert_eq!(none.speech.describe(), (None, None));

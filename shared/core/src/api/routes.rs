@@ -43,23 +43,27 @@ pub enum Endpoint {
 pub struct Needs {
     /// A language model or an embedder.
     pub models: bool,
-    /// A speech engine.
-    pub speech: bool,
+    /// A text-to-speech engine (Polly on Lambda).
+    pub tts: bool,
+    /// A speech-to-text engine (Transcribe on Lambda, which reads the audio from the bucket).
+    pub stt: bool,
     /// A multipart body (these get the larger upload limit, and are read as they arrive).
     pub uploads: bool,
     /// The blob store: uploaded files and their URLs (the file routes, a chat message's files)
-    /// and audio (speech). A Lambda function without it builds no S3 client.
+    /// and the audio given to speech to text. A Lambda function without it builds no S3 client.
     pub blobs: bool,
 }
 
-const PLAIN: Needs = Needs { models: false, speech: false, uploads: false, blobs: false };
-const MODELS: Needs = Needs { models: true, speech: false, uploads: false, blobs: false };
+const PLAIN: Needs = Needs { models: false, tts: false, stt: false, uploads: false, blobs: false };
+const MODELS: Needs = Needs { models: true, ..PLAIN };
 /// A chat message may carry uploaded files, answered with their URLs.
-const CHAT: Needs = Needs { models: true, speech: false, uploads: false, blobs: true };
-const FILES: Needs = Needs { models: false, speech: false, uploads: false, blobs: true };
-const SPEECH: Needs = Needs { models: false, speech: true, uploads: false, blobs: true };
-const UPLOADS: Needs = Needs { models: false, speech: false, uploads: true, blobs: true };
-const SPEECH_UPLOADS: Needs = Needs { models: false, speech: true, uploads: true, blobs: true };
+const CHAT: Needs = Needs { models: true, blobs: true, ..PLAIN };
+const FILES: Needs = Needs { blobs: true, ..PLAIN };
+/// Text to speech synthesises a stored answer or the given text: no file is read or kept.
+const TEXT_TO_SPEECH: Needs = Needs { tts: true, ..PLAIN };
+const UPLOADS: Needs = Needs { uploads: true, blobs: true, ..PLAIN };
+/// Speech to text transcribes an uploaded file (or a multipart part) kept in the blob store.
+const SPEECH_TO_TEXT: Needs = Needs { stt: true, uploads: true, blobs: true, ..PLAIN };
 
 /// One endpoint, described once: everything else (the router, the Lambda function's name,
 /// which clients it links, the body limit it gets) is derived from this table.
@@ -164,8 +168,8 @@ pub const SPECS: &[Spec] = &[
     // Our extension: a presigned URL for files larger than a Lambda request may carry.
     spec(Endpoint::FileUploadUrl, "create-upload-url", &[(Method::POST, "/v1/files/upload-url")], FILES),
     spec(Endpoint::FilePreview, "preview-file", &[(Method::GET, "/v1/files/{file_id}/preview")], FILES),
-    spec(Endpoint::AudioToText, "audio-to-text", &[(Method::POST, "/v1/audio-to-text")], SPEECH_UPLOADS),
-    spec(Endpoint::TextToAudio, "text-to-audio", &[(Method::POST, "/v1/text-to-audio")], SPEECH),
+    spec(Endpoint::AudioToText, "audio-to-text", &[(Method::POST, "/v1/audio-to-text")], SPEECH_TO_TEXT),
+    spec(Endpoint::TextToAudio, "text-to-audio", &[(Method::POST, "/v1/text-to-audio")], TEXT_TO_SPEECH),
 ];
 
 impl Endpoint {
@@ -207,9 +211,14 @@ impl Endpoint {
         self.needs().models
     }
 
-    /// Whether the endpoint uses a speech engine.
-    pub fn uses_speech(self) -> bool {
-        self.needs().speech
+    /// Whether the endpoint uses a text-to-speech engine.
+    pub fn uses_text_to_speech(self) -> bool {
+        self.needs().tts
+    }
+
+    /// Whether the endpoint uses a speech-to-text engine.
+    pub fn uses_speech_to_text(self) -> bool {
+        self.needs().stt
     }
 
     /// Whether the endpoint takes a multipart body (these get the larger upload limit).
@@ -345,14 +354,15 @@ mod tests {
     #[test]
     fn the_blob_store_is_there_for_every_endpoint_that_keeps_or_reads_files() {
         for spec in SPECS {
-            let Needs { speech, uploads, blobs, .. } = spec.needs;
-            // Speech reads and writes audio in the blob store; uploads are kept there.
-            assert!(blobs || !(speech || uploads), "{}", spec.function);
+            let Needs { stt, uploads, blobs, .. } = spec.needs;
+            // Speech to text reads (and Transcribe writes) audio in the blob store; uploads
+            // are kept there.
+            assert!(blobs || !(stt || uploads), "{}", spec.function);
         }
         let with_blobs: Vec<&str> = SPECS.iter().filter(|s| s.needs.blobs).map(|s| s.function).collect();
         assert_eq!(
             with_blobs,
-            ["chat-messages", "upload-file", "create-upload-url", "preview-file", "audio-to-text", "text-to-audio"]
+            ["chat-messages", "upload-file", "create-upload-url", "preview-file", "audio-to-text"]
         );
     }
 
