@@ -82,7 +82,11 @@ fn every_endpoint_has_its_function_with_exactly_its_routes() {
             endpoint.uses_speech_to_text(),
             "{name}: Transcribe only for audio to text"
         );
-        assert_eq!(policies.contains("s3:"), endpoint.needs().blobs, "{name}: the bucket only where files are kept or read");
+        assert_eq!(
+            policies.contains("s3:"),
+            endpoint.needs().blobs,
+            "{name}: the bucket only where files are kept or read"
+        );
     }
     let packages: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
         .unwrap()

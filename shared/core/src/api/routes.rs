@@ -360,10 +360,7 @@ mod tests {
             assert!(blobs || !(stt || uploads), "{}", spec.function);
         }
         let with_blobs: Vec<&str> = SPECS.iter().filter(|s| s.needs.blobs).map(|s| s.function).collect();
-        assert_eq!(
-            with_blobs,
-            ["chat-messages", "upload-file", "create-upload-url", "preview-file", "audio-to-text"]
-        );
+        assert_eq!(with_blobs, ["chat-messages", "upload-file", "create-upload-url", "preview-file", "audio-to-text"]);
     }
 
     #[test]

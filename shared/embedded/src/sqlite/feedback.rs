@@ -70,6 +70,12 @@ impl FeedbackStore for SqliteStore {
             if message.is_none() {
                 return Ok(false);
             }
+            // The end user's own rating is also kept on the message, where a page of history
+            // reads it (`rated_history_sql`).
+            if f.source == FeedbackSource::User {
+                tx.prepare_cached("UPDATE messages SET user_rating = ?2 WHERE id = ?1 AND end_user_id IS ?3")?
+                    .execute(params_from_iter(args![f.message_id, f.rating.as_str(), f.from_end_user_id]))?;
+            }
             let existing: Option<String> = tx
                 .prepare_cached(existing_sql)?
                 .query_row(params_from_iter(args![f.message_id, f.from_end_user_id, f.source.as_str()]), |row| {
@@ -99,13 +105,17 @@ impl FeedbackStore for SqliteStore {
         .await
     }
 
-    /// The rating a message page shows is read from this table (`rated_history_sql`), so
-    /// removing the row is all there is to do.
+    /// Removes the row, and the end user's rating kept on the message with it.
     async fn delete_feedback(&self, f: &Feedback, on: &Message) -> StoreResult<bool> {
         let (feedback, message) = (f.id, on.id);
+        let own = (f.source == FeedbackSource::User).then_some(f.from_end_user_id);
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.prepare_cached("DELETE FROM feedbacks WHERE id = ?1")?.execute(params_from_iter(args![feedback]))?;
+            if let Some(end_user) = own {
+                tx.prepare_cached("UPDATE messages SET user_rating = NULL WHERE id = ?1 AND end_user_id IS ?2")?
+                    .execute(params_from_iter(args![message, end_user]))?;
+            }
             let message = tx
                 .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?
                 .query_row(params_from_iter(args![message]), |_| Ok(()))

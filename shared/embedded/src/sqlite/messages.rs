@@ -65,15 +65,12 @@ fn history_args(conversation: ConversationId, before: Option<Cursor<MessageId>>,
 }
 
 /// [`history_sql`] with the rating the conversation's end user gave each message (column
-/// `user_rating`, NULL when none), found through `feedbacks_one_per_user` for each row.
+/// `user_rating`, NULL when none; the feedback writes keep it on the message).
 pub(super) fn rated_history_sql(after_cursor: bool) -> String {
-    let seek = if after_cursor { " AND (m.created_at, m.id) < (?3, ?4)" } else { "" };
-    let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("m.{c} AS {c}")).collect();
+    let seek = if after_cursor { " AND (created_at, id) < (?3, ?4)" } else { "" };
     format!(
-        "SELECT {}, f.rating AS user_rating FROM messages m
-         LEFT JOIN feedbacks f ON f.message_id = m.id AND f.end_user_id = m.end_user_id AND f.from_source = 'user'
-         WHERE m.conversation_id = ?1{seek} ORDER BY m.created_at DESC, m.id DESC LIMIT ?2",
-        columns.join(", ")
+        "SELECT {COLUMNS}, user_rating FROM messages
+         WHERE conversation_id = ?1{seek} ORDER BY created_at DESC, id DESC LIMIT ?2"
     )
 }
 

@@ -8,7 +8,7 @@ use colloquy_core::ports::{StoreError, StoreResult};
 use super::unavailable;
 
 /// The `user_version` of a database with [`SCHEMA`]; each change to the schema raises it.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS apps (
@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
     parent_message_id TEXT, inputs TEXT NOT NULL, query TEXT NOT NULL, answer TEXT NOT NULL,
     message_files TEXT NOT NULL, retriever_resources TEXT NOT NULL, agent_thoughts TEXT NOT NULL,
-    status TEXT NOT NULL, error TEXT, metadata TEXT NOT NULL, created_at INTEGER NOT NULL, task_id TEXT);
+    status TEXT NOT NULL, error TEXT, metadata TEXT NOT NULL, created_at INTEGER NOT NULL, task_id TEXT,
+    user_rating TEXT);
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, created_at, id);
 CREATE INDEX IF NOT EXISTS messages_generating ON messages (created_at) WHERE task_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS feedbacks (
@@ -81,10 +82,24 @@ pub(super) fn prepare(conn: &Connection) -> StoreResult<()> {
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let has = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0)).map(|n| n > 0);
     // Version 4: a message's running generation.
-    if has("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'messages'")?
-        && !has("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'task_id'")?
-    {
+    let table =
+        |name: &str| has(&format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{name}'"));
+    if table("messages")? && !has("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'task_id'")? {
         conn.execute_batch("ALTER TABLE messages ADD COLUMN task_id TEXT")?;
+    }
+    // Version 5: the rating the message's end user gave it, kept on the message by the
+    // feedback writes so that a page of history reads no other table. Added and filled in one
+    // transaction: a crash leaves the old schema, and the next start does it again.
+    if table("messages")? && !has("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'user_rating'")? {
+        let fill = if table("feedbacks")? {
+            "UPDATE messages SET user_rating = (SELECT f.rating FROM feedbacks f WHERE f.message_id = messages.id
+                 AND f.end_user_id = messages.end_user_id AND f.from_source = 'user');"
+        } else {
+            ""
+        };
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; ALTER TABLE messages ADD COLUMN user_rating TEXT; {fill} COMMIT;"
+        ))?;
     }
     Ok(())
 }

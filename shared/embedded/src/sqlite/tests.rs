@@ -41,6 +41,54 @@ fn a_version_3_database_gains_the_generating_state() {
     }
 }
 
+#[test]
+fn a_version_4_database_keeps_each_end_users_rating_on_its_messages() {
+    let path = std::env::temp_dir().join(format!("colloquy-v4-{}.db", Uuid::new_v4()));
+    let (rated, unrated) = ("01a22a2f-2afd-7105-822d-5c3f1fd26210", "01a22a2f-2afd-7105-822d-5c3f1fd26211");
+    {
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(&format!(
+            "CREATE TABLE messages (
+                id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+                parent_message_id TEXT, inputs TEXT NOT NULL, query TEXT NOT NULL, answer TEXT NOT NULL,
+                message_files TEXT NOT NULL, retriever_resources TEXT NOT NULL, agent_thoughts TEXT NOT NULL,
+                status TEXT NOT NULL, error TEXT, metadata TEXT NOT NULL, created_at INTEGER NOT NULL, task_id TEXT);
+             CREATE TABLE feedbacks (
+                id TEXT PRIMARY KEY, app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, message_id TEXT NOT NULL,
+                end_user_id TEXT, rating TEXT NOT NULL, content TEXT, from_source TEXT NOT NULL,
+                created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+             INSERT INTO messages VALUES ('{rated}', 'a', 'u', 'c', NULL, '{{}}', 'q', 'a', '[]', '[]', '[]',
+                'normal', NULL, '{{}}', 1, NULL);
+             INSERT INTO messages VALUES ('{unrated}', 'a', 'u', 'c', NULL, '{{}}', 'q', 'a', '[]', '[]', '[]',
+                'normal', NULL, '{{}}', 2, NULL);
+             INSERT INTO feedbacks VALUES ('f1', 'a', 'c', '{rated}', 'u', 'dislike', NULL, 'user', 1, 1);
+             INSERT INTO feedbacks VALUES ('f2', 'a', 'c', '{unrated}', NULL, 'like', NULL, 'admin', 1, 1);
+             INSERT INTO feedbacks VALUES ('f3', 'a', 'c', '{unrated}', 'someone-else', 'like', NULL, 'user', 1, 1);
+             PRAGMA user_version = 4;"
+        ))
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    store.on_reader(|conn| {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let ratings: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT id, user_rating FROM messages ORDER BY created_at")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // Only the message's own end user's rating: not an operator's, not another user's.
+        assert_eq!(ratings, [(rated.to_owned(), Some("dislike".to_owned())), (unrated.to_owned(), None)]);
+    });
+    drop(store);
+    assert!(SqliteStore::open(&path).is_ok(), "and it opens again");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
 /// Fresh ids for rows written directly.
 struct Ids {
     app: AppId,
@@ -76,7 +124,7 @@ fn corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>) -> String {
 fn message_row(ids: &Ids, status: &str) -> String {
     format!(
         "INSERT INTO messages VALUES ('{}', '{}', '{}', '{}', NULL, '{{}}', 'q', 'a', '[]', '[]', '[]', '{status}',
-            NULL, '{{}}', 1, NULL);",
+            NULL, '{{}}', 1, NULL, NULL);",
         ids.message, ids.app, ids.owner.end_user_id, ids.conversation
     )
 }
@@ -182,9 +230,7 @@ fn list_statements() -> Vec<ListStatement> {
             sql: super::messages::rated_history_sql(after),
             index: "messages_by_conversation",
             seek: seek("conversation_id=?", "created_at,id", "<"),
-            joined: &[
-                "SEARCH f USING INDEX feedbacks_one_per_user (message_id=? AND end_user_id=? AND from_source=?) LEFT-JOIN",
-            ],
+            joined: &[],
         });
         statements.push(ListStatement {
             name: format!("variables, {page}"),
