@@ -19,7 +19,12 @@ const WARM_INVOKES: usize = 30;
 /// Fresh processes per function and measurement; the median is reported, since a single
 /// start on a shared machine varies by a factor of two. Functions take turns round by round,
 /// so a burst of load on the machine reaches every function and the baselines alike.
+/// `BENCH_ROUNDS` sets another count (more rounds, a steadier median on a busy machine).
 const ROUNDS: usize = 9;
+
+fn rounds() -> usize {
+    std::env::var("BENCH_ROUNDS").ok().and_then(|n| n.parse().ok()).filter(|&n| n > 0).unwrap_or(ROUNDS)
+}
 /// After a process's first poll (or its first answer) it waits for the next event: by then
 /// the CPU it used is all counted.
 const SETTLE: Duration = Duration::from_millis(3);
@@ -128,8 +133,8 @@ async fn main() {
     let key = app.create_app(AppMode::AdvancedChat, config).await;
     let conversation = app.seed_conversation(&key, "u", "bench").await;
     // One conversation for each fresh delete-conversation process to delete.
-    let mut doomed = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
+    let mut doomed = Vec::with_capacity(rounds());
+    for _ in 0..rounds() {
         doomed.push(app.seed_conversation(&key, "u", "deleted").await);
     }
     let mut last = None;
@@ -290,13 +295,14 @@ async fn main() {
 
     let mut samples: Vec<Samples> = cases.iter().map(|_| Samples::default()).collect();
     let mut last: Vec<Option<Function>> = cases.iter().map(|_| None).collect();
-    for round in 0..ROUNDS {
+    let round_count = rounds();
+    for round in 0..round_count {
         for (i, case) in cases.iter().enumerate() {
             sample_init(&paths[i], case.name, &env, &mut samples[i]).await;
             let event = &case.events[round % case.events.len()];
             let function = sample_first(&paths[i], case.name, event, &env, &mut samples[i]).await;
             // The last round's processes stay up for the warm invokes.
-            last[i] = (round == ROUNDS - 1).then_some(function);
+            last[i] = (round == round_count - 1).then_some(function);
         }
     }
     let mut rows = Vec::with_capacity(cases.len());
@@ -339,6 +345,7 @@ async fn main() {
     }
     println!();
     println!(
-        "Medians of {ROUNDS} fresh processes per function (init: no event waiting; init + first invoke: its event waiting at start); warm: median of {WARM_INVOKES}."
+        "Medians of {} fresh processes per function (init: no event waiting; init + first invoke: its event waiting at start); warm: median of {WARM_INVOKES}.",
+        rounds()
     );
 }
