@@ -78,28 +78,43 @@ pub(super) fn prepare(conn: &Connection) -> StoreResult<()> {
 }
 
 /// Brings a database of an earlier schema version up to this one (before [`SCHEMA`] runs,
-/// whose indexes may need the new columns).
+/// whose indexes may need the new columns), in one immediate transaction: a crash leaves the
+/// old schema (the next start migrates again), and another process opening the same file at
+/// the same time waits for the lock, then finds the columns there.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    match add_columns(conn) {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(error) => {
+            // The error is the one to report; a failed rollback leaves nothing committed either.
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
+fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
     let has = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0)).map(|n| n > 0);
-    // Version 4: a message's running generation.
     let table =
         |name: &str| has(&format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{name}'"));
-    if table("messages")? && !has("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'task_id'")? {
+    let column = |name: &str| has(&format!("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = '{name}'"));
+    if !table("messages")? {
+        return Ok(());
+    }
+    // Version 4: a message's running generation.
+    if !column("task_id")? {
         conn.execute_batch("ALTER TABLE messages ADD COLUMN task_id TEXT")?;
     }
     // Version 5: the rating the message's end user gave it, kept on the message by the
-    // feedback writes so that a page of history reads no other table. Added and filled in one
-    // transaction: a crash leaves the old schema, and the next start does it again.
-    if table("messages")? && !has("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'user_rating'")? {
-        let fill = if table("feedbacks")? {
-            "UPDATE messages SET user_rating = (SELECT f.rating FROM feedbacks f WHERE f.message_id = messages.id
-                 AND f.end_user_id = messages.end_user_id AND f.from_source = 'user');"
-        } else {
-            ""
-        };
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; ALTER TABLE messages ADD COLUMN user_rating TEXT; {fill} COMMIT;"
-        ))?;
+    // feedback writes so that a page of history reads no other table; filled from the feedback.
+    if !column("user_rating")? {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN user_rating TEXT")?;
+        if table("feedbacks")? {
+            conn.execute_batch(
+                "UPDATE messages SET user_rating = (SELECT f.rating FROM feedbacks f WHERE f.message_id = messages.id
+                     AND f.end_user_id = messages.end_user_id AND f.from_source = 'user')",
+            )?;
+        }
     }
     Ok(())
 }
