@@ -13,6 +13,13 @@ use super::{SqliteStore, insert_sql};
 const COLUMNS: &str =
     "id, app_id, conversation_id, message_id, end_user_id, rating, content, from_source, created_at, updated_at";
 
+/// Copies the rating the message's own end user gave it (`?1` the message) onto the message,
+/// where a page of history reads it (`rated_history_sql`): NULL when there is none. Read from
+/// the table in the writing transaction rather than taken from the request, so that a removal
+/// racing a new rating can never leave the copy out of step with the feedback that is stored.
+const COPY_RATING: &str = "UPDATE messages SET user_rating = (SELECT f.rating FROM feedbacks f
+     WHERE f.message_id = ?1 AND f.end_user_id = messages.end_user_id AND f.from_source = 'user') WHERE id = ?1";
+
 /// A stored rating: exactly the text [`Rating::as_str`] writes.
 pub(super) fn rating(raw: &str) -> Result<Rating, Invalid> {
     [Rating::Like, Rating::Dislike]
@@ -70,12 +77,6 @@ impl FeedbackStore for SqliteStore {
             if message.is_none() {
                 return Ok(false);
             }
-            // The end user's own rating is also kept on the message, where a page of history
-            // reads it (`rated_history_sql`).
-            if f.source == FeedbackSource::User {
-                tx.prepare_cached("UPDATE messages SET user_rating = ?2 WHERE id = ?1 AND end_user_id IS ?3")?
-                    .execute(params_from_iter(args![f.message_id, f.rating.as_str(), f.from_end_user_id]))?;
-            }
             let existing: Option<String> = tx
                 .prepare_cached(existing_sql)?
                 .query_row(params_from_iter(args![f.message_id, f.from_end_user_id, f.source.as_str()]), |row| {
@@ -99,6 +100,7 @@ impl FeedbackStore for SqliteStore {
                     f.updated_at
                 ]))?,
             };
+            tx.prepare_cached(COPY_RATING)?.execute(params_from_iter(args![f.message_id]))?;
             tx.commit()?;
             Ok(true)
         })
@@ -108,14 +110,10 @@ impl FeedbackStore for SqliteStore {
     /// Removes the row, and the end user's rating kept on the message with it.
     async fn delete_feedback(&self, f: &Feedback, on: &Message) -> StoreResult<bool> {
         let (feedback, message) = (f.id, on.id);
-        let own = (f.source == FeedbackSource::User).then_some(f.from_end_user_id);
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.prepare_cached("DELETE FROM feedbacks WHERE id = ?1")?.execute(params_from_iter(args![feedback]))?;
-            if let Some(end_user) = own {
-                tx.prepare_cached("UPDATE messages SET user_rating = NULL WHERE id = ?1 AND end_user_id IS ?2")?
-                    .execute(params_from_iter(args![message, end_user]))?;
-            }
+            tx.prepare_cached(COPY_RATING)?.execute(params_from_iter(args![message]))?;
             let message = tx
                 .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?
                 .query_row(params_from_iter(args![message]), |_| Ok(()))

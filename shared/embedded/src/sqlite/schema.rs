@@ -112,7 +112,8 @@ fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
         if table("feedbacks")? {
             conn.execute_batch(
                 "UPDATE messages SET user_rating = (SELECT f.rating FROM feedbacks f WHERE f.message_id = messages.id
-                     AND f.end_user_id = messages.end_user_id AND f.from_source = 'user')",
+                     AND f.end_user_id = messages.end_user_id AND f.from_source = 'user')
+                 WHERE id IN (SELECT message_id FROM feedbacks WHERE from_source = 'user')",
             )?;
         }
     }

@@ -182,6 +182,46 @@ async fn malformed_json_names_its_column() {
     assert!(message.contains("messages.retriever_resources"), "{message}");
 }
 
+#[tokio::test]
+async fn the_rating_kept_on_a_message_follows_the_stored_feedback_through_a_stale_removal() {
+    use colloquy_core::domain::{Feedback, FeedbackId, FeedbackSource, Rating, Timestamp};
+
+    let ids = Ids::new();
+    let store = store_with(&message_row(&ids, "normal"));
+    let message = store.message_in(ids.conversation, ids.message).await.unwrap().unwrap();
+    let rated = |rating| Feedback {
+        id: FeedbackId::from_uuid(Uuid::now_v7()),
+        app_id: ids.app,
+        conversation_id: ids.conversation,
+        message_id: ids.message,
+        rating,
+        content: None,
+        source: FeedbackSource::User,
+        from_end_user_id: Some(ids.owner.end_user_id),
+        created_at: Timestamp::from_micros(1),
+        updated_at: Timestamp::from_micros(1),
+    };
+    let copy = || {
+        store.on_reader(|conn| {
+            conn.query_row("SELECT user_rating FROM messages", [], |row| row.get::<_, Option<String>>(0)).unwrap()
+        })
+    };
+    let first = rated(Rating::Like);
+    assert!(store.save_feedback(&first, &message).await.unwrap());
+    assert_eq!(copy().as_deref(), Some("like"));
+    // One request removes the rating it read; another rates again; a third, which read the
+    // first rating before both, removes it too late: the new rating stays, on the message too.
+    assert!(store.delete_feedback(&first, &message).await.unwrap());
+    assert_eq!(copy(), None);
+    assert!(store.save_feedback(&rated(Rating::Dislike), &message).await.unwrap());
+    assert!(store.delete_feedback(&first, &message).await.unwrap());
+    assert_eq!(copy().as_deref(), Some("dislike"));
+    // An operator's rating is not the end user's.
+    let operator = Feedback { source: FeedbackSource::Admin, from_end_user_id: None, ..rated(Rating::Like) };
+    assert!(store.save_feedback(&operator, &message).await.unwrap());
+    assert_eq!(copy().as_deref(), Some("dislike"));
+}
+
 /// What SQLite plans for `sql`: one line per step (`SEARCH ...`, `SCAN ...`, `USE TEMP B-TREE ...`).
 fn plan(store: &SqliteStore, sql: &str) -> Vec<String> {
     store.on_writer(|conn| {
