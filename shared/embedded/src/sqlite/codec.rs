@@ -5,12 +5,12 @@
 //! [`Fields`] reads a row by column name; a value that is missing, of the wrong SQL type or
 //! does not decode is an error naming its table and column, never a default.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::str::FromStr;
 
-use rusqlite::Row;
 use rusqlite::types::{FromSql, Type, Value as SqlValue, ValueRef};
+use rusqlite::{Row, Statement};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -133,6 +133,32 @@ fn text_of(value: ValueRef<'_>) -> Result<&str, String> {
     }
 }
 
+thread_local! {
+    /// The column names of the statement whose rows this thread is decoding, while
+    /// [`rows_of`] runs: each column a [`Fields`] reads is then checked against a name already
+    /// in memory instead of one fetched from SQLite (a C string measured and checked as UTF-8
+    /// again for every column of every row). Empty at any other time.
+    static NAMES: RefCell<Vec<Box<str>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `read`, which decodes rows of `statement` and of no other statement (it runs no
+/// query of its own), with the statement's column names at hand for [`Fields`].
+pub(super) fn rows_of<'c, T>(statement: &mut Statement<'c>, read: impl FnOnce(&mut Statement<'c>) -> T) -> T {
+    /// Forgets the names however `read` ends, unwinding included.
+    struct Forget;
+    impl Drop for Forget {
+        fn drop(&mut self) {
+            NAMES.with_borrow_mut(Vec::clear);
+        }
+    }
+    NAMES.with_borrow_mut(|names| {
+        names.clear();
+        names.extend(statement.column_names().into_iter().map(Box::from));
+    });
+    let _forget = Forget;
+    read(statement)
+}
+
 /// One result row of `table`, read by column name.
 ///
 /// Every read is strict: a nullable column is read as an `Option` (a `NULL` there is a value
@@ -156,12 +182,15 @@ impl<'r, 's> Fields<'r, 's> {
     fn index(&self, column: &str) -> rusqlite::Result<usize> {
         let statement = self.row.as_ref();
         let guess = self.next.get();
-        // `column_name` is an error past the last column, so no separate bounds check.
-        let index = if statement.column_name(guess).is_ok_and(|n| n == column) {
-            guess
-        } else {
-            statement.column_index(column)?
+        // Inside `rows_of` the names are at hand; otherwise SQLite gives them (`column_name`
+        // is an error past the last column, so no separate bounds check).
+        let found =
+            NAMES.with_borrow(|names| (!names.is_empty()).then(|| names.get(guess).is_some_and(|n| **n == *column)));
+        let at_guess = match found {
+            Some(at_guess) => at_guess,
+            None => statement.column_name(guess).is_ok_and(|n| n == column),
         };
+        let index = if at_guess { guess } else { statement.column_index(column)? };
         self.next.set(index + 1);
         Ok(index)
     }
@@ -280,7 +309,7 @@ impl<'r, 's> Fields<'r, 's> {
 mod tests {
     use serde_json::{Map, Value, json};
 
-    use super::from_json;
+    use super::{Fields, NAMES, from_json, rows_of};
 
     #[test]
     fn empty_collections_decode_as_the_parser_would() {
@@ -292,5 +321,31 @@ mod tests {
         assert!(from_json::<Map<String, Value>>("[]").is_err(), "nor a list an object");
         assert_eq!(from_json::<Vec<Value>>("[1]").unwrap(), vec![json!(1)]);
         assert!(from_json::<Vec<Value>>("[").is_err());
+    }
+
+    #[test]
+    fn rows_read_with_their_statements_names_at_hand_decode_as_without_them() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (a TEXT, b INTEGER); INSERT INTO t VALUES ('x', 1), ('y', 2);").unwrap();
+        // In select order, out of order, and a column the statement does not have.
+        let read = |row: &rusqlite::Row<'_>| {
+            let f = Fields::of("t", row);
+            let b: i64 = f.get("b")?;
+            let a: String = f.get("a")?;
+            Ok((a, b))
+        };
+        let mut statement = conn.prepare("SELECT a, b FROM t ORDER BY a").unwrap();
+        let without: Vec<(String, i64)> = statement.query_map([], read).unwrap().collect::<Result<_, _>>().unwrap();
+        let with: Vec<(String, i64)> = rows_of(&mut statement, |s| {
+            assert_eq!(NAMES.with_borrow(|n| n.len()), 2, "the names are at hand while the rows are read");
+            s.query_map([], read).unwrap().collect::<Result<_, _>>().unwrap()
+        });
+        assert_eq!(with, without);
+        assert_eq!(with, [("x".to_owned(), 1), ("y".to_owned(), 2)]);
+        let missing = rows_of(&mut statement, |s| {
+            s.query_map([], |row| Fields::of("t", row).get::<String>("c")).unwrap().collect::<Result<Vec<_>, _>>()
+        });
+        assert!(missing.is_err(), "a column the statement lacks is an error, as without the names");
+        assert!(NAMES.with_borrow(Vec::is_empty), "forgotten afterwards, whatever the outcome");
     }
 }

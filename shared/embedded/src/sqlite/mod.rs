@@ -68,6 +68,13 @@ const STATEMENT_CACHE_CAPACITY: usize = 128;
 /// Reads one result row.
 type MapRow<T> = fn(&Row<'_>) -> rusqlite::Result<T>;
 
+/// Every row `sql` gives, decoded by `map` (with the statement's column names at hand, read
+/// once for all its rows: `codec::rows_of`).
+fn rows<T>(conn: &Connection, sql: &str, args: Args, map: MapRow<T>) -> rusqlite::Result<Vec<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    codec::rows_of(&mut statement, |statement| statement.query_map(params_from_iter(args), map)?.collect())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> StoreResult<Self> {
@@ -131,12 +138,12 @@ impl SqliteStore {
 
     /// One page: at most the statement's `LIMIT` rows, reached by an index seek (a bounded read).
     async fn page<T>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Vec<T>> {
-        self.read_here(move |conn| conn.prepare_cached(&sql)?.query_map(params_from_iter(args), map)?.collect()).await
+        self.read_here(move |conn| rows(conn, &sql, args, map)).await
     }
 
     /// Every row, however many (on the blocking pool).
     async fn all<T: Send + 'static>(&self, sql: String, args: Args, map: MapRow<T>) -> StoreResult<Vec<T>> {
-        self.read(move |conn| conn.prepare_cached(&sql)?.query_map(params_from_iter(args), map)?.collect()).await
+        self.read(move |conn| rows(conn, &sql, args, map)).await
     }
 
     /// Runs one statement and returns how many rows it changed.
