@@ -21,10 +21,6 @@ const WARM_INVOKES: usize = 30;
 /// so a burst of load on the machine reaches every function and the baselines alike.
 /// `BENCH_ROUNDS` sets another count (more rounds, a steadier median on a busy machine).
 const ROUNDS: usize = 9;
-
-fn rounds() -> usize {
-    std::env::var("BENCH_ROUNDS").ok().and_then(|n| n.parse().ok()).filter(|&n| n > 0).unwrap_or(ROUNDS)
-}
 /// After a process's first poll (or its first answer) it waits for the next event: by then
 /// the CPU it used is all counted.
 const SETTLE: Duration = Duration::from_millis(3);
@@ -123,6 +119,7 @@ fn ratio(value: Duration, reference: Duration) -> String {
 #[tokio::main]
 async fn main() {
     let dir = PathBuf::from(std::env::var("BENCH_BINARIES").unwrap_or_else(|_| "target/release".into()));
+    let rounds = std::env::var("BENCH_ROUNDS").ok().and_then(|n| n.parse().ok()).filter(|&n| n > 0).unwrap_or(ROUNDS);
     let store = std::sync::Arc::new(aws::dynamo_store().await);
     let app = spawn_app_on(store).await;
     let config = AppConfig::from_json(
@@ -133,8 +130,8 @@ async fn main() {
     let key = app.create_app(AppMode::AdvancedChat, config).await;
     let conversation = app.seed_conversation(&key, "u", "bench").await;
     // One conversation for each fresh delete-conversation process to delete.
-    let mut doomed = Vec::with_capacity(rounds());
-    for _ in 0..rounds() {
+    let mut doomed = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
         doomed.push(app.seed_conversation(&key, "u", "deleted").await);
     }
     let mut last = None;
@@ -295,14 +292,13 @@ async fn main() {
 
     let mut samples: Vec<Samples> = cases.iter().map(|_| Samples::default()).collect();
     let mut last: Vec<Option<Function>> = cases.iter().map(|_| None).collect();
-    let round_count = rounds();
-    for round in 0..round_count {
+    for round in 0..rounds {
         for (i, case) in cases.iter().enumerate() {
             sample_init(&paths[i], case.name, &env, &mut samples[i]).await;
             let event = &case.events[round % case.events.len()];
             let function = sample_first(&paths[i], case.name, event, &env, &mut samples[i]).await;
             // The last round's processes stay up for the warm invokes.
-            last[i] = (round == round_count - 1).then_some(function);
+            last[i] = (round == rounds - 1).then_some(function);
         }
     }
     let mut rows = Vec::with_capacity(cases.len());
@@ -345,7 +341,6 @@ async fn main() {
     }
     println!();
     println!(
-        "Medians of {} fresh processes per function (init: no event waiting; init + first invoke: its event waiting at start); warm: median of {WARM_INVOKES}.",
-        rounds()
+        "Medians of {rounds} fresh processes per function (init: no event waiting; init + first invoke: its event waiting at start); warm: median of {WARM_INVOKES}."
     );
 }

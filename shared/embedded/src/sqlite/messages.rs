@@ -49,9 +49,14 @@ fn message_from_fields(f: &Fields<'_, '_>) -> rusqlite::Result<Message> {
 /// so that SQLite seeks `messages_by_conversation` straight to it, however deep; the first
 /// page has a statement of its own rather than a `?3 IS NULL OR ...`, which no index serves.
 pub(super) fn history_sql(after_cursor: bool) -> String {
+    history_of(COLUMNS, after_cursor)
+}
+
+/// [`history_sql`] selecting `columns`.
+fn history_of(columns: &str, after_cursor: bool) -> String {
     let seek = if after_cursor { " AND (created_at, id) < (?3, ?4)" } else { "" };
     format!(
-        "SELECT {COLUMNS} FROM messages WHERE conversation_id = ?1{seek} ORDER BY created_at DESC, id DESC LIMIT ?2"
+        "SELECT {columns} FROM messages WHERE conversation_id = ?1{seek} ORDER BY created_at DESC, id DESC LIMIT ?2"
     )
 }
 
@@ -67,11 +72,7 @@ fn history_args(conversation: ConversationId, before: Option<Cursor<MessageId>>,
 /// [`history_sql`] with the rating the conversation's end user gave each message (column
 /// `user_rating`, NULL when none; the feedback writes keep it on the message).
 pub(super) fn rated_history_sql(after_cursor: bool) -> String {
-    let seek = if after_cursor { " AND (created_at, id) < (?3, ?4)" } else { "" };
-    format!(
-        "SELECT {COLUMNS}, user_rating FROM messages
-         WHERE conversation_id = ?1{seek} ORDER BY created_at DESC, id DESC LIMIT ?2"
-    )
+    history_of(&format!("{COLUMNS}, user_rating"), after_cursor)
 }
 
 fn rated_message_from_row(row: &Row<'_>) -> rusqlite::Result<RatedMessage> {
