@@ -11,7 +11,7 @@ use colloquy_aws::Aws;
 use colloquy_aws::s3::S3Blobs;
 use colloquy_core::admin;
 use colloquy_core::api::{KeyCache, Services};
-use colloquy_core::domain::{AppConfig, AppId, AppMode};
+use colloquy_core::domain::{AppConfig, AppId, AppMode, KeyRole, Timestamp};
 use colloquy_core::ports::{BlobStore, Clock, SpeechSynthesizer, Store, Transcriber};
 use colloquy_core::settings::{Settings, StoreKind, SttChoice, TtsChoice};
 use colloquy_core::speech::Speech;
@@ -87,9 +87,25 @@ enum KeyCommand {
     Create {
         #[arg(long = "app")]
         app: AppId,
+        /// `app` (Dify's: acts for end users) or `operator` (reads every conversation of the
+        /// app and its analytics; never acts as an end user).
+        #[arg(long = "role", default_value = "app", value_parser = parse_role)]
+        role: KeyRole,
+    },
+    /// List an app's keys: the start of each, its role, when it was created and last used.
+    List {
+        #[arg(long = "app")]
+        app: AppId,
+        /// Print one JSON object per key.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke an API key.
     Revoke { key: String },
+}
+
+fn parse_role(raw: &str) -> Result<KeyRole, String> {
+    KeyRole::parse(raw).map_err(|e| e.to_string())
 }
 
 fn parse_mode(raw: &str) -> Result<AppMode, String> {
@@ -292,9 +308,29 @@ async fn manage(command: Command, store: &dyn Store) -> Result<(), String> {
                 }
             }
         }
-        Command::Key(KeyCommand::Create { app }) => {
-            let key = admin::create_key(store, &clock, app).await.map_err(|e| e.to_string())?;
+        Command::Key(KeyCommand::Create { app, role }) => {
+            let key = admin::create_key(store, &clock, app, role).await.map_err(|e| e.to_string())?;
             println!("{}", key.expose());
+        }
+        Command::Key(KeyCommand::List { app, json }) => {
+            let keys = admin::list_keys(store, app).await.map_err(|e| e.to_string())?;
+            let time = |at: Option<Timestamp>| at.map(|at| format!("{}Z", at.iso_naive()));
+            for key in keys {
+                let shown = key.shown.unwrap_or_else(|| "(made before keys were listed)".into());
+                let (created, used) = (time(Some(key.created_at)), time(key.last_used_at));
+                if json {
+                    let line =
+                        json!({"key": shown, "role": key.role.as_str(), "created_at": created, "last_used_at": used});
+                    println!("{line}");
+                } else {
+                    let used = used.unwrap_or_else(|| "never".into());
+                    println!(
+                        "{shown:<12} {:<8} created {} last used {used}",
+                        key.role.as_str(),
+                        created.unwrap_or_default()
+                    );
+                }
+            }
         }
         Command::Key(KeyCommand::Revoke { key }) => {
             admin::revoke_key(store, &key).await.map_err(|e| e.to_string())?;

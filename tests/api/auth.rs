@@ -43,7 +43,14 @@ async fn an_unknown_key_is_401_and_the_scheme_is_case_insensitive() {
 async fn a_revoked_key_stops_working_and_other_keys_keep_working() {
     let app = spawn_app().await;
     let first = app.chat_app().await;
-    let second = colloquy_core::admin::create_key(app.store.as_ref(), app.clock.as_ref(), first.app.id).await.unwrap();
+    let second = colloquy_core::admin::create_key(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        first.app.id,
+        colloquy_core::domain::KeyRole::App,
+    )
+    .await
+    .unwrap();
     colloquy_core::admin::revoke_key(app.store.as_ref(), &first.key).await.unwrap();
     assert_error(&send(app.get(&first, "/v1/info")).await, 401, "unauthorized");
     let second = TestKey { app: first.app.clone(), key: second.expose().to_owned() };

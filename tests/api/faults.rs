@@ -706,8 +706,14 @@ async fn retried_writes_recognise_their_own_first_attempt() {
     let lost_once = || rig.dynamodb.cut_next(1, Cut::AfterUpstream);
 
     lost_once();
-    store.insert_conversation(&conversation).await.expect("a retried insert is not a conflict");
-    assert!(matches!(store.insert_conversation(&conversation).await, Err(StoreError::Conflict(_))));
+    store
+        .insert_conversation(&conversation, &colloquy_core::domain::UserRef::parse("retried").unwrap())
+        .await
+        .expect("a retried insert is not a conflict");
+    assert!(matches!(
+        store.insert_conversation(&conversation, &colloquy_core::domain::UserRef::parse("retried").unwrap()).await,
+        Err(StoreError::Conflict(_))
+    ));
 
     let message = Message {
         id: MessageId::from_uuid(uuid::Uuid::now_v7()),
@@ -732,10 +738,16 @@ async fn retried_writes_recognise_their_own_first_attempt() {
     let history = rig.store().messages_before(conversation.id, None, 10).await.unwrap();
     assert_eq!(history.iter().map(|m| m.id).collect::<Vec<_>>(), [message.id]);
 
-    let key = colloquy_core::domain::ApiKey::generate();
+    let key = colloquy_core::domain::ApiKey::generate(colloquy_core::domain::KeyRole::App);
     lost_once();
-    store.add_key(rig.key.app.id, &key.hash(), at(2)).await.expect("a retried key insert is not a conflict");
-    assert!(matches!(store.add_key(rig.key.app.id, &key.hash(), at(2)).await, Err(StoreError::Conflict(_))));
+    store
+        .add_key(rig.key.app.id, &key.record(colloquy_core::domain::KeyRole::App, at(2)))
+        .await
+        .expect("a retried key insert is not a conflict");
+    assert!(matches!(
+        store.add_key(rig.key.app.id, &key.record(colloquy_core::domain::KeyRole::App, at(2))).await,
+        Err(StoreError::Conflict(_))
+    ));
 
     lost_once();
     assert!(store.delete_conversation(owner, conversation.id).await.unwrap(), "a retried delete still deleted it");

@@ -16,6 +16,7 @@ mod input;
 mod interrupted;
 mod message_feedback;
 mod messages;
+mod operator;
 mod pagination;
 mod providers;
 mod races;

@@ -189,7 +189,7 @@ async fn a_large_conversation_is_deleted_at_once_then_purged_despite_failures() 
             created_at: stamp(i as i64),
             updated_at: stamp(i as i64),
         };
-        assert!(store.save_feedback(&feedback, m).await.unwrap());
+        assert!(store.save_feedback(&feedback, None, m).await.unwrap());
     }
     for i in 0..5 {
         let variable = ConversationVariable {
@@ -252,7 +252,7 @@ async fn items_from_before_the_copies_are_read_right() {
     let store = Arc::new(store);
     let app = spawn_app_on(store.clone()).await;
     let key = app.chat_app().await;
-    let old_key = ApiKey::generate();
+    let old_key = ApiKey::generate(colloquy_core::domain::KeyRole::App);
     store.put_key_without_copy(&old_key.hash(), key.app.id, stamp(0)).await.unwrap();
     let old = TestKey { key: old_key.expose().to_owned(), app: key.app.clone() };
     let before = counter.cost();

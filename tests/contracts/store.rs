@@ -3,8 +3,8 @@ use std::sync::Arc;
 use colloquy_core::domain::{
     ABANDONED_AFTER, ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App,
     AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser,
-    EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, Message, MessageId, OpaqueJson, Owner,
-    RatedMessage, Rating, ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId,
+    EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, KeyRole, Message, MessageId, OpaqueJson,
+    Owner, RatedMessage, Rating, ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId,
     VariableNameFilter,
 };
 use colloquy_core::ports::Store;
@@ -23,7 +23,7 @@ fn at(second: i64) -> Timestamp {
 
 async fn app(store: &dyn Store) -> App {
     let app = App::new(AppId::from_uuid(id()), "Contract", AppMode::Chat, AppConfig::default(), at(0)).unwrap();
-    store.create_app(&app, &ApiKey::generate().hash()).await.unwrap();
+    store.create_app(&app, &ApiKey::generate(KeyRole::App).record(KeyRole::App, at(0))).await.unwrap();
     app
 }
 
@@ -31,6 +31,11 @@ async fn owner(store: &dyn Store, app: AppId, user: &str) -> Owner {
     let user = UserRef::parse(user).unwrap();
     let fresh = EndUser { id: EndUserId::from_uuid(id()), app_id: app, session_id: user.clone(), created_at: at(0) };
     store.end_user(app, &user, fresh).await.unwrap().owner()
+}
+
+/// The `user` string conversations are stored with where the test does not look at it.
+fn someone() -> UserRef {
+    UserRef::parse("someone").unwrap()
 }
 
 fn conversation(owner: Owner, created: i64, updated: i64) -> Conversation {
@@ -149,35 +154,41 @@ async fn apps_and_keys(store: Arc<dyn Store>) {
     let app = app(store.as_ref()).await;
     assert_eq!(store.app(app.id).await.unwrap().unwrap(), app);
     assert!(store.apps().await.unwrap().iter().any(|a| a.id == app.id));
-    let key = ApiKey::generate();
-    store.add_key(app.id, &key.hash(), at(1)).await.unwrap();
-    assert!(store.add_key(app.id, &key.hash(), at(1)).await.is_err(), "a key is stored once");
-    assert_eq!(store.app_for_key(&key.hash()).await.unwrap(), Some(app.clone()));
+    let app_for = |key: &ApiKey| {
+        let store = store.clone();
+        let hash = key.hash();
+        async move { store.app_for_key(&hash).await.unwrap().map(|grant| grant.app) }
+    };
+    let key = ApiKey::generate(KeyRole::App);
+    store.add_key(app.id, &key.record(KeyRole::App, at(1))).await.unwrap();
+    assert!(store.add_key(app.id, &key.record(KeyRole::App, at(1))).await.is_err(), "a key is stored once");
+    assert_eq!(app_for(&key).await, Some(app.clone()));
     assert!(store.revoke_key(&key.hash()).await.unwrap());
     assert!(!store.revoke_key(&key.hash()).await.unwrap());
-    assert_eq!(store.app_for_key(&key.hash()).await.unwrap(), None);
+    assert_eq!(app_for(&key).await, None);
     // Every key reads the app as it is now, whenever the key was made.
-    let before = ApiKey::generate();
-    store.add_key(app.id, &before.hash(), at(2)).await.unwrap();
+    let before = ApiKey::generate(KeyRole::App);
+    store.add_key(app.id, &before.record(KeyRole::App, at(2))).await.unwrap();
     let mut changed = app.clone();
     changed.config.enable_api = false;
     changed.name = "renamed".into();
     assert!(store.update_app(&changed).await.unwrap());
     assert!(!store.app(app.id).await.unwrap().unwrap().config.enable_api);
-    let after = ApiKey::generate();
-    store.add_key(app.id, &after.hash(), at(3)).await.unwrap();
+    let after = ApiKey::generate(KeyRole::Operator);
+    store.add_key(app.id, &after.record(KeyRole::Operator, at(3))).await.unwrap();
     for key in [&before, &after] {
-        assert_eq!(store.app_for_key(&key.hash()).await.unwrap(), Some(changed.clone()));
+        assert_eq!(app_for(key).await, Some(changed.clone()));
     }
     changed.config.enable_api = true;
     assert!(store.update_app(&changed).await.unwrap());
-    assert_eq!(store.app_for_key(&before.hash()).await.unwrap(), Some(changed.clone()), "updated again");
+    assert_eq!(app_for(&before).await, Some(changed.clone()), "updated again");
     assert!(store.revoke_key(&before.hash()).await.unwrap());
     assert!(store.update_app(&changed).await.unwrap(), "an update after a revoke");
-    assert_eq!(store.app_for_key(&before.hash()).await.unwrap(), None, "the update brings no revoked key back");
-    assert_eq!(store.app_for_key(&after.hash()).await.unwrap(), Some(changed.clone()));
+    assert_eq!(app_for(&before).await, None, "the update brings no revoked key back");
+    assert_eq!(app_for(&after).await, Some(changed.clone()));
     let ghost = App { id: AppId::from_uuid(id()), ..app };
     assert!(!store.update_app(&ghost).await.unwrap());
+    keys_have_roles_and_a_last_use(store.as_ref(), app.id, &after).await;
     assert_eq!(store.app(ghost.id).await.unwrap(), None);
 }
 
@@ -212,11 +223,11 @@ async fn conversations(store: Arc<dyn Store>) {
     let mut all = Vec::new();
     for (created, updated) in [(0, 5), (0, 5), (1, 1), (2, 9), (2, 5)] {
         let c = conversation(alice, created, updated);
-        store.insert_conversation(&c).await.unwrap();
+        store.insert_conversation(&c, &someone()).await.unwrap();
         all.push(c);
     }
-    assert!(store.insert_conversation(&all[0]).await.is_err(), "ids are unique");
-    store.insert_conversation(&conversation(bob, 3, 3)).await.unwrap();
+    assert!(store.insert_conversation(&all[0], &someone()).await.is_err(), "ids are unique");
+    store.insert_conversation(&conversation(bob, 3, 3), &someone()).await.unwrap();
     assert_eq!(store.conversation(alice, all[0].id).await.unwrap().as_ref(), Some(&all[0]));
     assert_eq!(store.conversation(bob, all[0].id).await.unwrap(), None);
 
@@ -268,8 +279,8 @@ async fn messages(store: Arc<dyn Store>) {
     let bob = owner(store.as_ref(), app.id, "bob").await;
     let chat = conversation(alice, 0, 0);
     let other = conversation(alice, 0, 0);
-    store.insert_conversation(&chat).await.unwrap();
-    store.insert_conversation(&other).await.unwrap();
+    store.insert_conversation(&chat, &someone()).await.unwrap();
+    store.insert_conversation(&other, &someone()).await.unwrap();
     let mut sent = Vec::new();
     for second in [1, 1, 1, 2, 3] {
         let m = message(&chat, second);
@@ -312,14 +323,14 @@ async fn feedback(store: Arc<dyn Store>) {
     let app = app(store.as_ref()).await;
     let alice = owner(store.as_ref(), app.id, "alice").await;
     let chat = conversation(alice, 0, 0);
-    store.insert_conversation(&chat).await.unwrap();
+    store.insert_conversation(&chat, &someone()).await.unwrap();
     let mut rated = Vec::new();
     let mut messages = Vec::new();
     for second in 0..4 {
         let m = message(&chat, second);
         assert!(store.insert_message(&m).await.unwrap());
         let f = feedback_on(&m, second);
-        assert!(store.save_feedback(&f, &m).await.unwrap());
+        assert!(store.save_feedback(&f, None, &m).await.unwrap());
         rated.push(f);
         messages.push(m);
     }
@@ -333,16 +344,16 @@ async fn feedback(store: Arc<dyn Store>) {
     changed.rating = Rating::Dislike;
     changed.content = Some("wrong".into());
     changed.updated_at = at(30);
-    assert!(store.save_feedback(&changed, &messages[1]).await.unwrap());
+    assert!(store.save_feedback(&changed, Some(Rating::Like), &messages[1]).await.unwrap());
     assert_eq!(store.user_feedback(alice, rated[1].message_id).await.unwrap().as_ref(), Some(&changed));
     // A first feedback that lost a race (another id) updates the stored one, which keeps its id.
     let late =
         Feedback { id: FeedbackId::from_uuid(id()), rating: Rating::Like, created_at: at(40), ..changed.clone() };
-    assert!(store.save_feedback(&late, &messages[1]).await.unwrap());
+    assert!(store.save_feedback(&late, None, &messages[1]).await.unwrap());
     let kept = store.user_feedback(alice, rated[1].message_id).await.unwrap().unwrap();
     assert_eq!((kept.id, kept.created_at, kept.rating), (changed.id, changed.created_at, Rating::Like));
     assert_eq!(store.app_feedbacks(app.id, 0, 10).await.unwrap().len(), 4, "still one list entry each");
-    assert!(store.save_feedback(&changed, &messages[1]).await.unwrap());
+    assert!(store.save_feedback(&changed, Some(Rating::Like), &messages[1]).await.unwrap());
     let bob = owner(store.as_ref(), app.id, "bob").await;
     assert_eq!(store.user_feedback(bob, rated[1].message_id).await.unwrap(), None);
 
@@ -498,7 +509,7 @@ async fn tasks(store: Arc<dyn Store>) {
     let alice = owner(store.as_ref(), app.id, "alice").await;
     let bob = owner(store.as_ref(), app.id, "bob").await;
     let chat = conversation(alice, 0, 0);
-    store.insert_conversation(&chat).await.unwrap();
+    store.insert_conversation(&chat, &someone()).await.unwrap();
     // A generating message is stored with its task.
     let answering = generating(&chat, 1);
     let task = answering.task_id.unwrap();
@@ -550,7 +561,7 @@ async fn messages_only_enter_live_conversations(store: Arc<dyn Store>) {
     let alice = owner(store.as_ref(), app.id, "alice").await;
     let bob = owner(store.as_ref(), app.id, "bob").await;
     let chat = conversation(alice, 0, 0);
-    store.insert_conversation(&chat).await.unwrap();
+    store.insert_conversation(&chat, &someone()).await.unwrap();
     let answered = message(&chat, 1);
     assert!(store.insert_message(&answered).await.unwrap());
     let rated = feedback_on(&answered, 1);
@@ -568,13 +579,39 @@ async fn messages_only_enter_live_conversations(store: Arc<dyn Store>) {
     request_stop_is_ignored(store.as_ref(), late.task_id.unwrap(), alice).await;
     let finished = Message { answer: "too late".into(), ..answered.clone() };
     assert!(!store.update_message(&finished).await.unwrap(), "an answer finished after the delete is dropped");
-    assert!(!store.save_feedback(&rated, &answered).await.unwrap(), "feedback needs a live conversation");
+    assert!(!store.save_feedback(&rated, None, &answered).await.unwrap(), "feedback needs a live conversation");
     // (Reads by conversation start from a live conversation, so only reads by id are checked.)
     for m in [&answered, &late, &foreign, &never_stored] {
         assert_eq!(store.message(m.owner, m.id).await.unwrap(), None);
     }
     assert_eq!(store.user_feedback(alice, answered.id).await.unwrap(), None);
     assert!(store.app_feedbacks(app.id, 0, 10).await.unwrap().is_empty());
+}
+
+/// An app's keys are listed with their role and shown start, never the key; a key's use is
+/// noted at most once an hour.
+async fn keys_have_roles_and_a_last_use(store: &dyn Store, app: AppId, operator: &ApiKey) {
+    let grant = store.app_for_key(&operator.hash()).await.unwrap().unwrap();
+    assert_eq!((grant.role, grant.last_used_at), (KeyRole::Operator, None));
+    store.touch_key(&operator.hash(), at(100)).await.unwrap();
+    store.touch_key(&operator.hash(), at(200)).await.unwrap();
+    assert_eq!(
+        store.app_for_key(&operator.hash()).await.unwrap().unwrap().last_used_at,
+        Some(at(100)),
+        "within the hour"
+    );
+    store.touch_key(&operator.hash(), at(100 + 3600)).await.unwrap();
+    let keys = store.keys(app).await.unwrap();
+    let listed = keys.iter().find(|k| k.hash == operator.hash()).expect("listed");
+    assert_eq!((listed.role, listed.created_at, listed.last_used_at), (KeyRole::Operator, at(3), Some(at(3700))));
+    let shown = listed.shown.as_deref().unwrap();
+    assert!(shown.starts_with("op-") && shown.len() < operator.expose().len(), "{shown}");
+    assert!(keys.iter().all(|k| k.role == KeyRole::App || k.hash == operator.hash()));
+    // A revoked key is not listed, nor written back by a late use.
+    assert!(store.revoke_key(&operator.hash()).await.unwrap());
+    store.touch_key(&operator.hash(), at(9000)).await.unwrap();
+    assert!(store.keys(app).await.unwrap().iter().all(|k| k.hash != operator.hash()));
+    assert_eq!(store.app_for_key(&operator.hash()).await.unwrap(), None);
 }
 
 /// A stop request for `task` changes nothing (it is unknown).
@@ -587,14 +624,14 @@ async fn concurrent_first_feedbacks_make_one(store: Arc<dyn Store>) {
     let app = app(store.as_ref()).await;
     let alice = owner(store.as_ref(), app.id, "alice").await;
     let chat = conversation(alice, 0, 0);
-    store.insert_conversation(&chat).await.unwrap();
+    store.insert_conversation(&chat, &someone()).await.unwrap();
     let rated = message(&chat, 0);
     assert!(store.insert_message(&rated).await.unwrap());
     let writes: Vec<_> = (0..50)
         .map(|i| {
             let (store, feedback) = (store.clone(), feedback_on(&rated, i));
             let message = rated.clone();
-            tokio::spawn(async move { store.save_feedback(&feedback, &message).await })
+            tokio::spawn(async move { store.save_feedback(&feedback, None, &message).await })
         })
         .collect();
     for write in writes {
@@ -612,7 +649,7 @@ async fn abandoned_generations_end_at_start_up(store: Arc<dyn Store>) {
     let app = app(store.as_ref()).await;
     let alice = owner(store.as_ref(), app.id, "alice").await;
     let chat = conversation(alice, start, start);
-    store.insert_conversation(&chat).await.unwrap();
+    store.insert_conversation(&chat, &someone()).await.unwrap();
     let crashed = generating(&chat, start);
     let running = generating(&chat, start + 20);
     let answered = message(&chat, start);

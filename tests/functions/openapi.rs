@@ -50,6 +50,34 @@ fn every_operation_documents_its_errors_and_path_parameters() {
     }
 }
 
+#[test]
+fn each_operation_names_the_keys_its_route_takes_and_extensions_are_marked() {
+    use colloquy_core::api::{Access, Endpoint};
+    let document = document();
+    for (path, methods) in ROUTES.iter() {
+        for (method, endpoint) in methods {
+            let operation = &document["paths"][*path][method.as_str().to_lowercase()];
+            let schemes: BTreeSet<String> = match operation["security"].as_sequence() {
+                Some(list) => list
+                    .iter()
+                    .flat_map(|s| s.as_mapping().unwrap().keys())
+                    .map(|k| k.as_str().unwrap().to_owned())
+                    .collect(),
+                None => ["appKey".to_owned()].into(),
+            };
+            let expected: BTreeSet<String> = match endpoint.access() {
+                Access::AppKey => ["appKey"].map(str::to_owned).into(),
+                Access::AnyKey => ["appKey", "operatorKey"].map(str::to_owned).into(),
+                Access::OperatorKey => ["operatorKey"].map(str::to_owned).into(),
+            };
+            assert_eq!(schemes, expected, "{method} {path}");
+            if endpoint.access() == Access::OperatorKey || *endpoint == Endpoint::FileUploadUrl {
+                assert_eq!(operation["x-colloquy-extension"].as_bool(), Some(true), "{method} {path}");
+            }
+        }
+    }
+}
+
 /// The `components/parameters` entry a path parameter refers to.
 fn to_component(name: &str) -> String {
     match name {

@@ -16,9 +16,9 @@ use colloquy_core::api::views::{
 use colloquy_core::api::{Endpoint, ROUTES, SPECS};
 use colloquy_core::domain::{
     Annotation, AnnotationId, AnnotationJob, App, AppConfig, AppId, AppMode, Conversation, ConversationId,
-    ConversationStatus, ConversationVariable, EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId,
-    JobStatus, Message, MessageId, MessageStatus, Owner, Rating, ReplyAction, TaskId, Timestamp, UploadFile, ValueType,
-    VariableId,
+    ConversationStatus, ConversationSummary, ConversationVariable, EndUserId, Feedback, FeedbackId, FeedbackSource,
+    FileId, JobId, JobStatus, Message, MessageId, MessageStatus, Owner, Rating, ReplyAction, TaskId, Timestamp,
+    UploadFile, ValueType, VariableId,
 };
 use colloquy_core::ports::{self, ProviderError};
 use schema::Checker;
@@ -264,6 +264,32 @@ fn success(endpoint: Endpoint) -> Answer {
         Endpoint::FilePreview => Bytes(&["200", "206"]),
         Endpoint::AudioToText => Json("200", json_of![AudioText { text: "Hello there".into() }]),
         Endpoint::TextToAudio => Bytes(&["200"]),
+        Endpoint::AppConversations => {
+            let summary = |user: Option<&str>, counted: bool| ConversationSummary {
+                conversation: conversation(),
+                user: user.map(str::to_owned),
+                message_count: u64::from(counted) * 3,
+                last_message_at: counted.then(|| at(1_737_021_700)),
+                like_count: u64::from(counted) * 2,
+                dislike_count: u64::from(counted),
+            };
+            let data = vec![
+                views::AppConversation::from(summary(Some("alice"), true)),
+                views::AppConversation::from(summary(None, false)),
+            ];
+            Json("200", json_of![Page::new(20, true, data), Page::<views::AppConversation>::new(20, false, Vec::new())])
+        }
+        Endpoint::AppConversationMessages => {
+            let [answered, failed] = messages();
+            let data = vec![
+                views::AppMessage {
+                    message: views::Message::new(answered, Some(Rating::Like)),
+                    feedbacks: feedbacks().into_iter().map(views::Feedback::from).collect(),
+                },
+                views::AppMessage { message: views::Message::new(failed, None), feedbacks: Vec::new() },
+            ];
+            Json("200", json_of![Page::new(20, false, data)])
+        }
     }
 }
 

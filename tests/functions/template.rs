@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use colloquy_aws::dynamo::{INDEXES, TTL_ATTRIBUTE};
+use colloquy_aws::dynamo::{APP_INDEX, INDEXES, TTL_ATTRIBUTE};
 use colloquy_core::api::Endpoint;
 use serde_yaml::Value;
 
@@ -139,7 +139,36 @@ fn the_table_is_the_one_the_store_creates() {
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TTL_ATTRIBUTE);
     assert_eq!(table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES");
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
-    assert!(template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"].is_null(), "no global indexes");
+    let global = table["GlobalSecondaryIndexes"].as_sequence().expect("the app-wide index");
+    assert_eq!(global.len(), 1);
+    assert_eq!(global[0]["IndexName"], APP_INDEX.0);
+    assert_eq!(global[0]["KeySchema"][0]["AttributeName"], APP_INDEX.1);
+    assert_eq!(global[0]["KeySchema"][1]["AttributeName"], APP_INDEX.2);
+    assert_eq!(global[0]["Projection"]["ProjectionType"], "ALL");
+}
+
+#[test]
+fn every_function_that_authenticates_can_note_a_keys_use_and_no_more() {
+    let template = template();
+    for (binary, function) in functions(&template) {
+        if binary == "purge-conversation" {
+            continue;
+        }
+        let statements = function["Properties"]["Policies"][0]["Statement"].as_sequence().unwrap().clone();
+        let updates: Vec<&Value> = statements
+            .iter()
+            .filter(|s| s["Action"].as_sequence().unwrap().iter().any(|a| a == "dynamodb:UpdateItem"))
+            .collect();
+        assert!(!updates.is_empty(), "{binary}: authentication writes a key's last use");
+        for statement in updates {
+            let actions = statement["Action"].as_sequence().unwrap();
+            if !statement["Condition"].is_null() {
+                // The scoped grant: UpdateItem of key items only.
+                assert_eq!(actions.len(), 1, "{binary}");
+                assert_eq!(statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"][0], "KEY#*");
+            }
+        }
+    }
 }
 
 #[test]
@@ -156,12 +185,13 @@ fn a_chat_can_store_its_outcome_before_its_function_times_out() {
     );
     for (binary, function) in &functions {
         let policies = serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap();
-        let writes_into_conversations =
-            ["chat-messages", "chat-messages-stream", "message-feedback"].contains(&binary.as_str());
+        // Feedback checks the conversation is live by updating its counts, a new message by
+        // counting it; storing an answer checks it apart.
+        let stores_answers = ["chat-messages", "chat-messages-stream"].contains(&binary.as_str());
         assert_eq!(
             policies.contains("dynamodb:ConditionCheckItem"),
-            writes_into_conversations,
-            "{binary}: messages and feedback are written with a check that the conversation is live"
+            stores_answers,
+            "{binary}: answers are stored with a check that the conversation is live"
         );
     }
 }

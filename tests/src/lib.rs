@@ -15,7 +15,7 @@ use colloquy_core::admin;
 use colloquy_core::api::{ApiLimits, Cors, KeyCache, Services};
 use colloquy_core::domain::{
     App, AppConfig, AppMode, Conversation, ConversationId, ConversationVariable, EndUser, EndUserId, Feedback,
-    FeedbackId, FeedbackSource, Message, MessageId, Rating, Timestamp, UserRef, ValueType, VariableId,
+    FeedbackId, FeedbackSource, KeyRole, Message, MessageId, Rating, Timestamp, UserRef, ValueType, VariableId,
 };
 use colloquy_core::models::{Models, Provider};
 use colloquy_core::ports::{BlobStore, Clock, IdGenerator, Store};
@@ -252,6 +252,14 @@ impl TestApp {
         self.create_app(AppMode::Chat, AppConfig::default()).await
     }
 
+    /// An operator key of `app`'s app, as `colloquy key create --role operator` makes it.
+    pub async fn operator_key(&self, app: &TestKey) -> TestKey {
+        let key = admin::create_key(self.store.as_ref(), self.clock.as_ref(), app.app.id, KeyRole::Operator)
+            .await
+            .expect("create operator key");
+        TestKey { app: app.app.clone(), key: key.expose().to_owned() }
+    }
+
     /// The end user of `user`, created as the service creates it (with its derived id).
     pub async fn end_user(&self, app: &TestKey, user: &str) -> EndUser {
         let id = EndUserId::derived(app.app.id, &UserRef::parse(user).unwrap());
@@ -283,7 +291,10 @@ impl TestApp {
             created_at: at,
             updated_at: at,
         };
-        self.store.insert_conversation(&conversation).await.expect("insert conversation");
+        self.store
+            .insert_conversation(&conversation, &UserRef::parse(user).unwrap())
+            .await
+            .expect("insert conversation");
         conversation
     }
 
@@ -327,7 +338,10 @@ impl TestApp {
             created_at: self.now(),
             updated_at: self.now(),
         };
-        assert!(self.store.save_feedback(&feedback, message).await.expect("save feedback"), "a live conversation");
+        let previous =
+            self.store.user_feedback(message.owner, message.id).await.expect("read feedback").map(|f| f.rating);
+        let saved = self.store.save_feedback(&feedback, previous, message).await.expect("save feedback");
+        assert!(saved, "a live conversation");
         feedback
     }
 

@@ -1,6 +1,6 @@
 //! App and key management: what `colloquy app ...` and `colloquy key ...` do.
 
-use crate::domain::{ApiKey, App, AppConfig, AppId, AppMode, Invalid};
+use crate::domain::{ApiKey, App, AppConfig, AppId, AppMode, Invalid, KeyRecord, KeyRole};
 use crate::ports::{AppStore, Clock, IdGenerator, StoreError};
 
 /// A management failure: bad operator input or a storage problem.
@@ -26,8 +26,8 @@ pub async fn create_app(
     config: AppConfig,
 ) -> Result<(App, ApiKey), AdminError> {
     let app = App::new(AppId::from_uuid(ids.new_id()), name, mode, config, clock.now())?;
-    let key = ApiKey::generate();
-    store.create_app(&app, &key.hash()).await?;
+    let key = ApiKey::generate(KeyRole::App);
+    store.create_app(&app, &key.record(KeyRole::App, app.created_at)).await?;
     Ok((app, key))
 }
 
@@ -41,12 +41,23 @@ pub async fn update_config(store: &dyn AppStore, app_id: AppId, config: AppConfi
     Ok(app)
 }
 
-/// Adds a key to an app.
-pub async fn create_key(store: &dyn AppStore, clock: &dyn Clock, app_id: AppId) -> Result<ApiKey, AdminError> {
+/// Adds a key of `role` to an app; the key is returned once and stored only as a hash.
+pub async fn create_key(
+    store: &dyn AppStore,
+    clock: &dyn Clock,
+    app_id: AppId,
+    role: KeyRole,
+) -> Result<ApiKey, AdminError> {
     store.app(app_id).await?.ok_or(AdminError::UnknownApp(app_id))?;
-    let key = ApiKey::generate();
-    store.add_key(app_id, &key.hash(), clock.now()).await?;
+    let key = ApiKey::generate(role);
+    store.add_key(app_id, &key.record(role, clock.now())).await?;
     Ok(key)
+}
+
+/// An app's keys as stored: role, the first characters, created and last used; never a key.
+pub async fn list_keys(store: &dyn AppStore, app_id: AppId) -> Result<Vec<KeyRecord>, AdminError> {
+    store.app(app_id).await?.ok_or(AdminError::UnknownApp(app_id))?;
+    Ok(store.keys(app_id).await?)
 }
 
 /// Revokes a key; requests with it get 401 from then on.

@@ -9,9 +9,10 @@ use futures_util::Stream;
 use uuid::Uuid;
 
 use crate::domain::{
-    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, Conversation, ConversationId,
-    ConversationSort, ConversationVariable, Cursor, EndUser, Feedback, FileId, JobId, KeyHash, Message, MessageId,
-    Owner, RatedMessage, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
+    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, Conversation,
+    ConversationFilter, ConversationId, ConversationSort, ConversationSummary, ConversationVariable, Cursor, EndUser,
+    Feedback, FileId, Grant, JobId, KeyHash, KeyRecord, Message, MessageId, Owner, RatedMessage, Rating, TaskId,
+    Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -36,15 +37,20 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait AppStore: Send + Sync {
     /// Stores a new app together with its first key.
-    async fn create_app(&self, app: &App, first_key: &KeyHash) -> StoreResult<()>;
+    async fn create_app(&self, app: &App, first_key: &KeyRecord) -> StoreResult<()>;
     /// Replaces an app's name, mode and configuration; false when it does not exist.
     async fn update_app(&self, app: &App) -> StoreResult<bool>;
     async fn app(&self, id: AppId) -> StoreResult<Option<App>>;
     async fn apps(&self) -> StoreResult<Vec<App>>;
-    async fn add_key(&self, app: AppId, key: &KeyHash, now: Timestamp) -> StoreResult<()>;
-    /// The app a key belongs to, if the key exists and is not revoked (and its app exists):
-    /// one read, as every request that is not served from the key cache makes it.
-    async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<App>>;
+    async fn add_key(&self, app: AppId, key: &KeyRecord) -> StoreResult<()>;
+    /// The app a key belongs to and the key's role, if the key exists and is not revoked (and
+    /// its app exists): one read, as every request that is not served from the key cache makes it.
+    async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<Grant>>;
+    /// Records that a request used the key at `now` (written only when the stored time is
+    /// older than [`KeyRecord::USE_RESOLUTION_SECONDS`], so concurrent first uses write once).
+    async fn touch_key(&self, key: &KeyHash, now: Timestamp) -> StoreResult<()>;
+    /// An app's keys (never the keys themselves), oldest first.
+    async fn keys(&self, app: AppId) -> StoreResult<Vec<KeyRecord>>;
     /// Removes a key; false when it was unknown.
     async fn revoke_key(&self, key: &KeyHash) -> StoreResult<bool>;
 }
@@ -62,7 +68,9 @@ pub trait EndUserStore: Send + Sync {
 /// Conversations. Every read is scoped by owner.
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
-    async fn insert_conversation(&self, conversation: &Conversation) -> StoreResult<()>;
+    /// Stores a new conversation of `user` (its end user's `user` string, which operators
+    /// list it by).
+    async fn insert_conversation(&self, conversation: &Conversation, user: &UserRef) -> StoreResult<()>;
     async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>>;
     /// Up to `fetch` conversations of `owner` in `sort` order, strictly after `after`
     /// (sort timestamp, then id, so ties are neither skipped nor repeated).
@@ -78,6 +86,20 @@ pub trait ConversationStore: Send + Sync {
     /// Deletes a conversation with its messages, feedback, variables and file links.
     /// False when the owner has no such conversation.
     async fn delete_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<bool>;
+    /// Up to `fetch` live conversations of an app, whoever's they are, that pass `filter`: newest
+    /// activity first (`updated_at`, then id, descending), strictly after `after`, each with its
+    /// end user's `user` string and the counters its writes keep. A store may serve this from an
+    /// index that lags writes by about a second (DynamoDB's app-wide index does).
+    async fn app_conversations(
+        &self,
+        app: AppId,
+        filter: &ConversationFilter,
+        after: Option<Cursor<ConversationId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<ConversationSummary>>;
+    /// A live conversation of an app found by its id alone (operators see every end user's),
+    /// read consistently.
+    async fn app_conversation(&self, app: AppId, id: ConversationId) -> StoreResult<Option<ConversationSummary>>;
 }
 
 /// Messages and their end-user feedback.
@@ -132,11 +154,15 @@ pub trait FeedbackStore: Send + Sync {
     /// rating, content and `updated_at` are replaced and its id and `created_at` kept. False
     /// (and nothing written) when the message's conversation is gone. `on` is the rated
     /// message, whose end-user rating (as [`rated_messages_before`](MessageStore::rated_messages_before)
-    /// reads it) changes in the same write.
-    async fn save_feedback(&self, feedback: &Feedback, on: &Message) -> StoreResult<bool>;
-    /// Removes an end user's feedback (and its entry in the app's list) from `on`; false (and
-    /// nothing written) when the message is gone.
+    /// reads it) and its conversation's like and dislike counts change in the same write.
+    /// `previous` is the rating of the end user's feedback as the caller read it (the store
+    /// checks it, and reads again when a concurrent write changed it, so counts stay exact).
+    async fn save_feedback(&self, feedback: &Feedback, previous: Option<Rating>, on: &Message) -> StoreResult<bool>;
+    /// Removes an end user's feedback (and its entry in the app's list) from `on`, with the
+    /// counts of its conversation; false (and nothing written) when the message is gone.
     async fn delete_feedback(&self, feedback: &Feedback, on: &Message) -> StoreResult<bool>;
+    /// Every feedback (of either source) on these messages of `conversation`.
+    async fn feedbacks_on(&self, conversation: &Conversation, messages: &[MessageId]) -> StoreResult<Vec<Feedback>>;
     /// All feedback of an app, newest first, with offset pagination.
     async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>>;
 }

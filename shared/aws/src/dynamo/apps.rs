@@ -7,12 +7,14 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
 
-use colloquy_core::domain::{App, AppId, KeyHash, Timestamp};
+use colloquy_core::domain::{App, AppId, Grant, KeyHash, KeyRecord, Timestamp};
 use colloquy_core::ports::{AppStore, StoreError, StoreResult};
 
 use super::DynamoStore;
 use super::codec::{Read, n};
-use super::items::{APP_COPY, APP_REV, app_fields, app_from, app_item, app_key_entry, key_item};
+use super::items::{
+    APP_COPY, APP_REV, KEY_USED, app_fields, app_from, app_item, app_key_entry, key_item, key_record_from, key_role,
+};
 use super::keys::{APP_PK, APP_PREFIX, KEY_SK, app_keys_pk, app_sk, key, key_pk};
 use super::requests::sdk_error;
 use super::transact::{TRANSACT_ATTEMPTS, Transaction};
@@ -99,12 +101,12 @@ impl DynamoStore {
 
 #[async_trait]
 impl AppStore for DynamoStore {
-    async fn create_app(&self, app: &App, first_key: &KeyHash) -> StoreResult<()> {
+    async fn create_app(&self, app: &App, first_key: &KeyRecord) -> StoreResult<()> {
         let absent = Some("attribute_not_exists(PK)");
         let writes = vec![
             self.put_item(app_item(app, 0), absent)?,
-            self.put_item(key_item(first_key, app, 0, app.created_at), absent)?,
-            self.put_item(app_key_entry(first_key, app.id, app.created_at), absent)?,
+            self.put_item(key_item(first_key, app, 0), absent)?,
+            self.put_item(app_key_entry(&first_key.hash, app.id, first_key.created_at), absent)?,
         ];
         self.transact(writes).await
     }
@@ -139,7 +141,7 @@ impl AppStore for DynamoStore {
     }
 
     /// The key with a copy of the app, written only if the app is still the revision copied.
-    async fn add_key(&self, app: AppId, hash: &KeyHash, now: Timestamp) -> StoreResult<()> {
+    async fn add_key(&self, app: AppId, record: &KeyRecord) -> StoreResult<()> {
         let Some((stored, rev)) = self.app_at(app).await? else {
             return Err(StoreError::Conflict("the app does not exist".into()));
         };
@@ -149,8 +151,8 @@ impl AppStore for DynamoStore {
         let absent = Some("attribute_not_exists(PK)");
         let writes = vec![
             self.app_unchanged(app, rev)?,
-            self.put_item(key_item(hash, &stored, rev, now), absent)?,
-            self.put_item(app_key_entry(hash, app, now), absent)?,
+            self.put_item(key_item(record, &stored, rev), absent)?,
+            self.put_item(app_key_entry(&record.hash, app, record.created_at), absent)?,
         ];
         match self.transact_checked(writes).await? {
             Transaction::Done => Ok(()),
@@ -163,14 +165,48 @@ impl AppStore for DynamoStore {
 
     /// One strongly consistent GetItem (a key created a moment ago works at once). A key
     /// written before keys carried their app's copy reads the app too.
-    async fn app_for_key(&self, hash: &KeyHash) -> StoreResult<Option<App>> {
+    async fn app_for_key(&self, hash: &KeyHash) -> StoreResult<Option<Grant>> {
         let Some(item) = self.get(key_pk(hash), KEY_SK).await? else { return Ok(None) };
         let r = Read::new("API key", &item);
         // Optional by design: keys written before keys carried a copy of their app have none.
-        match r.opt_map(APP_COPY)? {
-            Some(copy) => app_from(copy).map(Some),
-            None => self.app(r.parse("app_id")?).await,
-        }
+        let app = match r.opt_map(APP_COPY)? {
+            Some(copy) => app_from(copy)?,
+            None => match self.app(r.parse("app_id")?).await? {
+                Some(app) => app,
+                None => return Ok(None),
+            },
+        };
+        // Optional by design: a key never used.
+        let last_used_at = r.opt_n(KEY_USED)?.map(Timestamp::from_micros);
+        Ok(Some(Grant { app, role: key_role(&r)?, last_used_at }))
+    }
+
+    /// One conditional UpdateItem: concurrent first uses of the hour write once, and a key
+    /// revoked meanwhile is not written back.
+    async fn touch_key(&self, hash: &KeyHash, now: Timestamp) -> StoreResult<()> {
+        let stale = now.micros() - KeyRecord::USE_RESOLUTION_SECONDS * 1_000_000;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(key_pk(hash), KEY_SK)))
+            .update_expression("SET #used = :now")
+            .condition_expression("attribute_exists(PK) AND (attribute_not_exists(#used) OR #used <= :stale)")
+            .expression_attribute_names("#used", KEY_USED)
+            .expression_attribute_values(":now", n(now.micros()))
+            .expression_attribute_values(":stale", n(stale))
+            .send()
+            .await;
+        super::requests::condition_met(result).map(drop)
+    }
+
+    /// The app's list of keys, then the keys themselves in batches.
+    async fn keys(&self, app: AppId) -> StoreResult<Vec<KeyRecord>> {
+        let hashes = self.app_keys(app).await?;
+        let items = self.batch_get(hashes.iter().map(|hash| key(key_pk(hash), KEY_SK)).collect()).await?;
+        let mut records: Vec<KeyRecord> = items.iter().map(key_record_from).collect::<StoreResult<_>>()?;
+        records.sort_by(|a, b| (a.created_at, a.hash.as_str()).cmp(&(b.created_at, b.hash.as_str())));
+        Ok(records)
     }
 
     /// The key and its entry in the app's list, in one transaction.

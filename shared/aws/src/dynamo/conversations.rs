@@ -8,27 +8,39 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use colloquy_core::domain::{Conversation, ConversationId, ConversationSort, Cursor, Owner, SortField, Timestamp};
+use colloquy_core::domain::{
+    AppId, Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, Cursor, Owner,
+    SortField, Timestamp, UserRef,
+};
 use colloquy_core::ports::{ConversationStore, StoreError, StoreResult};
 
-use super::DynamoStore;
 use super::codec::{json, n, s, ttl};
-use super::items::{conversation_from, conversation_item, live};
-use super::keys::{conversation_index_sk, conversation_sk, key, owner_pk};
+use super::items::{conversation_from, conversation_item, conversation_pointer_item, live, summary_from};
+use super::keys::{
+    APP_CONVERSATION_SHARDS, CONVERSATION_POINTER_SK, app_conversation_shard_pk, app_conversations_pk,
+    conversation_index_sk, conversation_pointer_pk, conversation_sk, key, messages_pk, order, owner_pk,
+};
 use super::requests::{condition_met, sdk_error, written_by};
-use super::table::INDEXES;
-use super::transact::LIVE;
+use super::table::{APP_INDEX, INDEXES};
+use super::transact::{LIVE, Transaction};
+use super::{DynamoStore, Item};
 
 /// Tombstoned conversations expire (TTL) after this long.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[async_trait]
 impl ConversationStore for DynamoStore {
-    async fn insert_conversation(&self, c: &Conversation) -> StoreResult<()> {
-        if self.put_new("conversation", conversation_item(c)).await? {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict("the conversation exists".into()))
+    /// The conversation and its pointer, in one transaction (its request token makes a
+    /// retried request that went through succeed, not conflict).
+    async fn insert_conversation(&self, c: &Conversation, user: &UserRef) -> StoreResult<()> {
+        let absent = Some("attribute_not_exists(PK)");
+        let writes = vec![
+            self.put_item(conversation_item(c, user), absent)?,
+            self.put_item(conversation_pointer_item(c), absent)?,
+        ];
+        match self.transact_checked(writes).await? {
+            Transaction::Done => Ok(()),
+            Transaction::Refused(_) => Err(StoreError::Conflict("the conversation exists".into())),
         }
     }
 
@@ -76,8 +88,10 @@ impl ConversationStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(owner_pk(c.owner), conversation_sk(c.id))))
+            // The app-wide index's keys too: a conversation from before the index enters it here.
             .update_expression(
-                "SET #name = :name, inputs = :inputs, #status = :status, updated_at = :at, LSI1SK = :lsi",
+                "SET #name = :name, inputs = :inputs, #status = :status, updated_at = :at, LSI1SK = :lsi, \
+                 GSI1PK = :shard, GSI1SK = :lsi",
             )
             .condition_expression(LIVE)
             .expression_attribute_names("#name", "name")
@@ -87,9 +101,64 @@ impl ConversationStore for DynamoStore {
             .expression_attribute_values(":status", s(c.status.as_str()))
             .expression_attribute_values(":at", n(c.updated_at.micros()))
             .expression_attribute_values(":lsi", s(conversation_index_sk(c.updated_at, c.id)))
+            .expression_attribute_values(":shard", s(app_conversation_shard_pk(c.owner.app_id, c.id)))
             .send()
             .await;
         condition_met(result)
+    }
+
+    /// Every shard of the app-wide index (or, for one end user's, that owner's partition),
+    /// merged newest first; `updated` bounds and the cursor are key conditions, the other
+    /// filters are checked on the items read.
+    async fn app_conversations(
+        &self,
+        app: AppId,
+        filter: &ConversationFilter,
+        after: Option<Cursor<ConversationId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<ConversationSummary>> {
+        let sources: Vec<Source> = match &filter.end_users {
+            Some(end_users) => end_users
+                .iter()
+                .map(|end_user_id| Source {
+                    index: INDEXES[0].0,
+                    pk_attribute: "PK",
+                    pk: owner_pk(Owner { app_id: app, end_user_id: *end_user_id }),
+                    sk_attribute: INDEXES[0].1,
+                    consistent: true,
+                })
+                .collect(),
+            None => (0..APP_CONVERSATION_SHARDS)
+                .map(|shard| Source {
+                    index: APP_INDEX.0,
+                    pk_attribute: APP_INDEX.1,
+                    pk: app_conversations_pk(app, shard),
+                    sk_attribute: APP_INDEX.2,
+                    consistent: false,
+                })
+                .collect(),
+        };
+        // Sort keys are `<updated>#<id>`: a bare `<time>` sorts before every key at that time.
+        let lower = filter.updated.from.map(order);
+        let cursor = after.map(|c| conversation_index_sk(c.at, c.id));
+        let until = filter.updated.until.map(order);
+        let upper = match (cursor, until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if sources.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.merge_sources(&sources, lower, upper, filter, fetch).await
+    }
+
+    /// The owner from one of its messages, then the conversation itself, read consistently.
+    async fn app_conversation(&self, app: AppId, id: ConversationId) -> StoreResult<Option<ConversationSummary>> {
+        let Some(owner) = self.owner_of(id).await? else { return Ok(None) };
+        if owner.app_id != app {
+            return Ok(None);
+        }
+        live(self.get(owner_pk(owner), conversation_sk(id)).await?)?.as_ref().map(summary_from).transpose()
     }
 
     /// One request: a tombstone that hides the conversation from every read at once; the
@@ -106,7 +175,9 @@ impl ConversationStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(owner_pk(owner), conversation_sk(id))))
-            .update_expression("SET deleted = :yes, expires_at = :ttl, written_by = :request REMOVE LSI1SK, LSI2SK")
+            .update_expression(
+                "SET deleted = :yes, expires_at = :ttl, written_by = :request REMOVE LSI1SK, LSI2SK, GSI1PK, GSI1SK",
+            )
             .condition_expression(LIVE)
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":ttl", ttl(now, TOMBSTONE_TTL))
@@ -124,5 +195,164 @@ impl ConversationStore for DynamoStore {
             },
             Err(e) => Err(sdk_error(e)),
         }
+    }
+}
+
+/// Where an app's conversations are listed from: one shard of the app-wide index, or (for
+/// one end user's) the owner's partition through its by-update local index, read consistently.
+struct Source {
+    index: &'static str,
+    pk_attribute: &'static str,
+    pk: String,
+    sk_attribute: &'static str,
+    consistent: bool,
+}
+
+/// What has been read of one source: the matching conversations (newest first, each with its
+/// sort key), where to go on from, and the sort key of the last item read (matching or not).
+#[derive(Default)]
+struct Read {
+    found: Vec<(String, ConversationSummary)>,
+    start: Option<Item>,
+    last_seen: Option<String>,
+    exhausted: bool,
+    pages: u32,
+}
+
+impl DynamoStore {
+    /// The next page of a source, newest first, strictly below `upper` and not below `lower`
+    /// (index sort keys), keeping what passes `filter`.
+    async fn read_source(
+        &self,
+        source: &Source,
+        bounds: (&Option<String>, &Option<String>),
+        filter: &ConversationFilter,
+        limit: usize,
+        mut read: Read,
+    ) -> StoreResult<Read> {
+        let (lower, upper) = bounds;
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(source.index)
+            .consistent_read(source.consistent)
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(read.start.take())
+            .expression_attribute_names("#pk", source.pk_attribute)
+            .expression_attribute_values(":pk", s(&source.pk));
+        let condition = match (lower, upper) {
+            (None, None) => "#pk = :pk",
+            (Some(_), None) => "#pk = :pk AND #sk >= :lower",
+            (None, Some(_)) => "#pk = :pk AND #sk < :upper",
+            // BETWEEN includes its upper end: an item at exactly `upper` is dropped below.
+            (Some(_), Some(_)) => "#pk = :pk AND #sk BETWEEN :lower AND :upper",
+        };
+        if lower.is_some() || upper.is_some() {
+            query = query.expression_attribute_names("#sk", source.sk_attribute);
+        }
+        if let Some(lower) = lower {
+            query = query.expression_attribute_values(":lower", s(lower));
+        }
+        if let Some(upper) = upper {
+            query = query.expression_attribute_values(":upper", s(upper));
+        }
+        let output = query.key_condition_expression(condition).send().await.map_err(sdk_error)?;
+        for item in output.items.unwrap_or_default() {
+            let sk = super::codec::Read::new("conversation", &item).s(source.sk_attribute)?;
+            read.last_seen = Some(sk.clone());
+            if upper.as_ref().is_some_and(|upper| sk >= *upper) {
+                continue;
+            }
+            let summary = summary_from(&item)?;
+            if filter.matches(&summary) {
+                read.found.push((sk, summary));
+            }
+        }
+        read.start = output.last_evaluated_key;
+        read.exhausted = read.start.is_none();
+        read.pages += 1;
+        Ok(read)
+    }
+}
+
+/// The `fetch` newest of what the sources found, and the sort key of the last of them when
+/// there are that many (no unread item older than it can be among them).
+fn merged(reads: &[Read], fetch: usize) -> (Vec<&(String, ConversationSummary)>, Option<&String>) {
+    let mut all: Vec<&(String, ConversationSummary)> = reads.iter().flat_map(|read| read.found.iter()).collect();
+    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.truncate(fetch);
+    let threshold = if all.len() == fetch { all.last().map(|(sk, _)| sk) } else { None };
+    (all, threshold)
+}
+
+impl DynamoStore {
+    /// A k-way merge of newest-first sources: each is read a small page at a time, and only the
+    /// sources whose unread items could still be among the `fetch` newest are read again (an
+    /// unread item of a source is older than the last item read from it).
+    async fn merge_sources(
+        &self,
+        sources: &[Source],
+        lower: Option<String>,
+        upper: Option<String>,
+        filter: &ConversationFilter,
+        fetch: usize,
+    ) -> StoreResult<Vec<ConversationSummary>> {
+        let first = (fetch * 2 / sources.len().max(1)).max(2) + 1;
+        let mut reads: Vec<Read> = sources.iter().map(|_| Read::default()).collect();
+        let mut wanted: Vec<usize> = (0..sources.len()).collect();
+        let bounds = (&lower, &upper);
+        while !wanted.is_empty() {
+            let taken: Vec<(usize, Read)> = wanted.iter().map(|i| (*i, std::mem::take(&mut reads[*i]))).collect();
+            let pages = taken.into_iter().map(|(i, read)| {
+                // Pages grow as a source proves busy: a filter may match few of its items.
+                let limit = (first << read.pages.min(5)).min(1000);
+                let source = &sources[i];
+                async move { self.read_source(source, bounds, filter, limit, read).await.map(|r| (i, r)) }
+            });
+            for (i, read) in futures_util::future::try_join_all(pages).await? {
+                reads[i] = read;
+            }
+            let (_, threshold) = merged(&reads, fetch);
+            wanted = (0..sources.len())
+                .filter(|i| {
+                    let read = &reads[*i];
+                    !read.exhausted
+                        && match (threshold, &read.last_seen) {
+                            (Some(threshold), Some(last)) => last > threshold,
+                            _ => true,
+                        }
+                })
+                .collect();
+        }
+        let (page, _) = merged(&reads, fetch);
+        Ok(page.into_iter().map(|(_, summary)| summary.clone()).collect())
+    }
+
+    /// The owner of a conversation known by id alone: its pointer, or for a conversation
+    /// stored before pointers were kept, any of its messages (the message partition is the
+    /// conversation's).
+    async fn owner_of(&self, id: ConversationId) -> StoreResult<Option<Owner>> {
+        if let Some(pointer) = self.get(conversation_pointer_pk(id), CONVERSATION_POINTER_SK).await? {
+            return super::codec::Read::new("conversation pointer", &pointer).owner().map(Some);
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(messages_pk(id)))
+            .limit(1)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output
+            .items
+            .unwrap_or_default()
+            .first()
+            .map(|item| super::codec::Read::new("message", item).owner())
+            .transpose()
     }
 }

@@ -4,19 +4,19 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
-use colloquy_core::domain::{AppId, ConversationId, Feedback, Message, MessageId, Owner, Rating};
+use colloquy_core::domain::{AppId, Conversation, ConversationId, Feedback, Message, MessageId, Owner, Rating};
 use colloquy_core::ports::{FeedbackStore, StoreError, StoreResult};
 
 use super::DynamoStore;
-use super::codec::{Read, s};
-use super::items::{NOT_RATED, USER_RATING, feedback_fields, feedback_from};
+use super::codec::{Read, n, s};
+use super::items::{DISLIKE_COUNT, LIKE_COUNT, NOT_RATED, USER_RATING, feedback_fields, feedback_from};
 use super::keys::{
     app_feedback_pk, app_feedback_sk, conversation_sk, feedback_sk, key, message_sk, messages_pk, owner_pk, pointer_pk,
 };
 use super::requests::sdk_error;
-use super::transact::{TRANSACT_ATTEMPTS, Transaction};
+use super::transact::{LIVE, TRANSACT_ATTEMPTS, Transaction};
 
 /// The conversation a feedback belongs to, if an end user gave it.
 fn conversation_of(f: &Feedback) -> Option<(Owner, ConversationId)> {
@@ -34,6 +34,30 @@ impl DynamoStore {
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_names("#rating", USER_RATING)
             .expression_attribute_values(":rating", s(rating.map_or(NOT_RATED, Rating::as_str)))
+            .build()
+            .map_err(sdk_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A transaction's change of a live conversation's like and dislike counts from a rating
+    /// `from` to `to` (also the check that the conversation is live).
+    fn count_ratings(
+        &self,
+        owner: Owner,
+        conversation: ConversationId,
+        from: Option<Rating>,
+        to: Option<Rating>,
+    ) -> StoreResult<TransactWriteItem> {
+        let delta = |rating: Rating| i64::from(to == Some(rating)) - i64::from(from == Some(rating));
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(owner_pk(owner), conversation_sk(conversation))))
+            .update_expression("ADD #likes :likes, #dislikes :dislikes")
+            .condition_expression(LIVE)
+            .expression_attribute_names("#likes", LIKE_COUNT)
+            .expression_attribute_names("#dislikes", DISLIKE_COUNT)
+            .expression_attribute_values(":likes", n(delta(Rating::Like)))
+            .expression_attribute_values(":dislikes", n(delta(Rating::Dislike)))
             .build()
             .map_err(sdk_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -64,27 +88,32 @@ impl FeedbackStore for DynamoStore {
         Ok(feedback.filter(|f| f.app_id == owner.app_id))
     }
 
-    /// The feedback, its entry in the app's list and the message's copy of the rating, written
-    /// together with a check that the conversation is live. The feedback is created only where none exists, or replaces the
-    /// one with its id; when a concurrent request created the end user's feedback first, that
-    /// one is updated instead (its id and `created_at` kept, so its list entry stays the one).
-    async fn save_feedback(&self, f: &Feedback, on: &Message) -> StoreResult<bool> {
+    /// The feedback, its entry in the app's list, the message's copy of the rating and the
+    /// conversation's counts, written together, conditional on the conversation being live and
+    /// on the stored feedback being what the caller read (`previous`), so the counts change by
+    /// exactly what changed. When a concurrent request got in between (created the end user's
+    /// feedback first, or changed it), the stored one is read again and updated instead (its
+    /// id and `created_at` kept, so its list entry stays the one).
+    async fn save_feedback(&self, f: &Feedback, previous: Option<Rating>, on: &Message) -> StoreResult<bool> {
         let end_user =
             f.from_end_user_id.ok_or_else(|| StoreError::Conflict("only end-user feedback is stored".into()))?;
         let owner = Owner { app_id: f.app_id, end_user_id: end_user };
-        let mut f = f.clone();
+        let (mut f, mut previous) = (f.clone(), previous);
         for _ in 0..TRANSACT_ATTEMPTS {
-            let own = Put::builder()
+            let mut own = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(feedback_fields(&f, key(pointer_pk(f.message_id), feedback_sk(end_user)))))
-                .condition_expression("attribute_not_exists(PK) OR id = :id")
-                .expression_attribute_values(":id", s(f.id.to_string()))
-                .build()
-                .map_err(sdk_error)?;
+                .set_item(Some(feedback_fields(&f, key(pointer_pk(f.message_id), feedback_sk(end_user)))));
+            own = match previous {
+                None => own.condition_expression("attribute_not_exists(PK)"),
+                Some(old) => own
+                    .condition_expression("id = :id AND rating = :old")
+                    .expression_attribute_values(":id", s(f.id.to_string()))
+                    .expression_attribute_values(":old", s(old.as_str())),
+            };
             let listed = feedback_fields(&f, key(app_feedback_pk(f.app_id), app_feedback_sk(f.created_at, f.id)));
             let writes = vec![
-                self.live_check(owner, f.conversation_id)?,
-                TransactWriteItem::builder().put(own).build(),
+                self.count_ratings(owner, f.conversation_id, previous, Some(f.rating))?,
+                TransactWriteItem::builder().put(own.build().map_err(sdk_error)?).build(),
                 self.put_item(listed, None)?,
                 self.rate_message(on, Some(f.rating))?,
             ];
@@ -92,27 +121,68 @@ impl FeedbackStore for DynamoStore {
                 Transaction::Done => return Ok(true),
                 // The conversation or the message is gone.
                 Transaction::Refused(failed) if failed[0] || failed[3] => return Ok(false),
-                Transaction::Refused(_) => {
-                    if let Some(existing) = self.get(pointer_pk(f.message_id), feedback_sk(end_user)).await? {
+                Transaction::Refused(_) => match self.get(pointer_pk(f.message_id), feedback_sk(end_user)).await? {
+                    Some(existing) => {
                         let existing = feedback_from(&existing)?;
-                        (f.id, f.created_at) = (existing.id, existing.created_at);
+                        (f.id, f.created_at, previous) = (existing.id, existing.created_at, Some(existing.rating));
                     }
-                }
+                    None => previous = None,
+                },
             }
         }
         Err(StoreError::Unavailable("the feedback kept changing under concurrent writes".into()))
     }
 
+    /// The feedback, its list entry and the message's copy of the rating, with the
+    /// conversation's counts, conditional on the feedback being the one read; when it changed
+    /// meanwhile, the stored one is removed instead.
     async fn delete_feedback(&self, f: &Feedback, on: &Message) -> StoreResult<bool> {
         let end_user =
             f.from_end_user_id.ok_or_else(|| StoreError::Conflict("only end-user feedback is stored".into()))?;
-        let writes = vec![
-            self.delete_item(pointer_pk(f.message_id), feedback_sk(end_user))?,
-            self.delete_item(app_feedback_pk(f.app_id), app_feedback_sk(f.created_at, f.id))?,
-            self.rate_message(on, None)?,
-        ];
-        // Refused only when the message is gone.
-        Ok(matches!(self.transact_checked(writes).await?, Transaction::Done))
+        let owner = Owner { app_id: f.app_id, end_user_id: end_user };
+        let mut current = f.clone();
+        for _ in 0..TRANSACT_ATTEMPTS {
+            let own = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pointer_pk(current.message_id), feedback_sk(end_user))))
+                .condition_expression("id = :id AND rating = :old")
+                .expression_attribute_values(":id", s(current.id.to_string()))
+                .expression_attribute_values(":old", s(current.rating.as_str()))
+                .build()
+                .map_err(sdk_error)?;
+            let writes = vec![
+                TransactWriteItem::builder().delete(own).build(),
+                self.delete_item(app_feedback_pk(current.app_id), app_feedback_sk(current.created_at, current.id))?,
+                self.rate_message(on, None)?,
+                self.count_ratings(owner, current.conversation_id, Some(current.rating), None)?,
+            ];
+            match self.transact_checked(writes).await? {
+                Transaction::Done => return Ok(true),
+                // The message or its conversation is gone.
+                Transaction::Refused(failed) if failed[2] || failed[3] => return Ok(false),
+                Transaction::Refused(_) => match self.get(pointer_pk(current.message_id), feedback_sk(end_user)).await?
+                {
+                    Some(existing) => current = feedback_from(&existing)?,
+                    // Removed by a concurrent request: what was asked for is done.
+                    None => return Ok(true),
+                },
+            }
+        }
+        Err(StoreError::Unavailable("the feedback kept changing under concurrent writes".into()))
+    }
+
+    /// One BatchGetItem: the conversation's end user's feedback on each message.
+    async fn feedbacks_on(&self, conversation: &Conversation, messages: &[MessageId]) -> StoreResult<Vec<Feedback>> {
+        let end_user = conversation.owner.end_user_id;
+        let keys = messages.iter().map(|id| key(pointer_pk(*id), feedback_sk(end_user))).collect();
+        let mut found = Vec::new();
+        for item in self.batch_get(keys).await? {
+            let feedback = feedback_from(&item)?;
+            if feedback.app_id == conversation.owner.app_id && feedback.conversation_id == conversation.id {
+                found.push(feedback);
+            }
+        }
+        Ok(found)
     }
 
     /// Offset pages cost reads proportional to `offset + limit` (Dify's API is offset-based).

@@ -9,19 +9,20 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use colloquy_core::domain::{
     Annotation, AnnotationJob, AnnotationSettings, App, AppId, AppMode, Conversation, ConversationId,
-    ConversationVariable, EndUser, Feedback, FeedbackSource, Invalid, JobStatus, KeyHash, Message, Owner, Rating,
-    ReplyAction, TaskId, Timestamp, UploadFile, UserRef, ValueType,
+    ConversationSummary, ConversationVariable, EndUser, Feedback, FeedbackSource, Invalid, JobStatus, KeyHash,
+    KeyRecord, KeyRole, Message, Owner, Rating, ReplyAction, TaskId, Timestamp, UploadFile, UserRef, ValueType,
 };
 use colloquy_core::ports::StoreResult;
 
 use super::Item;
 use super::codec::{Read, embedding, json, n, s, ttl};
 use super::keys::{
-    APP_PK, FILE_SK, KEY_SK, POINTER_SK, SETTINGS_SK, annotation_sk, annotations_pk, app_keys_pk, app_sk,
-    conversation_index_sk, conversation_sk, file_pk, job_pk, job_sk, key, key_pk, message_sk, messages_pk, owner_pk,
-    pointer_pk, task_pk, task_sk, variable_sk, variables_pk,
+    APP_PK, CONVERSATION_POINTER_SK, FILE_SK, KEY_SK, POINTER_SK, SETTINGS_SK, annotation_sk, annotations_pk,
+    app_conversation_shard_pk, app_keys_pk, app_sk, conversation_index_sk, conversation_pointer_pk, conversation_sk,
+    file_pk, job_pk, job_sk, key, key_pk, message_sk, messages_pk, owner_pk, pointer_pk, task_pk, task_sk, variable_sk,
+    variables_pk,
 };
-use super::table::INDEXES;
+use super::table::{APP_INDEX, INDEXES};
 
 /// Task flags and annotation jobs expire (TTL) after this long.
 const TASK_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -65,13 +66,40 @@ pub(super) fn app_from(item: &Item) -> StoreResult<App> {
 
 /// An API key (by its hash), naming its app and carrying a copy of it at revision `rev`, so
 /// that authenticating a request is one read.
-pub(super) fn key_item(hash: &KeyHash, app: &App, rev: i64, now: Timestamp) -> Item {
-    let mut item = key(key_pk(hash), KEY_SK);
+pub(super) fn key_item(record: &KeyRecord, app: &App, rev: i64) -> Item {
+    let mut item = key(key_pk(&record.hash), KEY_SK);
     item.insert("app_id".into(), s(app.id.to_string()));
-    item.insert("created_at".into(), n(now.micros()));
+    item.insert("created_at".into(), n(record.created_at.micros()));
+    item.insert(KEY_ROLE.into(), s(record.role.as_str()));
+    if let Some(shown) = &record.shown {
+        item.insert("shown".into(), s(shown));
+    }
     item.insert(APP_COPY.into(), AttributeValue::M(app_fields(app)));
     item.insert(APP_REV.into(), n(rev));
     item
+}
+
+/// A key's role: keys written before roles were kept have none, and are app keys.
+pub(super) const KEY_ROLE: &str = "role";
+/// When a request last used a key (to the hour).
+pub(super) const KEY_USED: &str = "last_used_at";
+
+pub(super) fn key_role(r: &Read<'_>) -> StoreResult<KeyRole> {
+    // Optional by design: keys written before roles were kept.
+    Ok(r.opt_parse(KEY_ROLE)?.unwrap_or(KeyRole::App))
+}
+
+pub(super) fn key_record_from(item: &Item) -> StoreResult<KeyRecord> {
+    let r = Read::new("API key", item);
+    Ok(KeyRecord {
+        hash: KeyHash::from_stored(r.s("PK")?.trim_start_matches("KEY#").to_owned()),
+        role: key_role(&r)?,
+        // Optional by design: keys written before keys were listed.
+        shown: r.opt_s("shown")?,
+        created_at: r.time("created_at")?,
+        // Optional by design: a key never used.
+        last_used_at: r.opt_n(KEY_USED)?.map(Timestamp::from_micros),
+    })
 }
 
 /// A key's entry in its app's list of keys (what an app update rewrites the copies of).
@@ -86,8 +114,13 @@ pub(super) fn end_user_from(app: AppId, user: &UserRef, item: &Item) -> StoreRes
     Ok(EndUser { id: r.parse("id")?, app_id: app, session_id: user.clone(), created_at: r.time("created_at")? })
 }
 
-pub(super) fn conversation_item(c: &Conversation) -> Item {
+/// A conversation, in its owner's partition (both local indexes) and in its app's shard of
+/// the app-wide index, with its end user's `user` string (what operators list it by).
+pub(super) fn conversation_item(c: &Conversation, user: &UserRef) -> Item {
     let mut item = key(owner_pk(c.owner), conversation_sk(c.id));
+    item.insert("user".into(), s(user.as_str()));
+    item.insert(APP_INDEX.1.into(), s(app_conversation_shard_pk(c.owner.app_id, c.id)));
+    item.insert(APP_INDEX.2.into(), s(conversation_index_sk(c.updated_at, c.id)));
     item.insert("id".into(), s(c.id.to_string()));
     item.insert("app_id".into(), s(c.owner.app_id.to_string()));
     item.insert("end_user_id".into(), s(c.owner.end_user_id.to_string()));
@@ -115,6 +148,36 @@ pub(super) fn conversation_from(item: &Item) -> StoreResult<Conversation> {
         updated_at: r.time("updated_at")?,
     })
 }
+
+/// A conversation's pointer: its owner, so that it is found by id alone.
+pub(super) fn conversation_pointer_item(c: &Conversation) -> Item {
+    let mut item = key(conversation_pointer_pk(c.id), CONVERSATION_POINTER_SK);
+    item.insert("app_id".into(), s(c.owner.app_id.to_string()));
+    item.insert("end_user_id".into(), s(c.owner.end_user_id.to_string()));
+    item
+}
+
+/// A conversation with its counters (kept by the writes of its messages and feedback;
+/// conversations from before counters were kept count from then, never below zero).
+pub(super) fn summary_from(item: &Item) -> StoreResult<ConversationSummary> {
+    let r = Read::new("conversation", item);
+    // Optional by design: counters and the user string arrived after the first conversations.
+    let counter = |name: &str| -> StoreResult<u64> { Ok(r.opt_n(name)?.unwrap_or(0).max(0) as u64) };
+    Ok(ConversationSummary {
+        conversation: conversation_from(item)?,
+        user: r.opt_s("user")?,
+        message_count: counter(MESSAGE_COUNT)?,
+        last_message_at: r.opt_n(LAST_MESSAGE_AT)?.map(Timestamp::from_micros),
+        like_count: counter(LIKE_COUNT)?,
+        dislike_count: counter(DISLIKE_COUNT)?,
+    })
+}
+
+/// The counters on a conversation item.
+pub(super) const MESSAGE_COUNT: &str = "message_count";
+pub(super) const LAST_MESSAGE_AT: &str = "last_message_at";
+pub(super) const LIKE_COUNT: &str = "like_count";
+pub(super) const DISLIKE_COUNT: &str = "dislike_count";
 
 /// A conversation item, unless it is a tombstone.
 pub(super) fn live(item: Option<Item>) -> StoreResult<Option<Item>> {

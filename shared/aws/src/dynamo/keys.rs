@@ -63,6 +63,28 @@ pub(super) fn conversation_index_sk(at: Timestamp, id: ConversationId) -> String
     format!("{}#{id}", order(at))
 }
 
+/// The app-wide index of conversations (`GSI1`) spreads each app over this many partitions,
+/// so that one busy app never makes a hot partition: a message changes its conversation's
+/// index entry about three times (its count, then `updated_at`, which moves the entry: a
+/// delete and a put), so 10,000 messages a second for one app are ~30,000 index writes a
+/// second, ~470 per shard, under the ~1,000 a partition takes. A listing reads every shard.
+pub(super) const APP_CONVERSATION_SHARDS: u128 = 64;
+
+/// An app's shard of the app-wide conversation index, chosen by the conversation's id (the
+/// random low bits of a UUIDv7).
+pub(super) fn app_conversations_pk(app: AppId, shard: u128) -> String {
+    format!("APPCONV#{app}#{shard:02}")
+}
+pub(super) fn app_conversation_shard_pk(app: AppId, id: ConversationId) -> String {
+    app_conversations_pk(app, id.as_uuid().as_u128() % APP_CONVERSATION_SHARDS)
+}
+
+/// A conversation's pointer: whose it is, to find it by id alone (operators do).
+pub(super) fn conversation_pointer_pk(id: ConversationId) -> String {
+    format!("CPTR#{id}")
+}
+pub(super) const CONVERSATION_POINTER_SK: &str = "#CONV";
+
 /// A conversation's messages.
 pub(super) fn messages_pk(conversation: ConversationId) -> String {
     format!("CONV#{conversation}")

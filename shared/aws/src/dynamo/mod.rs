@@ -36,7 +36,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use purge::{ChangedItem, PurgeReport};
-pub use table::{INDEXES, TTL_ATTRIBUTE};
+pub use table::{APP_INDEX, INDEXES, TTL_ATTRIBUTE};
 
 /// One item of the table, as the SDK reads and writes it.
 type Item = HashMap<String, AttributeValue>;

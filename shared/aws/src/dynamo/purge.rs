@@ -9,8 +9,8 @@ use colloquy_core::ports::{StoreError, StoreResult};
 
 use super::codec::{Read, s};
 use super::keys::{
-    CONVERSATION_PREFIX, POINTER_SK, app_feedback_pk, app_feedback_sk, conversation_sk, feedback_sk, key, messages_pk,
-    owner_pk, pointer_pk, variables_pk,
+    CONVERSATION_POINTER_SK, CONVERSATION_PREFIX, POINTER_SK, app_feedback_pk, app_feedback_sk,
+    conversation_pointer_pk, conversation_sk, feedback_sk, key, messages_pk, owner_pk, pointer_pk, variables_pk,
 };
 use super::requests::sdk_error;
 use super::{DynamoStore, Item};
@@ -116,6 +116,9 @@ impl DynamoStore {
             .map(|item| Ok(key(variables_pk(id), Read::new("variable", item).s("SK")?)))
             .collect::<StoreResult<_>>()?;
         report.items_deleted += self.batch_delete(variable_keys).await?;
+        // The pointer before the conversation: a purge cut short here runs again from the
+        // tombstone (deleting a missing pointer is no error).
+        self.delete(conversation_pointer_pk(id), CONVERSATION_POINTER_SK).await?;
         self.delete(owner_pk(owner), conversation_sk(id)).await?;
         report.items_deleted += 1;
         Ok(report)

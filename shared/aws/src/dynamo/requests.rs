@@ -2,8 +2,6 @@
 //! partition, and the conditional writes that must tell their own retry from a conflict.
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 use colloquy_core::ports::{StoreError, StoreResult};
 
@@ -115,32 +113,6 @@ impl DynamoStore {
             if start.is_none() {
                 return Ok(items);
             }
-        }
-    }
-
-    /// Puts an item (of the given kind) whose key must be new; false when an item has that
-    /// key already. The SDK retries a put whose response was lost, and the retry then finds
-    /// the first attempt's item: the request id written with it tells that success from a
-    /// true conflict.
-    pub(super) async fn put_new(&self, kind: &'static str, mut item: Item) -> StoreResult<bool> {
-        let request = uuid::Uuid::new_v4().to_string();
-        item.insert(WRITTEN_BY.into(), s(&request));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(service)) => match service.err() {
-                PutItemError::ConditionalCheckFailedException(failed) => written_by(kind, failed.item(), &request),
-                _ => Err(sdk_error(SdkError::ServiceError(service))),
-            },
-            Err(e) => Err(sdk_error(e)),
         }
     }
 }

@@ -5,8 +5,10 @@
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use futures_util::StreamExt;
 
-use colloquy_core::domain::{AppId, Conversation, ConversationId, KeyHash, Message, MessageId, Owner, Timestamp};
-use colloquy_core::ports::StoreResult;
+use colloquy_core::domain::{
+    AppId, Conversation, ConversationId, KeyHash, Message, MessageId, Owner, Timestamp, UserRef,
+};
+use colloquy_core::ports::{StoreError, StoreResult};
 
 use super::codec::{Read, n, s};
 use super::items::{USER_RATING, conversation_item, message_item, pointer_item};
@@ -33,7 +35,8 @@ impl DynamoStore {
     /// Stores many conversations at once, as `import_messages` does, without the checks of
     /// `insert_conversation`.
     pub async fn import_conversations(&self, conversations: &[Conversation]) -> StoreResult<()> {
-        self.import(conversations.iter().map(conversation_item)).await
+        let user = UserRef::parse("imported").map_err(|e| StoreError::Failed(e.0))?;
+        self.import(conversations.iter().map(|c| conversation_item(c, &user))).await
     }
 
     /// Puts every item, [`IMPORT_CONCURRENCY`] slices of [`IMPORT_SLICE`] at a time; returns

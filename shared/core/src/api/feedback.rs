@@ -24,6 +24,7 @@ pub(crate) async fn submit(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let existing = ctx.store().user_feedback(owner, message_id).await?;
 
     let now = ctx.now();
+    let previous = existing.as_ref().map(|f| f.rating);
     let change = match (rating, existing) {
         (None, None) => {
             return Err(ApiError::InvalidParam("rating cannot be None when feedback not exists".into()));
@@ -47,7 +48,7 @@ pub(crate) async fn submit(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let hit = ctx.check_rate(&format!("feedback:{}:{}", owner.app_id, owner.end_user_id)).await?;
     let written = match change {
         Change::Revoke(existing) => ctx.store().delete_feedback(&existing, &message).await,
-        Change::Save(feedback) => ctx.store().save_feedback(&feedback, &message).await,
+        Change::Save(feedback) => ctx.store().save_feedback(&feedback, previous, &message).await,
     };
     match written {
         Ok(true) => Ok(ApiResponse::ok(&Success::new())),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::domain::{App, KeyHash, Timestamp};
+use crate::domain::{Grant, KeyHash, Timestamp};
 
 /// The longest an app may be served from memory after it was read.
 pub const MAX_TTL: Duration = Duration::from_secs(10);
@@ -17,7 +17,7 @@ const CAPACITY: usize = 1024;
 #[derive(Debug)]
 pub struct KeyCache {
     ttl: Duration,
-    entries: Mutex<HashMap<KeyHash, (App, Timestamp)>>,
+    entries: Mutex<HashMap<KeyHash, (Grant, Timestamp)>>,
 }
 
 impl KeyCache {
@@ -35,8 +35,8 @@ impl KeyCache {
         age >= 0 && (age as u128) < self.ttl.as_micros()
     }
 
-    /// The app of `key` if it was read less than the lifetime ago.
-    pub(crate) fn get(&self, key: &KeyHash, now: Timestamp) -> Option<App> {
+    /// What `key` grants, if it was read less than the lifetime ago.
+    pub(crate) fn get(&self, key: &KeyHash, now: Timestamp) -> Option<Grant> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -44,8 +44,8 @@ impl KeyCache {
         entries.get(key).filter(|(_, read_at)| self.fresh(*read_at, now)).map(|(app, _)| app.clone())
     }
 
-    /// Remembers the app `key` led to, read at `now`.
-    pub(crate) fn put(&self, key: &KeyHash, app: &App, now: Timestamp) {
+    /// Remembers what `key` granted, read at `now`.
+    pub(crate) fn put(&self, key: &KeyHash, grant: &Grant, now: Timestamp) {
         if self.ttl.is_zero() {
             return;
         }
@@ -59,7 +59,7 @@ impl KeyCache {
                 }
             }
         }
-        entries.insert(key.clone(), (app.clone(), now));
+        entries.insert(key.clone(), (grant.clone(), now));
     }
 
     /// Forgets `key` (this instance revoked it).
@@ -71,16 +71,17 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AppConfig, AppId, AppMode};
+    use crate::domain::{App, AppConfig, AppId, AppMode, KeyRole};
 
-    fn app() -> App {
-        App {
+    fn app() -> Grant {
+        let app = App {
             id: AppId::from_uuid(uuid::Uuid::new_v4()),
             name: "a".into(),
             mode: AppMode::Chat,
             config: AppConfig::default(),
             created_at: Timestamp::from_micros(0),
-        }
+        };
+        Grant { app, role: KeyRole::App, last_used_at: None }
     }
 
     #[test]

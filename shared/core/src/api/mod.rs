@@ -15,6 +15,7 @@ mod files;
 mod input;
 pub mod key_cache;
 mod messages;
+mod operator;
 mod routes;
 mod suggested;
 mod variables;
@@ -31,7 +32,7 @@ use serde::Serialize;
 pub use body::{BodyError, BodyStream, IncomingBody};
 pub use cors::Cors;
 pub use key_cache::KeyCache;
-pub use routes::{Endpoint, Needs, ROUTES, SPECS, Spec};
+pub use routes::{Access, Endpoint, Needs, ROUTES, SPECS, Spec};
 
 use crate::api::error::ApiError;
 use crate::domain::{App, EndUser, EndUserId, Owner, Timestamp, UserRef};
@@ -200,7 +201,7 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 
 async fn dispatch(services: &Services, mut request: ApiRequest, body: IncomingBody) -> Result<ApiResponse, ApiError> {
     let (endpoint, ids) = routes::resolve(&request.method, &request.path)?;
-    let app = auth::authenticate(services, &request.headers).await?;
+    let grant = auth::authenticate(services, &request.headers, endpoint.access()).await?;
     // Uploads are read by their endpoint as they arrive; everything else (JSON sent to an
     // upload route included) is read whole here.
     let streamed = endpoint.takes_uploads() && !input::declares_json(&request);
@@ -216,7 +217,7 @@ async fn dispatch(services: &Services, mut request: ApiRequest, body: IncomingBo
     };
     let ctx = Ctx {
         services,
-        app,
+        app: grant.app,
         request: &request,
         ids,
         query: input::Query::parse(&request.query),
@@ -253,6 +254,8 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
         Endpoint::FilePreview => files::preview(ctx).await,
         Endpoint::AudioToText => audio::audio_to_text(ctx).await,
         Endpoint::TextToAudio => audio::text_to_audio(ctx).await,
+        Endpoint::AppConversations => operator::conversations(ctx).await,
+        Endpoint::AppConversationMessages => operator::conversation_messages(ctx).await,
     }
 }
 

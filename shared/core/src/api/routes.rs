@@ -36,6 +36,8 @@ pub enum Endpoint {
     FilePreview,
     AudioToText,
     TextToAudio,
+    AppConversations,
+    AppConversationMessages,
 }
 
 /// What an endpoint needs besides the store.
@@ -65,6 +67,18 @@ const UPLOADS: Needs = Needs { uploads: true, blobs: true, ..PLAIN };
 /// Speech to text transcribes an uploaded file (or a multipart part) kept in the blob store.
 const SPEECH_TO_TEXT: Needs = Needs { stt: true, uploads: true, blobs: true, ..PLAIN };
 
+/// Which keys may call an endpoint (checked in one place, `auth::authenticate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// App keys only: the endpoint acts for an end user (an operator key never does).
+    AppKey,
+    /// App and operator keys: app-wide settings and data that app keys already reach in Dify
+    /// (app info, the feedback list, annotations).
+    AnyKey,
+    /// Operator keys only (a Colloquy extension): every end user's data, analytics, exports.
+    OperatorKey,
+}
+
 /// One endpoint, described once: everything else (the router, the Lambda function's name,
 /// which clients it links, the body limit it gets) is derived from this table.
 #[derive(Debug, Clone, Copy)]
@@ -76,15 +90,37 @@ pub struct Spec {
     /// anything else does not match the route (404).
     pub routes: &'static [(Method, &'static str)],
     pub needs: Needs,
+    pub access: Access,
 }
 
+/// An endpoint that acts for an end user (app keys only).
 const fn spec(
     endpoint: Endpoint,
     function: &'static str,
     routes: &'static [(Method, &'static str)],
     needs: Needs,
 ) -> Spec {
-    Spec { endpoint, function, routes, needs }
+    Spec { endpoint, function, routes, needs, access: Access::AppKey }
+}
+
+/// An app-wide endpoint that app and operator keys may call.
+const fn app_wide(
+    endpoint: Endpoint,
+    function: &'static str,
+    routes: &'static [(Method, &'static str)],
+    needs: Needs,
+) -> Spec {
+    Spec { access: Access::AnyKey, ..spec(endpoint, function, routes, needs) }
+}
+
+/// An operator endpoint (operator keys only).
+const fn operator(
+    endpoint: Endpoint,
+    function: &'static str,
+    routes: &'static [(Method, &'static str)],
+    needs: Needs,
+) -> Spec {
+    Spec { access: Access::OperatorKey, ..spec(endpoint, function, routes, needs) }
 }
 
 /// Every endpoint of the API, in route-table order.
@@ -125,11 +161,11 @@ pub const SPECS: &[Spec] = &[
         &[(Method::POST, "/v1/messages/{message_id}/feedbacks")],
         PLAIN,
     ),
-    spec(Endpoint::AppFeedbacks, "app-feedbacks", &[(Method::GET, "/v1/app/feedbacks")], PLAIN),
-    spec(Endpoint::AppInfo, "app-info", &[(Method::GET, "/v1/info")], PLAIN),
-    spec(Endpoint::AppParameters, "app-parameters", &[(Method::GET, "/v1/parameters")], PLAIN),
-    spec(Endpoint::AppMeta, "app-meta", &[(Method::GET, "/v1/meta")], PLAIN),
-    spec(Endpoint::AppSite, "app-site", &[(Method::GET, "/v1/site")], PLAIN),
+    app_wide(Endpoint::AppFeedbacks, "app-feedbacks", &[(Method::GET, "/v1/app/feedbacks")], PLAIN),
+    app_wide(Endpoint::AppInfo, "app-info", &[(Method::GET, "/v1/info")], PLAIN),
+    app_wide(Endpoint::AppParameters, "app-parameters", &[(Method::GET, "/v1/parameters")], PLAIN),
+    app_wide(Endpoint::AppMeta, "app-meta", &[(Method::GET, "/v1/meta")], PLAIN),
+    app_wide(Endpoint::AppSite, "app-site", &[(Method::GET, "/v1/site")], PLAIN),
     spec(Endpoint::ChatMessages, "chat-messages", &[(Method::POST, "/v1/chat-messages")], CHAT),
     spec(Endpoint::StopChatMessage, "stop-chat-message", &[(Method::POST, "/v1/chat-messages/{task_id}/stop")], PLAIN),
     spec(
@@ -138,27 +174,27 @@ pub const SPECS: &[Spec] = &[
         &[(Method::GET, "/v1/messages/{message_id}/suggested")],
         MODELS,
     ),
-    spec(Endpoint::ListAnnotations, "list-annotations", &[(Method::GET, "/v1/apps/annotations")], PLAIN),
-    spec(Endpoint::CreateAnnotation, "create-annotation", &[(Method::POST, "/v1/apps/annotations")], MODELS),
-    spec(
+    app_wide(Endpoint::ListAnnotations, "list-annotations", &[(Method::GET, "/v1/apps/annotations")], PLAIN),
+    app_wide(Endpoint::CreateAnnotation, "create-annotation", &[(Method::POST, "/v1/apps/annotations")], MODELS),
+    app_wide(
         Endpoint::UpdateAnnotation,
         "update-annotation",
         &[(Method::PUT, "/v1/apps/annotations/{annotation_id}")],
         MODELS,
     ),
-    spec(
+    app_wide(
         Endpoint::DeleteAnnotation,
         "delete-annotation",
         &[(Method::DELETE, "/v1/apps/annotations/{annotation_id}")],
         PLAIN,
     ),
-    spec(
+    app_wide(
         Endpoint::AnnotationReply,
         "annotation-reply",
         &[(Method::POST, "/v1/apps/annotation-reply/{action}")],
         MODELS,
     ),
-    spec(
+    app_wide(
         Endpoint::AnnotationReplyStatus,
         "annotation-reply-status",
         &[(Method::GET, "/v1/apps/annotation-reply/{action}/status/{job_id}")],
@@ -170,6 +206,14 @@ pub const SPECS: &[Spec] = &[
     spec(Endpoint::FilePreview, "preview-file", &[(Method::GET, "/v1/files/{file_id}/preview")], FILES),
     spec(Endpoint::AudioToText, "audio-to-text", &[(Method::POST, "/v1/audio-to-text")], SPEECH_TO_TEXT),
     spec(Endpoint::TextToAudio, "text-to-audio", &[(Method::POST, "/v1/text-to-audio")], TEXT_TO_SPEECH),
+    // Colloquy extensions for the people who run the app (operator keys).
+    operator(Endpoint::AppConversations, "app-conversations", &[(Method::GET, "/v1/app/conversations")], PLAIN),
+    operator(
+        Endpoint::AppConversationMessages,
+        "app-conversation-messages",
+        &[(Method::GET, "/v1/app/conversations/{conversation_id}/messages")],
+        PLAIN,
+    ),
 ];
 
 impl Endpoint {
@@ -219,6 +263,11 @@ impl Endpoint {
     /// Whether the endpoint uses a speech-to-text engine.
     pub fn uses_speech_to_text(self) -> bool {
         self.needs().stt
+    }
+
+    /// Which keys may call the endpoint.
+    pub fn access(self) -> Access {
+        self.spec().access
     }
 
     /// Whether the endpoint takes a multipart body (these get the larger upload limit).

@@ -9,6 +9,7 @@ mod file;
 mod ids;
 mod key;
 mod opaque;
+mod operator;
 mod paging;
 mod time;
 mod user;
@@ -28,8 +29,9 @@ pub use file::{DownloadHeaders, FileClass, FileNameError, UploadFile, check_file
 pub use ids::{
     AnnotationId, AppId, ConversationId, EndUserId, FeedbackId, FileId, JobId, MessageId, TaskId, VariableId,
 };
-pub use key::{ApiKey, KeyHash};
+pub use key::{ApiKey, Grant, KeyHash, KeyRecord, KeyRole};
 pub use opaque::OpaqueJson;
+pub use operator::{ConversationFilter, ConversationSummary, NameFilter, TimeRange, parse_time};
 pub use paging::{ConversationSort, Cursor, Limit, PageNumber, SortField};
 pub use time::Timestamp;
 pub use user::{EndUser, Owner, UserRef};

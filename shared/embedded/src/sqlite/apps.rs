@@ -6,7 +6,7 @@ use std::sync::{LazyLock, Mutex};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params_from_iter};
 
-use colloquy_core::domain::{App, AppConfig, AppId, AppMode, KeyHash, Timestamp};
+use colloquy_core::domain::{App, AppConfig, AppId, AppMode, Grant, KeyHash, KeyRecord, KeyRole, Timestamp};
 use colloquy_core::ports::{AppStore, StoreResult};
 
 use super::codec::{Fields, args, to_json};
@@ -34,14 +34,34 @@ fn app_from_row_with(
     })
 }
 
-/// The app behind a key: `?1` the key's hash.
+/// The app behind a key, with the key's role and last use: `?1` the key's hash.
 static APP_FOR_KEY_SQL: LazyLock<String> = LazyLock::new(|| {
     let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("apps.{c} AS {c}")).collect();
     format!(
-        "SELECT {} FROM api_keys JOIN apps ON apps.id = api_keys.app_id WHERE api_keys.key_hash = ?1",
+        "SELECT {}, api_keys.role AS role, api_keys.last_used_at AS last_used_at
+         FROM api_keys JOIN apps ON apps.id = api_keys.app_id WHERE api_keys.key_hash = ?1",
         columns.join(", ")
     )
 });
+
+const KEY_COLUMNS: &str = "key_hash, app_id, created_at, role, shown, last_used_at";
+
+fn key_args(app: AppId, key: &KeyRecord) -> super::codec::Args {
+    args![key.hash.as_str(), app, key.created_at, key.role.as_str(), key.shown.clone(), key.last_used_at]
+}
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
+    let f = Fields::of("api_keys", row);
+    Ok(KeyRecord {
+        hash: KeyHash::from_stored(f.get("key_hash")?),
+        role: f.parse_with("role", KeyRole::parse)?,
+        // Nullable by design: keys made before keys were listed.
+        shown: f.get("shown")?,
+        created_at: f.time("created_at")?,
+        // Nullable by design: a key never used.
+        last_used_at: f.get::<Option<i64>>("last_used_at")?.map(Timestamp::from_micros),
+    })
+}
 
 /// The configurations of the apps that requests were made for, decoded, each beside the JSON
 /// it was decoded from. Every request reads its app's row; decoding the configuration (a
@@ -76,16 +96,13 @@ impl Configs {
 
 #[async_trait]
 impl AppStore for SqliteStore {
-    async fn create_app(&self, app: &App, first_key: &KeyHash) -> StoreResult<()> {
+    async fn create_app(&self, app: &App, first_key: &KeyRecord) -> StoreResult<()> {
         let app_args = args![app.id, app.name.as_str(), app.mode.as_str(), to_json(&app.config)?, app.created_at];
-        let key_args = args![first_key.as_str(), app.id, app.created_at];
+        let key_args = key_args(app.id, first_key);
         self.write(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(&insert_sql("apps", COLUMNS), params_from_iter(app_args))?;
-            tx.execute(
-                "INSERT INTO api_keys (key_hash, app_id, created_at) VALUES (?1, ?2, ?3)",
-                params_from_iter(key_args),
-            )?;
+            tx.execute(&insert_sql("api_keys", KEY_COLUMNS), params_from_iter(key_args))?;
             tx.commit()
         })
         .await
@@ -105,20 +122,39 @@ impl AppStore for SqliteStore {
         self.all(format!("SELECT {COLUMNS} FROM apps ORDER BY created_at, id"), args![], app_from_row).await
     }
 
-    async fn add_key(&self, app: AppId, key: &KeyHash, now: Timestamp) -> StoreResult<()> {
-        let sql = "INSERT INTO api_keys (key_hash, app_id, created_at) VALUES (?1, ?2, ?3)";
-        self.execute(sql.into(), args![key.as_str(), app, now]).await.map(drop)
+    async fn add_key(&self, app: AppId, key: &KeyRecord) -> StoreResult<()> {
+        self.execute(insert_sql("api_keys", KEY_COLUMNS), key_args(app, key)).await.map(drop)
     }
 
-    async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<App>> {
+    async fn app_for_key(&self, key: &KeyHash) -> StoreResult<Option<Grant>> {
         let configs = self.configs.clone();
         let key = args![key.as_str()];
         self.read_here(move |conn| {
             conn.prepare_cached(&APP_FOR_KEY_SQL)?
-                .query_row(params_from_iter(key), |row| app_from_row_with(row, |app, text| configs.decode(app, text)))
+                .query_row(params_from_iter(key), |row| {
+                    let app = app_from_row_with(row, |app, text| configs.decode(app, text))?;
+                    let f = Fields::of("api_keys", row);
+                    Ok(Grant {
+                        app,
+                        role: f.parse_with("role", KeyRole::parse)?,
+                        // Nullable by design: a key never used.
+                        last_used_at: f.get::<Option<i64>>("last_used_at")?.map(Timestamp::from_micros),
+                    })
+                })
                 .optional()
         })
         .await
+    }
+
+    async fn touch_key(&self, key: &KeyHash, now: Timestamp) -> StoreResult<()> {
+        let stale = Timestamp::from_micros(now.micros() - KeyRecord::USE_RESOLUTION_SECONDS * 1_000_000);
+        let sql = "UPDATE api_keys SET last_used_at = ?2 WHERE key_hash = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)";
+        self.execute(sql.into(), args![key.as_str(), now, stale]).await.map(drop)
+    }
+
+    async fn keys(&self, app: AppId) -> StoreResult<Vec<KeyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE app_id = ?1 ORDER BY created_at, key_hash");
+        self.all(sql, args![app], key_from_row).await
     }
 
     async fn revoke_key(&self, key: &KeyHash) -> StoreResult<bool> {

@@ -4,10 +4,15 @@
 use async_trait::async_trait;
 use rusqlite::{Row, params};
 
-use colloquy_core::domain::{Conversation, ConversationId, ConversationSort, Cursor, Owner, SortField};
+use colloquy_core::domain::{
+    AppId, Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, Cursor, Owner,
+    Rating, SortField, UserRef,
+};
 use colloquy_core::ports::{ConversationStore, StoreResult};
 
-use super::codec::{Args, Fields, args, to_json};
+use rusqlite::types::Value as SqlValue;
+
+use super::codec::{Args, Fields, arg, args, to_json};
 use super::{SqliteStore, insert_sql};
 
 pub(super) const COLUMNS: &str = "id, app_id, end_user_id, name, inputs, status, introduction, created_at, updated_at";
@@ -24,6 +29,75 @@ fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
         created_at: f.time("created_at")?,
         updated_at: f.time("updated_at")?,
     })
+}
+
+/// A conversation with whose it is and its counters (the columns of [`SUMMARY_SQL`]).
+fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationSummary> {
+    let f = Fields::of("conversations", row);
+    Ok(ConversationSummary {
+        conversation: conversation_from_row(row)?,
+        // Nullable by design: a conversation whose end user row is missing.
+        user: f.get("user")?,
+        message_count: f.count("message_count")?,
+        // Nullable by design: a conversation without messages.
+        last_message_at: f.get::<Option<i64>>("last_message_at")?.map(colloquy_core::domain::Timestamp::from_micros),
+        like_count: f.count("like_count")?,
+        dislike_count: f.count("dislike_count")?,
+    })
+}
+
+/// Conversations of an app with their end user's `user` string and counters; `WHERE` follows.
+static SUMMARY_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("c.{c} AS {c}")).collect();
+    format!(
+        "SELECT {}, c.message_count AS message_count, c.last_message_at AS last_message_at,
+             c.like_count AS like_count, c.dislike_count AS dislike_count, e.session_id AS user
+         FROM conversations c LEFT JOIN end_users e ON e.id = c.end_user_id",
+        columns.join(", ")
+    )
+});
+
+/// The statement of one batch of an app's conversations, newest activity first, through
+/// `conversations_by_app` (`?1` the app, `?2` how many rows; after a cursor `?3`, `?4`), with
+/// every filter but the name's, which is checked on the rows (SQLite's `lower` knows ASCII only).
+fn app_list(
+    app: AppId,
+    filter: &ConversationFilter,
+    after: Option<Cursor<ConversationId>>,
+    fetch: usize,
+) -> (String, Args) {
+    let mut sql = format!("{} WHERE c.app_id = ?1", *SUMMARY_SQL);
+    let mut values = args![app, fetch as i64];
+    let mut bind = |sql: &mut String, condition: &str, value: SqlValue| {
+        values.push(value);
+        sql.push_str(&condition.replace('?', &format!("?{}", values.len())));
+    };
+    if let Some(cursor) = after {
+        bind(&mut sql, " AND (c.updated_at, c.id) < (?, ", arg(cursor.at));
+        bind(&mut sql, "?)", arg(cursor.id));
+    }
+    for (column, range) in [("created_at", filter.created), ("updated_at", filter.updated)] {
+        if let Some(from) = range.from {
+            bind(&mut sql, &format!(" AND c.{column} >= ?"), arg(from));
+        }
+        if let Some(until) = range.until {
+            bind(&mut sql, &format!(" AND c.{column} < ?"), arg(until));
+        }
+    }
+    if let Some(end_users) = &filter.end_users {
+        sql.push_str(" AND c.end_user_id IN (");
+        for (i, id) in end_users.iter().enumerate() {
+            bind(&mut sql, if i == 0 { "?" } else { ", ?" }, arg(*id));
+        }
+        sql.push_str(if end_users.is_empty() { "NULL)" } else { ")" });
+    }
+    match filter.rating {
+        Some(Rating::Like) => sql.push_str(" AND c.like_count > 0"),
+        Some(Rating::Dislike) => sql.push_str(" AND c.dislike_count > 0"),
+        None => {}
+    }
+    sql.push_str(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ?2");
+    (sql, values)
 }
 
 /// A page of an end user's conversations in `sort` order: `?1` the app, `?2` the end user,
@@ -61,7 +135,8 @@ pub(super) fn conversation_args(c: &Conversation) -> StoreResult<Args> {
 
 #[async_trait]
 impl ConversationStore for SqliteStore {
-    async fn insert_conversation(&self, c: &Conversation) -> StoreResult<()> {
+    /// The `user` string is the end user's row's (joined where it is listed).
+    async fn insert_conversation(&self, c: &Conversation, _user: &UserRef) -> StoreResult<()> {
         self.execute(insert_sql("conversations", COLUMNS), conversation_args(c)?).await.map(drop)
     }
 
@@ -82,6 +157,36 @@ impl ConversationStore for SqliteStore {
             values.extend(args![cursor.at, cursor.id]);
         }
         self.page(list_sql(sort, after.is_some()), values, conversation_from_row).await
+    }
+
+    /// Reads batches through the app's index until `fetch` rows pass the filter (only the
+    /// name filter can make a batch come back short of it) or the app has no more.
+    async fn app_conversations(
+        &self,
+        app: AppId,
+        filter: &ConversationFilter,
+        after: Option<Cursor<ConversationId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<ConversationSummary>> {
+        let batch = if filter.name.is_some() { fetch.max(50) * 4 } else { fetch };
+        let mut kept = Vec::with_capacity(fetch);
+        let mut cursor = after;
+        loop {
+            let (sql, values) = app_list(app, filter, cursor, batch);
+            let rows = self.page(sql, values, summary_from_row).await?;
+            let exhausted = rows.len() < batch;
+            cursor = rows.last().map(|s| Cursor { at: s.conversation.updated_at, id: s.conversation.id });
+            kept.extend(rows.into_iter().filter(|s| filter.matches(s)));
+            if exhausted || kept.len() >= fetch {
+                kept.truncate(fetch);
+                return Ok(kept);
+            }
+        }
+    }
+
+    async fn app_conversation(&self, app: AppId, id: ConversationId) -> StoreResult<Option<ConversationSummary>> {
+        let sql = format!("{} WHERE c.id = ?1 AND c.app_id = ?2", *SUMMARY_SQL);
+        self.one(sql, args![id, app], summary_from_row).await
     }
 
     async fn update_conversation(&self, c: &Conversation) -> StoreResult<bool> {

@@ -4,10 +4,13 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params_from_iter};
 
-use colloquy_core::domain::{AppId, Feedback, FeedbackSource, Invalid, Message, MessageId, Owner, Rating};
+use colloquy_core::domain::{
+    AppId, Conversation, Feedback, FeedbackSource, Invalid, Message, MessageId, Owner, Rating,
+};
 use colloquy_core::ports::{FeedbackStore, StoreResult};
 
 use super::codec::{Fields, args};
+use super::schema::COUNT_RATINGS;
 use super::{SqliteStore, insert_sql};
 
 const COLUMNS: &str =
@@ -19,6 +22,11 @@ const COLUMNS: &str =
 /// racing a new rating can never leave the copy out of step with the feedback that is stored.
 const COPY_RATING: &str = "UPDATE messages SET user_rating = (SELECT f.rating FROM feedbacks f
      WHERE f.message_id = ?1 AND f.end_user_id = messages.end_user_id AND f.from_source = 'user') WHERE id = ?1";
+
+/// Recounts the likes and dislikes of `?1`'s conversation (`?1` a conversation id), in the
+/// transaction that changed its feedback.
+static COUNT_CONVERSATION_RATINGS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("UPDATE conversations SET {COUNT_RATINGS} WHERE id = ?1"));
 
 /// A stored rating: exactly the text [`Rating::as_str`] writes.
 pub(super) fn rating(raw: &str) -> Result<Rating, Invalid> {
@@ -64,7 +72,9 @@ impl FeedbackStore for SqliteStore {
         self.one(sql, args![message, owner.app_id, owner.end_user_id], feedback_from_row).await
     }
 
-    async fn save_feedback(&self, f: &Feedback, _on: &Message) -> StoreResult<bool> {
+    /// The counts are recounted from the table in the writing transaction, so `_previous` is
+    /// not needed here.
+    async fn save_feedback(&self, f: &Feedback, _previous: Option<Rating>, _on: &Message) -> StoreResult<bool> {
         let existing_sql = "SELECT id FROM feedbacks WHERE message_id = ?1 AND end_user_id IS ?2 AND from_source = ?3";
         let f = f.clone();
         self.write(move |conn| {
@@ -101,6 +111,7 @@ impl FeedbackStore for SqliteStore {
                 ]))?,
             };
             tx.prepare_cached(COPY_RATING)?.execute(params_from_iter(args![f.message_id]))?;
+            tx.prepare_cached(&COUNT_CONVERSATION_RATINGS)?.execute(params_from_iter(args![f.conversation_id]))?;
             tx.commit()?;
             Ok(true)
         })
@@ -109,11 +120,12 @@ impl FeedbackStore for SqliteStore {
 
     /// Removes the row, and the end user's rating kept on the message with it.
     async fn delete_feedback(&self, f: &Feedback, on: &Message) -> StoreResult<bool> {
-        let (feedback, message) = (f.id, on.id);
+        let (feedback, message, conversation) = (f.id, on.id, on.conversation_id);
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.prepare_cached("DELETE FROM feedbacks WHERE id = ?1")?.execute(params_from_iter(args![feedback]))?;
             tx.prepare_cached(COPY_RATING)?.execute(params_from_iter(args![message]))?;
+            tx.prepare_cached(&COUNT_CONVERSATION_RATINGS)?.execute(params_from_iter(args![conversation]))?;
             let message = tx
                 .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?
                 .query_row(params_from_iter(args![message]), |_| Ok(()))
@@ -122,6 +134,24 @@ impl FeedbackStore for SqliteStore {
             Ok(message.is_some())
         })
         .await
+    }
+
+    async fn feedbacks_on(&self, conversation: &Conversation, messages: &[MessageId]) -> StoreResult<Vec<Feedback>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut values = args![conversation.id];
+        let mut marks = Vec::with_capacity(messages.len());
+        for (i, id) in messages.iter().enumerate() {
+            marks.push(format!("?{}", i + 2));
+            values.extend(args![*id]);
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM feedbacks WHERE conversation_id = ?1 AND message_id IN ({})
+             ORDER BY created_at, id",
+            marks.join(", ")
+        );
+        self.all(sql, values, feedback_from_row).await
     }
 
     async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>> {

@@ -122,9 +122,17 @@ impl MessageStore for SqliteStore {
         );
         let values = message_args(m)?;
         let task = m.task_id.map(|task| args![task, m.owner.app_id, m.owner.end_user_id, 0_i64, m.created_at]);
+        let counted = args![m.conversation_id, m.created_at];
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let inserted = tx.prepare_cached(&sql)?.execute(params_from_iter(values))? == 1;
+            if inserted {
+                tx.prepare_cached(
+                    "UPDATE conversations SET message_count = message_count + 1,
+                         last_message_at = max(coalesce(last_message_at, ?2), ?2) WHERE id = ?1",
+                )?
+                .execute(params_from_iter(counted))?;
+            }
             if inserted && let Some(task) = task {
                 let insert_task = insert_sql("tasks", "id, app_id, end_user_id, stop_requested, started_at");
                 tx.prepare_cached(&insert_task)?.execute(params_from_iter(task))?;

@@ -8,21 +8,26 @@ use colloquy_core::ports::{StoreError, StoreResult};
 use super::unavailable;
 
 /// The `user_version` of a database with [`SCHEMA`]; each change to the schema raises it.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS apps (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, mode TEXT NOT NULL, config TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS api_keys (
-    key_hash TEXT PRIMARY KEY, app_id TEXT NOT NULL REFERENCES apps(id), created_at INTEGER NOT NULL);
+    key_hash TEXT PRIMARY KEY, app_id TEXT NOT NULL REFERENCES apps(id), created_at INTEGER NOT NULL,
+    role TEXT NOT NULL DEFAULT 'app', shown TEXT, last_used_at INTEGER);
+CREATE INDEX IF NOT EXISTS api_keys_by_app ON api_keys (app_id, created_at);
 CREATE TABLE IF NOT EXISTS end_users (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, session_id TEXT NOT NULL, created_at INTEGER NOT NULL,
     UNIQUE (app_id, session_id));
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, name TEXT NOT NULL, inputs TEXT NOT NULL,
-    status TEXT NOT NULL, introduction TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+    status TEXT NOT NULL, introduction TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    message_count INTEGER NOT NULL DEFAULT 0, last_message_at INTEGER,
+    like_count INTEGER NOT NULL DEFAULT 0, dislike_count INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS conversations_by_created ON conversations (app_id, end_user_id, created_at, id);
 CREATE INDEX IF NOT EXISTS conversations_by_updated ON conversations (app_id, end_user_id, updated_at, id);
+CREATE INDEX IF NOT EXISTS conversations_by_app ON conversations (app_id, updated_at, id);
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
     parent_message_id TEXT, inputs TEXT NOT NULL, query TEXT NOT NULL, answer TEXT NOT NULL,
@@ -97,25 +102,59 @@ fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
     let has = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0)).map(|n| n > 0);
     let table =
         |name: &str| has(&format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{name}'"));
-    let column = |name: &str| has(&format!("SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = '{name}'"));
-    if !table("messages")? {
-        return Ok(());
+    let column = |table: &str, name: &str| {
+        has(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{name}'"))
+    };
+    if table("messages")? {
+        // Version 4: a message's running generation.
+        if !column("messages", "task_id")? {
+            conn.execute_batch("ALTER TABLE messages ADD COLUMN task_id TEXT")?;
+        }
+        // Version 5: the rating the message's end user gave it, kept on the message by the
+        // feedback writes so that a page of history reads no other table; filled from the feedback.
+        if !column("messages", "user_rating")? {
+            conn.execute_batch("ALTER TABLE messages ADD COLUMN user_rating TEXT")?;
+            if table("feedbacks")? {
+                conn.execute_batch(
+                    "UPDATE messages SET user_rating = (SELECT f.rating FROM feedbacks f WHERE f.message_id = messages.id
+                         AND f.end_user_id = messages.end_user_id AND f.from_source = 'user')
+                     WHERE id IN (SELECT message_id FROM feedbacks WHERE from_source = 'user')",
+                )?;
+            }
+        }
     }
-    // Version 4: a message's running generation.
-    if !column("task_id")? {
-        conn.execute_batch("ALTER TABLE messages ADD COLUMN task_id TEXT")?;
+    // Version 6: keys have a role, a shown start and a last use; conversations keep their
+    // counters (filled from what is stored).
+    if table("api_keys")? && !column("api_keys", "role")? {
+        conn.execute_batch(
+            "ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'app';
+             ALTER TABLE api_keys ADD COLUMN shown TEXT;
+             ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;",
+        )?;
     }
-    // Version 5: the rating the message's end user gave it, kept on the message by the
-    // feedback writes so that a page of history reads no other table; filled from the feedback.
-    if !column("user_rating")? {
-        conn.execute_batch("ALTER TABLE messages ADD COLUMN user_rating TEXT")?;
-        if table("feedbacks")? {
+    if table("conversations")? && !column("conversations", "message_count")? {
+        conn.execute_batch(
+            "ALTER TABLE conversations ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE conversations ADD COLUMN last_message_at INTEGER;
+             ALTER TABLE conversations ADD COLUMN like_count INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE conversations ADD COLUMN dislike_count INTEGER NOT NULL DEFAULT 0;",
+        )?;
+        if table("messages")? {
             conn.execute_batch(
-                "UPDATE messages SET user_rating = (SELECT f.rating FROM feedbacks f WHERE f.message_id = messages.id
-                     AND f.end_user_id = messages.end_user_id AND f.from_source = 'user')
-                 WHERE id IN (SELECT message_id FROM feedbacks WHERE from_source = 'user')",
+                "UPDATE conversations SET
+                     message_count = (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = conversations.id),
+                     last_message_at = (SELECT MAX(created_at) FROM messages m WHERE m.conversation_id = conversations.id)",
             )?;
+        }
+        if table("feedbacks")? {
+            conn.execute_batch(&format!("UPDATE conversations SET {COUNT_RATINGS}"))?;
         }
     }
     Ok(())
 }
+
+/// The assignments that recount a conversation's likes and dislikes from its feedback (every
+/// source), for an `UPDATE conversations SET ...` whose row is the conversation.
+pub(super) const COUNT_RATINGS: &str = "
+    like_count = (SELECT COUNT(*) FROM feedbacks f WHERE f.conversation_id = conversations.id AND f.rating = 'like'),
+    dislike_count = (SELECT COUNT(*) FROM feedbacks f WHERE f.conversation_id = conversations.id AND f.rating = 'dislike')";

@@ -207,18 +207,18 @@ async fn the_rating_kept_on_a_message_follows_the_stored_feedback_through_a_stal
         })
     };
     let first = rated(Rating::Like);
-    assert!(store.save_feedback(&first, &message).await.unwrap());
+    assert!(store.save_feedback(&first, None, &message).await.unwrap());
     assert_eq!(copy().as_deref(), Some("like"));
     // One request removes the rating it read; another rates again; a third, which read the
     // first rating before both, removes it too late: the new rating stays, on the message too.
     assert!(store.delete_feedback(&first, &message).await.unwrap());
     assert_eq!(copy(), None);
-    assert!(store.save_feedback(&rated(Rating::Dislike), &message).await.unwrap());
+    assert!(store.save_feedback(&rated(Rating::Dislike), None, &message).await.unwrap());
     assert!(store.delete_feedback(&first, &message).await.unwrap());
     assert_eq!(copy().as_deref(), Some("dislike"));
     // An operator's rating is not the end user's.
     let operator = Feedback { source: FeedbackSource::Admin, from_end_user_id: None, ..rated(Rating::Like) };
-    assert!(store.save_feedback(&operator, &message).await.unwrap());
+    assert!(store.save_feedback(&operator, None, &message).await.unwrap());
     assert_eq!(copy().as_deref(), Some("dislike"));
 }
 
@@ -354,28 +354,30 @@ async fn reads_are_read_only_and_do_not_wait_for_writes() {
 
 #[tokio::test]
 async fn a_changed_app_is_read_at_once_though_its_configuration_is_remembered() {
-    use colloquy_core::domain::{ApiKey, App, AppConfig, AppMode, Timestamp};
+    use colloquy_core::domain::{ApiKey, App, AppConfig, AppMode, KeyRole, Timestamp};
     use colloquy_core::ports::AppStore;
 
     let dir = std::env::temp_dir().join(format!("colloquy-configs-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let (server, other_process) =
         (SqliteStore::open(&dir.join("colloquy.db")).unwrap(), SqliteStore::open(&dir.join("colloquy.db")).unwrap());
-    let key = ApiKey::generate().hash();
+    let record = ApiKey::generate(KeyRole::App).record(KeyRole::App, Timestamp::from_micros(1));
+    let key = record.hash.clone();
     let id = AppId::from_uuid(Uuid::now_v7());
     let mut app = App::new(id, "a", AppMode::Chat, AppConfig::default(), Timestamp::from_micros(1)).unwrap();
-    server.create_app(&app, &key).await.unwrap();
+    server.create_app(&app, &record).await.unwrap();
+    let app_of = |grant: Option<colloquy_core::domain::Grant>| grant.map(|g| g.app);
     for _ in 0..2 {
-        assert_eq!(server.app_for_key(&key).await.unwrap(), Some(app.clone()), "decoded, then remembered");
+        assert_eq!(app_of(server.app_for_key(&key).await.unwrap()), Some(app.clone()), "decoded, then remembered");
     }
     app.config.opening_statement = Some("changed here".into());
     assert!(server.update_app(&app).await.unwrap());
-    assert_eq!(server.app_for_key(&key).await.unwrap(), Some(app.clone()));
+    assert_eq!(app_of(server.app_for_key(&key).await.unwrap()), Some(app.clone()));
     app.config.opening_statement = Some("changed by another process".into());
     assert!(other_process.update_app(&app).await.unwrap());
-    assert_eq!(server.app_for_key(&key).await.unwrap(), Some(app.clone()));
+    assert_eq!(app_of(server.app_for_key(&key).await.unwrap()), Some(app.clone()));
     assert!(other_process.revoke_key(&key).await.unwrap());
-    assert_eq!(server.app_for_key(&key).await.unwrap(), None, "a revoked key finds nothing, at once");
+    assert_eq!(app_of(server.app_for_key(&key).await.unwrap()), None, "a revoked key finds nothing, at once");
     drop((server, other_process));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -79,7 +79,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     };
 
     if is_new {
-        ctx.store().insert_conversation(&conversation).await?;
+        ctx.store().insert_conversation(&conversation, &user).await?;
         start_variables(ctx, &conversation).await?;
     } else {
         conversation.updated_at = now;

@@ -14,6 +14,7 @@ mod app;
 mod chat;
 mod conversation;
 mod file;
+mod operator;
 
 use serde::Serialize;
 
@@ -22,6 +23,7 @@ pub use app::{AppInfo, AppMeta, AppParameters, AppSite, SystemParameters};
 pub use chat::{AnnotationReply, ChatAnswer, MessageMetadata, StreamEvent, StreamEventBody, SuggestedQuestions, Usage};
 pub use conversation::{Conversation, Feedback, FeedbackList, Message, MessageFile, Rated, TransferMethod, Variable};
 pub use file::{AudioText, UploadHeaders, UploadUrl, UploadedFile};
+pub use operator::{AppConversation, AppMessage};
 
 use crate::api::error::ApiError;
 

@@ -1,0 +1,114 @@
+//! The operator routes (Colloquy extensions, operator keys only): every conversation of the
+//! app, and any conversation's messages with every feedback on them.
+
+use std::collections::HashMap;
+
+use super::conversations::NOT_FOUND;
+use super::messages::settled_one;
+use super::views::{self, Page, split_probe};
+use super::{ApiResponse, Ctx};
+use crate::api::error::ApiError;
+use crate::domain::{
+    ConversationFilter, ConversationId, Cursor, EndUserId, Invalid, Limit, MessageId, NameFilter, RatedMessage, Rating,
+    TimeRange, UserRef, parse_time,
+};
+
+/// A `[*_after, *_before)` pair of query parameters.
+fn time_range(ctx: &Ctx<'_>, what: &str) -> Result<TimeRange, ApiError> {
+    let bound = |name: String| ctx.query.get(&name).map(|raw| parse_time(&name, raw)).transpose();
+    let from = bound(format!("{what}_after"))?;
+    let until = bound(format!("{what}_before"))?;
+    Ok(TimeRange::new(from, until, what)?)
+}
+
+/// The end users a `user` string names in this app: its derived id and, for an end user first
+/// seen before ids were derived, its stored one.
+async fn end_users_named(ctx: &Ctx<'_>, raw: &str) -> Result<Vec<EndUserId>, ApiError> {
+    let user = UserRef::parse(raw)?;
+    let mut ids = vec![EndUserId::derived(ctx.app.id, &user)];
+    if let Some(stored) = ctx.store().find_end_user(ctx.app.id, &user).await?
+        && !ids.contains(&stored.id)
+    {
+        ids.push(stored.id);
+    }
+    Ok(ids)
+}
+
+fn filter_of(ctx: &Ctx<'_>) -> Result<ConversationFilter, ApiError> {
+    let rating = match ctx.query.get("rating") {
+        None => None,
+        Some("like") => Some(Rating::Like),
+        Some("dislike") => Some(Rating::Dislike),
+        Some(other) => return Err(Invalid(format!("rating: expected like or dislike, got '{other}'")).into()),
+    };
+    Ok(ConversationFilter {
+        end_users: None,
+        created: time_range(ctx, "created")?,
+        updated: time_range(ctx, "updated")?,
+        rating,
+        name: ctx.query.get("name").map(NameFilter::parse).transpose()?,
+    })
+}
+
+/// `GET /v1/app/conversations`: every live conversation of the app, newest activity first.
+pub(crate) async fn conversations(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let last_id = ctx.query.id::<ConversationId>("last_id")?;
+    let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
+    let mut filter = filter_of(ctx)?;
+    ctx.require_chat_app()?;
+    if let Some(user) = ctx.query.get("user") {
+        filter.end_users = Some(end_users_named(ctx, user).await?);
+    }
+    let after = match last_id {
+        Some(id) => {
+            let last = ctx
+                .store()
+                .app_conversation(ctx.app.id, id)
+                .await?
+                .ok_or(ApiError::NotFound("Last Conversation Not Exists."))?;
+            Some(Cursor { at: last.conversation.updated_at, id })
+        }
+        None => None,
+    };
+    let rows = ctx.store().app_conversations(ctx.app.id, &filter, after, limit.probe()).await?;
+    let (rows, has_more) = split_probe(rows, limit.get());
+    let data: Vec<views::AppConversation> = rows.into_iter().map(Into::into).collect();
+    Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
+}
+
+/// `GET /v1/app/conversations/:id/messages`: `/messages` of any conversation of the app
+/// (same `first_id` paging, same message shape) with every feedback on each message.
+pub(crate) async fn conversation_messages(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = ctx.ids.conversation.ok_or(ApiError::RouteNotFound)?;
+    let first_id = ctx.query.id::<MessageId>("first_id")?;
+    let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
+    ctx.require_chat_app()?;
+    let summary = ctx.store().app_conversation(ctx.app.id, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))?;
+    let before = match first_id {
+        Some(first) => {
+            let at =
+                ctx.store().message_time(id, first).await?.ok_or(ApiError::NotFound("First Message Not Exists."))?;
+            Some(Cursor { at, id: first })
+        }
+        None => None,
+    };
+    let rows = ctx.store().rated_messages_before(id, before, limit.probe()).await?;
+    let (mut rows, has_more) = split_probe(rows, limit.get());
+    rows.reverse();
+    let ids: Vec<MessageId> = rows.iter().map(|row| row.message.id).collect();
+    let mut feedbacks: HashMap<MessageId, Vec<views::Feedback>> = HashMap::new();
+    let mut stored = ctx.store().feedbacks_on(&summary.conversation, &ids).await?;
+    stored.sort_by_key(|f| (f.created_at, f.id));
+    for feedback in stored {
+        feedbacks.entry(feedback.message_id).or_default().push(feedback.into());
+    }
+    let mut data = Vec::with_capacity(rows.len());
+    for RatedMessage { message, rating } in rows {
+        let feedbacks = feedbacks.remove(&message.id).unwrap_or_default();
+        data.push(views::AppMessage {
+            message: views::Message::new(settled_one(ctx, message).await, rating),
+            feedbacks,
+        });
+    }
+    Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
+}

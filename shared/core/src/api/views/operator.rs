@@ -1,0 +1,43 @@
+//! The operator routes' bodies (Colloquy extensions): Dify's shapes with more fields, never fewer.
+
+use serde::Serialize;
+
+use super::{Conversation, Feedback, Message};
+use crate::domain::{self, EndUserId};
+
+/// A row of `GET /v1/app/conversations`: Dify's conversation, whose it is and its counters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppConversation {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub end_user_id: EndUserId,
+    /// The end user's `user` string as the app sent it.
+    pub user: Option<String>,
+    pub message_count: u64,
+    pub last_message_at: Option<i64>,
+    pub like_count: u64,
+    pub dislike_count: u64,
+}
+
+impl From<domain::ConversationSummary> for AppConversation {
+    fn from(s: domain::ConversationSummary) -> Self {
+        Self {
+            end_user_id: s.conversation.owner.end_user_id,
+            conversation: s.conversation.into(),
+            user: s.user,
+            message_count: s.message_count,
+            last_message_at: s.last_message_at.map(domain::Timestamp::unix_seconds),
+            like_count: s.like_count,
+            dislike_count: s.dislike_count,
+        }
+    }
+}
+
+/// A message of `GET /v1/app/conversations/:id/messages`: Dify's message (its `feedback` is
+/// the end user's rating, as in `/messages`) and every feedback on it, of either source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppMessage {
+    #[serde(flatten)]
+    pub message: Message,
+    pub feedbacks: Vec<Feedback>,
+}

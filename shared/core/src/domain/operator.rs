@@ -1,0 +1,154 @@
+//! What the people who run an app see (Colloquy extensions behind operator keys): every
+//! conversation of the app with whose it is and its counters, and the filters on that list.
+
+use ::time::OffsetDateTime;
+use ::time::format_description::well_known::Rfc3339;
+
+use super::{Conversation, EndUserId, Invalid, Rating, Timestamp};
+
+/// A conversation as its app's operators see it: whose it is and what happened in it, kept
+/// by the writes that change it (never counted at read time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationSummary {
+    pub conversation: Conversation,
+    /// The end user's `user` string (`None` for a conversation written on DynamoDB before the
+    /// string was kept on it).
+    pub user: Option<String>,
+    pub message_count: u64,
+    pub last_message_at: Option<Timestamp>,
+    /// Feedback of either source (the end user's and operators') on the conversation's messages.
+    pub like_count: u64,
+    pub dislike_count: u64,
+}
+
+/// A time range `[from, until)`; either end may be open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimeRange {
+    pub from: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+impl TimeRange {
+    pub fn contains(&self, at: Timestamp) -> bool {
+        self.from.is_none_or(|from| at >= from) && self.until.is_none_or(|until| at < until)
+    }
+
+    /// Checked on construction: an empty range is a mistake worth a 400.
+    pub fn new(from: Option<Timestamp>, until: Option<Timestamp>, what: &str) -> Result<Self, Invalid> {
+        match (from, until) {
+            (Some(from), Some(until)) if from >= until => {
+                Err(Invalid(format!("{what}: the range's start must be before its end")))
+            }
+            _ => Ok(Self { from, until }),
+        }
+    }
+}
+
+/// Reads a time bound of a query: Unix seconds (as Dify's responses give times) or RFC 3339.
+pub fn parse_time(name: &str, raw: &str) -> Result<Timestamp, Invalid> {
+    let raw = raw.trim();
+    if let Ok(seconds) = raw.parse::<i64>() {
+        return seconds
+            .checked_mul(1_000_000)
+            .map(Timestamp::from_micros)
+            .ok_or_else(|| Invalid(format!("{name}: out of range")));
+    }
+    let parsed = OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| {
+        Invalid(format!("{name}: expected Unix seconds or an RFC 3339 time such as 2026-01-31T12:00:00Z, got '{raw}'"))
+    })?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1000)
+        .map(Timestamp::from_micros)
+        .map_err(|_| Invalid(format!("{name}: out of range")))
+}
+
+/// A case-insensitive substring of a conversation's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameFilter(String);
+
+impl NameFilter {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.is_empty() {
+            return Err(Invalid("name: must not be empty".into()));
+        }
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(Invalid(format!("name: at most {} characters", Self::MAX_CHARS)));
+        }
+        Ok(Self(raw.to_lowercase()))
+    }
+
+    /// The lower-cased text to look for.
+    pub fn needle(&self) -> &str {
+        &self.0
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        name.to_lowercase().contains(&self.0)
+    }
+}
+
+/// The filters of `GET /v1/app/conversations`. All given ones must hold.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConversationFilter {
+    /// Only these end users' conversations (one `user` string may have two ids: its derived
+    /// one and, if it was first seen before ids were derived, its stored one). `Some(empty)`
+    /// matches nothing.
+    pub end_users: Option<Vec<EndUserId>>,
+    pub created: TimeRange,
+    pub updated: TimeRange,
+    /// Conversations with at least one feedback of this rating.
+    pub rating: Option<Rating>,
+    pub name: Option<NameFilter>,
+}
+
+impl ConversationFilter {
+    /// Whether a summary passes every filter (the stores that cannot filter in their query
+    /// filter with this, and tests check the ones that can against it).
+    pub fn matches(&self, summary: &ConversationSummary) -> bool {
+        let c = &summary.conversation;
+        self.end_users.as_ref().is_none_or(|ids| ids.contains(&c.owner.end_user_id))
+            && self.created.contains(c.created_at)
+            && self.updated.contains(c.updated_at)
+            && match self.rating {
+                None => true,
+                Some(Rating::Like) => summary.like_count > 0,
+                Some(Rating::Dislike) => summary.dislike_count > 0,
+            }
+            && self.name.as_ref().is_none_or(|name| name.matches(&c.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_unix_seconds_or_rfc_3339() {
+        assert_eq!(parse_time("t", "1700000000").unwrap(), Timestamp::from_micros(1_700_000_000_000_000));
+        assert_eq!(parse_time("t", "2023-11-14T22:13:20Z").unwrap(), Timestamp::from_micros(1_700_000_000_000_000));
+        assert_eq!(
+            parse_time("t", "2023-11-14T23:13:20.5+01:00").unwrap(),
+            Timestamp::from_micros(1_700_000_000_500_000)
+        );
+        assert!(parse_time("created_after", "yesterday").unwrap_err().0.starts_with("created_after:"));
+        assert!(parse_time("t", &i64::MAX.to_string()).is_err());
+    }
+
+    #[test]
+    fn ranges_are_half_open_and_never_empty() {
+        let t = Timestamp::from_micros;
+        let range = TimeRange::new(Some(t(10)), Some(t(20)), "updated").unwrap();
+        assert!(range.contains(t(10)) && range.contains(t(19)) && !range.contains(t(20)) && !range.contains(t(9)));
+        assert!(TimeRange::new(Some(t(20)), Some(t(20)), "updated").is_err());
+        assert!(TimeRange::default().contains(t(i64::MIN)));
+    }
+
+    #[test]
+    fn names_match_case_insensitively() {
+        let filter = NameFilter::parse("Refund").unwrap();
+        assert!(filter.matches("about my REFUND please"));
+        assert!(!filter.matches("refunds?".replace('d', "").as_str()));
+        assert!(NameFilter::parse("").is_err());
+    }
+}

@@ -1,0 +1,308 @@
+//! The operator routes (Colloquy extensions): operator keys, every conversation of an app
+//! with its counters and filters, and any conversation's messages with their feedback.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use colloquy_core::domain::{Rating, Timestamp};
+use colloquy_tests::*;
+use serde_json::{Value, json};
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_micros((T0 + second) * 1_000_000)
+}
+
+/// Every page of `path` (which has no `?` yet unless `query` adds one) followed by `last_id`.
+async fn all_pages(app: &TestApp, key: &TestKey, query: &str, limit: u32) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut last: Option<String> = None;
+    loop {
+        let cursor = last.as_ref().map(|id| format!("&last_id={id}")).unwrap_or_default();
+        let path = format!("/v1/app/conversations?limit={limit}{query}{cursor}");
+        let (status, body) = send(app.get(key, &path)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let page = body["data"].as_array().unwrap().clone();
+        assert!(page.len() <= limit as usize);
+        rows.extend(page.iter().cloned());
+        if !body["has_more"].as_bool().unwrap() {
+            return rows;
+        }
+        last = Some(page.last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+}
+
+fn ids(rows: &[Value]) -> Vec<String> {
+    rows.iter().map(|row| row["id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn operator_routes_take_operator_keys_only_and_operator_keys_never_act_as_end_users() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    assert!(operator.key.starts_with("op-"));
+    let chat = app.seed_conversation(&key, "alice", "a").await;
+    for path in ["/v1/app/conversations".to_owned(), format!("/v1/app/conversations/{}/messages", chat.id)] {
+        let body = send(app.get(&key, &path)).await;
+        assert_error(&body, 403, "forbidden");
+        assert_eq!(body.1["message"], "This route needs an operator key.");
+        assert_eq!(send(app.get(&operator, &path)).await.0, 200, "{path}");
+    }
+    for path in ["/v1/conversations?user=alice".to_owned(), format!("/v1/messages?conversation_id={}", chat.id)] {
+        assert_error(&send(app.get(&operator, &path)).await, 403, "forbidden");
+    }
+    let chat_body = json!({"query": "hi", "user": "alice", "inputs": {}, "response_mode": "blocking"});
+    assert_error(&send(app.post(&operator, "/v1/chat-messages", chat_body)).await, 403, "forbidden");
+    // App-wide routes that app keys reach in Dify take both kinds.
+    for path in ["/v1/info", "/v1/parameters", "/v1/app/feedbacks", "/v1/apps/annotations"] {
+        assert_eq!(send(app.get(&operator, path)).await.0, 200, "{path}");
+        assert_eq!(send(app.get(&key, path)).await.0, 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn an_operator_sees_nothing_of_another_app_nor_deleted_or_unknown_conversations() {
+    let app = spawn_app().await;
+    let mine = app.chat_app().await;
+    let theirs = app.chat_app().await;
+    let operator = app.operator_key(&mine).await;
+    let foreign = app.seed_conversation(&theirs, "alice", "theirs").await;
+    app.seed_message(&foreign, "q").await;
+    let own = app.seed_conversation(&mine, "alice", "mine").await;
+    app.seed_message(&own, "q").await;
+
+    assert_eq!(ids(&all_pages(&app, &operator, "", 20).await), vec![own.id.to_string()]);
+    let path = format!("/v1/app/conversations/{}/messages", foreign.id);
+    assert_error(&send(app.get(&operator, &path)).await, 404, "not_found");
+    assert_error(
+        &send(app.get(&operator, &format!("/v1/app/conversations?last_id={}", foreign.id))).await,
+        404,
+        "not_found",
+    );
+    let unknown = format!("/v1/app/conversations/{}/messages", unknown_id());
+    assert_error(&send(app.get(&operator, &unknown)).await, 404, "not_found");
+    let malformed = send(app.get(&operator, "/v1/app/conversations/not-a-uuid/messages")).await;
+    assert_eq!(malformed.0, 404);
+
+    let (status, _) = send(app.delete(&mine, &format!("/v1/conversations/{}", own.id), json!({"user": "alice"}))).await;
+    assert_eq!(status, 204);
+    assert!(all_pages(&app, &operator, "", 20).await.is_empty(), "a deleted conversation is gone at once");
+    let path = format!("/v1/app/conversations/{}/messages", own.id);
+    assert_error(&send(app.get(&operator, &path)).await, 404, "not_found");
+    // A revoked operator key is refused like any key.
+    colloquy_core::admin::revoke_key(app.store.as_ref(), &operator.key).await.unwrap();
+    assert_error(&send(app.get(&operator, "/v1/app/conversations")).await, 401, "unauthorized");
+}
+
+#[tokio::test]
+async fn every_conversation_of_the_app_with_whose_it_is_its_counts_and_each_filter() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    let alice = app.seed_conversation_at(&key, "alice", "Refund please", at(10)).await;
+    let bob = app.seed_conversation_at(&key, "bob", "Shipping", at(20)).await;
+    let carol = app.seed_conversation_at(&key, "carol", "refund again", at(30)).await;
+    let alice2 = app.seed_conversation_at(&key, "alice", "Other", at(40)).await;
+    let a1 = app.seed_message_at(&alice, "q1", at(11)).await;
+    let a2 = app.seed_message_at(&alice, "q2", at(12)).await;
+    let b1 = app.seed_message_at(&bob, "q", at(21)).await;
+    app.seed_rating(&a1, Rating::Like).await;
+    app.seed_rating(&a2, Rating::Dislike).await;
+    app.seed_rating(&b1, Rating::Like).await;
+
+    let rows = all_pages(&app, &operator, "", 20).await;
+    assert_eq!(ids(&rows), [&alice2, &carol, &bob, &alice].map(|c| c.id.to_string()), "newest activity first");
+    let row = &rows[3];
+    assert_eq!(row["user"], "alice");
+    assert_eq!(row["end_user_id"], alice.owner.end_user_id.to_string());
+    assert_eq!(
+        (row["message_count"].as_u64(), row["like_count"].as_u64(), row["dislike_count"].as_u64()),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(row["last_message_at"], T0 + 12);
+    assert_eq!(row["name"], "Refund please");
+    assert_eq!((row["created_at"].as_i64(), row["updated_at"].as_i64()), (Some(T0 + 10), Some(T0 + 10)));
+    assert_eq!(rows[1]["message_count"], 0);
+    assert_eq!(rows[1]["last_message_at"], Value::Null);
+
+    let filtered = |query: &'static str| {
+        let (app, operator) = (&app, &operator);
+        async move { ids(&all_pages(app, operator, query, 20).await) }
+    };
+    let names = |cs: &[&colloquy_core::domain::Conversation]| cs.iter().map(|c| c.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(filtered("&user=alice").await, names(&[&alice2, &alice]));
+    assert_eq!(filtered("&user=nobody").await, names(&[]));
+    assert_eq!(filtered("&rating=like").await, names(&[&bob, &alice]));
+    assert_eq!(filtered("&rating=dislike").await, names(&[&alice]));
+    assert_eq!(filtered("&name=REFUND").await, names(&[&carol, &alice]));
+    let range = format!("&created_after={}&created_before={}", T0 + 20, T0 + 40);
+    assert_eq!(ids(&all_pages(&app, &operator, &range, 20).await), names(&[&carol, &bob]), "[after, before)");
+    let range = format!("&updated_after={}", T0 + 30);
+    assert_eq!(ids(&all_pages(&app, &operator, &range, 1).await), names(&[&alice2, &carol]));
+    let range = "&updated_before=2025-01-16T10:00:30Z"; // T0 + 30
+    assert_eq!(ids(&all_pages(&app, &operator, range, 1).await), names(&[&bob, &alice]), "RFC 3339 too");
+    assert_eq!(filtered("&user=alice&rating=like&name=refund").await, names(&[&alice]), "all filters hold");
+
+    for bad in ["rating=meh", "created_after=yesterday", "updated_after=50&updated_before=40", "limit=0", "limit=101"] {
+        let body = send(app.get(&operator, &format!("/v1/app/conversations?{bad}"))).await;
+        assert_error(&body, 400, "invalid_param");
+    }
+    let last = send(app.get(&operator, &format!("/v1/app/conversations?last_id={}", unknown_id()))).await;
+    assert_error(&last, 404, "not_found");
+}
+
+#[tokio::test]
+async fn paging_gives_each_conversation_once_despite_equal_times_and_new_conversations() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    let mut seeded = BTreeSet::new();
+    for i in 0..23 {
+        // Three end users, many conversations at the very same time (ties are ordered by id).
+        let user = ["alice", "bob", "carol"][i % 3];
+        seeded.insert(app.seed_conversation_at(&key, user, "same time", at(5 + (i as i64 % 2))).await.id.to_string());
+    }
+    let mut seen = Vec::new();
+    let mut last: Option<String> = None;
+    let mut inserted = 0;
+    loop {
+        let cursor = last.as_ref().map(|id| format!("&last_id={id}")).unwrap_or_default();
+        let (_, body) = send(app.get(&operator, &format!("/v1/app/conversations?limit=4{cursor}"))).await;
+        // Conversations started between pages are newer than every page: they never show up
+        // in the pages still to come, and never push a conversation out of them.
+        app.seed_conversation_at(&key, "dave", "new", at(100 + inserted)).await;
+        inserted += 1;
+        let page = body["data"].as_array().unwrap();
+        seen.extend(ids(page));
+        if !body["has_more"].as_bool().unwrap() {
+            break;
+        }
+        last = Some(page.last().unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let unique: BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no conversation twice");
+    assert_eq!(unique, seeded, "every conversation once");
+}
+
+#[tokio::test]
+async fn counts_equal_a_recount_after_writes_and_deletes_through_the_api() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    // Conversations and messages made through the chat route, feedback given, changed and
+    // revoked, a conversation deleted; then every row's counters against a recount.
+    let mut conversations: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    let users = ["alice", "bob", "carol"];
+    let mut step = 0_u64;
+    let mut pick = |n: usize| {
+        // A fixed pseudo-random sequence (splitmix64), so a failure can be replayed.
+        step = step.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = step;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) % n as u64) as usize
+    };
+    let mut ratings: BTreeMap<String, Option<&str>> = BTreeMap::new();
+    for _ in 0..24 {
+        let user = users[pick(3)];
+        let existing: Vec<String> =
+            conversations.iter().filter(|(_, (u, _))| u == user).map(|(id, _)| id.clone()).collect();
+        let conversation_id =
+            if existing.is_empty() || pick(3) == 0 { None } else { Some(existing[pick(existing.len())].clone()) };
+        let mut body = json!({"query": "hello", "user": user, "inputs": {}, "response_mode": "blocking"});
+        if let Some(id) = &conversation_id {
+            body["conversation_id"] = json!(id);
+        }
+        let (status, answer) = send(app.post(&key, "/v1/chat-messages", body)).await;
+        assert_eq!(status, 200, "{answer}");
+        let (id, message) =
+            (answer["conversation_id"].as_str().unwrap().to_owned(), answer["message_id"].as_str().unwrap().to_owned());
+        conversations.entry(id).or_insert_with(|| (user.to_owned(), Vec::new())).1.push(message.clone());
+        app.clock.advance_seconds(1);
+        // Rate, re-rate or revoke one of this user's messages.
+        let mine: Vec<String> =
+            conversations.values().filter(|(u, _)| u == user).flat_map(|(_, m)| m.clone()).collect();
+        let target = mine[pick(mine.len())].clone();
+        let rating = [Some("like"), Some("dislike"), None][pick(3)];
+        let current = ratings.get(&target).copied().flatten();
+        if rating.is_some() || current.is_some() {
+            let path = format!("/v1/messages/{target}/feedbacks");
+            let (status, body) = send(app.post(&key, &path, json!({"rating": rating, "user": user}))).await;
+            assert_eq!(status, 200, "{body}");
+            ratings.insert(target, rating);
+        }
+    }
+    let doomed = conversations.keys().next().unwrap().clone();
+    let owner = conversations[&doomed].0.clone();
+    let (status, _) = send(app.delete(&key, &format!("/v1/conversations/{doomed}"), json!({"user": owner}))).await;
+    assert_eq!(status, 204);
+    conversations.remove(&doomed);
+
+    let rows = all_pages(&app, &operator, "", 7).await;
+    assert_eq!(rows.len(), conversations.len());
+    for row in rows {
+        let (user, messages) = &conversations[row["id"].as_str().unwrap()];
+        let count =
+            |wanted: &str| messages.iter().filter(|m| ratings.get(*m).copied().flatten() == Some(wanted)).count();
+        assert_eq!(row["user"], user.as_str());
+        assert_eq!(row["message_count"], messages.len(), "{row}");
+        assert_eq!(row["like_count"], count("like"), "{row}");
+        assert_eq!(row["dislike_count"], count("dislike"), "{row}");
+    }
+}
+
+#[tokio::test]
+async fn any_conversations_messages_with_every_feedback_on_them_paged_as_messages() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    let chat = app.seed_conversation_at(&key, "alice", "c", at(0)).await;
+    let mut messages = Vec::new();
+    for second in 1..=5 {
+        messages.push(app.seed_message_at(&chat, &format!("q{second}"), at(second)).await);
+    }
+    app.seed_rating(&messages[1], Rating::Dislike).await;
+    let path = format!("/v1/app/conversations/{}/messages", chat.id);
+    let (status, body) = send(app.get(&operator, &format!("{path}?limit=3"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["limit"].as_u64(), body["has_more"].as_bool()), (Some(3), Some(true)));
+    let page = body["data"].as_array().unwrap();
+    let queries: Vec<&str> = page.iter().map(|m| m["query"].as_str().unwrap()).collect();
+    assert_eq!(queries, ["q3", "q4", "q5"], "the newest page, oldest first, as /messages");
+    assert!(page.iter().all(|m| m["feedbacks"].as_array().unwrap().is_empty()));
+    let (_, older) = send(app.get(&operator, &format!("{path}?limit=3&first_id={}", messages[2].id))).await;
+    let older = older["data"].as_array().unwrap().clone();
+    assert_eq!(older.iter().map(|m| m["query"].as_str().unwrap()).collect::<Vec<_>>(), ["q1", "q2"]);
+    let rated = &older[1];
+    assert_eq!(rated["feedback"], json!({"rating": "dislike"}), "the end user's rating, as /messages has it");
+    let feedbacks = rated["feedbacks"].as_array().unwrap();
+    assert_eq!(feedbacks.len(), 1);
+    assert_eq!(feedbacks[0]["rating"], "dislike");
+    assert_eq!(feedbacks[0]["from_source"], "user");
+    assert_eq!(feedbacks[0]["from_end_user_id"], chat.owner.end_user_id.to_string());
+    // What the end user's own /messages shows is what the operator sees (plus the feedback list).
+    let (_, own) = send(app.get(&key, &format!("/v1/messages?conversation_id={}&user=alice&limit=3", chat.id))).await;
+    for (theirs, ours) in own["data"].as_array().unwrap().iter().zip(page) {
+        let mut ours = ours.clone();
+        ours.as_object_mut().unwrap().remove("feedbacks");
+        assert_eq!(&ours, theirs);
+    }
+    let missing = send(app.get(&operator, &format!("{path}?first_id={}", unknown_id()))).await;
+    assert_error(&missing, 404, "not_found");
+}
+
+#[tokio::test]
+async fn a_keys_use_is_noted_for_the_key_list() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    let listed = colloquy_core::admin::list_keys(app.store.as_ref(), key.app.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|k| k.last_used_at.is_none()));
+    assert_eq!(send(app.get(&operator, "/v1/app/conversations")).await.0, 200);
+    let listed = colloquy_core::admin::list_keys(app.store.as_ref(), key.app.id).await.unwrap();
+    let used: Vec<_> = listed.iter().filter(|k| k.last_used_at.is_some()).collect();
+    assert_eq!(used.len(), 1);
+    assert_eq!(used[0].role, colloquy_core::domain::KeyRole::Operator);
+    assert_eq!(used[0].last_used_at, Some(app.now()));
+    assert!(listed.iter().all(|k| !k.shown.as_deref().unwrap().contains(&key.key[8..])), "never the key");
+}
