@@ -258,7 +258,10 @@ async fn items_from_before_the_copies_are_read_right() {
     let before = counter.cost();
     let (status, body) = send(app.get(&old, "/v1/info")).await;
     assert_eq!((status, body["name"].as_str()), (200, Some(key.app.name.as_str())), "{body}");
-    assert_eq!((counter.cost() - before).requests, 2, "the key, then its app");
+    assert_eq!((counter.cost() - before).requests, 3, "the key, then its app, and the key's first use noted");
+    let before = counter.cost();
+    send(app.get(&old, "/v1/info")).await;
+    assert_eq!((counter.cost() - before).requests, 2, "the key, then its app (its use is noted once an hour)");
     // An update of the app reaches such a key too (it reads the app).
     let mut renamed = key.app.clone();
     renamed.name = "renamed".into();
@@ -273,6 +276,8 @@ async fn items_from_before_the_copies_are_read_right() {
         store.forget_rating_copy(message).await.unwrap();
     }
     let path = format!("/v1/messages?user=u&conversation_id={}", conversation.id);
+    // The key's first use of the hour is noted (one write); the reads below are measured after.
+    send(app.get(&key, "/v1/info")).await;
     let before = counter.cost();
     let (status, body) = send(app.get(&key, &path)).await;
     assert_eq!(status, 200, "{body}");

@@ -27,6 +27,12 @@ async fn app(store: &dyn Store) -> App {
     app
 }
 
+async fn app_named(store: &dyn Store, name: &str) -> App {
+    let app = App::new(AppId::from_uuid(id()), name, AppMode::Chat, AppConfig::default(), at(0)).unwrap();
+    store.create_app(&app, &ApiKey::generate(KeyRole::App).record(KeyRole::App, at(0))).await.unwrap();
+    app
+}
+
 async fn owner(store: &dyn Store, app: AppId, user: &str) -> Owner {
     let user = UserRef::parse(user).unwrap();
     let fresh = EndUser { id: EndUserId::from_uuid(id()), app_id: app, session_id: user.clone(), created_at: at(0) };
@@ -148,6 +154,7 @@ contract!(
     messages_only_enter_live_conversations,
     concurrent_first_feedbacks_make_one,
     abandoned_generations_end_at_start_up,
+    app_conversations_merge_every_end_user_in_order,
 );
 
 async fn apps_and_keys(store: Arc<dyn Store>) {
@@ -612,6 +619,67 @@ async fn keys_have_roles_and_a_last_use(store: &dyn Store, app: AppId, operator:
     store.touch_key(&operator.hash(), at(9000)).await.unwrap();
     assert!(store.keys(app).await.unwrap().iter().all(|k| k.hash != operator.hash()));
     assert_eq!(store.app_for_key(&operator.hash()).await.unwrap(), None);
+}
+
+/// Many conversations of several end users, a third of them at one same time: every page size
+/// lists each live one exactly once, in (updated_at, id) descending order, whatever shard of a
+/// sharded index it is in; counters come with them; deleted ones and other apps' never do.
+async fn app_conversations_merge_every_end_user_in_order(store: Arc<dyn Store>) {
+    use colloquy_core::domain::{ConversationFilter, ConversationSummary};
+    let app = app(store.as_ref()).await;
+    let other = app_named(store.as_ref(), "other").await;
+    let users = ["ann", "ben", "cat", "dan"];
+    let mut owners = Vec::new();
+    for user in users {
+        owners.push(owner(store.as_ref(), app.id, user).await);
+    }
+    let mut all: Vec<Conversation> = Vec::new();
+    for i in 0..90_i64 {
+        let updated = if i % 3 == 0 { 500 } else { i };
+        let c = conversation(owners[i as usize % 4], i, updated);
+        store.insert_conversation(&c, &UserRef::parse(users[i as usize % 4]).unwrap()).await.unwrap();
+        all.push(c);
+    }
+    let counted = message(&all[5], 600);
+    assert!(store.insert_message(&counted).await.unwrap());
+    let foreign = conversation(owner(store.as_ref(), other.id, "ann").await, 1, 900);
+    store.insert_conversation(&foreign, &someone()).await.unwrap();
+    let deleted = all.remove(7);
+    assert!(store.delete_conversation(deleted.owner, deleted.id).await.unwrap());
+    all.sort_by_key(|c| std::cmp::Reverse((c.updated_at, c.id.to_string())));
+    let expected: Vec<ConversationId> = all.iter().map(|c| c.id).collect();
+
+    let filter = ConversationFilter::default();
+    for size in [1_usize, 7, 100] {
+        let mut listed: Vec<ConversationSummary> = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.app_conversations(app.id, &filter, after, size + 1).await.unwrap();
+            let more = page.len() > size;
+            listed.extend(page.into_iter().take(size));
+            if !more {
+                break;
+            }
+            let last = &listed.last().unwrap().conversation;
+            after = Some(Cursor { at: last.updated_at, id: last.id });
+        }
+        assert_eq!(listed.iter().map(|s| s.conversation.id).collect::<Vec<_>>(), expected, "pages of {size}");
+        let summary = listed
+            .iter()
+            .find(|s| s.conversation.id == all.iter().find(|c| c.id == counted.conversation_id).unwrap().id)
+            .unwrap();
+        assert_eq!((summary.message_count, summary.last_message_at), (1, Some(counted.created_at)));
+        assert_eq!(summary.user.as_deref(), Some(users[5 % 4]));
+    }
+    let found = store.app_conversation(app.id, all[0].id).await.unwrap().unwrap();
+    assert_eq!(found.conversation, all[0]);
+    assert_eq!(store.app_conversation(other.id, all[0].id).await.unwrap(), None, "another app's");
+    assert_eq!(store.app_conversation(app.id, deleted.id).await.unwrap(), None, "deleted");
+    assert_eq!(store.app_conversation(app.id, foreign.id).await.unwrap(), None);
+    let ben = ConversationFilter { end_users: Some(vec![owners[1].end_user_id]), ..ConversationFilter::default() };
+    let bens = store.app_conversations(app.id, &ben, None, 100).await.unwrap();
+    let expected_bens: Vec<ConversationId> = all.iter().filter(|c| c.owner == owners[1]).map(|c| c.id).collect();
+    assert_eq!(bens.iter().map(|s| s.conversation.id).collect::<Vec<_>>(), expected_bens, "one end user's");
 }
 
 /// A stop request for `task` changes nothing (it is unknown).

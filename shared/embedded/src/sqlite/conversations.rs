@@ -60,7 +60,7 @@ static SUMMARY_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 /// The statement of one batch of an app's conversations, newest activity first, through
 /// `conversations_by_app` (`?1` the app, `?2` how many rows; after a cursor `?3`, `?4`), with
 /// every filter but the name's, which is checked on the rows (SQLite's `lower` knows ASCII only).
-fn app_list(
+pub(super) fn app_list(
     app: AppId,
     filter: &ConversationFilter,
     after: Option<Cursor<ConversationId>>,

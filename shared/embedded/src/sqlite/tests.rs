@@ -89,6 +89,62 @@ fn a_version_4_database_keeps_each_end_users_rating_on_its_messages() {
     }
 }
 
+#[test]
+fn a_version_5_database_gets_key_roles_and_conversation_counters_recounted() {
+    let path = std::env::temp_dir().join(format!("colloquy-v5-{}.db", Uuid::new_v4()));
+    {
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE api_keys (key_hash TEXT PRIMARY KEY, app_id TEXT NOT NULL, created_at INTEGER NOT NULL);
+             CREATE TABLE conversations (
+                id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, name TEXT NOT NULL,
+                inputs TEXT NOT NULL, status TEXT NOT NULL, introduction TEXT NOT NULL, created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL);
+             CREATE TABLE messages (
+                id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+                parent_message_id TEXT, inputs TEXT NOT NULL, query TEXT NOT NULL, answer TEXT NOT NULL,
+                message_files TEXT NOT NULL, retriever_resources TEXT NOT NULL, agent_thoughts TEXT NOT NULL,
+                status TEXT NOT NULL, error TEXT, metadata TEXT NOT NULL, created_at INTEGER NOT NULL, task_id TEXT,
+                user_rating TEXT);
+             CREATE TABLE feedbacks (
+                id TEXT PRIMARY KEY, app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, message_id TEXT NOT NULL,
+                end_user_id TEXT, rating TEXT NOT NULL, content TEXT, from_source TEXT NOT NULL,
+                created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+             INSERT INTO api_keys VALUES ('h', 'a', 1);
+             INSERT INTO conversations VALUES ('c', 'a', 'u', 'n', '{}', 'normal', '', 1, 1);
+             INSERT INTO conversations VALUES ('empty', 'a', 'u', 'n', '{}', 'normal', '', 1, 1);
+             INSERT INTO messages VALUES ('m1', 'a', 'u', 'c', NULL, '{}', 'q', 'a', '[]', '[]', '[]', 'normal',
+                NULL, '{}', 5, NULL, 'like');
+             INSERT INTO messages VALUES ('m2', 'a', 'u', 'c', NULL, '{}', 'q', 'a', '[]', '[]', '[]', 'normal',
+                NULL, '{}', 9, NULL, NULL);
+             INSERT INTO feedbacks VALUES ('f1', 'a', 'c', 'm1', 'u', 'like', NULL, 'user', 1, 1);
+             INSERT INTO feedbacks VALUES ('f2', 'a', 'c', 'm2', NULL, 'dislike', NULL, 'admin', 1, 1);
+             PRAGMA user_version = 5;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    store.on_reader(|conn| {
+        let role: (String, Option<String>) =
+            conn.query_row("SELECT role, shown FROM api_keys", [], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+        assert_eq!(role, ("app".to_owned(), None), "keys from before are app keys");
+        let counts: Vec<(String, i64, Option<i64>, i64, i64)> = conn
+            .prepare(
+                "SELECT id, message_count, last_message_at, like_count, dislike_count FROM conversations ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(counts, [("c".to_owned(), 2, Some(9), 1, 1), ("empty".to_owned(), 0, None, 0, 0)]);
+    });
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
 /// Fresh ids for rows written directly.
 struct Ids {
     app: AppId,
@@ -323,6 +379,42 @@ fn every_list_page_seeks_its_index() {
             plan.len() == 1 && plan[0].starts_with("SEARCH ") && searches.iter().any(|s| plan[0].ends_with(s)),
             "{name}: expected one search of {index} ({seek}), got {steps}"
         );
+    }
+}
+
+/// Operators' list of every conversation of an app: one search of `conversations_by_app` to
+/// the page (with every filter a statement carries), and the end user's row by its key.
+#[test]
+fn the_app_wide_list_seeks_the_apps_index_at_any_depth() {
+    use colloquy_core::domain::{ConversationFilter, Cursor, EndUserId, Rating, TimeRange, Timestamp};
+
+    let store = SqliteStore::in_memory().unwrap();
+    let ids = Ids::new();
+    let t = Timestamp::from_micros;
+    let filters = [
+        ConversationFilter::default(),
+        ConversationFilter {
+            end_users: Some(vec![ids.owner.end_user_id, EndUserId::from_uuid(Uuid::now_v7())]),
+            created: TimeRange { from: Some(t(1)), until: Some(t(9)) },
+            updated: TimeRange { from: Some(t(2)), until: None },
+            rating: Some(Rating::Dislike),
+            name: None,
+        },
+    ];
+    for filter in filters {
+        for after in [None, Some(Cursor { at: t(5), id: ids.conversation })] {
+            let (sql, _) = super::conversations::app_list(ids.app, &filter, after, 21);
+            let plan = plan(&store, &sql);
+            let steps = plan.join("; ");
+            assert!(!steps.contains("SCAN") && !steps.contains("TEMP B-TREE"), "{steps}");
+            assert!(plan[0].starts_with("SEARCH c USING INDEX conversations_by_app (app_id=?"), "{steps}");
+            assert_eq!(after.is_some(), plan[0].contains("(updated_at,id)<(?,?)"), "{steps}");
+            assert!(
+                plan[1].starts_with("SEARCH e USING INDEX sqlite_autoindex_end_users")
+                    || plan[1].contains("PRIMARY KEY"),
+                "{steps}"
+            );
+        }
     }
 }
 
