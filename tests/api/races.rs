@@ -48,6 +48,15 @@ async fn fifty_concurrent_first_feedbacks_make_one_feedback() {
     assert_eq!(listed[0]["rating"], stored.rating.as_str());
     let (_, page) = send(app.get(&key, &format!("/v1/messages?user=alice&conversation_id={}", conversation.id))).await;
     assert_eq!(page["data"][0]["feedback"]["rating"], stored.rating.as_str());
+    // The conversation's counts followed every change: one rating, the stored one.
+    let operator = app.operator_key(&key).await;
+    let (_, listed) = send(app.get(&operator, "/v1/app/conversations")).await;
+    let row = &listed["data"][0];
+    let likes = usize::from(stored.rating.as_str() == "like");
+    assert_eq!(
+        (row["like_count"].as_u64(), row["dislike_count"].as_u64()),
+        (Some(likes as u64), Some(1 - likes as u64))
+    );
 }
 
 #[tokio::test]

@@ -634,7 +634,7 @@ async fn app_conversations_merge_every_end_user_in_order(store: Arc<dyn Store>) 
         owners.push(owner(store.as_ref(), app.id, user).await);
     }
     let mut all: Vec<Conversation> = Vec::new();
-    for i in 0..90_i64 {
+    for i in 0..60_i64 {
         let updated = if i % 3 == 0 { 500 } else { i };
         let c = conversation(owners[i as usize % 4], i, updated);
         store.insert_conversation(&c, &UserRef::parse(users[i as usize % 4]).unwrap()).await.unwrap();
@@ -650,7 +650,8 @@ async fn app_conversations_merge_every_end_user_in_order(store: Arc<dyn Store>) 
     let expected: Vec<ConversationId> = all.iter().map(|c| c.id).collect();
 
     let filter = ConversationFilter::default();
-    for size in [1_usize, 7, 100] {
+    // (Each page reads every shard of DynamoDB's index: a few page sizes keep this quick.)
+    for size in [6_usize, 100] {
         let mut listed: Vec<ConversationSummary> = Vec::new();
         let mut after = None;
         loop {

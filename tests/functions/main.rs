@@ -122,6 +122,22 @@ async fn every_route_answers_as_the_local_server_does() {
         let answered = call(&f, &key, method, path, query, None).await;
         assert_eq!(answered, expected, "{name} {path}?{query}");
     }
+    // The operator routes, with an operator key (and refused to the app key, as locally).
+    let operator = app.operator_key(&key).await;
+    let operator_reads: Vec<(&str, String, String)> = vec![
+        ("app-conversations", "/v1/app/conversations".into(), "limit=1".into()),
+        ("app-conversations", "/v1/app/conversations".into(), "user=u&rating=like".into()),
+        ("app-conversation-messages", format!("/v1/app/conversations/{}/messages", conversation.id), "limit=5".into()),
+        ("app-conversation-messages", format!("/v1/app/conversations/{}/messages", unknown_id()), String::new()),
+    ];
+    for (name, path, query) in &operator_reads {
+        let f = function(name).await;
+        let expected = local(&app, &operator, "GET", path, query, None).await;
+        assert_ne!(expected.0, 403, "{name}");
+        assert_eq!(call(&f, &operator, "GET", path, query, None).await, expected, "{name} {path}?{query}");
+        let refused = call(&f, &key, "GET", path, query, None).await;
+        assert_eq!((refused.0, refused.1["code"].as_str()), (403, Some("forbidden")), "{name}: app keys are refused");
+    }
 
     let writes: Vec<(&str, &str, String, Value, String)> = vec![
         (
