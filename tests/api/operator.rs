@@ -306,3 +306,68 @@ async fn a_keys_use_is_noted_for_the_key_list() {
     assert_eq!(used[0].last_used_at, Some(app.now()));
     assert!(listed.iter().all(|k| !k.shown.as_deref().unwrap().contains(&key.key[8..])), "never the key");
 }
+
+#[tokio::test]
+async fn operators_rate_any_message_apart_from_the_end_users_rating() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    let chat = app.seed_conversation_at(&key, "alice", "c", at(0)).await;
+    let message = app.seed_message_at(&chat, "q", at(1)).await;
+    app.seed_rating(&message, Rating::Like).await;
+    let path = format!("/v1/app/messages/{}/feedbacks", message.id);
+
+    assert_error(&send(app.post(&key, &path, json!({"rating": "dislike"}))).await, 403, "forbidden");
+    let (status, body) = send(app.post(&operator, &path, json!({"rating": "dislike", "content": "wrong"}))).await;
+    assert_eq!((status, body), (200, json!({"result": "success"})));
+    let row = |rows: Vec<Value>| rows.into_iter().next().unwrap();
+    let listed = row(all_pages(&app, &operator, "", 20).await);
+    assert_eq!(
+        (listed["like_count"].as_u64(), listed["dislike_count"].as_u64()),
+        (Some(1), Some(1)),
+        "both sources count"
+    );
+    // The end user still sees their own rating; the operators' is listed beside it.
+    let (_, own) = send(app.get(&key, &format!("/v1/messages?conversation_id={}&user=alice", chat.id))).await;
+    assert_eq!(own["data"][0]["feedback"], json!({"rating": "like"}));
+    let (_, seen) = send(app.get(&operator, &format!("/v1/app/conversations/{}/messages", chat.id))).await;
+    let sources: BTreeMap<String, String> = seen["data"][0]["feedbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["from_source"].as_str().unwrap().to_owned(), f["rating"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(sources, BTreeMap::from([("admin".into(), "dislike".into()), ("user".into(), "like".into())]));
+    let (_, feedbacks) = send(app.get(&key, "/v1/app/feedbacks")).await;
+    let admin: Vec<&Value> =
+        feedbacks["data"].as_array().unwrap().iter().filter(|f| f["from_source"] == "admin").collect();
+    assert_eq!(admin.len(), 1, "listed in the app's feedback");
+    assert_eq!((admin[0]["from_end_user_id"].clone(), admin[0]["content"].clone()), (Value::Null, json!("wrong")));
+
+    // Changed, then revoked: one operators' feedback per message, counts follow.
+    assert_eq!(send(app.post(&operator, &path, json!({"rating": "like"}))).await.0, 200);
+    let listed = row(all_pages(&app, &operator, "", 20).await);
+    assert_eq!((listed["like_count"].as_u64(), listed["dislike_count"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(send(app.post(&operator, &path, json!({"rating": null}))).await.0, 200);
+    let listed = row(all_pages(&app, &operator, "", 20).await);
+    assert_eq!((listed["like_count"].as_u64(), listed["dislike_count"].as_u64()), (Some(1), Some(0)));
+    let (_, feedbacks) = send(app.get(&key, "/v1/app/feedbacks")).await;
+    assert_eq!(feedbacks["data"].as_array().unwrap().len(), 1);
+    assert_error(&send(app.post(&operator, &path, json!({"rating": null}))).await, 400, "invalid_param");
+    assert_error(&send(app.post(&operator, &path, json!({"rating": "meh"}))).await, 400, "invalid_param");
+
+    // Another app's message, an unknown one, a malformed id, a deleted conversation's.
+    let other = app.chat_app().await;
+    let foreign = app.seed_message(&app.seed_conversation(&other, "alice", "x").await, "q").await;
+    let foreign_path = format!("/v1/app/messages/{}/feedbacks", foreign.id);
+    assert_error(&send(app.post(&operator, &foreign_path, json!({"rating": "like"}))).await, 404, "not_found");
+    let unknown = format!("/v1/app/messages/{}/feedbacks", unknown_id());
+    assert_error(&send(app.post(&operator, &unknown, json!({"rating": "like"}))).await, 404, "not_found");
+    assert_eq!(send(app.post(&operator, "/v1/app/messages/nope/feedbacks", json!({"rating": "like"}))).await.0, 404);
+    assert_eq!(send(app.post(&operator, &path, json!({"rating": "dislike"}))).await.0, 200);
+    let (status, _) = send(app.delete(&key, &format!("/v1/conversations/{}", chat.id), json!({"user": "alice"}))).await;
+    assert_eq!(status, 204);
+    assert_error(&send(app.post(&operator, &path, json!({"rating": "like"}))).await, 404, "not_found");
+    let (_, feedbacks) = send(app.get(&key, "/v1/app/feedbacks")).await;
+    assert!(feedbacks["data"].as_array().unwrap().is_empty(), "gone with the conversation");
+}

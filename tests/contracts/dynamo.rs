@@ -190,6 +190,15 @@ async fn a_large_conversation_is_deleted_at_once_then_purged_despite_failures() 
             updated_at: stamp(i as i64),
         };
         assert!(store.save_feedback(&feedback, None, m).await.unwrap());
+        // The operators' feedback on the same message, kept apart and purged too.
+        let operators = Feedback {
+            id: FeedbackId::from_uuid(uuid::Uuid::now_v7()),
+            source: FeedbackSource::Admin,
+            from_end_user_id: None,
+            rating: Rating::Dislike,
+            ..feedback
+        };
+        assert!(store.save_feedback(&operators, None, m).await.unwrap());
     }
     for i in 0..5 {
         let variable = ConversationVariable {

@@ -17,8 +17,8 @@ use colloquy_core::api::{Endpoint, ROUTES, SPECS};
 use colloquy_core::domain::{
     Annotation, AnnotationId, AnnotationJob, App, AppConfig, AppId, AppMode, Conversation, ConversationId,
     ConversationStatus, ConversationSummary, ConversationVariable, EndUserId, Feedback, FeedbackId, FeedbackSource,
-    FileId, JobId, JobStatus, Message, MessageId, MessageStatus, Owner, Rating, ReplyAction, TaskId, Timestamp,
-    UploadFile, ValueType, VariableId,
+    FileId, JobId, JobStatus, ListedFeedback, Message, MessageId, MessageStatus, Owner, Rating, ReplyAction, TaskId,
+    Timestamp, UploadFile, ValueType, VariableId,
 };
 use colloquy_core::ports::{self, ProviderError};
 use schema::Checker;
@@ -213,9 +213,15 @@ fn success(endpoint: Endpoint) -> Answer {
             let data = vec![views::Message::new(answered, Some(Rating::Like)), views::Message::new(failed, None)];
             Json("200", json_of![Page::new(20, true, data), Page::<views::Message>::new(20, false, Vec::new())])
         }
-        Endpoint::MessageFeedback | Endpoint::StopChatMessage => Json("200", json_of![Success::new()]),
+        Endpoint::MessageFeedback | Endpoint::StopChatMessage | Endpoint::AppMessageFeedback => {
+            Json("200", json_of![Success::new()])
+        }
         Endpoint::AppFeedbacks => {
-            Json("200", json_of![FeedbackList { data: feedbacks().into_iter().map(views::Feedback::from).collect() }])
+            let listed = |(i, feedback)| {
+                let text = |t: &str| (i == 0).then(|| t.to_owned());
+                views::ListedFeedback::from(ListedFeedback { feedback, query: text("Why?"), answer: text("Because.") })
+            };
+            Json("200", json_of![FeedbackList { data: feedbacks().into_iter().enumerate().map(listed).collect() }])
         }
         Endpoint::AppInfo => Json("200", per_app(|app| serde_json::to_value(AppInfo::new(app)))),
         Endpoint::AppParameters => Json("200", per_app(|app| serde_json::to_value(AppParameters::new(app)))),

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::domain::{
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, Conversation,
     ConversationFilter, ConversationId, ConversationSort, ConversationSummary, ConversationVariable, Cursor, EndUser,
-    Feedback, FileId, Grant, JobId, KeyHash, KeyRecord, Message, MessageId, Owner, RatedMessage, Rating, TaskId,
-    Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
+    Feedback, FeedbackFilter, FileId, Grant, JobId, KeyHash, KeyRecord, ListedFeedback, Message, MessageId, Owner,
+    RatedMessage, Rating, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -119,6 +119,8 @@ pub trait MessageStore: Send + Sync {
     async fn mark_abandoned(&self, message: &Message) -> StoreResult<bool>;
     /// A message of `owner`, found by id alone (feedback and suggestions carry no conversation).
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>>;
+    /// A message of a live conversation of `app`, whoever's it is (operators rate any).
+    async fn app_message(&self, app: AppId, id: MessageId) -> StoreResult<Option<Message>>;
     /// A message of one conversation.
     async fn message_in(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Message>>;
     /// When a message of one conversation was created (where a page before it starts), without
@@ -148,7 +150,11 @@ pub trait MessageStore: Send + Sync {
 pub trait FeedbackStore: Send + Sync {
     /// The feedback an end user gave a message.
     async fn user_feedback(&self, owner: Owner, message: MessageId) -> StoreResult<Option<Feedback>>;
-    /// Stores an end user's feedback on a message: there is at most one per (message, end user)
+    /// The operators' feedback on a message of `app` (one per message, `from_source: admin`).
+    async fn operator_feedback(&self, app: AppId, message: MessageId) -> StoreResult<Option<Feedback>>;
+    /// Stores an end user's feedback on a message (or the operators', `from_end_user_id: None`,
+    /// at most one per message, which changes the counts but not the end user's rating on the
+    /// message): there is at most one per (message, end user)
     /// and one entry for it in the app's list, whatever requests race. When that end user's
     /// feedback exists already (even one saved an instant ago by a concurrent request), its
     /// rating, content and `updated_at` are replaced and its id and `created_at` kept. False
@@ -163,8 +169,21 @@ pub trait FeedbackStore: Send + Sync {
     async fn delete_feedback(&self, feedback: &Feedback, on: &Message) -> StoreResult<bool>;
     /// Every feedback (of either source) on these messages of `conversation`.
     async fn feedbacks_on(&self, conversation: &Conversation, messages: &[MessageId]) -> StoreResult<Vec<Feedback>>;
+    /// The feedback of an app that passes `filter`, newest first (`created_at`, then id), with
+    /// offset pagination, each with its message's query and answer. Feedback of deleted
+    /// conversations is never listed.
+    async fn listed_feedbacks(
+        &self,
+        app: AppId,
+        filter: &FeedbackFilter,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<ListedFeedback>>;
     /// All feedback of an app, newest first, with offset pagination.
-    async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>>;
+    async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>> {
+        let listed = self.listed_feedbacks(app, &FeedbackFilter::default(), offset, limit).await?;
+        Ok(listed.into_iter().map(|l| l.feedback).collect())
+    }
 }
 
 /// Conversation variables.

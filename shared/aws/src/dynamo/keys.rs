@@ -101,6 +101,12 @@ pub(super) const POINTER_SK: &str = "#MSG";
 pub(super) fn feedback_sk(end_user: EndUserId) -> String {
     format!("FB#USER#{end_user}")
 }
+/// The operators' feedback on a message (one per message).
+pub(super) const ADMIN_FEEDBACK_SK: &str = "FB#ADMIN";
+/// Where a feedback is kept in its message's partition: the end user's, or the operators'.
+pub(super) fn feedback_sk_of(end_user: Option<EndUserId>) -> String {
+    end_user.map_or_else(|| ADMIN_FEEDBACK_SK.to_owned(), feedback_sk)
+}
 
 /// An app's feedback list, newest last.
 pub(super) fn app_feedback_pk(app: AppId) -> String {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 use colloquy_core::domain::{
-    ABANDONED_ERROR, ConversationId, Cursor, Message, MessageId, Owner, RatedMessage, TaskId, Timestamp,
+    ABANDONED_ERROR, AppId, ConversationId, Cursor, Message, MessageId, Owner, RatedMessage, TaskId, Timestamp,
 };
 use colloquy_core::ports::{MessageStore, StoreError, StoreResult};
 
@@ -154,6 +154,13 @@ impl MessageStore for DynamoStore {
     async fn mark_abandoned(&self, m: &Message) -> StoreResult<bool> {
         let Some(task) = m.task_id else { return Ok(false) };
         self.end_generation(m.conversation_id, message_sk(m.created_at, m.id), task).await
+    }
+
+    async fn app_message(&self, app: AppId, id: MessageId) -> StoreResult<Option<Message>> {
+        match self.pointer(id).await? {
+            Some((_, owner, _)) if owner.app_id == app => self.message(owner, id).await,
+            _ => Ok(None),
+        }
     }
 
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>> {

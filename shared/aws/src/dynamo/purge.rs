@@ -9,16 +9,17 @@ use colloquy_core::ports::{StoreError, StoreResult};
 
 use super::codec::{Read, s};
 use super::keys::{
-    CONVERSATION_POINTER_SK, CONVERSATION_PREFIX, POINTER_SK, app_feedback_pk, app_feedback_sk,
+    ADMIN_FEEDBACK_SK, CONVERSATION_POINTER_SK, CONVERSATION_PREFIX, POINTER_SK, app_feedback_pk, app_feedback_sk,
     conversation_pointer_pk, conversation_sk, feedback_sk, key, messages_pk, owner_pk, pointer_pk, variables_pk,
 };
 use super::requests::sdk_error;
 use super::{DynamoStore, Item};
 
 /// The purge reads this many messages per page and deletes them in groups whose pointer,
-/// feedback and list entries fit one BatchWriteItem (8 × 3 = 24 ≤ 25).
+/// feedback (the end user's and the operators') and list entries fit one BatchWriteItem
+/// (5 × 5 = 25).
 const PURGE_PAGE: i32 = 96;
-const PURGE_GROUP: usize = 8;
+const PURGE_GROUP: usize = 5;
 
 /// The new image of a changed item, as a table stream delivers it; enough to recognise a
 /// conversation tombstone.
@@ -85,25 +86,26 @@ impl DynamoStore {
                 let r = Read::new("message", item);
                 messages.push((r.parse("id")?, key(messages_pk(id), r.s("SK")?)));
             }
-            let feedbacks = self
-                .batch_get(messages.iter().map(|(m, _)| key(pointer_pk(*m), feedback_sk(owner.end_user_id))).collect())
-                .await?;
-            let mut listed: HashMap<MessageId, Item> = HashMap::new();
+            let feedback_keys = |m: MessageId| {
+                [key(pointer_pk(m), feedback_sk(owner.end_user_id)), key(pointer_pk(m), ADMIN_FEEDBACK_SK)]
+            };
+            let feedbacks = self.batch_get(messages.iter().flat_map(|(m, _)| feedback_keys(*m)).collect()).await?;
+            let mut listed: HashMap<MessageId, Vec<Item>> = HashMap::new();
             for feedback in &feedbacks {
                 let r = Read::new("feedback", feedback);
-                listed.insert(
-                    r.parse("message_id")?,
-                    key(app_feedback_pk(owner.app_id), app_feedback_sk(r.time("created_at")?, r.parse("id")?)),
-                );
+                listed
+                    .entry(r.parse("message_id")?)
+                    .or_default()
+                    .push(key(app_feedback_pk(owner.app_id), app_feedback_sk(r.time("created_at")?, r.parse("id")?)));
             }
             // Per group: what points at the messages first, then the messages, so a failure in
             // between leaves the messages to find again on the next run.
             for group in messages.chunks(PURGE_GROUP) {
-                let mut dependents: Vec<Item> = Vec::with_capacity(group.len() * 3);
+                let mut dependents: Vec<Item> = Vec::with_capacity(group.len() * 5);
                 for (message, _) in group {
                     dependents.push(key(pointer_pk(*message), POINTER_SK));
-                    dependents.push(key(pointer_pk(*message), feedback_sk(owner.end_user_id)));
-                    dependents.extend(listed.remove(message));
+                    dependents.extend(feedback_keys(*message));
+                    dependents.extend(listed.remove(message).unwrap_or_default());
                 }
                 report.items_deleted += self.batch_delete(dependents).await?;
                 let message_keys = group.iter().map(|(_, key)| key.clone()).collect();

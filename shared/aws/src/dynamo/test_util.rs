@@ -13,8 +13,8 @@ use colloquy_core::ports::{StoreError, StoreResult};
 use super::codec::{Read, n, s};
 use super::items::{USER_RATING, conversation_item, message_item, pointer_item};
 use super::keys::{
-    KEY_SK, POINTER_SK, app_feedback_pk, conversation_sk, feedback_sk, key, key_pk, message_sk, messages_pk, owner_pk,
-    pointer_pk, variables_pk,
+    ADMIN_FEEDBACK_SK, CONVERSATION_POINTER_SK, KEY_SK, POINTER_SK, app_feedback_pk, conversation_pointer_pk,
+    conversation_sk, feedback_sk, key, key_pk, message_sk, messages_pk, owner_pk, pointer_pk, variables_pk,
 };
 use super::requests::sdk_error;
 use super::{DynamoStore, Item};
@@ -68,11 +68,18 @@ impl DynamoStore {
         let mut count = self.partition(messages_pk(id), None).await?.len();
         let keys: Vec<Item> = messages
             .iter()
-            .flat_map(|m| [key(pointer_pk(*m), POINTER_SK), key(pointer_pk(*m), feedback_sk(owner.end_user_id))])
+            .flat_map(|m| {
+                [
+                    key(pointer_pk(*m), POINTER_SK),
+                    key(pointer_pk(*m), feedback_sk(owner.end_user_id)),
+                    key(pointer_pk(*m), ADMIN_FEEDBACK_SK),
+                ]
+            })
             .collect();
         count += self.batch_get(keys).await?.len();
         count += self.partition(variables_pk(id), None).await?.len();
         count += usize::from(self.get(owner_pk(owner), conversation_sk(id)).await?.is_some());
+        count += usize::from(self.get(conversation_pointer_pk(id), CONVERSATION_POINTER_SK).await?.is_some());
         let conversation = id.to_string();
         for entry in self.partition(app_feedback_pk(owner.app_id), None).await? {
             if Read::new("feedback", &entry).s("conversation_id")? == conversation {

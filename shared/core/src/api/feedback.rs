@@ -4,7 +4,10 @@ use super::input::Body;
 use super::views::{self, FeedbackList, Success};
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
-use crate::domain::{Feedback, FeedbackId, FeedbackSource, Limit, PageNumber, Rating};
+use crate::domain::{
+    ConversationId, Feedback, FeedbackFilter, FeedbackId, FeedbackSource, Invalid, Limit, PageNumber, Rating,
+    TimeRange, parse_time,
+};
 
 const MESSAGE_NOT_FOUND: &str = "Message Not Exists.";
 
@@ -64,9 +67,86 @@ pub(crate) async fn submit(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     }
 }
 
+/// `POST /v1/app/messages/:id/feedbacks` (operator key, a Colloquy extension): the operators'
+/// like, dislike or revocation of any message of the app, kept apart from the end user's own
+/// rating (`from_source: admin`, as Dify's console rates), counted in its conversation's counts.
+pub(crate) async fn submit_operator(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let message_id = ctx.ids.message.ok_or(ApiError::RouteNotFound)?;
+    let body = Body::read(ctx.request)?;
+    let rating = Rating::parse(body.raw("rating"))?;
+    let content = body.string("content")?.map(str::to_owned);
+    ctx.require_chat_app()?;
+    let message =
+        ctx.store().app_message(ctx.app.id, message_id).await?.ok_or(ApiError::NotFound(MESSAGE_NOT_FOUND))?;
+    let existing = ctx.store().operator_feedback(ctx.app.id, message_id).await?;
+    let now = ctx.now();
+    let previous = existing.as_ref().map(|f| f.rating);
+    let written = match (rating, existing) {
+        (None, None) => return Err(ApiError::InvalidParam("rating cannot be None when feedback not exists".into())),
+        (None, Some(existing)) => ctx.store().delete_feedback(&existing, &message).await?,
+        (Some(rating), existing) => {
+            let feedback = match existing {
+                Some(existing) => Feedback { rating, content, updated_at: now, ..existing },
+                None => Feedback {
+                    id: FeedbackId::from_uuid(ctx.services.ids.new_id()),
+                    app_id: ctx.app.id,
+                    conversation_id: message.conversation_id,
+                    message_id,
+                    rating,
+                    content,
+                    source: FeedbackSource::Admin,
+                    from_end_user_id: None,
+                    created_at: now,
+                    updated_at: now,
+                },
+            };
+            ctx.store().save_feedback(&feedback, previous, &message).await?
+        }
+    };
+    if written { Ok(ApiResponse::ok(&Success::new())) } else { Err(ApiError::NotFound(MESSAGE_NOT_FOUND)) }
+}
+
+/// `GET /app/feedbacks`: Dify's call, with our filters (absent ones filter nothing) and each
+/// item's query and answer.
 pub(crate) async fn list_app(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let page = PageNumber::parse(ctx.query.get("page"))?;
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX_APP_FEEDBACKS)?;
-    let rows = ctx.store().app_feedbacks(ctx.app.id, page.offset(limit), limit.get()).await?;
-    Ok(ApiResponse::ok(&FeedbackList { data: rows.into_iter().map(views::Feedback::from).collect() }))
+    let mut filter = feedback_filter(ctx)?;
+    // `end_user`, not `user`: Dify's call ignores a `user`, and clients send one.
+    if let Some(user) = ctx.query.get("end_user") {
+        filter.end_users = Some(super::operator::end_users_named(ctx, user).await?);
+    }
+    let rows = ctx.store().listed_feedbacks(ctx.app.id, &filter, page.offset(limit), limit.get()).await?;
+    Ok(ApiResponse::ok(&FeedbackList { data: rows.into_iter().map(views::ListedFeedback::from).collect() }))
+}
+
+/// The filters of `GET /app/feedbacks` but `end_user` (which needs the store).
+fn feedback_filter(ctx: &Ctx<'_>) -> Result<FeedbackFilter, ApiError> {
+    let rating = match ctx.query.get("rating") {
+        None => None,
+        Some("like") => Some(Rating::Like),
+        Some("dislike") => Some(Rating::Dislike),
+        Some(other) => return Err(Invalid(format!("rating: expected like or dislike, got '{other}'")).into()),
+    };
+    let source = match ctx.query.get("from_source") {
+        None => None,
+        Some("user") => Some(FeedbackSource::User),
+        Some("admin") => Some(FeedbackSource::Admin),
+        Some(other) => return Err(Invalid(format!("from_source: expected user or admin, got '{other}'")).into()),
+    };
+    let has_content = match ctx.query.get("has_content") {
+        None => None,
+        Some("true" | "1") => Some(true),
+        Some("false" | "0") => Some(false),
+        Some(other) => return Err(Invalid(format!("has_content: expected true or false, got '{other}'")).into()),
+    };
+    let time = |name: &str| ctx.query.get(name).map(|raw| parse_time(name, raw)).transpose();
+    Ok(FeedbackFilter {
+        rating,
+        source,
+        end_users: None,
+        conversation: ctx.query.id::<ConversationId>("conversation_id")?,
+        created: TimeRange::new(time("start")?, time("end")?, "start/end")?,
+        has_content,
+    })
 }

@@ -256,6 +256,7 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
         Endpoint::TextToAudio => audio::text_to_audio(ctx).await,
         Endpoint::AppConversations => operator::conversations(ctx).await,
         Endpoint::AppConversationMessages => operator::conversation_messages(ctx).await,
+        Endpoint::AppMessageFeedback => feedback::submit_operator(ctx).await,
     }
 }
 

@@ -23,7 +23,7 @@ fn time_range(ctx: &Ctx<'_>, what: &str) -> Result<TimeRange, ApiError> {
 
 /// The end users a `user` string names in this app: its derived id and, for an end user first
 /// seen before ids were derived, its stored one.
-async fn end_users_named(ctx: &Ctx<'_>, raw: &str) -> Result<Vec<EndUserId>, ApiError> {
+pub(crate) async fn end_users_named(ctx: &Ctx<'_>, raw: &str) -> Result<Vec<EndUserId>, ApiError> {
     let user = UserRef::parse(raw)?;
     let mut ids = vec![EndUserId::derived(ctx.app.id, &user)];
     if let Some(stored) = ctx.store().find_end_user(ctx.app.id, &user).await?

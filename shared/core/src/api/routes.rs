@@ -38,6 +38,7 @@ pub enum Endpoint {
     TextToAudio,
     AppConversations,
     AppConversationMessages,
+    AppMessageFeedback,
 }
 
 /// What an endpoint needs besides the store.
@@ -212,6 +213,12 @@ pub const SPECS: &[Spec] = &[
         Endpoint::AppConversationMessages,
         "app-conversation-messages",
         &[(Method::GET, "/v1/app/conversations/{conversation_id}/messages")],
+        PLAIN,
+    ),
+    operator(
+        Endpoint::AppMessageFeedback,
+        "app-message-feedback",
+        &[(Method::POST, "/v1/app/messages/{message_id}/feedbacks")],
         PLAIN,
     ),
 ];

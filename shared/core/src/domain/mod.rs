@@ -31,7 +31,9 @@ pub use ids::{
 };
 pub use key::{ApiKey, Grant, KeyHash, KeyRecord, KeyRole};
 pub use opaque::OpaqueJson;
-pub use operator::{ConversationFilter, ConversationSummary, NameFilter, TimeRange, parse_time};
+pub use operator::{
+    ConversationFilter, ConversationSummary, FeedbackFilter, ListedFeedback, NameFilter, TimeRange, parse_time,
+};
 pub use paging::{ConversationSort, Cursor, Limit, PageNumber, SortField};
 pub use time::Timestamp;
 pub use user::{EndUser, Owner, UserRef};

@@ -4,7 +4,7 @@
 use ::time::OffsetDateTime;
 use ::time::format_description::well_known::Rfc3339;
 
-use super::{Conversation, EndUserId, Invalid, Rating, Timestamp};
+use super::{Conversation, ConversationId, EndUserId, Feedback, FeedbackSource, Invalid, Rating, Timestamp};
 
 /// A conversation as its app's operators see it: whose it is and what happened in it, kept
 /// by the writes that change it (never counted at read time).
@@ -116,6 +116,46 @@ impl ConversationFilter {
                 Some(Rating::Dislike) => summary.dislike_count > 0,
             }
             && self.name.as_ref().is_none_or(|name| name.matches(&c.name))
+    }
+}
+
+/// A feedback as `GET /v1/app/feedbacks` lists it: with the rated message's query and answer
+/// (`None` when the message is gone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedFeedback {
+    pub feedback: Feedback,
+    pub query: Option<String>,
+    pub answer: Option<String>,
+}
+
+/// The filters of `GET /v1/app/feedbacks` (Colloquy extensions; Dify's call has none). All
+/// given ones must hold.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FeedbackFilter {
+    pub rating: Option<Rating>,
+    pub source: Option<FeedbackSource>,
+    /// Feedback given by these end users (a `user` string's ids); `Some(empty)` matches nothing.
+    pub end_users: Option<Vec<EndUserId>>,
+    pub conversation: Option<ConversationId>,
+    /// When the feedback was first given.
+    pub created: TimeRange,
+    /// With a non-empty comment (`true`) or without one (`false`).
+    pub has_content: Option<bool>,
+}
+
+impl FeedbackFilter {
+    pub fn matches(&self, f: &Feedback) -> bool {
+        self.rating.is_none_or(|rating| f.rating == rating)
+            && self.source.is_none_or(|source| f.source == source)
+            && self.end_users.as_ref().is_none_or(|ids| f.from_end_user_id.is_some_and(|id| ids.contains(&id)))
+            && self.conversation.is_none_or(|id| f.conversation_id == id)
+            && self.created.contains(f.created_at)
+            && self.has_content.is_none_or(|wanted| f.content.as_deref().is_some_and(|c| !c.is_empty()) == wanted)
+    }
+
+    /// Whether nothing is filtered.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
     }
 }
 

@@ -5,11 +5,14 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params_from_iter};
 
 use colloquy_core::domain::{
-    AppId, Conversation, Feedback, FeedbackSource, Invalid, Message, MessageId, Owner, Rating,
+    AppId, Conversation, Feedback, FeedbackFilter, FeedbackSource, Invalid, ListedFeedback, Message, MessageId, Owner,
+    Rating,
 };
 use colloquy_core::ports::{FeedbackStore, StoreResult};
 
-use super::codec::{Fields, args};
+use rusqlite::types::Value as SqlValue;
+
+use super::codec::{Fields, arg, args};
 use super::schema::COUNT_RATINGS;
 use super::{SqliteStore, insert_sql};
 
@@ -74,6 +77,12 @@ impl FeedbackStore for SqliteStore {
 
     /// The counts are recounted from the table in the writing transaction, so `_previous` is
     /// not needed here.
+    async fn operator_feedback(&self, app: AppId, message: MessageId) -> StoreResult<Option<Feedback>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM feedbacks WHERE message_id = ?1 AND app_id = ?2 AND from_source = 'admin'");
+        self.one(sql, args![message, app], feedback_from_row).await
+    }
+
     async fn save_feedback(&self, f: &Feedback, _previous: Option<Rating>, _on: &Message) -> StoreResult<bool> {
         let existing_sql = "SELECT id FROM feedbacks WHERE message_id = ?1 AND end_user_id IS ?2 AND from_source = ?3";
         let f = f.clone();
@@ -154,13 +163,63 @@ impl FeedbackStore for SqliteStore {
         self.all(sql, values, feedback_from_row).await
     }
 
-    async fn app_feedbacks(&self, app: AppId, offset: u64, limit: u32) -> StoreResult<Vec<Feedback>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM feedbacks WHERE app_id = ?1
-             ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+    /// One statement through `feedbacks_by_app`, joined to each feedback's message.
+    async fn listed_feedbacks(
+        &self,
+        app: AppId,
+        filter: &FeedbackFilter,
+        offset: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<ListedFeedback>> {
+        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("f.{c} AS {c}")).collect();
+        let mut sql = format!(
+            "SELECT {}, m.query AS query, m.answer AS answer FROM feedbacks f
+             LEFT JOIN messages m ON m.id = f.message_id WHERE f.app_id = ?1",
+            columns.join(", ")
         );
         // An offset beyond what SQLite can count skips every row, as the largest one does.
-        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        self.all(sql, args![app, i64::from(limit), offset], feedback_from_row).await
+        let mut values = args![app, i64::from(limit), i64::try_from(offset).unwrap_or(i64::MAX)];
+        let mut bind = |sql: &mut String, condition: &str, value: SqlValue| {
+            values.push(value);
+            sql.push_str(&condition.replace('?', &format!("?{}", values.len())));
+        };
+        if let Some(rating) = filter.rating {
+            bind(&mut sql, " AND f.rating = ?", arg(rating.as_str()));
+        }
+        if let Some(source) = filter.source {
+            bind(&mut sql, " AND f.from_source = ?", arg(source.as_str()));
+        }
+        if let Some(conversation) = filter.conversation {
+            bind(&mut sql, " AND f.conversation_id = ?", arg(conversation));
+        }
+        if let Some(from) = filter.created.from {
+            bind(&mut sql, " AND f.created_at >= ?", arg(from));
+        }
+        if let Some(until) = filter.created.until {
+            bind(&mut sql, " AND f.created_at < ?", arg(until));
+        }
+        if let Some(end_users) = &filter.end_users {
+            sql.push_str(" AND f.end_user_id IN (");
+            for (i, id) in end_users.iter().enumerate() {
+                bind(&mut sql, if i == 0 { "?" } else { ", ?" }, arg(*id));
+            }
+            sql.push_str(if end_users.is_empty() { "NULL)" } else { ")" });
+        }
+        match filter.has_content {
+            Some(true) => sql.push_str(" AND f.content IS NOT NULL AND f.content != ''"),
+            Some(false) => sql.push_str(" AND (f.content IS NULL OR f.content = '')"),
+            None => {}
+        }
+        sql.push_str(" ORDER BY f.created_at DESC, f.id DESC LIMIT ?2 OFFSET ?3");
+        self.all(sql, values, |row| {
+            let f = Fields::of("feedbacks", row);
+            Ok(ListedFeedback {
+                feedback: feedback_from_row(row)?,
+                // Nullable by design: the message may be gone.
+                query: f.get("query")?,
+                answer: f.get("answer")?,
+            })
+        })
+        .await
     }
 }

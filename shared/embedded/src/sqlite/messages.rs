@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use rusqlite::{Row, params_from_iter};
 
 use colloquy_core::domain::{
-    ABANDONED_ERROR, ConversationId, Cursor, Message, MessageId, OpaqueJson, Owner, RatedMessage, Timestamp,
+    ABANDONED_ERROR, AppId, ConversationId, Cursor, Message, MessageId, OpaqueJson, Owner, RatedMessage, Timestamp,
 };
 use colloquy_core::ports::{MessageStore, StoreResult};
 
@@ -167,6 +167,11 @@ impl MessageStore for SqliteStore {
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>> {
         let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3");
         self.one(sql, args![id, owner.app_id, owner.end_user_id], message_from_row).await
+    }
+
+    async fn app_message(&self, app: AppId, id: MessageId) -> StoreResult<Option<Message>> {
+        let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = ?1 AND app_id = ?2");
+        self.one(sql, args![id, app], message_from_row).await
     }
 
     async fn message_in(&self, conversation: ConversationId, id: MessageId) -> StoreResult<Option<Message>> {

@@ -203,8 +203,24 @@ impl From<domain::Feedback> for Feedback {
     }
 }
 
+/// An item of `GET /app/feedbacks`: Dify's feedback and (our addition) the rated message's
+/// query and answer (`null` when the message is gone).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListedFeedback {
+    #[serde(flatten)]
+    pub feedback: Feedback,
+    pub query: Option<String>,
+    pub answer: Option<String>,
+}
+
+impl From<domain::ListedFeedback> for ListedFeedback {
+    fn from(l: domain::ListedFeedback) -> Self {
+        Self { feedback: l.feedback.into(), query: l.query, answer: l.answer }
+    }
+}
+
 /// `GET /app/feedbacks`: `{"data": [...]}`, without paging fields, as in Dify.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeedbackList {
-    pub data: Vec<Feedback>,
+    pub data: Vec<ListedFeedback>,
 }
