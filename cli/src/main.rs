@@ -309,7 +309,7 @@ async fn manage(command: Command, store: &dyn Store) -> Result<(), String> {
             }
         }
         Command::Key(KeyCommand::Create { app, role }) => {
-            let key = admin::create_key(store, &clock, app, role).await.map_err(|e| e.to_string())?;
+            let key = admin::create_key(store, &clock, &ids, app, role).await.map_err(|e| e.to_string())?;
             println!("{}", key.expose());
         }
         Command::Key(KeyCommand::List { app, json }) => {
@@ -333,7 +333,7 @@ async fn manage(command: Command, store: &dyn Store) -> Result<(), String> {
             }
         }
         Command::Key(KeyCommand::Revoke { key }) => {
-            admin::revoke_key(store, &key).await.map_err(|e| e.to_string())?;
+            admin::revoke_key(store, &clock, &ids, &key).await.map_err(|e| e.to_string())?;
             println!("revoked");
         }
         Command::Serve | Command::Aws(_) => return Err("not an app or key command".into()),

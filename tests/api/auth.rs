@@ -46,17 +46,32 @@ async fn a_revoked_key_stops_working_and_other_keys_keep_working() {
     let second = colloquy_core::admin::create_key(
         app.store.as_ref(),
         app.clock.as_ref(),
+        &colloquy_core::system::TimeOrderedIds,
         first.app.id,
         colloquy_core::domain::KeyRole::App,
     )
     .await
     .unwrap();
-    colloquy_core::admin::revoke_key(app.store.as_ref(), &first.key).await.unwrap();
+    colloquy_core::admin::revoke_key(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        &colloquy_core::system::TimeOrderedIds,
+        &first.key,
+    )
+    .await
+    .unwrap();
     assert_error(&send(app.get(&first, "/v1/info")).await, 401, "unauthorized");
     let second = TestKey { app: first.app.clone(), key: second.expose().to_owned() };
     assert_eq!(send(app.get(&second, "/v1/info")).await.0, 200);
     assert!(
-        colloquy_core::admin::revoke_key(app.store.as_ref(), &first.key).await.is_err(),
+        colloquy_core::admin::revoke_key(
+            app.store.as_ref(),
+            app.clock.as_ref(),
+            &colloquy_core::system::TimeOrderedIds,
+            &first.key
+        )
+        .await
+        .is_err(),
         "revoking twice reports it"
     );
 }
@@ -68,7 +83,14 @@ async fn cached_keys_are_served_for_ten_seconds_at_most() {
     let app = spawn_app_caching_keys(Duration::from_secs(10)).await;
     let key = app.chat_app().await;
     assert_eq!(send(app.get(&key, "/v1/info")).await.0, 200);
-    colloquy_core::admin::revoke_key(app.store.as_ref(), &key.key).await.unwrap();
+    colloquy_core::admin::revoke_key(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        &colloquy_core::system::TimeOrderedIds,
+        &key.key,
+    )
+    .await
+    .unwrap();
     assert_eq!(send(app.get(&key, "/v1/info")).await.0, 200, "served from memory");
     app.clock.advance_seconds(10);
     assert_error(&send(app.get(&key, "/v1/info")).await, 401, "unauthorized");

@@ -89,7 +89,14 @@ async fn an_operator_sees_nothing_of_another_app_nor_deleted_or_unknown_conversa
     let path = format!("/v1/app/conversations/{}/messages", own.id);
     assert_error(&send(app.get(&operator, &path)).await, 404, "not_found");
     // A revoked operator key is refused like any key.
-    colloquy_core::admin::revoke_key(app.store.as_ref(), &operator.key).await.unwrap();
+    colloquy_core::admin::revoke_key(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        &colloquy_core::system::TimeOrderedIds,
+        &operator.key,
+    )
+    .await
+    .unwrap();
     assert_error(&send(app.get(&operator, "/v1/app/conversations")).await, 401, "unauthorized");
 }
 
@@ -370,4 +377,86 @@ async fn operators_rate_any_message_apart_from_the_end_users_rating() {
     assert_error(&send(app.post(&operator, &path, json!({"rating": "like"}))).await, 404, "not_found");
     let (_, feedbacks) = send(app.get(&key, "/v1/app/feedbacks")).await;
     assert!(feedbacks["data"].as_array().unwrap().is_empty(), "gone with the conversation");
+}
+
+#[tokio::test]
+async fn every_operator_action_and_key_command_is_in_the_apps_audit_log() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    let other_app = app.chat_app().await;
+    let other_operator = app.operator_key(&other_app).await;
+    let chat = app.seed_conversation(&key, "alice", "c").await;
+    let message = app.seed_message(&chat, "q").await;
+
+    send(app.get(&operator, "/v1/app/conversations?rating=like&limit=5")).await;
+    send(app.get(&operator, &format!("/v1/app/conversations/{}/messages", chat.id))).await;
+    send(app.post(&operator, &format!("/v1/app/messages/{}/feedbacks", message.id), json!({"rating": "like"}))).await;
+    let spare = colloquy_core::admin::create_key(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        &colloquy_core::system::TimeOrderedIds,
+        key.app.id,
+        colloquy_core::domain::KeyRole::App,
+    )
+    .await
+    .unwrap();
+    let ids = &colloquy_core::system::TimeOrderedIds;
+    colloquy_core::admin::revoke_key(app.store.as_ref(), app.clock.as_ref(), ids, spare.expose()).await.unwrap();
+
+    assert_error(&send(app.get(&key, "/v1/app/audit-log")).await, 403, "forbidden");
+    let (status, body) = send(app.get(&operator, "/v1/app/audit-log?limit=3")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["has_more"], true);
+    let mut entries = body["data"].as_array().unwrap().clone();
+    let last = entries.last().unwrap()["id"].as_str().unwrap().to_owned();
+    let (_, rest) = send(app.get(&operator, &format!("/v1/app/audit-log?limit=20&last_id={last}"))).await;
+    entries.extend(rest["data"].as_array().unwrap().iter().cloned());
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "audit_log.read",
+            "key.revoke",
+            "key.create",
+            "message.rate",
+            "conversation.read",
+            "conversations.list",
+            "key.create"
+        ],
+        "newest first, every action once (the first key.create made the operator key)"
+    );
+    let shown = &operator.key[..7];
+    let by_action = |action: &str| entries.iter().find(|e| e["action"] == action).unwrap().clone();
+    let listing = by_action("conversations.list");
+    assert!(listing["actor"].as_str().unwrap().starts_with(shown), "{listing}");
+    assert_eq!((listing["target"].clone(), listing["detail"].clone()), (Value::Null, json!("rating=like&limit=5")));
+    assert_eq!(by_action("conversation.read")["target"], chat.id.to_string());
+    assert_eq!(
+        (by_action("message.rate")["target"].clone(), by_action("message.rate")["detail"].clone()),
+        (json!(message.id.to_string()), json!("rating=like"))
+    );
+    let revoked = by_action("key.revoke");
+    assert_eq!(revoked["actor"], "cli");
+    assert!(revoked["target"].as_str().unwrap().starts_with(&spare.expose()[..8]), "{revoked}");
+    assert!(entries.iter().all(|e| !e.to_string().contains(spare.expose())), "never a key");
+    assert_eq!(by_action("key.create")["created_at"], app.now().unix_seconds());
+
+    // Another app's operator sees its own log only.
+    let (_, theirs) = send(app.get(&other_operator, "/v1/app/audit-log")).await;
+    let theirs: Vec<&str> = theirs["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(theirs, ["audit_log.read", "key.create"]);
+    assert_error(&send(app.get(&operator, "/v1/app/audit-log?last_id=nope")).await, 400, "invalid_param");
+}
+
+#[tokio::test]
+async fn audit_entries_expire_after_their_retention() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    send(app.get(&operator, "/v1/app/conversations")).await;
+    app.clock.advance_seconds(colloquy_core::domain::AUDIT_RETENTION_DAYS * 86_400 + 1);
+    let (_, body) = send(app.get(&operator, "/v1/app/audit-log")).await;
+    let actions: Vec<&str> = body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["audit_log.read"], "older entries are gone");
 }

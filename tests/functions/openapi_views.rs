@@ -15,10 +15,10 @@ use colloquy_core::api::views::{
 };
 use colloquy_core::api::{Endpoint, ROUTES, SPECS};
 use colloquy_core::domain::{
-    Annotation, AnnotationId, AnnotationJob, App, AppConfig, AppId, AppMode, Conversation, ConversationId,
-    ConversationStatus, ConversationSummary, ConversationVariable, EndUserId, Feedback, FeedbackId, FeedbackSource,
-    FileId, JobId, JobStatus, ListedFeedback, Message, MessageId, MessageStatus, Owner, Rating, ReplyAction, TaskId,
-    Timestamp, UploadFile, ValueType, VariableId,
+    Annotation, AnnotationId, AnnotationJob, App, AppConfig, AppId, AppMode, AuditAction, AuditEntry, AuditId,
+    Conversation, ConversationId, ConversationStatus, ConversationSummary, ConversationVariable, EndUserId, Feedback,
+    FeedbackId, FeedbackSource, FileId, JobId, JobStatus, ListedFeedback, Message, MessageId, MessageStatus, Owner,
+    Rating, ReplyAction, TaskId, Timestamp, UploadFile, ValueType, VariableId,
 };
 use colloquy_core::ports::{self, ProviderError};
 use schema::Checker;
@@ -284,6 +284,22 @@ fn success(endpoint: Endpoint) -> Answer {
                 views::AppConversation::from(summary(None, false)),
             ];
             Json("200", json_of![Page::new(20, true, data), Page::<views::AppConversation>::new(20, false, Vec::new())])
+        }
+        Endpoint::AppAuditLog => {
+            let entry = |target: Option<&str>, detail: Option<&str>| AuditEntry {
+                id: AuditId::from_uuid(id(40)),
+                app_id: owner().app_id,
+                at: at(1_737_021_600),
+                actor: "op-AbCd…".into(),
+                action: AuditAction::ReadConversation,
+                target: target.map(str::to_owned),
+                detail: detail.map(str::to_owned),
+            };
+            let data = vec![
+                views::AuditEntry::from(entry(Some("01946a5e-0000-7000-8000-00000000000a"), Some("limit=20"))),
+                views::AuditEntry::from(entry(None, None)),
+            ];
+            Json("200", json_of![Page::new(20, true, data)])
         }
         Endpoint::AppConversationMessages => {
             let [answered, failed] = messages();

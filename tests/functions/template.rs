@@ -148,6 +148,28 @@ fn the_table_is_the_one_the_store_creates() {
 }
 
 #[test]
+fn operator_functions_write_the_audit_log_and_app_key_functions_do_not() {
+    let template = template();
+    let functions = functions(&template);
+    for endpoint in Endpoint::all() {
+        let (_, function) = functions.iter().find(|(binary, _)| binary == endpoint.function_name()).unwrap();
+        let statements = function["Properties"]["Policies"][0]["Statement"].as_sequence().unwrap();
+        let audit_scoped = statements.iter().any(|s| {
+            s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"][0] == "AUDIT#*"
+                && s["Action"].as_sequence().unwrap().iter().all(|a| a == "dynamodb:PutItem")
+        });
+        let puts_anywhere = statements.iter().any(|s| {
+            s["Condition"].is_null() && s["Action"].as_sequence().unwrap().iter().any(|a| a == "dynamodb:PutItem")
+        });
+        if endpoint.access() == colloquy_core::api::Access::OperatorKey {
+            assert!(audit_scoped || puts_anywhere, "{}: records its requests", endpoint.function_name());
+        } else {
+            assert!(!audit_scoped, "{}: writes no audit log", endpoint.function_name());
+        }
+    }
+}
+
+#[test]
 fn every_function_that_authenticates_can_note_a_keys_use_and_no_more() {
     let template = template();
     for (binary, function) in functions(&template) {

@@ -254,9 +254,10 @@ impl TestApp {
 
     /// An operator key of `app`'s app, as `colloquy key create --role operator` makes it.
     pub async fn operator_key(&self, app: &TestKey) -> TestKey {
-        let key = admin::create_key(self.store.as_ref(), self.clock.as_ref(), app.app.id, KeyRole::Operator)
-            .await
-            .expect("create operator key");
+        let key =
+            admin::create_key(self.store.as_ref(), self.clock.as_ref(), &TimeOrderedIds, app.app.id, KeyRole::Operator)
+                .await
+                .expect("create operator key");
         TestKey { app: app.app.clone(), key: key.expose().to_owned() }
     }
 

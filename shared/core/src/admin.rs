@@ -1,7 +1,9 @@
 //! App and key management: what `colloquy app ...` and `colloquy key ...` do.
 
-use crate::domain::{ApiKey, App, AppConfig, AppId, AppMode, Invalid, KeyRecord, KeyRole};
-use crate::ports::{AppStore, Clock, IdGenerator, StoreError};
+use crate::domain::{
+    ApiKey, App, AppConfig, AppId, AppMode, AuditAction, AuditEntry, AuditId, Invalid, KeyRecord, KeyRole, Timestamp,
+};
+use crate::ports::{AppStore, Clock, IdGenerator, Store, StoreError};
 
 /// A management failure: bad operator input or a storage problem.
 #[derive(Debug, thiserror::Error)]
@@ -42,16 +44,43 @@ pub async fn update_config(store: &dyn AppStore, app_id: AppId, config: AppConfi
 }
 
 /// Adds a key of `role` to an app; the key is returned once and stored only as a hash.
+/// Recorded in the app's audit log.
 pub async fn create_key(
-    store: &dyn AppStore,
+    store: &dyn Store,
     clock: &dyn Clock,
+    ids: &dyn IdGenerator,
     app_id: AppId,
     role: KeyRole,
 ) -> Result<ApiKey, AdminError> {
     store.app(app_id).await?.ok_or(AdminError::UnknownApp(app_id))?;
     let key = ApiKey::generate(role);
-    store.add_key(app_id, &key.record(role, clock.now())).await?;
+    let record = key.record(role, clock.now());
+    store.add_key(app_id, &record).await?;
+    let detail = format!("role={}", role.as_str());
+    cli_audit(store, ids, app_id, clock.now(), AuditAction::CreateKey, record.shown, detail).await?;
     Ok(key)
+}
+
+/// Records a key command in the app's audit log (actor `cli`).
+async fn cli_audit(
+    store: &dyn Store,
+    ids: &dyn IdGenerator,
+    app_id: AppId,
+    at: Timestamp,
+    action: AuditAction,
+    target: Option<String>,
+    detail: String,
+) -> Result<(), AdminError> {
+    let entry = AuditEntry {
+        id: AuditId::from_uuid(ids.new_id()),
+        app_id,
+        at,
+        actor: "cli".into(),
+        action,
+        target,
+        detail: Some(detail),
+    };
+    Ok(store.record(&entry).await?)
 }
 
 /// An app's keys as stored: role, the first characters, created and last used; never a key.
@@ -60,8 +89,21 @@ pub async fn list_keys(store: &dyn AppStore, app_id: AppId) -> Result<Vec<KeyRec
     Ok(store.keys(app_id).await?)
 }
 
-/// Revokes a key; requests with it get 401 from then on.
-pub async fn revoke_key(store: &dyn AppStore, raw: &str) -> Result<(), AdminError> {
+/// Revokes a key; requests with it get 401 from then on. Recorded in its app's audit log.
+pub async fn revoke_key(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    ids: &dyn IdGenerator,
+    raw: &str,
+) -> Result<(), AdminError> {
     let key = ApiKey::parse(raw)?;
-    if store.revoke_key(&key.hash()).await? { Ok(()) } else { Err(AdminError::UnknownKey) }
+    let grant = store.app_for_key(&key.hash()).await?;
+    if !store.revoke_key(&key.hash()).await? {
+        return Err(AdminError::UnknownKey);
+    }
+    if let Some(grant) = grant {
+        let detail = format!("role={}", grant.role.as_str());
+        cli_audit(store, ids, grant.app.id, clock.now(), AuditAction::RevokeKey, grant.shown, detail).await?;
+    }
+    Ok(())
 }

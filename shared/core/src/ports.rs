@@ -9,10 +9,11 @@ use futures_util::Stream;
 use uuid::Uuid;
 
 use crate::domain::{
-    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, Conversation,
-    ConversationFilter, ConversationId, ConversationSort, ConversationSummary, ConversationVariable, Cursor, EndUser,
-    Feedback, FeedbackFilter, FileId, Grant, JobId, KeyHash, KeyRecord, ListedFeedback, Message, MessageId, Owner,
-    RatedMessage, Rating, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
+    Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, AuditEntry, AuditId,
+    Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, ConversationVariable,
+    Cursor, EndUser, Feedback, FeedbackFilter, FileId, Grant, JobId, KeyHash, KeyRecord, ListedFeedback, Message,
+    MessageId, Owner, RatedMessage, Rating, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter,
+    Voice,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -265,6 +266,23 @@ pub trait TaskControl: Send + Sync {
     async fn end_abandoned(&self, now: Timestamp) -> StoreResult<usize>;
 }
 
+/// The audit log of what operators do, per app, newest first (by id: ids are UUIDv7, so in
+/// the order they were made, to the millisecond across processes); entries expire after
+/// [`crate::domain::AUDIT_RETENTION_DAYS`] (a store may keep an expired entry a little longer,
+/// but never lists it).
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn record(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Up to `fetch` unexpired entries of an app at `now`, newest first, strictly before `before`.
+    async fn audit_entries(
+        &self,
+        app: AppId,
+        before: Option<AuditId>,
+        fetch: usize,
+        now: Timestamp,
+    ) -> StoreResult<Vec<AuditEntry>>;
+}
+
 /// Everything the API needs from storage.
 pub trait Store:
     AppStore
@@ -277,6 +295,7 @@ pub trait Store:
     + AnnotationStore
     + TaskControl
     + FileStore
+    + AuditLog
 {
 }
 
@@ -291,6 +310,7 @@ impl<T> Store for T where
         + AnnotationStore
         + TaskControl
         + FileStore
+        + AuditLog
 {
 }
 

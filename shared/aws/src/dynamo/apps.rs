@@ -178,7 +178,8 @@ impl AppStore for DynamoStore {
         };
         // Optional by design: a key never used.
         let last_used_at = r.opt_n(KEY_USED)?.map(Timestamp::from_micros);
-        Ok(Some(Grant { app, role: key_role(&r)?, last_used_at }))
+        // Optional by design: keys made before keys were listed.
+        Ok(Some(Grant { app, role: key_role(&r)?, last_used_at, shown: r.opt_s("shown")? }))
     }
 
     /// One conditional UpdateItem: concurrent first uses of the hour write once, and a key

@@ -152,6 +152,11 @@ pub(super) fn task_sk(id: TaskId) -> String {
     format!("TASK#{id}")
 }
 
+/// An app's audit log.
+pub(super) fn audit_pk(app: AppId) -> String {
+    format!("AUDIT#{app}")
+}
+
 pub(super) fn rate_pk(key: &str) -> String {
     format!("RL#{key}")
 }

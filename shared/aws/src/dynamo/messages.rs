@@ -85,6 +85,27 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// A message its pointer found, if its conversation is live: the conversation (for its
+    /// tombstone) and the message, read together and consistently (a chat or a feedback checks
+    /// the conversation while it writes).
+    async fn live_message(
+        &self,
+        owner: Owner,
+        conversation: ConversationId,
+        at: Timestamp,
+        id: MessageId,
+    ) -> StoreResult<Option<Message>> {
+        let reads = [
+            self.get_item(owner_pk(owner), conversation_sk(conversation))?,
+            self.get_item(messages_pk(conversation), message_sk(at, id))?,
+        ];
+        let [conversation, message] = self.transact_get(reads).await?;
+        match message {
+            Some(message) if live(conversation)?.is_some() => message_from(&message).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The pointer of a message: its conversation, owner and time.
     async fn pointer(&self, id: MessageId) -> StoreResult<Option<(ConversationId, Owner, Timestamp)>> {
         self.get(pointer_pk(id), POINTER_SK).await?.as_ref().map(pointer_from).transpose()
@@ -158,25 +179,18 @@ impl MessageStore for DynamoStore {
 
     async fn app_message(&self, app: AppId, id: MessageId) -> StoreResult<Option<Message>> {
         match self.pointer(id).await? {
-            Some((_, owner, _)) if owner.app_id == app => self.message(owner, id).await,
+            Some((conversation, owner, at)) if owner.app_id == app => {
+                self.live_message(owner, conversation, at, id).await
+            }
             _ => Ok(None),
         }
     }
 
     async fn message(&self, owner: Owner, id: MessageId) -> StoreResult<Option<Message>> {
-        let Some((conversation, stored_owner, at)) = self.pointer(id).await? else { return Ok(None) };
-        if stored_owner != owner {
-            return Ok(None);
-        }
-        // The conversation (for its tombstone) and the message, read together and consistently
-        // (a chat or a feedback checks the conversation while it writes).
-        let reads = [
-            self.get_item(owner_pk(owner), conversation_sk(conversation))?,
-            self.get_item(messages_pk(conversation), message_sk(at, id))?,
-        ];
-        let [conversation, message] = self.transact_get(reads).await?;
-        match message {
-            Some(message) if live(conversation)?.is_some() => message_from(&message).map(Some),
+        match self.pointer(id).await? {
+            Some((conversation, stored_owner, at)) if stored_owner == owner => {
+                self.live_message(owner, conversation, at, id).await
+            }
             _ => Ok(None),
         }
     }

@@ -11,6 +11,7 @@
 
 mod annotations;
 mod apps;
+mod audit;
 mod batch;
 mod codec;
 mod conversations;

@@ -5,8 +5,8 @@ use super::views::{self, FeedbackList, Success};
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::domain::{
-    ConversationId, Feedback, FeedbackFilter, FeedbackId, FeedbackSource, Invalid, Limit, PageNumber, Rating,
-    TimeRange, parse_time,
+    AuditAction, ConversationId, Feedback, FeedbackFilter, FeedbackId, FeedbackSource, Invalid, Limit, PageNumber,
+    Rating, TimeRange, parse_time,
 };
 
 const MESSAGE_NOT_FOUND: &str = "Message Not Exists.";
@@ -79,6 +79,8 @@ pub(crate) async fn submit_operator(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiErr
     let message =
         ctx.store().app_message(ctx.app.id, message_id).await?.ok_or(ApiError::NotFound(MESSAGE_NOT_FOUND))?;
     let existing = ctx.store().operator_feedback(ctx.app.id, message_id).await?;
+    let detail = format!("rating={}", rating.map_or("null", Rating::as_str));
+    ctx.audit(AuditAction::RateMessage, Some(message_id.to_string()), Some(&detail)).await?;
     let now = ctx.now();
     let previous = existing.as_ref().map(|f| f.rating);
     let written = match (rating, existing) {

@@ -81,7 +81,7 @@ mod tests {
             config: AppConfig::default(),
             created_at: Timestamp::from_micros(0),
         };
-        Grant { app, role: KeyRole::App, last_used_at: None }
+        Grant { app, role: KeyRole::App, last_used_at: None, shown: None }
     }
 
     #[test]

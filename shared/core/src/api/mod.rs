@@ -35,7 +35,7 @@ pub use key_cache::KeyCache;
 pub use routes::{Access, Endpoint, Needs, ROUTES, SPECS, Spec};
 
 use crate::api::error::ApiError;
-use crate::domain::{App, EndUser, EndUserId, Owner, Timestamp, UserRef};
+use crate::domain::{App, AuditAction, AuditEntry, AuditId, EndUser, EndUserId, Owner, Timestamp, UserRef};
 use crate::models::Models;
 use crate::ports::{BlobStore, Clock, IdGenerator, Store};
 use crate::speech::Speech;
@@ -217,6 +217,7 @@ async fn dispatch(services: &Services, mut request: ApiRequest, body: IncomingBo
     };
     let ctx = Ctx {
         services,
+        actor: grant.shown.clone().unwrap_or_else(|| "(a key made before keys were listed)".into()),
         app: grant.app,
         request: &request,
         ids,
@@ -257,6 +258,7 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
         Endpoint::AppConversations => operator::conversations(ctx).await,
         Endpoint::AppConversationMessages => operator::conversation_messages(ctx).await,
         Endpoint::AppMessageFeedback => feedback::submit_operator(ctx).await,
+        Endpoint::AppAuditLog => operator::audit_log(ctx).await,
     }
 }
 
@@ -279,6 +281,8 @@ impl RateHit {
 pub(crate) struct Ctx<'a> {
     services: &'a Services,
     app: App,
+    /// The key as the audit log names it (its shown start).
+    actor: String,
     request: &'a ApiRequest,
     ids: PathIds,
     query: input::Query,
@@ -351,6 +355,29 @@ impl Ctx<'_> {
         } else {
             Err(ApiError::TooManyRequests { retry_after: (window_start + WINDOW_SECONDS - now).max(1) as u64 })
         }
+    }
+
+    /// Records what an operator asked for in the app's audit log, before it is done: a request
+    /// whose entry cannot be written is refused (503), so nothing an operator reads goes
+    /// unrecorded. `detail` is the request's own query (never what it reads), cut at 512 bytes.
+    async fn audit(&self, action: AuditAction, target: Option<String>, detail: Option<&str>) -> Result<(), ApiError> {
+        let detail = detail.filter(|d| !d.is_empty()).map(|d| {
+            let mut end = d.len().min(512);
+            while !d.is_char_boundary(end) {
+                end -= 1;
+            }
+            d[..end].to_owned()
+        });
+        let entry = AuditEntry {
+            id: AuditId::from_uuid(self.services.ids.new_id()),
+            app_id: self.app.id,
+            at: self.now(),
+            actor: self.actor.clone(),
+            action,
+            target,
+            detail,
+        };
+        Ok(self.store().record(&entry).await?)
     }
 
     /// The conversation endpoints serve chat-like apps only.

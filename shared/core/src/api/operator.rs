@@ -9,8 +9,8 @@ use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::domain::{
-    ConversationFilter, ConversationId, Cursor, EndUserId, Invalid, Limit, MessageId, NameFilter, RatedMessage, Rating,
-    TimeRange, UserRef, parse_time,
+    AuditAction, AuditId, ConversationFilter, ConversationId, Cursor, EndUserId, Invalid, Limit, MessageId, NameFilter,
+    RatedMessage, Rating, TimeRange, UserRef, parse_time,
 };
 
 /// A `[*_after, *_before)` pair of query parameters.
@@ -59,6 +59,7 @@ pub(crate) async fn conversations(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError
     if let Some(user) = ctx.query.get("user") {
         filter.end_users = Some(end_users_named(ctx, user).await?);
     }
+    ctx.audit(AuditAction::ListConversations, None, Some(&ctx.request.query)).await?;
     let after = match last_id {
         Some(id) => {
             let last = ctx
@@ -84,6 +85,7 @@ pub(crate) async fn conversation_messages(ctx: &Ctx<'_>) -> Result<ApiResponse, 
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
     ctx.require_chat_app()?;
     let summary = ctx.store().app_conversation(ctx.app.id, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))?;
+    ctx.audit(AuditAction::ReadConversation, Some(id.to_string()), Some(&ctx.request.query)).await?;
     let before = match first_id {
         Some(first) => {
             let at =
@@ -110,5 +112,17 @@ pub(crate) async fn conversation_messages(ctx: &Ctx<'_>) -> Result<ApiResponse, 
             feedbacks,
         });
     }
+    Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
+}
+
+/// `GET /v1/app/audit-log`: what the app's operators (and the CLI, for keys) did, newest
+/// first, `last_id` paging; reading it is recorded too.
+pub(crate) async fn audit_log(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let last_id = ctx.query.id::<AuditId>("last_id")?;
+    let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
+    ctx.audit(AuditAction::ReadAuditLog, None, Some(&ctx.request.query)).await?;
+    let rows = ctx.store().audit_entries(ctx.app.id, last_id, limit.probe(), ctx.now()).await?;
+    let (rows, has_more) = split_probe(rows, limit.get());
+    let data: Vec<views::AuditEntry> = rows.into_iter().map(Into::into).collect();
     Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
 }

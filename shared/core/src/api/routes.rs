@@ -39,6 +39,7 @@ pub enum Endpoint {
     AppConversations,
     AppConversationMessages,
     AppMessageFeedback,
+    AppAuditLog,
 }
 
 /// What an endpoint needs besides the store.
@@ -221,6 +222,7 @@ pub const SPECS: &[Spec] = &[
         &[(Method::POST, "/v1/app/messages/{message_id}/feedbacks")],
         PLAIN,
     ),
+    operator(Endpoint::AppAuditLog, "app-audit-log", &[(Method::GET, "/v1/app/audit-log")], PLAIN),
 ];
 
 impl Endpoint {

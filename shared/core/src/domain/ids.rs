@@ -77,6 +77,8 @@ uuid_id! {
     TaskId,
     /// An uploaded file.
     FileId,
+    /// An entry of an app's audit log.
+    AuditId,
 }
 
 #[cfg(test)]

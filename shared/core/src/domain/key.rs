@@ -76,6 +76,8 @@ pub struct Grant {
     pub role: KeyRole,
     /// As stored when the grant was read.
     pub last_used_at: Option<Timestamp>,
+    /// The key's shown start (see [`KeyRecord::shown`]), what the audit log names it by.
+    pub shown: Option<String>,
 }
 
 /// An API key as shown once to its creator: its role's prefix (`app-`, `op-`) followed by 32

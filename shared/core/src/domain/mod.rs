@@ -27,12 +27,13 @@ pub use conversation::{
 };
 pub use file::{DownloadHeaders, FileClass, FileNameError, UploadFile, check_filename, inline_type};
 pub use ids::{
-    AnnotationId, AppId, ConversationId, EndUserId, FeedbackId, FileId, JobId, MessageId, TaskId, VariableId,
+    AnnotationId, AppId, AuditId, ConversationId, EndUserId, FeedbackId, FileId, JobId, MessageId, TaskId, VariableId,
 };
 pub use key::{ApiKey, Grant, KeyHash, KeyRecord, KeyRole};
 pub use opaque::OpaqueJson;
 pub use operator::{
-    ConversationFilter, ConversationSummary, FeedbackFilter, ListedFeedback, NameFilter, TimeRange, parse_time,
+    AUDIT_RETENTION_DAYS, AuditAction, AuditEntry, ConversationFilter, ConversationSummary, FeedbackFilter,
+    ListedFeedback, NameFilter, TimeRange, parse_time,
 };
 pub use paging::{ConversationSort, Cursor, Limit, PageNumber, SortField};
 pub use time::Timestamp;

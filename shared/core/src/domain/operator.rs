@@ -4,7 +4,9 @@
 use ::time::OffsetDateTime;
 use ::time::format_description::well_known::Rfc3339;
 
-use super::{Conversation, ConversationId, EndUserId, Feedback, FeedbackSource, Invalid, Rating, Timestamp};
+use super::{
+    AppId, AuditId, Conversation, ConversationId, EndUserId, Feedback, FeedbackSource, Invalid, Rating, Timestamp,
+};
 
 /// A conversation as its app's operators see it: whose it is and what happened in it, kept
 /// by the writes that change it (never counted at read time).
@@ -156,6 +158,71 @@ impl FeedbackFilter {
     /// Whether nothing is filtered.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+}
+
+/// How long an app's audit log keeps an entry.
+pub const AUDIT_RETENTION_DAYS: i64 = 90;
+
+/// What an operator did (or the CLI, for keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    ListConversations,
+    ReadConversation,
+    RateMessage,
+    ReadAuditLog,
+    CreateKey,
+    RevokeKey,
+}
+
+impl AuditAction {
+    const ALL: [Self; 6] = [
+        Self::ListConversations,
+        Self::ReadConversation,
+        Self::RateMessage,
+        Self::ReadAuditLog,
+        Self::CreateKey,
+        Self::RevokeKey,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ListConversations => "conversations.list",
+            Self::ReadConversation => "conversation.read",
+            Self::RateMessage => "message.rate",
+            Self::ReadAuditLog => "audit_log.read",
+            Self::CreateKey => "key.create",
+            Self::RevokeKey => "key.revoke",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == raw)
+            .ok_or_else(|| Invalid(format!("unknown audit action '{raw}'")))
+    }
+}
+
+/// One entry of an app's audit log: who (the key's shown start, or `cli`), when, what, on what.
+/// It names what was done, never the content read or written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: AuditId,
+    pub app_id: AppId,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: AuditAction,
+    /// The object acted on (a conversation, a message, a key's shown start), if one.
+    pub target: Option<String>,
+    /// The request's filters or paging, as given (a listing's query string), if any.
+    pub detail: Option<String>,
+}
+
+impl AuditEntry {
+    /// When this entry expires.
+    pub fn expires_at(&self) -> Timestamp {
+        Timestamp::from_micros(self.at.micros().saturating_add(AUDIT_RETENTION_DAYS * 86_400 * 1_000_000))
     }
 }
 

@@ -38,7 +38,7 @@ fn app_from_row_with(
 static APP_FOR_KEY_SQL: LazyLock<String> = LazyLock::new(|| {
     let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("apps.{c} AS {c}")).collect();
     format!(
-        "SELECT {}, api_keys.role AS role, api_keys.last_used_at AS last_used_at
+        "SELECT {}, api_keys.role AS role, api_keys.last_used_at AS last_used_at, api_keys.shown AS shown
          FROM api_keys JOIN apps ON apps.id = api_keys.app_id WHERE api_keys.key_hash = ?1",
         columns.join(", ")
     )
@@ -139,6 +139,8 @@ impl AppStore for SqliteStore {
                         role: f.parse_with("role", KeyRole::parse)?,
                         // Nullable by design: a key never used.
                         last_used_at: f.get::<Option<i64>>("last_used_at")?.map(Timestamp::from_micros),
+                        // Nullable by design: keys made before keys were listed.
+                        shown: f.get("shown")?,
                     })
                 })
                 .optional()

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use colloquy_core::domain::{
-    AnnotationId, AppId, ConversationId, EndUserId, FeedbackId, FileId, Invalid, JobId, MessageId, TaskId, Timestamp,
-    VariableId,
+    AnnotationId, AppId, AuditId, ConversationId, EndUserId, FeedbackId, FileId, Invalid, JobId, MessageId, TaskId,
+    Timestamp, VariableId,
 };
 use colloquy_core::ports::{StoreError, StoreResult};
 
@@ -87,7 +87,19 @@ macro_rules! id_args {
     )*};
 }
 
-id_args!(AppId, EndUserId, ConversationId, MessageId, FeedbackId, VariableId, AnnotationId, JobId, TaskId, FileId);
+id_args!(
+    AppId,
+    EndUserId,
+    ConversationId,
+    MessageId,
+    FeedbackId,
+    VariableId,
+    AnnotationId,
+    JobId,
+    TaskId,
+    FileId,
+    AuditId
+);
 
 /// The JSON text stored for `value`.
 pub(super) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {

@@ -29,6 +29,7 @@ mod schema;
 
 mod annotations;
 mod apps;
+mod audit;
 mod conversations;
 mod end_users;
 mod feedback;

@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE TABLE IF NOT EXISTS upload_files (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
     extension TEXT NOT NULL, mime_type TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    target TEXT, detail TEXT, expires_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_app ON audit_log (app_id, id);
 CREATE TABLE IF NOT EXISTS rate_windows (
     key TEXT NOT NULL, window_start INTEGER NOT NULL, hits INTEGER NOT NULL, PRIMARY KEY (key, window_start));
 ";

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Conversation, Feedback, Message};
-use crate::domain::{self, EndUserId};
+use crate::domain::{self, AuditId, EndUserId};
 
 /// A row of `GET /v1/app/conversations`: Dify's conversation, whose it is and its counters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -29,6 +29,31 @@ impl From<domain::ConversationSummary> for AppConversation {
             last_message_at: s.last_message_at.map(domain::Timestamp::unix_seconds),
             like_count: s.like_count,
             dislike_count: s.dislike_count,
+        }
+    }
+}
+
+/// An entry of `GET /v1/app/audit-log`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: AuditId,
+    pub action: &'static str,
+    /// The key's shown start (`op-AbCd…`), or `cli`.
+    pub actor: String,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+    pub created_at: i64,
+}
+
+impl From<domain::AuditEntry> for AuditEntry {
+    fn from(e: domain::AuditEntry) -> Self {
+        Self {
+            id: e.id,
+            action: e.action.as_str(),
+            actor: e.actor,
+            target: e.target,
+            detail: e.detail,
+            created_at: e.at.unix_seconds(),
         }
     }
 }
