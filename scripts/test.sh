@@ -59,8 +59,15 @@ trap './scripts/emulators.sh stop "$ENV_FILE"' EXIT
 # 10,000-message purge test has run in it.
 echo "== API suite on DynamoDB Local + moto"
 COLLOQUY_TEST_STORE=dynamodb cargo test --workspace --locked --test api
-echo "== cargo test (API suite on the embedded store; contracts on every adapter; the program)"
-cargo test --workspace --locked
+# Then the Lambda functions, and the contract suites last: their 10,000-message purge test
+# (and the app-wide index's many queries) slow DynamoDB Local for whatever runs after them.
+echo "== unit tests of every crate, the program, and the API suite on the embedded store"
+cargo test --workspace --locked --exclude colloquy-tests
+cargo test --locked -p colloquy-tests --lib --test api
+echo "== every Lambda function binary under a local Runtime API"
+cargo test --locked -p colloquy-tests --test functions
+echo "== the port contracts on every adapter"
+cargo test --locked -p colloquy-tests --test contracts
 
 echo "== the official Dify clients (PyPI and npm dify-client) and schemathesis against a fresh local server"
 ./tests/compat/run.sh
