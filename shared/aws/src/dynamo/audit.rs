@@ -9,7 +9,6 @@ use colloquy_core::ports::{AuditLog, StoreResult};
 
 use super::codec::{Read, n, s};
 use super::keys::{audit_pk, key};
-use super::requests::sdk_error;
 use super::table::TTL_ATTRIBUTE;
 use super::{DynamoStore, Item};
 
@@ -60,23 +59,9 @@ impl AuditLog for DynamoStore {
         fetch: usize,
         now: Timestamp,
     ) -> StoreResult<Vec<AuditEntry>> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .scan_index_forward(false)
-            .limit(i32::try_from(fetch).unwrap_or(i32::MAX))
-            .expression_attribute_values(":pk", s(audit_pk(app)));
-        query = match before {
-            None => query.key_condition_expression("PK = :pk"),
-            Some(id) => query
-                .key_condition_expression("PK = :pk AND SK < :cursor")
-                .expression_attribute_values(":cursor", s(id.to_string())),
-        };
-        let output = query.send().await.map_err(sdk_error)?;
+        let items = self.newest_first(audit_pk(app), before.map(|id| id.to_string()), fetch).await?;
         let mut entries = Vec::new();
-        for item in output.items.unwrap_or_default() {
+        for item in items {
             let (entry, expires) = entry_from(&item)?;
             if expires <= now.unix_seconds() {
                 break;

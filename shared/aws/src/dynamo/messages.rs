@@ -51,21 +51,8 @@ impl DynamoStore {
         before: Option<Cursor<MessageId>>,
         fetch: usize,
     ) -> StoreResult<Vec<Item>> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .scan_index_forward(false)
-            .limit(i32::try_from(fetch).unwrap_or(i32::MAX))
-            .expression_attribute_values(":pk", s(messages_pk(conversation)));
-        query = match before {
-            None => query.key_condition_expression("PK = :pk"),
-            Some(cursor) => query
-                .key_condition_expression("PK = :pk AND SK < :cursor")
-                .expression_attribute_values(":cursor", s(message_sk(cursor.at, cursor.id))),
-        };
-        Ok(query.send().await.map_err(sdk_error)?.items.unwrap_or_default())
+        let before = before.map(|cursor| message_sk(cursor.at, cursor.id));
+        self.newest_first(messages_pk(conversation), before, fetch).await
     }
 
     /// A transaction's update of a live conversation's message count and last message time

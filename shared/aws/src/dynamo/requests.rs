@@ -47,6 +47,31 @@ pub(super) fn written_by(kind: &'static str, found: Option<&Item>, request: &str
 }
 
 impl DynamoStore {
+    /// Up to `fetch` items of a partition, newest first (descending sort key), strictly below
+    /// the sort key `before`; read consistently.
+    pub(super) async fn newest_first(
+        &self,
+        pk: String,
+        before: Option<String>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Item>> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(false)
+            .limit(i32::try_from(fetch).unwrap_or(i32::MAX))
+            .expression_attribute_values(":pk", s(pk));
+        query = match before {
+            None => query.key_condition_expression("PK = :pk"),
+            Some(sk) => query
+                .key_condition_expression("PK = :pk AND SK < :cursor")
+                .expression_attribute_values(":cursor", s(sk)),
+        };
+        Ok(query.send().await.map_err(sdk_error)?.items.unwrap_or_default())
+    }
+
     pub(super) async fn get(&self, pk: String, sk: impl Into<String>) -> StoreResult<Option<Item>> {
         let output = self
             .client

@@ -23,20 +23,24 @@ pub const APP_INDEX: (&str, &str, &str) = ("GSI1", "GSI1PK", "GSI1SK");
 /// The TTL attribute of tombstones, task flags, jobs and rate windows.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
+/// A string attribute of the table's keys.
+fn attribute(name: &str) -> StoreResult<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(sdk_error)
+}
+
+/// One element of a key schema.
+fn schema(name: &str, kind: KeyType) -> StoreResult<KeySchemaElement> {
+    KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(sdk_error)
+}
+
 impl DynamoStore {
     /// Creates the table as `template.yaml` defines it (keys, two local secondary indexes,
     /// on-demand billing, a stream for the purge, TTL on `expires_at`). False when it exists.
     pub async fn create_table(&self) -> StoreResult<bool> {
-        let attribute = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(sdk_error)
-        };
-        let schema = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(sdk_error)
-        };
         let lsi = |index: &str, sort: &str| -> StoreResult<LocalSecondaryIndex> {
             LocalSecondaryIndex::builder()
                 .index_name(index)
@@ -95,9 +99,6 @@ impl DynamoStore {
     }
 
     fn app_index(&self) -> StoreResult<GlobalSecondaryIndex> {
-        let schema = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(sdk_error)
-        };
         GlobalSecondaryIndex::builder()
             .index_name(APP_INDEX.0)
             .key_schema(schema(APP_INDEX.1, KeyType::Hash)?)
@@ -120,13 +121,6 @@ impl DynamoStore {
         if present {
             return Ok(());
         }
-        let attribute = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(sdk_error)
-        };
         let index = self.app_index()?;
         let create = CreateGlobalSecondaryIndexAction::builder()
             .index_name(APP_INDEX.0)

@@ -124,12 +124,7 @@ pub(crate) async fn list_app(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
 
 /// The filters of `GET /app/feedbacks` but `end_user` (which needs the store).
 fn feedback_filter(ctx: &Ctx<'_>) -> Result<FeedbackFilter, ApiError> {
-    let rating = match ctx.query.get("rating") {
-        None => None,
-        Some("like") => Some(Rating::Like),
-        Some("dislike") => Some(Rating::Dislike),
-        Some(other) => return Err(Invalid(format!("rating: expected like or dislike, got '{other}'")).into()),
-    };
+    let rating = ctx.query.get("rating").map(Rating::from_query).transpose()?;
     let source = match ctx.query.get("from_source") {
         None => None,
         Some("user") => Some(FeedbackSource::User),

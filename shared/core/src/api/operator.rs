@@ -9,7 +9,7 @@ use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::domain::{
-    AuditAction, AuditId, ConversationFilter, ConversationId, Cursor, EndUserId, Invalid, Limit, MessageId, NameFilter,
+    AuditAction, AuditId, ConversationFilter, ConversationId, Cursor, EndUserId, Limit, MessageId, NameFilter,
     RatedMessage, Rating, TimeRange, UserRef, parse_time,
 };
 
@@ -35,12 +35,7 @@ pub(crate) async fn end_users_named(ctx: &Ctx<'_>, raw: &str) -> Result<Vec<EndU
 }
 
 fn filter_of(ctx: &Ctx<'_>) -> Result<ConversationFilter, ApiError> {
-    let rating = match ctx.query.get("rating") {
-        None => None,
-        Some("like") => Some(Rating::Like),
-        Some("dislike") => Some(Rating::Dislike),
-        Some(other) => return Err(Invalid(format!("rating: expected like or dislike, got '{other}'")).into()),
-    };
+    let rating = ctx.query.get("rating").map(Rating::from_query).transpose()?;
     Ok(ConversationFilter {
         end_users: None,
         created: time_range(ctx, "created")?,

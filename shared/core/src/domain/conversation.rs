@@ -188,6 +188,15 @@ impl Rating {
         }
     }
 
+    /// A rating named in a query string (a filter): `like` or `dislike`.
+    pub fn from_query(raw: &str) -> Result<Self, Invalid> {
+        match raw {
+            "like" => Ok(Self::Like),
+            "dislike" => Ok(Self::Dislike),
+            other => Err(Invalid(format!("rating: expected like or dislike, got '{other}'"))),
+        }
+    }
+
     /// `"like"`, `"dislike"`, or `null`/absent (which means "revoke").
     pub fn parse(raw: Option<&Value>) -> Result<Option<Self>, Invalid> {
         match raw {

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use colloquy_core::domain::{
     AnnotationId, AppId, AuditId, ConversationId, EndUserId, FeedbackId, FileId, Invalid, JobId, MessageId, TaskId,
-    Timestamp, VariableId,
+    TimeRange, Timestamp, VariableId,
 };
 use colloquy_core::ports::{StoreError, StoreResult};
 
@@ -30,6 +30,49 @@ macro_rules! args {
 }
 
 pub(super) use args;
+
+/// A statement whose optional conditions bind their values as the next numbered parameters.
+pub(super) struct Conditions {
+    pub sql: String,
+    pub values: Args,
+}
+
+impl Conditions {
+    /// `sql` so far, with `values` bound to `?1`, `?2`, ...
+    pub(super) fn new(sql: String, values: Args) -> Self {
+        Self { sql, values }
+    }
+
+    /// Appends `condition` (SQL text with one `?` per value), binding `values` in order.
+    pub(super) fn and(&mut self, condition: &str, values: Args) {
+        let mut parts = condition.split('?');
+        self.sql.push_str(parts.next().unwrap_or_default());
+        for (part, value) in parts.zip(values) {
+            self.values.push(value);
+            self.sql.push_str(&format!("?{}{part}", self.values.len()));
+        }
+    }
+
+    /// ` AND column >= ?` and ` AND column < ?` for a time range's given ends.
+    pub(super) fn within(&mut self, column: &str, range: TimeRange) {
+        if let Some(from) = range.from {
+            self.and(&format!(" AND {column} >= ?"), vec![arg(from)]);
+        }
+        if let Some(until) = range.until {
+            self.and(&format!(" AND {column} < ?"), vec![arg(until)]);
+        }
+    }
+
+    /// ` AND column IN (...)` (an empty list matches nothing).
+    pub(super) fn one_of(&mut self, column: &str, values: Args) {
+        if values.is_empty() {
+            self.sql.push_str(&format!(" AND {column} IN (NULL)"));
+            return;
+        }
+        let marks = vec!["?"; values.len()].join(", ");
+        self.and(&format!(" AND {column} IN ({marks})"), values);
+    }
+}
 
 /// Converts one statement argument.
 pub(super) fn arg(value: impl IntoArg) -> SqlValue {

@@ -10,9 +10,7 @@ use colloquy_core::domain::{
 };
 use colloquy_core::ports::{ConversationStore, StoreResult};
 
-use rusqlite::types::Value as SqlValue;
-
-use super::codec::{Args, Fields, arg, args, to_json};
+use super::codec::{Args, Conditions, Fields, arg, args, to_json};
 use super::{SqliteStore, insert_sql};
 
 pub(super) const COLUMNS: &str = "id, app_id, end_user_id, name, inputs, status, introduction, created_at, updated_at";
@@ -66,38 +64,22 @@ pub(super) fn app_list(
     after: Option<Cursor<ConversationId>>,
     fetch: usize,
 ) -> (String, Args) {
-    let mut sql = format!("{} WHERE c.app_id = ?1", *SUMMARY_SQL);
-    let mut values = args![app, fetch as i64];
-    let mut bind = |sql: &mut String, condition: &str, value: SqlValue| {
-        values.push(value);
-        sql.push_str(&condition.replace('?', &format!("?{}", values.len())));
-    };
+    let mut q = Conditions::new(format!("{} WHERE c.app_id = ?1", *SUMMARY_SQL), args![app, fetch as i64]);
     if let Some(cursor) = after {
-        bind(&mut sql, " AND (c.updated_at, c.id) < (?, ", arg(cursor.at));
-        bind(&mut sql, "?)", arg(cursor.id));
+        q.and(" AND (c.updated_at, c.id) < (?, ?)", args![cursor.at, cursor.id]);
     }
-    for (column, range) in [("created_at", filter.created), ("updated_at", filter.updated)] {
-        if let Some(from) = range.from {
-            bind(&mut sql, &format!(" AND c.{column} >= ?"), arg(from));
-        }
-        if let Some(until) = range.until {
-            bind(&mut sql, &format!(" AND c.{column} < ?"), arg(until));
-        }
-    }
+    q.within("c.created_at", filter.created);
+    q.within("c.updated_at", filter.updated);
     if let Some(end_users) = &filter.end_users {
-        sql.push_str(" AND c.end_user_id IN (");
-        for (i, id) in end_users.iter().enumerate() {
-            bind(&mut sql, if i == 0 { "?" } else { ", ?" }, arg(*id));
-        }
-        sql.push_str(if end_users.is_empty() { "NULL)" } else { ")" });
+        q.one_of("c.end_user_id", end_users.iter().map(|id| arg(*id)).collect());
     }
     match filter.rating {
-        Some(Rating::Like) => sql.push_str(" AND c.like_count > 0"),
-        Some(Rating::Dislike) => sql.push_str(" AND c.dislike_count > 0"),
+        Some(Rating::Like) => q.sql.push_str(" AND c.like_count > 0"),
+        Some(Rating::Dislike) => q.sql.push_str(" AND c.dislike_count > 0"),
         None => {}
     }
-    sql.push_str(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ?2");
-    (sql, values)
+    q.sql.push_str(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ?2");
+    (q.sql, q.values)
 }
 
 /// A page of an end user's conversations in `sort` order: `?1` the app, `?2` the end user,

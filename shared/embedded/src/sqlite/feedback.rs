@@ -10,9 +10,7 @@ use colloquy_core::domain::{
 };
 use colloquy_core::ports::{FeedbackStore, StoreResult};
 
-use rusqlite::types::Value as SqlValue;
-
-use super::codec::{Fields, arg, args};
+use super::codec::{Conditions, Fields, arg, args};
 use super::schema::COUNT_RATINGS;
 use super::{SqliteStore, insert_sql};
 
@@ -172,46 +170,33 @@ impl FeedbackStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<ListedFeedback>> {
         let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("f.{c} AS {c}")).collect();
-        let mut sql = format!(
+        let sql = format!(
             "SELECT {}, m.query AS query, m.answer AS answer FROM feedbacks f
              LEFT JOIN messages m ON m.id = f.message_id WHERE f.app_id = ?1",
             columns.join(", ")
         );
         // An offset beyond what SQLite can count skips every row, as the largest one does.
-        let mut values = args![app, i64::from(limit), i64::try_from(offset).unwrap_or(i64::MAX)];
-        let mut bind = |sql: &mut String, condition: &str, value: SqlValue| {
-            values.push(value);
-            sql.push_str(&condition.replace('?', &format!("?{}", values.len())));
-        };
+        let mut q = Conditions::new(sql, args![app, i64::from(limit), i64::try_from(offset).unwrap_or(i64::MAX)]);
         if let Some(rating) = filter.rating {
-            bind(&mut sql, " AND f.rating = ?", arg(rating.as_str()));
+            q.and(" AND f.rating = ?", args![rating.as_str()]);
         }
         if let Some(source) = filter.source {
-            bind(&mut sql, " AND f.from_source = ?", arg(source.as_str()));
+            q.and(" AND f.from_source = ?", args![source.as_str()]);
         }
         if let Some(conversation) = filter.conversation {
-            bind(&mut sql, " AND f.conversation_id = ?", arg(conversation));
+            q.and(" AND f.conversation_id = ?", args![conversation]);
         }
-        if let Some(from) = filter.created.from {
-            bind(&mut sql, " AND f.created_at >= ?", arg(from));
-        }
-        if let Some(until) = filter.created.until {
-            bind(&mut sql, " AND f.created_at < ?", arg(until));
-        }
+        q.within("f.created_at", filter.created);
         if let Some(end_users) = &filter.end_users {
-            sql.push_str(" AND f.end_user_id IN (");
-            for (i, id) in end_users.iter().enumerate() {
-                bind(&mut sql, if i == 0 { "?" } else { ", ?" }, arg(*id));
-            }
-            sql.push_str(if end_users.is_empty() { "NULL)" } else { ")" });
+            q.one_of("f.end_user_id", end_users.iter().map(|id| arg(*id)).collect());
         }
         match filter.has_content {
-            Some(true) => sql.push_str(" AND f.content IS NOT NULL AND f.content != ''"),
-            Some(false) => sql.push_str(" AND (f.content IS NULL OR f.content = '')"),
+            Some(true) => q.sql.push_str(" AND f.content IS NOT NULL AND f.content != ''"),
+            Some(false) => q.sql.push_str(" AND (f.content IS NULL OR f.content = '')"),
             None => {}
         }
-        sql.push_str(" ORDER BY f.created_at DESC, f.id DESC LIMIT ?2 OFFSET ?3");
-        self.all(sql, values, |row| {
+        q.sql.push_str(" ORDER BY f.created_at DESC, f.id DESC LIMIT ?2 OFFSET ?3");
+        self.all(q.sql, q.values, |row| {
             let f = Fields::of("feedbacks", row);
             Ok(ListedFeedback {
                 feedback: feedback_from_row(row)?,
