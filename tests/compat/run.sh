@@ -27,8 +27,11 @@ cargo build --locked --bin colloquy
 DATA=$(mktemp -d)
 PORT=$(free_port)
 colloquy() { target/debug/colloquy --data-dir "$DATA" "$@"; }
-KEY=$(colloquy app create --name "Compat" --mode advanced-chat --config tests/compat/app.json --json \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')
+CREATED=$(colloquy app create --name "Compat" --mode advanced-chat --config tests/compat/app.json --json)
+KEY=$(printf '%s' "$CREATED" | python3 -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')
+APP_ID=$(printf '%s' "$CREATED" | python3 -c 'import json, sys; print(json.load(sys.stdin)["app_id"])')
+# The operator routes (a Colloquy extension) take an operator key.
+OPERATOR_KEY=$(colloquy key create --app "$APP_ID" --role operator)
 COLLOQUY_LOG=warn target/debug/colloquy --data-dir "$DATA" serve --addr "127.0.0.1:$PORT" > "$DATA/server.log" 2>&1 &
 PID=$!
 cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA"; }
@@ -50,3 +53,7 @@ node --test tests/compat/node/
 log "schemathesis"
 "$CACHE/compat/bin/schemathesis" --config-file tests/compat/schemathesis.toml run openapi.yaml --url "http://127.0.0.1:$PORT" \
     -H "Authorization: Bearer $KEY" --max-examples 15 --workers 1 --seed 1 --no-color
+log "schemathesis (the operator routes, with an operator key)"
+"$CACHE/compat/bin/schemathesis" --config-file tests/compat/schemathesis.toml run openapi.yaml --url "http://127.0.0.1:$PORT" \
+    -H "Authorization: Bearer $OPERATOR_KEY" --include-path-regex '^/v1/app/(conversations|messages/|audit-log)' \
+    --max-examples 15 --workers 1 --seed 1 --no-color

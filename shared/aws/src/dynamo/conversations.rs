@@ -147,7 +147,8 @@ impl ConversationStore for DynamoStore {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if sources.is_empty() {
+        // An empty range (which a BETWEEN would refuse) finds nothing.
+        if sources.is_empty() || lower.as_ref().zip(upper.as_ref()).is_some_and(|(l, u)| l >= u) {
             return Ok(Vec::new());
         }
         self.merge_sources(&sources, lower, upper, filter, fetch).await

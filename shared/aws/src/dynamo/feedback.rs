@@ -266,6 +266,10 @@ impl FeedbackStore for DynamoStore {
         let mut start = None;
         // List sort keys are `<created>#<id>`: a bare `<time>` sorts before every key at that time.
         let (lower, upper) = (filter.created.from.map(order), filter.created.until.map(order));
+        // An empty range (which a BETWEEN would refuse) finds nothing.
+        if lower.as_ref().zip(upper.as_ref()).is_some_and(|(l, u)| l >= u) {
+            return Ok(Vec::new());
+        }
         let condition = match (&lower, &upper) {
             (None, None) => "PK = :pk",
             (Some(_), None) => "PK = :pk AND SK >= :lower",

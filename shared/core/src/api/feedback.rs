@@ -143,7 +143,7 @@ fn feedback_filter(ctx: &Ctx<'_>) -> Result<FeedbackFilter, ApiError> {
         source,
         end_users: None,
         conversation: ctx.query.id::<ConversationId>("conversation_id")?,
-        created: TimeRange::new(time("start")?, time("end")?, "start/end")?,
+        created: TimeRange::new(time("start")?, time("end")?),
         has_content,
     })
 }

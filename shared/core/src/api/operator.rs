@@ -18,7 +18,7 @@ fn time_range(ctx: &Ctx<'_>, what: &str) -> Result<TimeRange, ApiError> {
     let bound = |name: String| ctx.query.get(&name).map(|raw| parse_time(&name, raw)).transpose();
     let from = bound(format!("{what}_after"))?;
     let until = bound(format!("{what}_before"))?;
-    Ok(TimeRange::new(from, until, what)?)
+    Ok(TimeRange::new(from, until))
 }
 
 /// The end users a `user` string names in this app: its derived id and, for an end user first

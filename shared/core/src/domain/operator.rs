@@ -35,25 +35,24 @@ impl TimeRange {
         self.from.is_none_or(|from| at >= from) && self.until.is_none_or(|until| at < until)
     }
 
-    /// Checked on construction: an empty range is a mistake worth a 400.
-    pub fn new(from: Option<Timestamp>, until: Option<Timestamp>, what: &str) -> Result<Self, Invalid> {
-        match (from, until) {
-            (Some(from), Some(until)) if from >= until => {
-                Err(Invalid(format!("{what}: the range's start must be before its end")))
-            }
-            _ => Ok(Self { from, until }),
-        }
+    /// A range from its ends as given; a start at or after the end is an empty range (nothing
+    /// matches it), as a query for it rightly finds nothing.
+    pub fn new(from: Option<Timestamp>, until: Option<Timestamp>) -> Self {
+        Self { from, until }
     }
 }
+
+/// The Unix seconds a query may name: years 1 to 9999, as RFC 3339 times can.
+const SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
 
 /// Reads a time bound of a query: Unix seconds (as Dify's responses give times) or RFC 3339.
 pub fn parse_time(name: &str, raw: &str) -> Result<Timestamp, Invalid> {
     let raw = raw.trim();
     if let Ok(seconds) = raw.parse::<i64>() {
-        return seconds
-            .checked_mul(1_000_000)
-            .map(Timestamp::from_micros)
-            .ok_or_else(|| Invalid(format!("{name}: out of range")));
+        if !SECONDS.contains(&seconds) {
+            return Err(Invalid(format!("{name}: out of range (years 1 to 9999)")));
+        }
+        return Ok(Timestamp::from_micros(seconds * 1_000_000));
     }
     let parsed = OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| {
         Invalid(format!("{name}: expected Unix seconds or an RFC 3339 time such as 2026-01-31T12:00:00Z, got '{raw}'"))
@@ -240,14 +239,21 @@ mod tests {
         );
         assert!(parse_time("created_after", "yesterday").unwrap_err().0.starts_with("created_after:"));
         assert!(parse_time("t", &i64::MAX.to_string()).is_err());
+        // What an RFC 3339 generator may send: a leap second, year 1, far offsets.
+        for edge in ["2016-12-31T23:59:60Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999-23:59"] {
+            assert!(parse_time("t", edge).is_ok(), "{edge}");
+        }
+        assert!(parse_time("t", "-62135596800").is_ok() && parse_time("t", "253402300799").is_ok());
+        assert!(parse_time("t", "-62135596801").is_err() && parse_time("t", "253402300800").is_err());
     }
 
     #[test]
-    fn ranges_are_half_open_and_never_empty() {
+    fn ranges_are_half_open() {
         let t = Timestamp::from_micros;
-        let range = TimeRange::new(Some(t(10)), Some(t(20)), "updated").unwrap();
+        let range = TimeRange::new(Some(t(10)), Some(t(20)));
         assert!(range.contains(t(10)) && range.contains(t(19)) && !range.contains(t(20)) && !range.contains(t(9)));
-        assert!(TimeRange::new(Some(t(20)), Some(t(20)), "updated").is_err());
+        let empty = TimeRange::new(Some(t(20)), Some(t(20)));
+        assert!(!empty.contains(t(20)) && !empty.contains(t(19)));
         assert!(TimeRange::default().contains(t(i64::MIN)));
     }
 
