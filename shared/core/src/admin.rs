@@ -71,15 +71,8 @@ async fn cli_audit(
     target: Option<String>,
     detail: String,
 ) -> Result<(), AdminError> {
-    let entry = AuditEntry {
-        id: AuditId::from_uuid(ids.new_id()),
-        app_id,
-        at,
-        actor: "cli".into(),
-        action,
-        target,
-        detail: Some(detail),
-    };
+    let id = AuditId::from_uuid(ids.new_id());
+    let entry = AuditEntry::new(id, (app_id, at), "cli".into(), action, target, Some(&detail));
     Ok(store.record(&entry).await?)
 }
 

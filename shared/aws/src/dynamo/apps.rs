@@ -13,7 +13,7 @@ use colloquy_core::ports::{AppStore, StoreError, StoreResult};
 use super::DynamoStore;
 use super::codec::{Read, n};
 use super::items::{
-    APP_COPY, APP_REV, KEY_USED, app_fields, app_from, app_item, app_key_entry, key_item, key_record_from, key_role,
+    APP_COPY, APP_REV, KEY_USED, app_fields, app_from, app_item, app_key_entry, key_item, key_record_from,
 };
 use super::keys::{APP_PK, APP_PREFIX, KEY_SK, app_keys_pk, app_sk, key, key_pk};
 use super::requests::sdk_error;
@@ -176,16 +176,14 @@ impl AppStore for DynamoStore {
                 None => return Ok(None),
             },
         };
-        // Optional by design: a key never used.
-        let last_used_at = r.opt_n(KEY_USED)?.map(Timestamp::from_micros);
-        // Optional by design: keys made before keys were listed.
-        Ok(Some(Grant { app, role: key_role(&r)?, last_used_at, shown: r.opt_s("shown")? }))
+        let key = key_record_from(&item)?;
+        Ok(Some(Grant { app, role: key.role, last_used_at: key.last_used_at, shown: key.shown }))
     }
 
     /// One conditional UpdateItem: concurrent first uses of the hour write once, and a key
     /// revoked meanwhile is not written back.
     async fn touch_key(&self, hash: &KeyHash, now: Timestamp) -> StoreResult<()> {
-        let stale = now.micros() - KeyRecord::USE_RESOLUTION_SECONDS * 1_000_000;
+        let stale = KeyRecord::stale_before(now).micros();
         let result = self
             .client
             .update_item()

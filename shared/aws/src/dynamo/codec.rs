@@ -105,6 +105,11 @@ impl<'a> Read<'a> {
         self.n(name).map(Timestamp::from_micros)
     }
 
+    /// A timestamp that may be absent (the caller says why it may).
+    pub(super) fn opt_time(&self, name: &str) -> StoreResult<Option<Timestamp>> {
+        Ok(self.opt_n(name)?.map(Timestamp::from_micros))
+    }
+
     pub(super) fn json<T: DeserializeOwned>(&self, name: &str) -> StoreResult<T> {
         serde_json::from_str(&self.s(name)?).map_err(|e| self.corrupt(name, e))
     }

@@ -84,21 +84,17 @@ pub(super) const KEY_ROLE: &str = "role";
 /// When a request last used a key (to the hour).
 pub(super) const KEY_USED: &str = "last_used_at";
 
-pub(super) fn key_role(r: &Read<'_>) -> StoreResult<KeyRole> {
-    // Optional by design: keys written before roles were kept.
-    Ok(r.opt_parse(KEY_ROLE)?.unwrap_or(KeyRole::App))
-}
-
 pub(super) fn key_record_from(item: &Item) -> StoreResult<KeyRecord> {
     let r = Read::new("API key", item);
     Ok(KeyRecord {
         hash: KeyHash::from_stored(r.s("PK")?.trim_start_matches("KEY#").to_owned()),
-        role: key_role(&r)?,
+        // Optional by design: keys written before roles were kept.
+        role: r.opt_parse(KEY_ROLE)?.unwrap_or(KeyRole::App),
         // Optional by design: keys written before keys were listed.
         shown: r.opt_s("shown")?,
         created_at: r.time("created_at")?,
         // Optional by design: a key never used.
-        last_used_at: r.opt_n(KEY_USED)?.map(Timestamp::from_micros),
+        last_used_at: r.opt_time(KEY_USED)?,
     })
 }
 
@@ -167,7 +163,7 @@ pub(super) fn summary_from(item: &Item) -> StoreResult<ConversationSummary> {
         conversation: conversation_from(item)?,
         user: r.opt_s("user")?,
         message_count: counter(MESSAGE_COUNT)?,
-        last_message_at: r.opt_n(LAST_MESSAGE_AT)?.map(Timestamp::from_micros),
+        last_message_at: r.opt_time(LAST_MESSAGE_AT)?,
         like_count: counter(LIKE_COUNT)?,
         dislike_count: counter(DISLIKE_COUNT)?,
     })

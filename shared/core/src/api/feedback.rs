@@ -5,16 +5,67 @@ use super::views::{self, FeedbackList, Success};
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::domain::{
-    AuditAction, ConversationId, Feedback, FeedbackFilter, FeedbackId, FeedbackSource, Invalid, Limit, PageNumber,
-    Rating, TimeRange, parse_time,
+    AuditAction, ConversationId, EndUserId, Feedback, FeedbackFilter, FeedbackId, FeedbackSource, Invalid, Limit,
+    Message, PageNumber, Rating, TimeRange, parse_time,
 };
+use crate::ports::StoreResult;
 
 const MESSAGE_NOT_FOUND: &str = "Message Not Exists.";
 
 /// What a feedback request does.
 enum Change {
     Revoke(Feedback),
-    Save(Feedback),
+    /// The feedback to store, and the rating of the one it replaces (as read).
+    Save(Feedback, Option<Rating>),
+}
+
+impl Change {
+    /// What a request rating `message` (or revoking, `rating: None`) does, given the
+    /// feedback of the same giver already stored (`existing`). A new feedback is made for
+    /// `source` and `from_end_user_id`; a concurrent first feedback of the same giver may win,
+    /// and the store then updates that one.
+    fn of(
+        ctx: &Ctx<'_>,
+        message: &Message,
+        (rating, content): (Option<Rating>, Option<String>),
+        existing: Option<Feedback>,
+        (source, from_end_user_id): (FeedbackSource, Option<EndUserId>),
+    ) -> Result<Self, ApiError> {
+        let now = ctx.now();
+        let previous = existing.as_ref().map(|f| f.rating);
+        Ok(match (rating, existing) {
+            (None, None) => {
+                return Err(ApiError::InvalidParam("rating cannot be None when feedback not exists".into()));
+            }
+            (None, Some(existing)) => Self::Revoke(existing),
+            (Some(rating), Some(existing)) => {
+                Self::Save(Feedback { rating, content, updated_at: now, ..existing }, previous)
+            }
+            (Some(rating), None) => Self::Save(
+                Feedback {
+                    id: FeedbackId::from_uuid(ctx.services.ids.new_id()),
+                    app_id: ctx.app.id,
+                    conversation_id: message.conversation_id,
+                    message_id: message.id,
+                    rating,
+                    content,
+                    source,
+                    from_end_user_id,
+                    created_at: now,
+                    updated_at: now,
+                },
+                None,
+            ),
+        })
+    }
+
+    /// Writes the change; false when the message or its conversation is gone.
+    async fn write(self, ctx: &Ctx<'_>, message: &Message) -> StoreResult<bool> {
+        match self {
+            Self::Revoke(existing) => ctx.store().delete_feedback(&existing, message).await,
+            Self::Save(feedback, previous) => ctx.store().save_feedback(&feedback, previous, message).await,
+        }
+    }
 }
 
 pub(crate) async fn submit(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
@@ -25,35 +76,10 @@ pub(crate) async fn submit(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let owner = ctx.end_user(body.user(true)?).await?.owner();
     let message = ctx.store().message(owner, message_id).await?.ok_or(ApiError::NotFound(MESSAGE_NOT_FOUND))?;
     let existing = ctx.store().user_feedback(owner, message_id).await?;
-
-    let now = ctx.now();
-    let previous = existing.as_ref().map(|f| f.rating);
-    let change = match (rating, existing) {
-        (None, None) => {
-            return Err(ApiError::InvalidParam("rating cannot be None when feedback not exists".into()));
-        }
-        (None, Some(existing)) => Change::Revoke(existing),
-        (Some(rating), Some(existing)) => Change::Save(Feedback { rating, content, updated_at: now, ..existing }),
-        // A concurrent first feedback of the same end user may win: the store then updates that one.
-        (Some(rating), None) => Change::Save(Feedback {
-            id: FeedbackId::from_uuid(ctx.services.ids.new_id()),
-            app_id: ctx.app.id,
-            conversation_id: message.conversation_id,
-            message_id,
-            rating,
-            content,
-            source: FeedbackSource::User,
-            from_end_user_id: Some(owner.end_user_id),
-            created_at: now,
-            updated_at: now,
-        }),
-    };
+    let giver = (FeedbackSource::User, Some(owner.end_user_id));
+    let change = Change::of(ctx, &message, (rating, content), existing, giver)?;
     let hit = ctx.check_rate(&format!("feedback:{}:{}", owner.app_id, owner.end_user_id)).await?;
-    let written = match change {
-        Change::Revoke(existing) => ctx.store().delete_feedback(&existing, &message).await,
-        Change::Save(feedback) => ctx.store().save_feedback(&feedback, previous, &message).await,
-    };
-    match written {
+    match change.write(ctx, &message).await {
         Ok(true) => Ok(ApiResponse::ok(&Success::new())),
         // The conversation or the message was deleted since the message was read.
         Ok(false) => {
@@ -81,31 +107,12 @@ pub(crate) async fn submit_operator(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiErr
     let existing = ctx.store().operator_feedback(ctx.app.id, message_id).await?;
     let detail = format!("rating={}", rating.map_or("null", Rating::as_str));
     ctx.audit(AuditAction::RateMessage, Some(message_id.to_string()), Some(&detail)).await?;
-    let now = ctx.now();
-    let previous = existing.as_ref().map(|f| f.rating);
-    let written = match (rating, existing) {
-        (None, None) => return Err(ApiError::InvalidParam("rating cannot be None when feedback not exists".into())),
-        (None, Some(existing)) => ctx.store().delete_feedback(&existing, &message).await?,
-        (Some(rating), existing) => {
-            let feedback = match existing {
-                Some(existing) => Feedback { rating, content, updated_at: now, ..existing },
-                None => Feedback {
-                    id: FeedbackId::from_uuid(ctx.services.ids.new_id()),
-                    app_id: ctx.app.id,
-                    conversation_id: message.conversation_id,
-                    message_id,
-                    rating,
-                    content,
-                    source: FeedbackSource::Admin,
-                    from_end_user_id: None,
-                    created_at: now,
-                    updated_at: now,
-                },
-            };
-            ctx.store().save_feedback(&feedback, previous, &message).await?
-        }
-    };
-    if written { Ok(ApiResponse::ok(&Success::new())) } else { Err(ApiError::NotFound(MESSAGE_NOT_FOUND)) }
+    let change = Change::of(ctx, &message, (rating, content), existing, (FeedbackSource::Admin, None))?;
+    if change.write(ctx, &message).await? {
+        Ok(ApiResponse::ok(&Success::new()))
+    } else {
+        Err(ApiError::NotFound(MESSAGE_NOT_FOUND))
+    }
 }
 
 /// `GET /app/feedbacks`: Dify's call, with our filters (absent ones filter nothing) and each

@@ -361,22 +361,8 @@ impl Ctx<'_> {
     /// whose entry cannot be written is refused (503), so nothing an operator reads goes
     /// unrecorded. `detail` is the request's own query (never what it reads), cut at 512 bytes.
     async fn audit(&self, action: AuditAction, target: Option<String>, detail: Option<&str>) -> Result<(), ApiError> {
-        let detail = detail.filter(|d| !d.is_empty()).map(|d| {
-            let mut end = d.len().min(512);
-            while !d.is_char_boundary(end) {
-                end -= 1;
-            }
-            d[..end].to_owned()
-        });
-        let entry = AuditEntry {
-            id: AuditId::from_uuid(self.services.ids.new_id()),
-            app_id: self.app.id,
-            at: self.now(),
-            actor: self.actor.clone(),
-            action,
-            target,
-            detail,
-        };
+        let id = AuditId::from_uuid(self.services.ids.new_id());
+        let entry = AuditEntry::new(id, (self.app.id, self.now()), self.actor.clone(), action, target, detail);
         Ok(self.store().record(&entry).await?)
     }
 

@@ -63,9 +63,14 @@ impl KeyRecord {
     /// stays a read: the first request of each hour writes it.
     pub const USE_RESOLUTION_SECONDS: i64 = 3600;
 
+    /// A use noted at or before this time is stale at `now` (and is written again).
+    pub fn stale_before(now: Timestamp) -> Timestamp {
+        Timestamp::from_micros(now.micros() - Self::USE_RESOLUTION_SECONDS * 1_000_000)
+    }
+
     /// Whether a request at `now` should record its use of the key.
     pub fn use_is_stale(last_used_at: Option<Timestamp>, now: Timestamp) -> bool {
-        last_used_at.is_none_or(|at| now.unix_seconds() - at.unix_seconds() >= Self::USE_RESOLUTION_SECONDS)
+        last_used_at.is_none_or(|at| at <= Self::stale_before(now))
     }
 }
 

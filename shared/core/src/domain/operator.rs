@@ -219,6 +219,29 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// The most of a request's query an entry keeps, in bytes.
+    pub const MAX_DETAIL_BYTES: usize = 512;
+
+    /// An entry of what `actor` did at `at`; `detail` (the request's own query) is kept up to
+    /// [`Self::MAX_DETAIL_BYTES`], cut at a character boundary, and an empty one is none.
+    pub fn new(
+        id: AuditId,
+        (app_id, at): (AppId, Timestamp),
+        actor: String,
+        action: AuditAction,
+        target: Option<String>,
+        detail: Option<&str>,
+    ) -> Self {
+        let detail = detail.filter(|d| !d.is_empty()).map(|d| {
+            let mut end = d.len().min(Self::MAX_DETAIL_BYTES);
+            while !d.is_char_boundary(end) {
+                end -= 1;
+            }
+            d[..end].to_owned()
+        });
+        Self { id, app_id, at, actor, action, target, detail }
+    }
+
     /// When this entry expires.
     pub fn expires_at(&self) -> Timestamp {
         Timestamp::from_micros(self.at.micros().saturating_add(AUDIT_RETENTION_DAYS * 86_400 * 1_000_000))

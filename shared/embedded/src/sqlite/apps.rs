@@ -10,7 +10,7 @@ use colloquy_core::domain::{App, AppConfig, AppId, AppMode, Grant, KeyHash, KeyR
 use colloquy_core::ports::{AppStore, StoreResult};
 
 use super::codec::{Fields, args, to_json};
-use super::{SqliteStore, insert_sql};
+use super::{SqliteStore, insert_sql, qualified};
 
 const COLUMNS: &str = "id, name, mode, config, created_at";
 
@@ -36,11 +36,10 @@ fn app_from_row_with(
 
 /// The app behind a key, with the key's role and last use: `?1` the key's hash.
 static APP_FOR_KEY_SQL: LazyLock<String> = LazyLock::new(|| {
-    let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("apps.{c} AS {c}")).collect();
     format!(
         "SELECT {}, api_keys.role AS role, api_keys.last_used_at AS last_used_at, api_keys.shown AS shown
          FROM api_keys JOIN apps ON apps.id = api_keys.app_id WHERE api_keys.key_hash = ?1",
-        columns.join(", ")
+        qualified("apps", COLUMNS)
     )
 });
 
@@ -59,7 +58,7 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         shown: f.get("shown")?,
         created_at: f.time("created_at")?,
         // Nullable by design: a key never used.
-        last_used_at: f.get::<Option<i64>>("last_used_at")?.map(Timestamp::from_micros),
+        last_used_at: f.time_opt("last_used_at")?,
     })
 }
 
@@ -138,7 +137,7 @@ impl AppStore for SqliteStore {
                         app,
                         role: f.parse_with("role", KeyRole::parse)?,
                         // Nullable by design: a key never used.
-                        last_used_at: f.get::<Option<i64>>("last_used_at")?.map(Timestamp::from_micros),
+                        last_used_at: f.time_opt("last_used_at")?,
                         // Nullable by design: keys made before keys were listed.
                         shown: f.get("shown")?,
                     })
@@ -149,7 +148,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn touch_key(&self, key: &KeyHash, now: Timestamp) -> StoreResult<()> {
-        let stale = Timestamp::from_micros(now.micros() - KeyRecord::USE_RESOLUTION_SECONDS * 1_000_000);
+        let stale = KeyRecord::stale_before(now);
         let sql = "UPDATE api_keys SET last_used_at = ?2 WHERE key_hash = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)";
         self.execute(sql.into(), args![key.as_str(), now, stale]).await.map(drop)
     }

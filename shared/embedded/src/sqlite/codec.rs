@@ -299,6 +299,11 @@ impl<'r, 's> Fields<'r, 's> {
         self.get(column).map(Timestamp::from_micros)
     }
 
+    /// A timestamp that may be NULL (the caller says why it may).
+    pub(super) fn time_opt(&self, column: &str) -> rusqlite::Result<Option<Timestamp>> {
+        self.get::<Option<i64>>(column).map(|micros| micros.map(Timestamp::from_micros))
+    }
+
     /// A count or a size: an integer that is never negative.
     pub(super) fn count(&self, column: &str) -> rusqlite::Result<u64> {
         self.decode(column, |n: i64| u64::try_from(n).map_err(|_| format!("{n} is negative")))

@@ -11,7 +11,7 @@ use colloquy_core::domain::{
 use colloquy_core::ports::{ConversationStore, StoreResult};
 
 use super::codec::{Args, Conditions, Fields, arg, args, to_json};
-use super::{SqliteStore, insert_sql};
+use super::{SqliteStore, insert_sql, qualified};
 
 pub(super) const COLUMNS: &str = "id, app_id, end_user_id, name, inputs, status, introduction, created_at, updated_at";
 
@@ -38,7 +38,7 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationSummary> {
         user: f.get("user")?,
         message_count: f.count("message_count")?,
         // Nullable by design: a conversation without messages.
-        last_message_at: f.get::<Option<i64>>("last_message_at")?.map(colloquy_core::domain::Timestamp::from_micros),
+        last_message_at: f.time_opt("last_message_at")?,
         like_count: f.count("like_count")?,
         dislike_count: f.count("dislike_count")?,
     })
@@ -46,12 +46,11 @@ fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationSummary> {
 
 /// Conversations of an app with their end user's `user` string and counters; `WHERE` follows.
 static SUMMARY_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("c.{c} AS {c}")).collect();
     format!(
         "SELECT {}, c.message_count AS message_count, c.last_message_at AS last_message_at,
              c.like_count AS like_count, c.dislike_count AS dislike_count, e.session_id AS user
          FROM conversations c LEFT JOIN end_users e ON e.id = c.end_user_id",
-        columns.join(", ")
+        qualified("c", COLUMNS)
     )
 });
 

@@ -12,7 +12,7 @@ use colloquy_core::ports::{FeedbackStore, StoreResult};
 
 use super::codec::{Conditions, Fields, arg, args};
 use super::schema::COUNT_RATINGS;
-use super::{SqliteStore, insert_sql};
+use super::{SqliteStore, insert_sql, qualified};
 
 const COLUMNS: &str =
     "id, app_id, conversation_id, message_id, end_user_id, rating, content, from_source, created_at, updated_at";
@@ -147,18 +147,11 @@ impl FeedbackStore for SqliteStore {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let mut values = args![conversation.id];
-        let mut marks = Vec::with_capacity(messages.len());
-        for (i, id) in messages.iter().enumerate() {
-            marks.push(format!("?{}", i + 2));
-            values.extend(args![*id]);
-        }
-        let sql = format!(
-            "SELECT {COLUMNS} FROM feedbacks WHERE conversation_id = ?1 AND message_id IN ({})
-             ORDER BY created_at, id",
-            marks.join(", ")
-        );
-        self.all(sql, values, feedback_from_row).await
+        let sql = format!("SELECT {COLUMNS} FROM feedbacks WHERE conversation_id = ?1");
+        let mut q = Conditions::new(sql, args![conversation.id]);
+        q.one_of("message_id", messages.iter().map(|id| arg(*id)).collect());
+        q.sql.push_str(" ORDER BY created_at, id");
+        self.all(q.sql, q.values, feedback_from_row).await
     }
 
     /// One statement through `feedbacks_by_app`, joined to each feedback's message.
@@ -169,11 +162,10 @@ impl FeedbackStore for SqliteStore {
         offset: u64,
         limit: u32,
     ) -> StoreResult<Vec<ListedFeedback>> {
-        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("f.{c} AS {c}")).collect();
         let sql = format!(
             "SELECT {}, m.query AS query, m.answer AS answer FROM feedbacks f
              LEFT JOIN messages m ON m.id = f.message_id WHERE f.app_id = ?1",
-            columns.join(", ")
+            qualified("f", COLUMNS)
         );
         // An offset beyond what SQLite can count skips every row, as the largest one does.
         let mut q = Conditions::new(sql, args![app, i64::from(limit), i64::try_from(offset).unwrap_or(i64::MAX)]);

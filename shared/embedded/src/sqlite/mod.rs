@@ -262,6 +262,13 @@ fn placeholders(columns: &str) -> String {
     numbered.join(", ")
 }
 
+/// `t.a AS a, t.b AS b, ...`: the comma-separated `columns` of the table aliased `t` in a
+/// join, under their own names (which is how rows are decoded).
+fn qualified(alias: &str, columns: &str) -> String {
+    let named: Vec<String> = columns.split(", ").map(|c| format!("{alias}.{c} AS {c}")).collect();
+    named.join(", ")
+}
+
 /// `INSERT INTO table (columns) VALUES (?1, ..., ?n)`.
 fn insert_sql(table: &str, columns: &str) -> String {
     format!("INSERT INTO {table} ({columns}) VALUES ({})", placeholders(columns))
