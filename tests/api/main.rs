@@ -24,5 +24,6 @@ mod rate_limit;
 mod rename_conversation;
 mod server;
 mod speech_local;
+mod stats;
 mod suggested;
 mod variables;

@@ -17,8 +17,9 @@ use colloquy_core::api::{Endpoint, ROUTES, SPECS};
 use colloquy_core::domain::{
     Annotation, AnnotationId, AnnotationJob, App, AppConfig, AppId, AppMode, AuditAction, AuditEntry, AuditId,
     Conversation, ConversationId, ConversationStatus, ConversationSummary, ConversationVariable, EndUserId, Feedback,
-    FeedbackId, FeedbackSource, FileId, JobId, JobStatus, ListedFeedback, Message, MessageId, MessageStatus, Owner,
-    Rating, ReplyAction, TaskId, Timestamp, UploadFile, ValueType, VariableId,
+    FeedbackId, FeedbackSource, FileId, Granularity, JobId, JobStatus, ListedFeedback, Message, MessageId,
+    MessageStatus, Owner, Rating, ReplyAction, StatsRange, Tally, TaskId, Timestamp, UploadFile, ValueType, VariableId,
+    stats_buckets,
 };
 use colloquy_core::ports::{self, ProviderError};
 use schema::Checker;
@@ -300,6 +301,22 @@ fn success(endpoint: Endpoint) -> Answer {
                 views::AuditEntry::from(entry(None, None)),
             ];
             Json("200", json_of![Page::new(20, true, data)])
+        }
+        Endpoint::AppStats => {
+            let range =
+                StatsRange::new(Granularity::Day, Some(at(1_737_000_000)), Some(at(1_737_200_000)), at(0)).unwrap();
+            let busy = Tally {
+                messages: 9,
+                conversations: 2,
+                end_users: 3,
+                likes: 2,
+                dislikes: 1,
+                answers: 9,
+                latency_ms: 4_500,
+                tokens: 700,
+            };
+            let hours = [(range.from, busy)];
+            Json("200", json_of![views::Stats::new(&range, stats_buckets(&range, &hours, &[]))])
         }
         Endpoint::AppConversationMessages => {
             let [answered, failed] = messages();

@@ -11,9 +11,9 @@ use uuid::Uuid;
 use crate::domain::{
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, AuditEntry, AuditId,
     Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, ConversationVariable,
-    Cursor, EndUser, Feedback, FeedbackFilter, FileId, Grant, JobId, KeyHash, KeyRecord, ListedFeedback, Message,
-    MessageId, Owner, RatedMessage, Rating, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter,
-    Voice,
+    Cursor, EndUser, Feedback, FeedbackFilter, FileId, Grant, Granularity, JobId, KeyHash, KeyRecord, ListedFeedback,
+    Message, MessageId, Owner, RatedMessage, Rating, Tally, TaskId, Timestamp, UploadFile, UserRef, VariableId,
+    VariableNameFilter, Voice,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -283,6 +283,25 @@ pub trait AuditLog: Send + Sync {
     ) -> StoreResult<Vec<AuditEntry>>;
 }
 
+/// An app's usage counters (`domain::stats`), kept by the writes of the other ports: a new
+/// conversation, a new message (and its end user's first message of an hour and of a day), a
+/// stored answer (the first outcome stored for a message that was generating), an end user's
+/// rating (in the rated message's hour). Counters of one bucket may be spread over several
+/// items; this sums them.
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// The counters of the buckets of `granularity` that start in `[from, until)` (Unix
+    /// seconds) and have any, by start. Day buckets hold only `end_users` (a day's other
+    /// counts are the sums of its hours).
+    async fn tallies(
+        &self,
+        app: AppId,
+        granularity: Granularity,
+        from: i64,
+        until: i64,
+    ) -> StoreResult<Vec<(i64, Tally)>>;
+}
+
 /// Everything the API needs from storage.
 pub trait Store:
     AppStore
@@ -296,6 +315,7 @@ pub trait Store:
     + TaskControl
     + FileStore
     + AuditLog
+    + StatsStore
 {
 }
 
@@ -311,6 +331,7 @@ impl<T> Store for T where
         + TaskControl
         + FileStore
         + AuditLog
+        + StatsStore
 {
 }
 

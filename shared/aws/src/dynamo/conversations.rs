@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use futures_util::{StreamExt, TryStreamExt};
 
 use colloquy_core::domain::{
-    AppId, Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, Cursor, Owner,
-    SortField, Timestamp, UserRef,
+    AppId, Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, Cursor,
+    Granularity, Owner, SortField, Tally, Timestamp, UserRef,
 };
 use colloquy_core::ports::{ConversationStore, StoreError, StoreResult};
 
@@ -40,7 +40,11 @@ impl ConversationStore for DynamoStore {
             self.put_item(conversation_pointer_item(c), absent)?,
         ];
         match self.transact_checked(writes).await? {
-            Transaction::Done => Ok(()),
+            Transaction::Done => {
+                let spread = c.id.as_uuid().as_u128();
+                self.count(c.owner.app_id, Granularity::Hour, c.created_at, spread, Tally::conversation()).await;
+                Ok(())
+            }
             Transaction::Refused(_) => Err(StoreError::Conflict("the conversation exists".into())),
         }
     }

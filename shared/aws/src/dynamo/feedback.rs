@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 
 use colloquy_core::domain::{
-    AppId, Conversation, ConversationId, Feedback, FeedbackFilter, ListedFeedback, Message, MessageId, Owner, Rating,
+    AppId, Conversation, ConversationId, Feedback, FeedbackFilter, Granularity, ListedFeedback, Message, MessageId,
+    Owner, Rating, Tally,
 };
 use colloquy_core::ports::{FeedbackStore, StoreError, StoreResult};
 
@@ -100,6 +101,15 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// Counts an end user's rating of `on` changing from `from` to `to` in the usage counters
+    /// of `on`'s hour (operators' ratings are not counted there).
+    async fn count_rating(&self, f: &Feedback, on: &Message, from: Option<Rating>, to: Option<Rating>) {
+        if f.from_end_user_id.is_some() {
+            let spread = on.id.as_uuid().as_u128();
+            self.count(f.app_id, Granularity::Hour, on.created_at, spread, Tally::rating(from, to)).await;
+        }
+    }
+
     /// The query and answer of each rated message that still exists.
     async fn queries_and_answers(&self, rated: &[Feedback]) -> StoreResult<HashMap<MessageId, (String, String)>> {
         let ids: HashSet<MessageId> = rated.iter().map(|f| f.message_id).collect();
@@ -179,7 +189,10 @@ impl FeedbackStore for DynamoStore {
                 self.on_message(&f, on, Some(f.rating))?,
             ];
             match self.transact_checked(writes).await? {
-                Transaction::Done => return Ok(true),
+                Transaction::Done => {
+                    self.count_rating(&f, on, previous, Some(f.rating)).await;
+                    return Ok(true);
+                }
                 // The conversation or the message is gone.
                 Transaction::Refused(failed) if failed[0] || failed[3] => return Ok(false),
                 Transaction::Refused(_) => match self.get(pointer_pk(f.message_id), sk.clone()).await? {
@@ -216,7 +229,10 @@ impl FeedbackStore for DynamoStore {
                 self.count_ratings(on.owner, current.conversation_id, Some(current.rating), None)?,
             ];
             match self.transact_checked(writes).await? {
-                Transaction::Done => return Ok(true),
+                Transaction::Done => {
+                    self.count_rating(&current, on, Some(current.rating), None).await;
+                    return Ok(true);
+                }
                 // The message or its conversation is gone.
                 Transaction::Refused(failed) if failed[2] || failed[3] => return Ok(false),
                 Transaction::Refused(_) => match self.get(pointer_pk(current.message_id), sk.clone()).await? {

@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 use colloquy_core::domain::{
-    ABANDONED_ERROR, AppId, ConversationId, Cursor, Message, MessageId, Owner, RatedMessage, TaskId, Timestamp,
+    ABANDONED_ERROR, AppId, ConversationId, Cursor, Granularity, Message, MessageId, Owner, RatedMessage, Tally,
+    TaskId, Timestamp,
 };
 use colloquy_core::ports::{MessageStore, StoreError, StoreResult};
 
@@ -72,6 +73,47 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// The transaction of [`MessageStore::update_message`]: the live check, then the message's
+    /// update (only while it is generating when `generating`).
+    async fn write_message(&self, m: &Message, generating: bool) -> StoreResult<Transaction> {
+        let condition =
+            if generating { "attribute_exists(PK) AND attribute_exists(task_id)" } else { "attribute_exists(PK)" };
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(messages_pk(m.conversation_id), message_sk(m.created_at, m.id))))
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":answer", s(&m.answer))
+            .expression_attribute_values(":status", s(m.status.as_str()))
+            .expression_attribute_values(":metadata", s(m.metadata.as_str()))
+            .expression_attribute_values(":files", json(&m.message_files));
+        let mut set = vec!["answer = :answer", "#status = :status", "metadata = :metadata", "message_files = :files"];
+        let mut remove = Vec::new();
+        match &m.error {
+            Some(error) => {
+                set.push("#error = :error");
+                update = update.expression_attribute_values(":error", s(error));
+            }
+            None => remove.push("#error"),
+        }
+        match m.task_id {
+            Some(task) => {
+                set.push("task_id = :task");
+                update = update.expression_attribute_values(":task", s(task.to_string()));
+            }
+            None => remove.push("task_id"),
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let update = update.update_expression(expression).build().map_err(sdk_error)?;
+        let writes =
+            vec![self.live_check(m.owner, m.conversation_id)?, TransactWriteItem::builder().update(update).build()];
+        self.transact_checked(writes).await
+    }
+
     /// A message its pointer found, if its conversation is live: the conversation (for its
     /// tombstone) and the message, read together and consistently (a chat or a feedback checks
     /// the conversation while it writes).
@@ -114,49 +156,34 @@ impl MessageStore for DynamoStore {
             writes.push(self.put_item(task_item(m, task), None)?);
         }
         match self.transact_checked(writes).await? {
-            Transaction::Done => Ok(true),
+            Transaction::Done => {
+                self.count_usage_of(m).await;
+                Ok(true)
+            }
             Transaction::Refused(failed) if failed.first() == Some(&true) => Ok(false),
             Transaction::Refused(_) => Err(StoreError::Conflict("the message exists".into())),
         }
     }
 
     /// One transaction with a check that the conversation is live, so that an answer finished
-    /// after a delete changes nothing (and a purged message is never written again).
+    /// after a delete changes nothing (and a purged message is never written again). The first
+    /// outcome stored for a message that was generating (conditional on its task) counts its
+    /// answer in the usage counters.
     async fn update_message(&self, m: &Message) -> StoreResult<bool> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(messages_pk(m.conversation_id), message_sk(m.created_at, m.id))))
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#error", "error")
-            .expression_attribute_values(":answer", s(&m.answer))
-            .expression_attribute_values(":status", s(m.status.as_str()))
-            .expression_attribute_values(":metadata", s(m.metadata.as_str()))
-            .expression_attribute_values(":files", json(&m.message_files));
-        let mut set = vec!["answer = :answer", "#status = :status", "metadata = :metadata", "message_files = :files"];
-        let mut remove = Vec::new();
-        match &m.error {
-            Some(error) => {
-                set.push("#error = :error");
-                update = update.expression_attribute_values(":error", s(error));
+        if let Some(answer) = Tally::answer(m) {
+            match self.write_message(m, true).await? {
+                Transaction::Done => {
+                    let spread = m.id.as_uuid().as_u128();
+                    self.count(m.owner.app_id, Granularity::Hour, m.created_at, spread, answer).await;
+                    return Ok(true);
+                }
+                // The conversation is gone.
+                Transaction::Refused(failed) if failed[0] => return Ok(false),
+                // Not generating (any more): stored as asked, not counted again.
+                Transaction::Refused(_) => {}
             }
-            None => remove.push("#error"),
         }
-        match m.task_id {
-            Some(task) => {
-                set.push("task_id = :task");
-                update = update.expression_attribute_values(":task", s(task.to_string()));
-            }
-            None => remove.push("task_id"),
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let update = update.update_expression(expression).build().map_err(sdk_error)?;
-        let writes =
-            vec![self.live_check(m.owner, m.conversation_id)?, TransactWriteItem::builder().update(update).build()];
-        Ok(matches!(self.transact_checked(writes).await?, Transaction::Done))
+        Ok(matches!(self.write_message(m, false).await?, Transaction::Done))
     }
 
     async fn mark_abandoned(&self, m: &Message) -> StoreResult<bool> {

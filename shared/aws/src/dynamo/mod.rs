@@ -24,6 +24,7 @@ mod messages;
 mod purge;
 mod rate_limits;
 mod requests;
+mod stats;
 mod table;
 mod tasks;
 #[cfg(any(test, feature = "test-util"))]
@@ -47,11 +48,13 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Which buckets end users were last marked active in (`stats`).
+    marks: std::sync::Arc<stats::Marks>,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), marks: Default::default() }
     }
 
     pub fn table(&self) -> &str {

@@ -116,6 +116,11 @@ impl DynamoStore {
 
     /// Every item of a partition (optionally under a sort-key prefix), following pages.
     pub(super) async fn partition(&self, pk: String, prefix: Option<&str>) -> StoreResult<Vec<Item>> {
+        self.partition_range(pk, prefix.map_or(SortRange::All, SortRange::Prefix)).await
+    }
+
+    /// Every item of a partition whose sort key is in `range`, following pages.
+    pub(super) async fn partition_range(&self, pk: String, range: SortRange<'_>) -> StoreResult<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -126,11 +131,15 @@ impl DynamoStore {
                 .consistent_read(true)
                 .expression_attribute_values(":pk", s(pk.clone()))
                 .set_exclusive_start_key(start);
-            query = match prefix {
-                Some(prefix) => query
+            query = match range {
+                SortRange::Prefix(prefix) => query
                     .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
                     .expression_attribute_values(":prefix", s(prefix)),
-                None => query.key_condition_expression("PK = :pk"),
+                SortRange::Between(low, high) => query
+                    .key_condition_expression("PK = :pk AND SK BETWEEN :low AND :high")
+                    .expression_attribute_values(":low", s(low))
+                    .expression_attribute_values(":high", s(high)),
+                SortRange::All => query.key_condition_expression("PK = :pk"),
             };
             let output = query.send().await.map_err(sdk_error)?;
             items.extend(output.items.unwrap_or_default());
@@ -140,4 +149,13 @@ impl DynamoStore {
             }
         }
     }
+}
+
+/// Which sort keys of a partition a query reads.
+#[derive(Clone, Copy)]
+pub(super) enum SortRange<'a> {
+    All,
+    Prefix(&'a str),
+    /// Both ends included.
+    Between(&'a str, &'a str),
 }

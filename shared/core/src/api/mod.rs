@@ -259,6 +259,7 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
         Endpoint::AppConversationMessages => operator::conversation_messages(ctx).await,
         Endpoint::AppMessageFeedback => feedback::submit_operator(ctx).await,
         Endpoint::AppAuditLog => operator::audit_log(ctx).await,
+        Endpoint::AppStats => operator::stats(ctx).await,
     }
 }
 

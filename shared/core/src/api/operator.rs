@@ -9,8 +9,8 @@ use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::domain::{
-    AuditAction, AuditId, ConversationFilter, ConversationId, Cursor, EndUserId, Limit, MessageId, NameFilter,
-    RatedMessage, Rating, TimeRange, UserRef, parse_time,
+    AuditAction, AuditId, ConversationFilter, ConversationId, Cursor, EndUserId, Granularity, Limit, MessageId,
+    NameFilter, RatedMessage, Rating, StatsRange, TimeRange, UserRef, parse_time, stats_buckets,
 };
 
 /// A `[*_after, *_before)` pair of query parameters.
@@ -120,4 +120,19 @@ pub(crate) async fn audit_log(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let (rows, has_more) = split_probe(rows, limit.get());
     let data: Vec<views::AuditEntry> = rows.into_iter().map(Into::into).collect();
     Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
+}
+
+/// `GET /v1/app/stats`: the app's usage per hour or day from the counters its writes keep.
+pub(crate) async fn stats(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let granularity = Granularity::parse(ctx.query.get("granularity").unwrap_or("day"))?;
+    let bound = |name: &str| ctx.query.get(name).map(|raw| parse_time(name, raw)).transpose();
+    let range = StatsRange::new(granularity, bound("start")?, bound("end")?, ctx.now())?;
+    ctx.audit(AuditAction::ReadStats, None, Some(&ctx.request.query)).await?;
+    let store = ctx.store();
+    let hours = store.tallies(ctx.app.id, Granularity::Hour, range.from, range.until).await?;
+    let days = match granularity {
+        Granularity::Day => store.tallies(ctx.app.id, Granularity::Day, range.from, range.until).await?,
+        Granularity::Hour => Vec::new(),
+    };
+    Ok(ApiResponse::ok(&views::Stats::new(&range, stats_buckets(&range, &hours, &days))))
 }

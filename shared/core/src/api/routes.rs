@@ -40,6 +40,7 @@ pub enum Endpoint {
     AppConversationMessages,
     AppMessageFeedback,
     AppAuditLog,
+    AppStats,
 }
 
 /// What an endpoint needs besides the store.
@@ -223,6 +224,7 @@ pub const SPECS: &[Spec] = &[
         PLAIN,
     ),
     operator(Endpoint::AppAuditLog, "app-audit-log", &[(Method::GET, "/v1/app/audit-log")], PLAIN),
+    operator(Endpoint::AppStats, "app-stats", &[(Method::GET, "/v1/app/stats")], PLAIN),
 ];
 
 impl Endpoint {

@@ -11,6 +11,7 @@ mod key;
 mod opaque;
 mod operator;
 mod paging;
+mod stats;
 mod time;
 mod user;
 mod variable;
@@ -36,6 +37,7 @@ pub use operator::{
     ListedFeedback, NameFilter, TimeRange, parse_time,
 };
 pub use paging::{ConversationSort, Cursor, Limit, PageNumber, SortField};
+pub use stats::{DAY_SECONDS, Granularity, HOUR_SECONDS, StatsBucket, StatsRange, Tally, stats_buckets};
 pub use time::Timestamp;
 pub use user::{EndUser, Owner, UserRef};
 pub use variable::{ConversationVariable, ValueType, VariableNameFilter, json_type_name, python_str};

@@ -170,16 +170,18 @@ pub enum AuditAction {
     ReadConversation,
     RateMessage,
     ReadAuditLog,
+    ReadStats,
     CreateKey,
     RevokeKey,
 }
 
 impl AuditAction {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::ListConversations,
         Self::ReadConversation,
         Self::RateMessage,
         Self::ReadAuditLog,
+        Self::ReadStats,
         Self::CreateKey,
         Self::RevokeKey,
     ];
@@ -190,6 +192,7 @@ impl AuditAction {
             Self::ReadConversation => "conversation.read",
             Self::RateMessage => "message.rate",
             Self::ReadAuditLog => "audit_log.read",
+            Self::ReadStats => "stats.read",
             Self::CreateKey => "key.create",
             Self::RevokeKey => "key.revoke",
         }

@@ -2,16 +2,16 @@
 //! and variables.
 
 use async_trait::async_trait;
-use rusqlite::{Row, params};
+use rusqlite::{Row, params, params_from_iter};
 
 use colloquy_core::domain::{
-    AppId, Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, Cursor, Owner,
-    Rating, SortField, UserRef,
+    AppId, Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, Cursor,
+    Granularity, Owner, Rating, SortField, Tally, UserRef,
 };
 use colloquy_core::ports::{ConversationStore, StoreResult};
 
 use super::codec::{Args, Conditions, Fields, arg, args, to_json};
-use super::{SqliteStore, insert_sql, qualified};
+use super::{SqliteStore, insert_sql, qualified, stats};
 
 pub(super) const COLUMNS: &str = "id, app_id, end_user_id, name, inputs, status, introduction, created_at, updated_at";
 
@@ -118,7 +118,14 @@ pub(super) fn conversation_args(c: &Conversation) -> StoreResult<Args> {
 impl ConversationStore for SqliteStore {
     /// The `user` string is the end user's row's (joined where it is listed).
     async fn insert_conversation(&self, c: &Conversation, _user: &UserRef) -> StoreResult<()> {
-        self.execute(insert_sql("conversations", COLUMNS), conversation_args(c)?).await.map(drop)
+        let (values, app, at) = (conversation_args(c)?, c.owner.app_id, c.created_at);
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            tx.prepare_cached(&insert_sql("conversations", COLUMNS))?.execute(params_from_iter(values))?;
+            stats::add_tally(&tx, app, Granularity::Hour, at, &Tally::conversation())?;
+            tx.commit()
+        })
+        .await
     }
 
     async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>> {

@@ -12,7 +12,7 @@ use colloquy_core::ports::{FeedbackStore, StoreResult};
 
 use super::codec::{Conditions, Fields, arg, args};
 use super::schema::COUNT_RATINGS;
-use super::{SqliteStore, insert_sql, qualified};
+use super::{SqliteStore, insert_sql, qualified, stats};
 
 const COLUMNS: &str =
     "id, app_id, conversation_id, message_id, end_user_id, rating, content, from_source, created_at, updated_at";
@@ -117,7 +117,9 @@ impl FeedbackStore for SqliteStore {
                     f.updated_at
                 ]))?,
             };
+            let before = stats::rating_of(&tx, f.message_id)?;
             tx.prepare_cached(COPY_RATING)?.execute(params_from_iter(args![f.message_id]))?;
+            stats::count_rating_change(&tx, f.app_id, f.message_id, before)?;
             tx.prepare_cached(&COUNT_CONVERSATION_RATINGS)?.execute(params_from_iter(args![f.conversation_id]))?;
             tx.commit()?;
             Ok(true)
@@ -127,11 +129,13 @@ impl FeedbackStore for SqliteStore {
 
     /// Removes the row, and the end user's rating kept on the message with it.
     async fn delete_feedback(&self, f: &Feedback, on: &Message) -> StoreResult<bool> {
-        let (feedback, message, conversation) = (f.id, on.id, on.conversation_id);
+        let (feedback, message, conversation, app) = (f.id, on.id, on.conversation_id, f.app_id);
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.prepare_cached("DELETE FROM feedbacks WHERE id = ?1")?.execute(params_from_iter(args![feedback]))?;
+            let before = stats::rating_of(&tx, message)?;
             tx.prepare_cached(COPY_RATING)?.execute(params_from_iter(args![message]))?;
+            stats::count_rating_change(&tx, app, message, before)?;
             tx.prepare_cached(&COUNT_CONVERSATION_RATINGS)?.execute(params_from_iter(args![conversation]))?;
             let message = tx
                 .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?

@@ -2,16 +2,17 @@
 //! task (table `tasks`).
 
 use async_trait::async_trait;
-use rusqlite::{Row, params_from_iter};
+use rusqlite::{OptionalExtension, Row, params_from_iter};
 
 use colloquy_core::domain::{
-    ABANDONED_ERROR, AppId, ConversationId, Cursor, Message, MessageId, OpaqueJson, Owner, RatedMessage, Timestamp,
+    ABANDONED_ERROR, AppId, ConversationId, Cursor, Granularity, Message, MessageId, OpaqueJson, Owner, RatedMessage,
+    Tally, Timestamp,
 };
 use colloquy_core::ports::{MessageStore, StoreResult};
 
 use super::codec::{Args, Fields, args, to_json};
 use super::feedback::rating;
-use super::{SqliteStore, insert_sql, placeholders};
+use super::{SqliteStore, insert_sql, placeholders, stats};
 
 pub(super) const COLUMNS: &str = "id, app_id, end_user_id, conversation_id, parent_message_id, inputs, query, answer, \
     message_files, retriever_resources, agent_thoughts, status, error, metadata, created_at, task_id";
@@ -123,6 +124,7 @@ impl MessageStore for SqliteStore {
         let values = message_args(m)?;
         let task = m.task_id.map(|task| args![task, m.owner.app_id, m.owner.end_user_id, 0_i64, m.created_at]);
         let counted = args![m.conversation_id, m.created_at];
+        let m = m.clone();
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let inserted = tx.prepare_cached(&sql)?.execute(params_from_iter(values))? == 1;
@@ -132,6 +134,7 @@ impl MessageStore for SqliteStore {
                          last_message_at = max(coalesce(last_message_at, ?2), ?2) WHERE id = ?1",
                 )?
                 .execute(params_from_iter(counted))?;
+                stats::count_message(&tx, &m)?;
             }
             if inserted && let Some(task) = task {
                 let insert_task = insert_sql("tasks", "id, app_id, end_user_id, stop_requested, started_at");
@@ -155,7 +158,29 @@ impl MessageStore for SqliteStore {
             to_json(&m.message_files)?,
             m.task_id
         ];
-        Ok(self.execute(sql.into(), values).await? == 1)
+        // The first outcome stored for a message that was generating counts its answer.
+        let answer = Tally::answer(m).map(|tally| (m.id, m.owner.app_id, m.created_at, tally));
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let was_generating = match answer {
+                Some((id, ..)) => tx
+                    .prepare_cached("SELECT task_id IS NOT NULL FROM messages WHERE id = ?1")?
+                    .query_row(params_from_iter(args![id]), |row| row.get::<_, bool>(0))
+                    .optional()?
+                    .unwrap_or(false),
+                None => false,
+            };
+            let updated = tx.prepare_cached(sql)?.execute(params_from_iter(values))? == 1;
+            if updated
+                && was_generating
+                && let Some((_, app, at, tally)) = answer
+            {
+                stats::add_tally(&tx, app, Granularity::Hour, at, &tally)?;
+            }
+            tx.commit()?;
+            Ok(updated)
+        })
+        .await
     }
 
     async fn mark_abandoned(&self, m: &Message) -> StoreResult<bool> {

@@ -36,6 +36,7 @@ mod feedback;
 mod files;
 mod messages;
 mod rate_limits;
+mod stats;
 mod tasks;
 mod variables;
 

@@ -8,7 +8,7 @@ use colloquy_core::ports::{StoreError, StoreResult};
 use super::unavailable;
 
 /// The `user_version` of a database with [`SCHEMA`]; each change to the schema raises it.
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS apps (
@@ -68,6 +68,15 @@ CREATE TABLE IF NOT EXISTS audit_log (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     target TEXT, detail TEXT, expires_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_by_app ON audit_log (app_id, id);
+CREATE TABLE IF NOT EXISTS stats (
+    app_id TEXT NOT NULL, granularity TEXT NOT NULL, start INTEGER NOT NULL,
+    messages INTEGER NOT NULL DEFAULT 0, conversations INTEGER NOT NULL DEFAULT 0,
+    end_users INTEGER NOT NULL DEFAULT 0, likes INTEGER NOT NULL DEFAULT 0, dislikes INTEGER NOT NULL DEFAULT 0,
+    answers INTEGER NOT NULL DEFAULT 0, latency_ms INTEGER NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (app_id, granularity, start)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats_active (
+    app_id TEXT NOT NULL, granularity TEXT NOT NULL, start INTEGER NOT NULL, end_user_id TEXT NOT NULL,
+    PRIMARY KEY (app_id, granularity, start, end_user_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rate_windows (
     key TEXT NOT NULL, window_start INTEGER NOT NULL, hits INTEGER NOT NULL, PRIMARY KEY (key, window_start));
 ";
@@ -83,16 +92,23 @@ pub(super) fn prepare(conn: &Connection) -> StoreResult<()> {
     }
     migrate(conn).map_err(unavailable)?;
     conn.execute_batch(SCHEMA).map_err(unavailable)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(unavailable)
+    in_transaction(conn, |conn| {
+        // Read again under the lock: another process may have upgraded the file meanwhile.
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version < 7 {
+            // Version 7: usage counters, filled from what is stored (once: the new version is
+            // written in the same transaction).
+            conn.execute_batch(super::stats::BACKFILL)?;
+        }
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+    })
+    .map_err(unavailable)
 }
 
-/// Brings a database of an earlier schema version up to this one (before [`SCHEMA`] runs,
-/// whose indexes may need the new columns), in one immediate transaction: a crash leaves the
-/// old schema (the next start migrates again), and another process opening the same file at
-/// the same time waits for the lock, then finds the columns there.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+/// Runs `f` in one immediate transaction (so another process opening the same file waits).
+fn in_transaction(conn: &Connection, f: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    match add_columns(conn) {
+    match f(conn) {
         Ok(()) => conn.execute_batch("COMMIT"),
         Err(error) => {
             // The error is the one to report; a failed rollback leaves nothing committed either.
@@ -100,6 +116,14 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             Err(error)
         }
     }
+}
+
+/// Brings a database of an earlier schema version up to this one (before [`SCHEMA`] runs,
+/// whose indexes may need the new columns), in one immediate transaction: a crash leaves the
+/// old schema (the next start migrates again), and another process opening the same file at
+/// the same time waits for the lock, then finds the columns there.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    in_transaction(conn, add_columns)
 }
 
 fn add_columns(conn: &Connection) -> rusqlite::Result<()> {

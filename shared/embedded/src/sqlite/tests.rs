@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 use uuid::Uuid;
 
-use colloquy_core::domain::{AnnotationId, AppId, ConversationId, FileId, MessageId, Owner};
+use colloquy_core::domain::{AnnotationId, AppId, ConversationId, FileId, MessageId, Owner, Tally};
 use colloquy_core::ports::{AnnotationStore, FeedbackStore, FileStore, MessageStore, StoreError};
 
 use super::SqliteStore;
@@ -114,7 +114,7 @@ fn a_version_5_database_gets_key_roles_and_conversation_counters_recounted() {
              INSERT INTO conversations VALUES ('c', 'a', 'u', 'n', '{}', 'normal', '', 1, 1);
              INSERT INTO conversations VALUES ('empty', 'a', 'u', 'n', '{}', 'normal', '', 1, 1);
              INSERT INTO messages VALUES ('m1', 'a', 'u', 'c', NULL, '{}', 'q', 'a', '[]', '[]', '[]', 'normal',
-                NULL, '{}', 5, NULL, 'like');
+                NULL, '{\"usage\": {\"latency\": 1.5, \"total_tokens\": 7}}', 5, NULL, 'like');
              INSERT INTO messages VALUES ('m2', 'a', 'u', 'c', NULL, '{}', 'q', 'a', '[]', '[]', '[]', 'normal',
                 NULL, '{}', 9, NULL, NULL);
              INSERT INTO feedbacks VALUES ('f1', 'a', 'c', 'm1', 'u', 'like', NULL, 'user', 1, 1);
@@ -138,6 +138,38 @@ fn a_version_5_database_gets_key_roles_and_conversation_counters_recounted() {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(counts, [("c".to_owned(), 2, Some(9), 1, 1), ("empty".to_owned(), 0, None, 0, 0)]);
+    });
+    drop(store);
+    // Version 7 fills the usage counters from what is stored, once (a second open adds nothing).
+    let store = SqliteStore::open(&path).unwrap();
+    store.on_reader(|conn| {
+        let stats: Vec<(String, i64, [i64; 8])> = conn
+            .prepare(&format!(
+                "SELECT granularity, start, {} FROM stats ORDER BY granularity",
+                Tally::FIELDS.join(", ")
+            ))
+            .unwrap()
+            .query_map([], |row| {
+                let mut values = [0; 8];
+                for (i, value) in values.iter_mut().enumerate() {
+                    *value = row.get(i + 2)?;
+                }
+                Ok((row.get(0)?, row.get(1)?, values))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let hour = Tally {
+            messages: 2,
+            conversations: 2,
+            end_users: 1,
+            likes: 1,
+            answers: 1,
+            latency_ms: 1500,
+            tokens: 7,
+            ..Tally::default()
+        };
+        assert_eq!(stats, [("D".to_owned(), 0, Tally::end_user().values()), ("H".to_owned(), 0, hour.values())]);
     });
     drop(store);
     for suffix in ["", "-wal", "-shm"] {

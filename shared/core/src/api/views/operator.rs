@@ -66,3 +66,55 @@ pub struct AppMessage {
     pub message: Message,
     pub feedbacks: Vec<Feedback>,
 }
+
+/// `GET /v1/app/stats`: the app's usage per bucket (UTC), oldest first, every bucket of the
+/// range listed (zeros where nothing happened).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub granularity: &'static str,
+    /// Unix seconds: the first bucket's start and the last bucket's end.
+    pub start: i64,
+    pub end: i64,
+    pub timezone: &'static str,
+    pub data: Vec<StatsBucket>,
+}
+
+/// One bucket of [`Stats`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsBucket {
+    /// Unix seconds.
+    pub start: i64,
+    pub messages: i64,
+    /// Conversations created.
+    pub conversations: i64,
+    /// End users who sent a message.
+    pub end_users: i64,
+    /// End users' ratings of the bucket's messages.
+    pub likes: i64,
+    pub dislikes: i64,
+    /// Answers stored (with their latency).
+    pub answers: i64,
+    /// Seconds, over the bucket's answers (`null` without answers).
+    pub average_latency: Option<f64>,
+    pub tokens: i64,
+}
+
+impl Stats {
+    pub fn new(range: &domain::StatsRange, buckets: Vec<domain::StatsBucket>) -> Self {
+        let data = buckets
+            .into_iter()
+            .map(|b| StatsBucket {
+                start: b.start,
+                messages: b.tally.messages,
+                conversations: b.tally.conversations,
+                end_users: b.tally.end_users,
+                likes: b.tally.likes,
+                dislikes: b.tally.dislikes,
+                answers: b.tally.answers,
+                average_latency: b.tally.average_latency(),
+                tokens: b.tally.tokens,
+            })
+            .collect();
+        Self { granularity: range.granularity.as_str(), start: range.from, end: range.until, timezone: "UTC", data }
+    }
+}
