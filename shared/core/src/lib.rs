@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod api;
 pub mod domain;
+pub mod export;
 pub mod logging;
 pub mod models;
 pub mod ports;

@@ -11,9 +11,9 @@ use uuid::Uuid;
 use crate::domain::{
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, AuditEntry, AuditId,
     Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, ConversationVariable,
-    Cursor, EndUser, Feedback, FeedbackFilter, FileId, Grant, Granularity, JobId, KeyHash, KeyRecord, ListedFeedback,
-    Message, MessageId, Owner, RatedMessage, Rating, Tally, TaskId, Timestamp, UploadFile, UserRef, VariableId,
-    VariableNameFilter, Voice,
+    Cursor, EndUser, ExportId, ExportJob, Feedback, FeedbackFilter, FileId, Grant, Granularity, JobId, KeyHash,
+    KeyRecord, ListedFeedback, Message, MessageId, Owner, RatedMessage, Rating, Tally, TaskId, Timestamp, UploadFile,
+    UserRef, VariableId, VariableNameFilter, Voice,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -144,6 +144,14 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Vec<RatedMessage>>;
     /// The oldest message of a conversation.
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>>;
+    /// Up to `fetch` messages of a conversation, oldest first, strictly after `after` (exports
+    /// read a conversation in the order it happened).
+    async fn messages_after(
+        &self,
+        conversation: ConversationId,
+        after: Option<Cursor<MessageId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Message>>;
 }
 
 /// Feedback on messages.
@@ -302,6 +310,15 @@ pub trait StatsStore: Send + Sync {
     ) -> StoreResult<Vec<(i64, Tally)>>;
 }
 
+/// Exports of an app's messages: the jobs (their files are in the blob store). A store keeps
+/// a job at least [`crate::domain::EXPORT_RETENTION_DAYS`] days.
+#[async_trait]
+pub trait ExportStore: Send + Sync {
+    /// Stores a new export, or saves an existing one's status, progress, size and error.
+    async fn save_export(&self, job: &ExportJob) -> StoreResult<()>;
+    async fn export(&self, app: AppId, id: ExportId) -> StoreResult<Option<ExportJob>>;
+}
+
 /// Everything the API needs from storage.
 pub trait Store:
     AppStore
@@ -316,6 +333,7 @@ pub trait Store:
     + FileStore
     + AuditLog
     + StatsStore
+    + ExportStore
 {
 }
 
@@ -332,6 +350,7 @@ impl<T> Store for T where
         + FileStore
         + AuditLog
         + StatsStore
+        + ExportStore
 {
 }
 

@@ -10,7 +10,9 @@ use colloquy_aws::Aws;
 use colloquy_aws::dynamo::ChangedItem;
 pub use colloquy_core::api::Endpoint;
 use colloquy_core::api::error::ApiError;
-use colloquy_core::api::{ApiRequest, ApiResponse, KeyCache, ResponseBody, Services, handle, resolve_endpoint};
+use colloquy_core::api::{
+    ApiRequest, ApiResponse, ExportRunner, KeyCache, ResponseBody, Services, handle, resolve_endpoint,
+};
 use colloquy_core::domain::DownloadHeaders;
 use colloquy_core::ports::{Blob, BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
 use colloquy_core::settings::{Program, Settings, SttChoice, TtsChoice};
@@ -69,6 +71,8 @@ fn compose<const MODELS: bool, const TTS: bool, const STT: bool, const BLOBS: bo
         limits: settings.limits,
         cors: settings.cors.clone(),
         keys: Arc::new(KeyCache::new(settings.key_cache)),
+        // The job's insert reaches the table's stream, and the run-export function.
+        exports: ExportRunner::Stream,
     })
 }
 
@@ -299,6 +303,48 @@ pub async fn serve_purge() -> Result<(), Error> {
                     failure.item_identifier = record.change.sequence_number.clone();
                     response.batch_item_failures.push(failure);
                 }
+            }
+        }
+        Ok::<_, Error>(response)
+    }))
+    .await
+}
+
+/// The table-stream consumer that runs exports: each new export job (its insert) is run to
+/// its end, its file written to S3 in parts. An export that failed reports its record, so the
+/// stream runs it again (from the start: the file appears only once complete).
+pub async fn serve_exports() -> Result<(), Error> {
+    use aws_lambda_events::event::dynamodb::Event;
+    use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+    use colloquy_core::domain::ExportStatus;
+    use colloquy_core::ports::Store;
+    use lambda_runtime::LambdaEvent;
+
+    let (settings, aws) = start().await?;
+    let store: Arc<dyn Store> = Arc::new(aws.store(&settings.store));
+    let blobs = aws.blobs(&settings.store);
+    let (store, blobs) = (&store, &blobs);
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Event>| async move {
+        let mut response = DynamoDbEventResponse::default();
+        for record in event.payload.records {
+            let changed: Option<ChangedItem> = serde_dynamo::from_item(record.change.new_image.clone()).ok();
+            let Some((app, id)) = changed.as_ref().and_then(ChangedItem::export) else { continue };
+            let outcome = match store.export(app, id).await {
+                Ok(Some(job)) if job.status != ExportStatus::Done => {
+                    let job = colloquy_core::export::run_export(store.clone(), blobs, &SystemClock, job).await;
+                    tracing::info!(export = %id, status = job.status.as_str(), messages = job.exported, "export ended");
+                    job.status == ExportStatus::Done
+                }
+                Ok(_) => true,
+                Err(error) => {
+                    tracing::warn!(export = %id, %error, "could not read an export's job");
+                    false
+                }
+            };
+            if !outcome {
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = record.change.sequence_number.clone();
+                response.batch_item_failures.push(failure);
             }
         }
         Ok::<_, Error>(response)

@@ -265,18 +265,17 @@ impl MessageStore for DynamoStore {
     }
 
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .scan_index_forward(true)
-            .limit(1)
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(messages_pk(conversation)))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        output.items.unwrap_or_default().first().map(message_from).transpose()
+        let items = self.oldest_first(messages_pk(conversation), None, 1).await?;
+        items.first().map(message_from).transpose()
+    }
+
+    async fn messages_after(
+        &self,
+        conversation: ConversationId,
+        after: Option<Cursor<MessageId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let after = after.map(|cursor| message_sk(cursor.at, cursor.id));
+        self.oldest_first(messages_pk(conversation), after, fetch).await?.iter().map(message_from).collect()
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use colloquy_core::domain::{ConversationId, MessageId, Owner};
+use colloquy_core::domain::{AppId, ConversationId, ExportId, MessageId, Owner};
 use colloquy_core::ports::{StoreError, StoreResult};
 
 use super::codec::{Read, s};
@@ -25,6 +25,8 @@ const PURGE_GROUP: usize = 5;
 /// conversation tombstone.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ChangedItem {
+    #[serde(rename = "PK")]
+    pub pk: Option<String>,
     #[serde(rename = "SK")]
     pub sk: String,
     pub id: Option<String>,
@@ -44,6 +46,14 @@ impl ChangedItem {
             end_user_id: self.end_user_id.as_deref()?.parse().ok()?,
         };
         Some((owner, self.id.as_deref()?.parse().ok()?))
+    }
+}
+
+impl ChangedItem {
+    /// The export this change stored, if it is an export's job.
+    pub fn export(&self) -> Option<(AppId, ExportId)> {
+        let app = self.pk.as_deref()?.strip_prefix(super::EXPORT_PREFIX)?.parse().ok()?;
+        Some((app, self.sk.parse().ok()?))
     }
 }
 

@@ -55,18 +55,38 @@ impl DynamoStore {
         before: Option<String>,
         fetch: usize,
     ) -> StoreResult<Vec<Item>> {
+        self.in_order(pk, before, fetch, false).await
+    }
+
+    /// Up to `fetch` items of a partition, oldest first (ascending sort key), strictly above
+    /// the sort key `after`; read consistently.
+    pub(super) async fn oldest_first(&self, pk: String, after: Option<String>, fetch: usize) -> StoreResult<Vec<Item>> {
+        self.in_order(pk, after, fetch, true).await
+    }
+
+    async fn in_order(
+        &self,
+        pk: String,
+        beyond: Option<String>,
+        fetch: usize,
+        forward: bool,
+    ) -> StoreResult<Vec<Item>> {
         let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
-            .scan_index_forward(false)
+            .scan_index_forward(forward)
             .limit(i32::try_from(fetch).unwrap_or(i32::MAX))
             .expression_attribute_values(":pk", s(pk));
-        query = match before {
+        query = match beyond {
             None => query.key_condition_expression("PK = :pk"),
             Some(sk) => query
-                .key_condition_expression("PK = :pk AND SK < :cursor")
+                .key_condition_expression(if forward {
+                    "PK = :pk AND SK > :cursor"
+                } else {
+                    "PK = :pk AND SK < :cursor"
+                })
                 .expression_attribute_values(":cursor", s(sk)),
         };
         Ok(query.send().await.map_err(sdk_error)?.items.unwrap_or_default())

@@ -28,6 +28,9 @@ pub enum ApiError {
     InvalidParam(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The object is not in a state the request needs (code, message).
+    #[error("conflict: {0}")]
+    Conflict(&'static str, &'static str),
     #[error("the request body is not valid JSON")]
     MalformedJson,
     #[error("not a chat app")]
@@ -122,6 +125,7 @@ impl ApiError {
             Self::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", (*message).into()),
             Self::InvalidParam(message) => (StatusCode::BAD_REQUEST, "invalid_param", message.clone()),
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, "bad_request", message.clone()),
+            Self::Conflict(code, message) => (StatusCode::CONFLICT, code, (*message).into()),
             Self::MalformedJson => (
                 StatusCode::BAD_REQUEST,
                 "bad_request",

@@ -10,6 +10,7 @@ mod chat;
 mod conversations;
 mod cors;
 pub mod error;
+mod exports;
 mod feedback;
 mod files;
 mod input;
@@ -31,6 +32,7 @@ use serde::Serialize;
 
 pub use body::{BodyError, BodyStream, IncomingBody};
 pub use cors::Cors;
+pub use exports::ExportRunner;
 pub use key_cache::KeyCache;
 pub use routes::{Access, Endpoint, Needs, ROUTES, SPECS, Spec};
 
@@ -153,6 +155,8 @@ pub struct Services {
     pub cors: Cors,
     /// The apps behind recently used keys (off unless configured).
     pub keys: Arc<KeyCache>,
+    /// Who runs an export once it is stored.
+    pub exports: ExportRunner,
 }
 
 /// The endpoint a method and path lead to (for functions that serve one endpoint).
@@ -260,6 +264,9 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
         Endpoint::AppMessageFeedback => feedback::submit_operator(ctx).await,
         Endpoint::AppAuditLog => operator::audit_log(ctx).await,
         Endpoint::AppStats => operator::stats(ctx).await,
+        Endpoint::CreateExport => exports::create(ctx).await,
+        Endpoint::AppExport => exports::status(ctx).await,
+        Endpoint::DownloadExport => exports::download(ctx).await,
     }
 }
 

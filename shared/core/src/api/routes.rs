@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use http::Method;
 
 use crate::api::error::ApiError;
-use crate::domain::{AnnotationId, ConversationId, FileId, MessageId, VariableId};
+use crate::domain::{AnnotationId, ConversationId, ExportId, FileId, MessageId, VariableId};
 
 /// An operation of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,9 @@ pub enum Endpoint {
     AppMessageFeedback,
     AppAuditLog,
     AppStats,
+    CreateExport,
+    AppExport,
+    DownloadExport,
 }
 
 /// What an endpoint needs besides the store.
@@ -225,6 +228,14 @@ pub const SPECS: &[Spec] = &[
     ),
     operator(Endpoint::AppAuditLog, "app-audit-log", &[(Method::GET, "/v1/app/audit-log")], PLAIN),
     operator(Endpoint::AppStats, "app-stats", &[(Method::GET, "/v1/app/stats")], PLAIN),
+    operator(Endpoint::CreateExport, "create-export", &[(Method::POST, "/v1/app/exports")], PLAIN),
+    operator(Endpoint::AppExport, "app-export", &[(Method::GET, "/v1/app/exports/{export_id}")], PLAIN),
+    operator(
+        Endpoint::DownloadExport,
+        "download-export",
+        &[(Method::GET, "/v1/app/exports/{export_id}/download")],
+        FILES,
+    ),
 ];
 
 impl Endpoint {
@@ -320,6 +331,7 @@ pub(crate) struct PathIds {
     pub variable: Option<VariableId>,
     pub annotation: Option<AnnotationId>,
     pub file: Option<FileId>,
+    pub export: Option<ExportId>,
     /// Free strings, checked by their endpoints (Dify answers these without a 404).
     pub task: Option<String>,
     pub action: Option<String>,
@@ -339,6 +351,7 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds)
             "variable_id" => ids.variable = Some(raw.parse().map_err(not_found)?),
             "annotation_id" => ids.annotation = Some(raw.parse().map_err(not_found)?),
             "file_id" => ids.file = Some(raw.parse().map_err(not_found)?),
+            "export_id" => ids.export = Some(raw.parse().map_err(not_found)?),
             "task_id" => ids.task = Some(raw.to_owned()),
             "action" => ids.action = Some(raw.to_owned()),
             "job_id" => ids.job = Some(raw.to_owned()),

@@ -79,6 +79,8 @@ uuid_id! {
     FileId,
     /// An entry of an app's audit log.
     AuditId,
+    /// An export of an app's messages.
+    ExportId,
 }
 
 #[cfg(test)]

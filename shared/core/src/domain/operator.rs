@@ -171,17 +171,23 @@ pub enum AuditAction {
     RateMessage,
     ReadAuditLog,
     ReadStats,
+    CreateExport,
+    ReadExport,
+    DownloadExport,
     CreateKey,
     RevokeKey,
 }
 
 impl AuditAction {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 10] = [
         Self::ListConversations,
         Self::ReadConversation,
         Self::RateMessage,
         Self::ReadAuditLog,
         Self::ReadStats,
+        Self::CreateExport,
+        Self::ReadExport,
+        Self::DownloadExport,
         Self::CreateKey,
         Self::RevokeKey,
     ];
@@ -193,6 +199,9 @@ impl AuditAction {
             Self::RateMessage => "message.rate",
             Self::ReadAuditLog => "audit_log.read",
             Self::ReadStats => "stats.read",
+            Self::CreateExport => "export.create",
+            Self::ReadExport => "export.read",
+            Self::DownloadExport => "export.download",
             Self::CreateKey => "key.create",
             Self::RevokeKey => "key.revoke",
         }

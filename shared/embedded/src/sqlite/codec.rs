@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use colloquy_core::domain::{
-    AnnotationId, AppId, AuditId, ConversationId, EndUserId, FeedbackId, FileId, Invalid, JobId, MessageId, TaskId,
-    TimeRange, Timestamp, VariableId,
+    AnnotationId, AppId, AuditId, ConversationId, EndUserId, ExportId, FeedbackId, FileId, Invalid, JobId, MessageId,
+    TaskId, TimeRange, Timestamp, VariableId,
 };
 use colloquy_core::ports::{StoreError, StoreResult};
 
@@ -141,7 +141,8 @@ id_args!(
     JobId,
     TaskId,
     FileId,
-    AuditId
+    AuditId,
+    ExportId
 );
 
 /// The JSON text stored for `value`.

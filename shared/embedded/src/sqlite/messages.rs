@@ -231,4 +231,16 @@ impl MessageStore for SqliteStore {
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {
         self.one(first_message_sql(), args![conversation], message_from_row).await
     }
+
+    async fn messages_after(
+        &self,
+        conversation: ConversationId,
+        after: Option<Cursor<MessageId>>,
+        fetch: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let seek = if after.is_some() { " AND (created_at, id) > (?3, ?4)" } else { "" };
+        let sql =
+            format!("SELECT {COLUMNS} FROM messages WHERE conversation_id = ?1{seek} ORDER BY created_at, id LIMIT ?2");
+        self.page(sql, history_args(conversation, after, fetch), message_from_row).await
+    }
 }

@@ -77,6 +77,11 @@ CREATE TABLE IF NOT EXISTS stats (
 CREATE TABLE IF NOT EXISTS stats_active (
     app_id TEXT NOT NULL, granularity TEXT NOT NULL, start INTEGER NOT NULL, end_user_id TEXT NOT NULL,
     PRIMARY KEY (app_id, granularity, start, end_user_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS exports (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, format TEXT NOT NULL, range_from INTEGER, range_until INTEGER,
+    status TEXT NOT NULL, expected INTEGER NOT NULL, exported INTEGER NOT NULL, size INTEGER, error TEXT,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS exports_by_app ON exports (app_id, created_at);
 CREATE TABLE IF NOT EXISTS rate_windows (
     key TEXT NOT NULL, window_start INTEGER NOT NULL, hits INTEGER NOT NULL, PRIMARY KEY (key, window_start));
 ";

@@ -118,3 +118,46 @@ impl Stats {
         Self { granularity: range.granularity.as_str(), start: range.from, end: range.until, timezone: "UTC", data }
     }
 }
+
+/// An export of `POST /v1/app/exports` and `GET /v1/app/exports/:id`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Export {
+    pub id: domain::ExportId,
+    /// `pending`, `running`, `done` or `failed`.
+    pub status: &'static str,
+    pub format: &'static str,
+    /// The messages' creation times it covers, Unix seconds (`start` null: from the first).
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    /// Percent done.
+    pub progress: u8,
+    /// Messages written so far.
+    pub messages: u64,
+    /// The file's size in bytes, once done.
+    pub size: Option<u64>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Where to download the file (with the operator key), once done.
+    pub download_url: Option<String>,
+}
+
+impl Export {
+    pub fn new(job: &domain::ExportJob) -> Self {
+        let done = job.status == domain::ExportStatus::Done;
+        Self {
+            id: job.id,
+            status: job.status.as_str(),
+            format: job.format.as_str(),
+            start: job.range.from.map(|t| t.unix_seconds()),
+            end: job.range.until.map(|t| t.unix_seconds()),
+            progress: job.progress(),
+            messages: job.exported,
+            size: job.size,
+            error: job.error.clone(),
+            created_at: job.created_at.unix_seconds(),
+            updated_at: job.updated_at.unix_seconds(),
+            download_url: done.then(|| format!("/v1/app/exports/{}/download", job.id)),
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! `POST /v1/app/exports` as a Lambda function (a Colloquy extension for operator keys).
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), colloquy_lambda::Error> {
+    colloquy_lambda::serve!(CreateExport).await
+}
