@@ -129,6 +129,11 @@ async fn every_route_answers_as_the_local_server_does() {
         ("app-conversations", "/v1/app/conversations".into(), "user=u&rating=like".into()),
         ("app-conversation-messages", format!("/v1/app/conversations/{}/messages", conversation.id), "limit=5".into()),
         ("app-conversation-messages", format!("/v1/app/conversations/{}/messages", unknown_id()), String::new()),
+        // With a range: the functions run on the system's clock, the local server on the test's.
+        ("app-stats", "/v1/app/stats".into(), format!("granularity=hour&start={}&end={}", T0 - 3_600, T0 + 7_200)),
+        ("app-stats", "/v1/app/stats".into(), "granularity=week".into()),
+        ("app-export", format!("/v1/app/exports/{}", unknown_id()), String::new()),
+        ("download-export", format!("/v1/app/exports/{}/download", unknown_id()), String::new()),
     ];
     for (name, path, query) in &operator_reads {
         let f = function(name).await;
@@ -337,6 +342,60 @@ async fn the_purge_function_consumes_tombstones_from_the_table_stream() {
     let answer: Value = serde_json::from_slice(&invocation.body).unwrap();
     assert_eq!(answer["batchItemFailures"], json!([]), "duplicates and unrelated records are fine");
     assert_eq!(store.conversation_item_count(conversation.owner, conversation.id, &ids).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn exports_start_in_one_function_run_in_another_from_the_table_stream_and_download_from_s3() {
+    let app = spawn_app_on(test_store_on_dynamodb().await).await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    let conversation = app.seed_conversation(&key, "u", "exported").await;
+    let mut queries = Vec::new();
+    for i in 0..25 {
+        queries.push(app.seed_message(&conversation, &format!("m{i}")).await.query);
+    }
+    app.clock.advance_seconds(1);
+
+    let create = function("create-export").await;
+    let (status, job) = call(&create, &operator, "POST", "/v1/app/exports", "", Some(json!({"format": "jsonl"}))).await;
+    assert_eq!((status, job["status"].as_str()), (202, Some("pending")), "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/app/exports/{id}");
+    let status_function = function("app-export").await;
+    let (_, pending) = call(&status_function, &operator, "GET", &path, "", None).await;
+    assert_eq!(pending["status"], "pending", "on Lambda the request only stores the job");
+
+    // The table stream's insert of the job, as the export function receives it.
+    let image = json!({"PK": {"S": format!("EXPORT#{}", key.app.id)}, "SK": {"S": id}, "status": {"S": "pending"}});
+    let record = json!({
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1_795_700_000, "Keys": {"PK": image["PK"], "SK": image["SK"]},
+            "NewImage": image, "SequenceNumber": "200", "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    });
+    let run = function("run-export").await;
+    let invocation = run.invoke(json!({"Records": [record]})).await;
+    assert!(!invocation.failed, "{}", String::from_utf8_lossy(&invocation.body));
+    let answer: Value = serde_json::from_slice(&invocation.body).unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]));
+
+    let (_, done) = call(&status_function, &operator, "GET", &path, "", None).await;
+    assert_eq!((done["status"].as_str(), done["messages"].as_u64()), (Some("done"), Some(25)), "{done}");
+    let download = function("download-export").await;
+    let auth = format!("Bearer {}", operator.key);
+    let invocation = download
+        .invoke(http_event("GET", &format!("{path}/download"), "", &[("authorization", &auth)], None, false))
+        .await;
+    let (status, headers, _) = buffered_response(&invocation);
+    assert_eq!(status, 302, "a link to S3");
+    let file = reqwest::get(&headers["location"]).await.unwrap();
+    assert_eq!(file.status(), 200);
+    let text = file.text().await.unwrap();
+    let exported: Vec<String> =
+        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["query"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(exported, queries);
 }
 
 #[tokio::test]
