@@ -21,6 +21,8 @@ use colloquy_embedded::local_speech::{Espeak, PocketSphinx};
 use colloquy_embedded::sqlite::SqliteStore;
 use serde_json::json;
 
+mod export;
+
 /// The store flags (`--store`, `--data-dir`, `--table`, `--bucket`) and the server's flags are
 /// added from the settings table (`colloquy_core::settings::VARS`).
 #[derive(Parser)]
@@ -40,6 +42,24 @@ enum Command {
     Key(KeyCommand),
     /// Serve the whole /v1 API.
     Serve,
+    /// Export an app's messages (every end user's) as JSON Lines or CSV, as `POST
+    /// /v1/app/exports` does, to a file or standard output.
+    Export {
+        #[arg(long)]
+        app: AppId,
+        /// Messages created at or after this time (Unix seconds or RFC 3339).
+        #[arg(long)]
+        start: Option<String>,
+        /// Messages created before this time (default and at most: now).
+        #[arg(long)]
+        end: Option<String>,
+        /// jsonl or csv.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// The file to write (complete or not at all); standard output without it.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// AWS resources.
     #[command(subcommand)]
     Aws(AwsCommand),
@@ -273,6 +293,10 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
     match command {
         Command::Aws(AwsCommand::Init) => aws_init(&composition).await,
         Command::Serve => serve(&composition).await,
+        Command::Export { app, start, end, format, output } => {
+            let request = export::Request { app, start, end, format, output };
+            export::run(composition.store()?, request).await
+        }
         command => manage(command, composition.store()?.as_ref()).await,
     }
 }
@@ -336,7 +360,9 @@ async fn manage(command: Command, store: &dyn Store) -> Result<(), String> {
             admin::revoke_key(store, &clock, &ids, &key).await.map_err(|e| e.to_string())?;
             println!("revoked");
         }
-        Command::Serve | Command::Aws(_) => return Err("not an app or key command".into()),
+        Command::Serve | Command::Aws(_) | Command::Export { .. } => {
+            return Err("not an app or key command".into());
+        }
     }
     Ok(())
 }

@@ -251,3 +251,68 @@ fn bad_settings_are_refused_by_name() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("COLLOQUY_MAX_IN_FLIGHT"));
 }
+
+#[tokio::test]
+async fn export_writes_what_the_apis_export_writes() {
+    let data = temp_dir();
+    let created: Value =
+        serde_json::from_str(&stdout(&colloquy(&data, &["app", "create", "--name", "Support", "--json"]))).unwrap();
+    let (app_id, key) = (created["app_id"].as_str().unwrap(), created["api_key"].as_str().unwrap());
+    let operator =
+        stdout(&colloquy(&data, &["key", "create", "--app", app_id, "--role", "operator"])).trim().to_owned();
+
+    let server = Server::start(&data).await;
+    let client = reqwest::Client::new();
+    for (user, query) in [("alice", "Hello, \"world\""), ("bob", "=SUM(A1)"), ("alice", "Bye")] {
+        let body = serde_json::json!({"inputs": {}, "query": query, "user": user, "response_mode": "blocking"});
+        let response = client.post(format!("{}/v1/chat-messages", server.base)).bearer_auth(key).json(&body);
+        assert_eq!(response.send().await.unwrap().status(), 200);
+    }
+    // The export covers messages created before it started, to the second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let started = client.post(format!("{}/v1/app/exports", server.base)).bearer_auth(&operator);
+    let job: Value = started.json(&serde_json::json!({})).send().await.unwrap().json().await.unwrap();
+    let path = format!("/v1/app/exports/{}", job["id"].as_str().unwrap());
+    let mut job = job;
+    for _ in 0..200 {
+        job = get(&server.base, &path, &operator).await.1;
+        if job["status"] == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("{}{}", server.base, job["download_url"].as_str().expect("done"));
+    let from_api = client.get(url).bearer_auth(&operator).send().await.unwrap().text().await.unwrap();
+    assert_eq!(from_api.lines().count(), 3);
+    server.stop();
+
+    let file = data.join("export.jsonl");
+    let output = colloquy(&data, &["export", "--app", app_id, "-o", file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("exported 3 messages"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), from_api, "the CLI writes what the API writes");
+    assert!(!data.join("export.partial").exists());
+
+    let csv = stdout(&colloquy(&data, &["export", "--app", app_id, "--format", "csv"]));
+    assert!(csv.starts_with("conversation_id,conversation_name,user,"), "{csv}");
+    assert!(csv.contains("'=SUM(A1)") && csv.contains("\"Hello, \"\"world\"\"\""), "{csv}");
+    let far = stdout(&colloquy(&data, &["export", "--app", app_id, "--start", "2999-01-01T00:00:00Z"]));
+    assert_eq!(far, "", "nothing in the range");
+
+    for bad in [vec!["--format", "xlsx"], vec!["--start", "yesterday"]] {
+        let mut args = vec!["export", "--app", app_id];
+        args.extend(bad);
+        let output = colloquy(&data, &args);
+        assert!(!output.status.success());
+        assert!(!String::from_utf8_lossy(&output.stderr).is_empty());
+    }
+    let unknown = colloquy(&data, &["export", "--app", "01946a5e-0000-7000-8000-000000000000"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no app"), "{unknown:?}");
+
+    let server = Server::start(&data).await;
+    let (_, log) = get(&server.base, "/v1/app/audit-log", &operator).await;
+    let cli = log["data"].as_array().unwrap().iter().filter(|e| e["actor"] == "cli" && e["action"] == "export.create");
+    assert_eq!(cli.count(), 3, "each CLI export is audited: {log}");
+    server.stop();
+    std::fs::remove_dir_all(&data).unwrap();
+}
