@@ -14,6 +14,9 @@ use colloquy_core::export::{ExportSpec, expected_messages, export_stream};
 use colloquy_core::ports::{Clock, IdGenerator, Store};
 use colloquy_core::system::{SystemClock, TimeOrderedIds};
 
+/// How often progress is printed as a plain line when standard error is not a terminal.
+const PLAIN_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Request {
     pub app: AppId,
     pub start: Option<String>,
@@ -45,7 +48,8 @@ pub async fn run(store: Arc<dyn Store>, request: Request) -> Result<(), String> 
     store.record(&entry).await.map_err(|e| format!("cannot write the audit log: {e}"))?;
 
     let expected = expected_messages(store.as_ref(), app.id, range, now).await.map_err(|e| e.to_string())?;
-    let bar = if std::io::stderr().is_terminal() {
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if terminal {
         let bar = ProgressBar::with_draw_target(Some(expected), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template("{bar:40} {pos}/{len} messages, {msg} bytes ({elapsed})")
             .map_err(|e| e.to_string())?;
@@ -70,13 +74,20 @@ pub async fn run(store: Arc<dyn Store>, request: Request) -> Result<(), String> 
         None => (Box::new(std::io::stdout().lock()), None),
     };
     let mut size = 0u64;
+    let mut reported = std::time::Instant::now();
     let result: Result<(), String> = async {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| format!("the export failed: {e}"))?;
             size += chunk.len() as u64;
             out.write_all(&chunk).map_err(|e| format!("cannot write the export: {e}"))?;
-            bar.set_position(written.load(Ordering::Relaxed));
+            let messages = written.load(Ordering::Relaxed);
+            bar.set_position(messages);
             bar.set_message(size.to_string());
+            // Not a terminal (a log, a pipe): a plain line every few seconds.
+            if !terminal && reported.elapsed() >= PLAIN_PROGRESS_EVERY {
+                eprintln!("exported {messages} of about {expected} messages ({size} bytes)");
+                reported = std::time::Instant::now();
+            }
         }
         out.flush().map_err(|e| format!("cannot write the export: {e}"))
     }

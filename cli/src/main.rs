@@ -285,6 +285,8 @@ async fn aws_init(composition: &Composition) -> Result<(), String> {
     let bucket = aws.blobs(&composition.settings.store);
     let created = bucket.create_bucket().await.map_err(|e| e.to_string())?;
     println!("bucket {}: {}", bucket.bucket(), if created { "created" } else { "exists" });
+    bucket.apply_lifecycle().await.map_err(|e| e.to_string())?;
+    println!("bucket {}: lifecycle rules set (scratch/ 1 day, exports/ 7 days)", bucket.bucket());
     Ok(())
 }
 

@@ -383,6 +383,9 @@ async fn exports_start_in_one_function_run_in_another_from_the_table_stream_and_
 
     let (_, done) = call(&status_function, &operator, "GET", &path, "", None).await;
     assert_eq!((done["status"].as_str(), done["messages"].as_u64()), (Some("done"), Some(25)), "{done}");
+    let link = done["download_url"].as_str().unwrap();
+    assert!(link.contains("X-Amz-Signature"), "a presigned S3 GET: {link}");
+    assert_eq!(reqwest::get(link).await.unwrap().text().await.unwrap().lines().count(), 25);
     let download = function("download-export").await;
     let auth = format!("Bearer {}", operator.key);
     let invocation = download

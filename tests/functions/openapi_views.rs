@@ -306,13 +306,16 @@ fn success(endpoint: Endpoint) -> Answer {
             ];
             Json("200", json_of![Page::new(20, true, data)])
         }
-        Endpoint::CreateExport => Json("202", json_of![views::Export::new(&export_job(ExportStatus::Pending))]),
+        Endpoint::CreateExport => Json("202", json_of![views::Export::new(&export_job(ExportStatus::Pending), None)]),
         Endpoint::AppExport => Json(
             "200",
             json_of![
-                views::Export::new(&export_job(ExportStatus::Running)),
-                views::Export::new(&ExportJob { size: Some(12_345), ..export_job(ExportStatus::Done) }),
-                views::Export::new(&export_job(ExportStatus::Running).as_of(at(1_737_100_000))),
+                views::Export::new(&export_job(ExportStatus::Running), None),
+                views::Export::new(
+                    &ExportJob { size: Some(12_345), ..export_job(ExportStatus::Done) },
+                    Some("https://bucket.s3.amazonaws.com/exports/a/b.csv?X-Amz-Signature=0".into()),
+                ),
+                views::Export::new(&export_job(ExportStatus::Running).as_of(at(1_737_100_000)), None),
             ],
         ),
         Endpoint::DownloadExport => Bytes(&["200"]),

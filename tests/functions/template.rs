@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use colloquy_aws::dynamo::{APP_INDEX, INDEXES, TTL_ATTRIBUTE};
+use colloquy_aws::s3::LIFECYCLE_RULES;
 use colloquy_core::api::Endpoint;
 use serde_yaml::Value;
 
@@ -145,6 +146,26 @@ fn the_table_is_the_one_the_store_creates() {
     assert_eq!(global[0]["KeySchema"][0]["AttributeName"], APP_INDEX.1);
     assert_eq!(global[0]["KeySchema"][1]["AttributeName"], APP_INDEX.2);
     assert_eq!(global[0]["Projection"]["ProjectionType"], "ALL");
+}
+
+#[tokio::test]
+async fn the_buckets_lifecycle_is_the_one_aws_init_sets() {
+    let template = template();
+    let rules = template["Resources"]["Bucket"]["Properties"]["LifecycleConfiguration"]["Rules"].as_sequence().unwrap();
+    let declared: Vec<(String, String, i32)> = rules
+        .iter()
+        .map(|r| {
+            let days = r["ExpirationInDays"].as_i64().unwrap() as i32;
+            (r["Id"].as_str().unwrap().to_owned(), r["Prefix"].as_str().unwrap().to_owned(), days)
+        })
+        .collect();
+    let mirrored: Vec<(String, String, i32)> =
+        LIFECYCLE_RULES.iter().map(|(id, prefix, days)| ((*id).to_owned(), (*prefix).to_owned(), *days)).collect();
+    assert_eq!(declared, mirrored);
+    // What `colloquy aws init` sets is what the bucket then has (on moto).
+    let bucket = colloquy_tests::aws::s3_blobs().await;
+    bucket.apply_lifecycle().await.unwrap();
+    assert_eq!(bucket.lifecycle().await.unwrap(), mirrored);
 }
 
 #[test]

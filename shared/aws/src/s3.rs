@@ -13,6 +13,11 @@ use futures_util::StreamExt;
 use crate::aws_clients::StoreFailure;
 use colloquy_core::ports::{Blob, BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
 
+/// The bucket's lifecycle rules, as `template.yaml` declares them (a test keeps the two equal):
+/// (rule id, key prefix, days an object is kept).
+pub const LIFECYCLE_RULES: [(&str, &str, i32); 2] =
+    [("expire-scratch-audio", "scratch/", 1), ("expire-exports", "exports/", 7)];
+
 /// Size of the parts of a streamed upload (S3's minimum is 5 MiB): the most one upload holds.
 const PART_BYTES: usize = 8 * 1024 * 1024;
 
@@ -92,6 +97,49 @@ impl S3Blobs {
 
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    /// Sets the bucket's lifecycle rules to [`LIFECYCLE_RULES`] (replacing what it had).
+    pub async fn apply_lifecycle(&self) -> StoreResult<()> {
+        use aws_sdk_s3::types::{
+            BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+        };
+        let mut rules = Vec::new();
+        for (id, prefix, days) in LIFECYCLE_RULES {
+            let rule = LifecycleRule::builder()
+                .id(id)
+                .status(ExpirationStatus::Enabled)
+                .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+                .expiration(LifecycleExpiration::builder().days(days).build())
+                .build()
+                .map_err(sdk_error)?;
+            rules.push(rule);
+        }
+        let configuration = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(sdk_error)?;
+        self.client
+            .put_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .lifecycle_configuration(configuration)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .map(drop)
+    }
+
+    /// The bucket's lifecycle rules as stored: (rule id, prefix, days).
+    pub async fn lifecycle(&self) -> StoreResult<Vec<(String, String, i32)>> {
+        let output =
+            self.client.get_bucket_lifecycle_configuration().bucket(&self.bucket).send().await.map_err(sdk_error)?;
+        Ok(output
+            .rules
+            .unwrap_or_default()
+            .into_iter()
+            .map(|rule| {
+                let prefix = rule.filter.and_then(|f| f.prefix).unwrap_or_default();
+                let days = rule.expiration.and_then(|e| e.days).unwrap_or_default();
+                (rule.id.unwrap_or_default(), prefix, days)
+            })
+            .collect())
     }
 
     /// Creates the bucket; false when it exists already (and is ours).

@@ -29,7 +29,7 @@ pub enum ExportRunner {
 
 const NOT_FOUND: &str = "Export Not Exists.";
 /// How long a download link lasts.
-const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(300);
+const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(900);
 
 fn bound(body: &Body, name: &str) -> Result<Option<crate::domain::Timestamp>, ApiError> {
     match body.raw(name) {
@@ -70,7 +70,7 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         let (blobs, clock, job) = (ctx.services.blobs.clone(), ctx.services.clock.clone(), job.clone());
         tokio::spawn(async move { run_export(store, blobs.as_ref(), clock.as_ref(), job).await });
     }
-    Ok(ApiResponse::json(StatusCode::ACCEPTED, &views::Export::new(&job)))
+    Ok(ApiResponse::json(StatusCode::ACCEPTED, &views::Export::new(&job, None)))
 }
 
 async fn find(ctx: &Ctx<'_>, action: AuditAction) -> Result<ExportJob, ApiError> {
@@ -81,10 +81,27 @@ async fn find(ctx: &Ctx<'_>, action: AuditAction) -> Result<ExportJob, ApiError>
     Ok(job.as_of(ctx.now()))
 }
 
-/// `GET /v1/app/exports/:id`: where the export stands, with its download link once done.
+/// `GET /v1/app/exports/:id`: where the export stands, with its download link once done: a
+/// short-lived link to the file where the blob store has links (S3), else the download route.
 pub(crate) async fn status(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let job = find(ctx, AuditAction::ReadExport).await?;
-    Ok(ApiResponse::ok(&views::Export::new(&job)))
+    let link = match job.status {
+        ExportStatus::Done => match ctx.services.blobs.presign_get(&job.blob_key(), DOWNLOAD_URL_TTL, &headers(&job)).await? {
+            Some(url) => Some(url),
+            None => Some(ctx.url_of(&format!("/v1/app/exports/{}/download", job.id))),
+        },
+        _ => None,
+    };
+    Ok(ApiResponse::ok(&views::Export::new(&job, link)))
+}
+
+/// What a download of the file answers with.
+fn headers(job: &ExportJob) -> DownloadHeaders {
+    DownloadHeaders {
+        content_type: job.format.content_type().into(),
+        content_disposition: format!("attachment; filename=\"{}\"", job.file_name()),
+        cache_control: "private, no-store".into(),
+    }
 }
 
 /// `GET /v1/app/exports/:id/download`: the file (a redirect to a short-lived link where the
@@ -94,11 +111,7 @@ pub(crate) async fn download(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     if job.status != ExportStatus::Done {
         return Err(ApiError::Conflict("export_not_ready", "The export is not finished: see its status."));
     }
-    let headers = DownloadHeaders {
-        content_type: job.format.content_type().into(),
-        content_disposition: format!("attachment; filename=\"{}\"", job.file_name()),
-        cache_control: "private, no-store".into(),
-    };
+    let headers = headers(&job);
     let blobs = &ctx.services.blobs;
     if let Some(url) = blobs.presign_get(&job.blob_key(), DOWNLOAD_URL_TTL, &headers).await? {
         let mut out = HeaderMap::new();

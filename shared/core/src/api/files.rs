@@ -169,14 +169,8 @@ pub(crate) async fn file_url(ctx: &Ctx<'_>, file: &UploadFile, user: &UserRef) -
     if let Some(url) = ctx.services.blobs.presign_get(&file.blob_key(), SOURCE_URL_TTL, &headers).await? {
         return Ok(url);
     }
-    let host = ctx.request.headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let scheme = ctx.request.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).unwrap_or("http");
     let user: String = form_urlencoded::byte_serialize(user.as_str().as_bytes()).collect();
-    let path = format!("/v1/files/{}/preview?user={user}", file.id);
-    Ok(match host {
-        Some(host) => format!("{scheme}://{host}{path}"),
-        None => path,
-    })
+    Ok(ctx.url_of(&format!("/v1/files/{}/preview?user={user}", file.id)))
 }
 
 /// A file about to be stored: its checked name, extension and type, and its kind's limit.

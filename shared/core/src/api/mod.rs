@@ -374,6 +374,18 @@ impl Ctx<'_> {
         Ok(self.store().record(&entry).await?)
     }
 
+    /// An absolute URL of this API for `path`, from the request's host (and the scheme a proxy
+    /// names); the path alone without a host.
+    fn url_of(&self, path: &str) -> String {
+        let headers = &self.request.headers;
+        let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok());
+        let scheme = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).unwrap_or("http");
+        match host {
+            Some(host) => format!("{scheme}://{host}{path}"),
+            None => path.to_owned(),
+        }
+    }
+
     /// The conversation endpoints serve chat-like apps only.
     fn require_chat_app(&self) -> Result<(), ApiError> {
         if self.app.is_chat_like() { Ok(()) } else { Err(ApiError::NotChatApp) }

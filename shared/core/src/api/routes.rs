@@ -229,7 +229,7 @@ pub const SPECS: &[Spec] = &[
     operator(Endpoint::AppAuditLog, "app-audit-log", &[(Method::GET, "/v1/app/audit-log")], PLAIN),
     operator(Endpoint::AppStats, "app-stats", &[(Method::GET, "/v1/app/stats")], PLAIN),
     operator(Endpoint::CreateExport, "create-export", &[(Method::POST, "/v1/app/exports")], PLAIN),
-    operator(Endpoint::AppExport, "app-export", &[(Method::GET, "/v1/app/exports/{export_id}")], PLAIN),
+    operator(Endpoint::AppExport, "app-export", &[(Method::GET, "/v1/app/exports/{export_id}")], FILES),
     operator(
         Endpoint::DownloadExport,
         "download-export",

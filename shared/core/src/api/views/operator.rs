@@ -138,13 +138,13 @@ pub struct Export {
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
-    /// Where to download the file (with the operator key), once done.
+    /// Once done: a short-lived link to the file (S3), or this API's download route (which
+    /// takes the operator key).
     pub download_url: Option<String>,
 }
 
 impl Export {
-    pub fn new(job: &domain::ExportJob) -> Self {
-        let done = job.status == domain::ExportStatus::Done;
+    pub fn new(job: &domain::ExportJob, download_url: Option<String>) -> Self {
         Self {
             id: job.id,
             status: job.status.as_str(),
@@ -157,7 +157,7 @@ impl Export {
             error: job.error.clone(),
             created_at: job.created_at.unix_seconds(),
             updated_at: job.updated_at.unix_seconds(),
-            download_url: done.then(|| format!("/v1/app/exports/{}/download", job.id)),
+            download_url,
         }
     }
 }
