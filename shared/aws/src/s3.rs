@@ -115,7 +115,8 @@ impl S3Blobs {
                 .map_err(sdk_error)?;
             rules.push(rule);
         }
-        let configuration = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(sdk_error)?;
+        let configuration =
+            BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(sdk_error)?;
         self.client
             .put_bucket_lifecycle_configuration()
             .bucket(&self.bucket)

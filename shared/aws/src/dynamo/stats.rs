@@ -138,12 +138,9 @@ impl DynamoStore {
 
 fn tally_from(item: &Item) -> StoreResult<(String, Tally)> {
     let r = Read::new("usage counters", item);
-    let mut values = [0; 8];
-    for (value, field) in values.iter_mut().zip(Tally::FIELDS) {
-        // Optional by design: an ADD creates only the counters it adds to.
-        *value = r.opt_n(field)?.unwrap_or(0);
-    }
-    Ok((r.s("SK")?, Tally::from_values(values)))
+    // Optional by design: an ADD creates only the counters it adds to.
+    let tally = Tally::read(|field| Ok(r.opt_n(field)?.unwrap_or(0)))?;
+    Ok((r.s("SK")?, tally))
 }
 
 #[async_trait]

@@ -86,10 +86,12 @@ async fn find(ctx: &Ctx<'_>, action: AuditAction) -> Result<ExportJob, ApiError>
 pub(crate) async fn status(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let job = find(ctx, AuditAction::ReadExport).await?;
     let link = match job.status {
-        ExportStatus::Done => match ctx.services.blobs.presign_get(&job.blob_key(), DOWNLOAD_URL_TTL, &headers(&job)).await? {
-            Some(url) => Some(url),
-            None => Some(ctx.url_of(&format!("/v1/app/exports/{}/download", job.id))),
-        },
+        ExportStatus::Done => {
+            match ctx.services.blobs.presign_get(&job.blob_key(), DOWNLOAD_URL_TTL, &headers(&job)).await? {
+                Some(url) => Some(url),
+                None => Some(ctx.url_of(&format!("/v1/app/exports/{}/download", job.id))),
+            }
+        }
         _ => None,
     };
     Ok(ApiResponse::ok(&views::Export::new(&job, link)))

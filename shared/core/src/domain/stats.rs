@@ -158,6 +158,15 @@ impl Tally {
         Self { messages, conversations, end_users, likes, dislikes, answers, latency_ms, tokens }
     }
 
+    /// A tally read counter by counter ([`Tally::FIELDS`], in order) from a store's row or item.
+    pub fn read<E>(mut counter: impl FnMut(&'static str) -> Result<i64, E>) -> Result<Self, E> {
+        let mut values = [0; 8];
+        for (value, field) in values.iter_mut().zip(Self::FIELDS) {
+            *value = counter(field)?;
+        }
+        Ok(Self::from_values(values))
+    }
+
     pub fn conversation() -> Self {
         Self { conversations: 1, ..Self::default() }
     }

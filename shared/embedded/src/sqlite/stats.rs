@@ -138,11 +138,7 @@ DELETE FROM stats_active WHERE start < (SELECT max(start) FROM stats_active) - 2
 
 fn tally_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Tally)> {
     let f = Fields::of("stats", row);
-    let mut values = [0; 8];
-    for (value, field) in values.iter_mut().zip(Tally::FIELDS) {
-        *value = f.get(field)?;
-    }
-    Ok((f.get("start")?, Tally::from_values(values)))
+    Ok((f.get("start")?, Tally::read(|field| f.get(field))?))
 }
 
 #[async_trait]
