@@ -281,7 +281,8 @@ async fn export_writes_what_the_apis_export_writes() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let url = format!("{}{}", server.base, job["download_url"].as_str().expect("done"));
+    let url = job["download_url"].as_str().expect("done");
+    assert!(url.starts_with(&server.base), "an absolute link to this server: {url}");
     let from_api = client.get(url).bearer_auth(&operator).send().await.unwrap().text().await.unwrap();
     assert_eq!(from_api.lines().count(), 3);
     server.stop();
