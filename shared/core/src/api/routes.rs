@@ -433,7 +433,17 @@ mod tests {
             assert!(blobs || !(stt || uploads), "{}", spec.function);
         }
         let with_blobs: Vec<&str> = SPECS.iter().filter(|s| s.needs.blobs).map(|s| s.function).collect();
-        assert_eq!(with_blobs, ["chat-messages", "upload-file", "create-upload-url", "preview-file", "audio-to-text"]);
+        // And the exports' status (which signs the file's link) and download.
+        let expected = [
+            "chat-messages",
+            "upload-file",
+            "create-upload-url",
+            "preview-file",
+            "audio-to-text",
+            "app-export",
+            "download-export",
+        ];
+        assert_eq!(with_blobs, expected);
     }
 
     #[test]
