@@ -118,16 +118,18 @@ async fn a_page_costs_the_same_requests_and_round_trips_however_much_data() {
 
     // The writes most chat apps send, for docs/cost.md: a rating, and a blocking chat that
     // continues a conversation (echo model).
-    for (app, warmth, auth) in [(&cold, "cold", 1), (&warm, "warm", 0)] {
+    // (The warm one changes the rating, so both change the usage counters.)
+    for (app, warmth, auth, rating) in [(&cold, "cold", 1, "like"), (&warm, "warm", 0, "dislike")] {
         let before = counter.cost();
-        let body = json!({"rating": "like", "user": "large"});
+        let body = json!({"rating": rating, "user": "large"});
         let (status, answer) =
             send(app.post(&key, &format!("/v1/messages/{}/feedbacks", long_messages[1].id), body)).await;
         assert_eq!(status, 200, "{answer}");
         let rating = counter.cost() - before;
         println!("{warmth} feedback: {rating:?}");
-        // End user, pointer, conversation + message, the caller's feedback, rate window, the write.
-        assert_eq!(rating.requests, auth + 6, "{warmth} feedback");
+        // End user, pointer, conversation + message, the caller's feedback, rate window, the
+        // write, the usage counters' update.
+        assert_eq!(rating.requests, auth + 7, "{warmth} feedback");
         assert!(rating.write_units > 0.0);
         let before = counter.cost();
         let body = json!({"query": "more", "user": "large", "inputs": {}, "response_mode": "blocking", "conversation_id": long.id});
