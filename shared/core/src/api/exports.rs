@@ -34,7 +34,13 @@ const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(900);
 fn bound(body: &Body, name: &str) -> Result<Option<crate::domain::Timestamp>, ApiError> {
     match body.raw(name) {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(n)) => Ok(Some(parse_time(name, &n.to_string())?)),
+        // A whole number, also written as one with a zero fraction (`1700000000.0`).
+        Some(serde_json::Value::Number(n)) => {
+            let whole =
+                n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64));
+            let seconds = whole.ok_or_else(|| Invalid(format!("{name}: expected whole Unix seconds")))?;
+            Ok(Some(parse_time(name, &seconds.to_string())?))
+        }
         Some(serde_json::Value::String(s)) if s.is_empty() => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(parse_time(name, s)?)),
         Some(_) => Err(Invalid(format!("{name}: expected Unix seconds or an RFC 3339 time")).into()),
