@@ -22,6 +22,7 @@ use colloquy_embedded::sqlite::SqliteStore;
 use serde_json::json;
 
 mod export;
+mod inspect;
 
 /// The store flags (`--store`, `--data-dir`, `--table`, `--bucket`) and the server's flags are
 /// added from the settings table (`colloquy_core::settings::VARS`).
@@ -59,6 +60,17 @@ enum Command {
         /// The file to write (complete or not at all); standard output without it.
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Count everything stored of an app, or of one of its end users (`--user`), kind by kind:
+    /// rows or items (every item of the table is read, no index trusted) and blobs.
+    Inspect {
+        #[arg(long)]
+        app: AppId,
+        /// The end user's `user` string, as the app sends it.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// AWS resources.
     #[command(subcommand)]
@@ -295,6 +307,10 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
     match command {
         Command::Aws(AwsCommand::Init) => aws_init(&composition).await,
         Command::Serve => serve(&composition).await,
+        Command::Inspect { app, user, json } => {
+            let (blobs, _) = composition.blobs()?;
+            inspect::run(composition.store()?.as_ref(), blobs.as_ref(), app, user.as_deref(), json).await
+        }
         Command::Export { app, start, end, format, output } => {
             let request = export::Request { app, start, end, format, output };
             export::run(composition.store()?, request).await
@@ -362,7 +378,7 @@ async fn manage(command: Command, store: &dyn Store) -> Result<(), String> {
             admin::revoke_key(store, &clock, &ids, &key).await.map_err(|e| e.to_string())?;
             println!("revoked");
         }
-        Command::Serve | Command::Aws(_) | Command::Export { .. } => {
+        Command::Serve | Command::Aws(_) | Command::Export { .. } | Command::Inspect { .. } => {
             return Err("not an app or key command".into());
         }
     }

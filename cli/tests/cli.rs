@@ -317,3 +317,37 @@ async fn export_writes_what_the_apis_export_writes() {
     server.stop();
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+#[tokio::test]
+async fn inspect_counts_what_an_app_and_an_end_user_hold() {
+    let data = temp_dir();
+    let created: Value =
+        serde_json::from_str(&stdout(&colloquy(&data, &["app", "create", "--name", "Support", "--json"]))).unwrap();
+    let (app_id, key) = (created["app_id"].as_str().unwrap(), created["api_key"].as_str().unwrap());
+    let server = Server::start(&data).await;
+    for user in ["alice", "alice", "bob"] {
+        let body = serde_json::json!({"inputs": {}, "query": "hello", "user": user, "response_mode": "blocking"});
+        let response = reqwest::Client::new().post(format!("{}/v1/chat-messages", server.base)).bearer_auth(key);
+        assert_eq!(response.json(&body).send().await.unwrap().status(), 200);
+    }
+    server.stop();
+
+    let whole = stdout(&colloquy(&data, &["inspect", "--app", app_id]));
+    assert!(whole.lines().any(|l| l.starts_with("messages") && l.ends_with(" 3")), "{whole}");
+    assert!(whole.lines().last().unwrap().starts_with("total"), "{whole}");
+    let alice: Value =
+        serde_json::from_str(&stdout(&colloquy(&data, &["inspect", "--app", app_id, "--user", "alice", "--json"])))
+            .unwrap();
+    assert_eq!(
+        (alice["counts"]["messages"].as_u64(), alice["counts"]["conversations"].as_u64()),
+        (Some(2), Some(2)),
+        "{alice}"
+    );
+    let nobody: Value =
+        serde_json::from_str(&stdout(&colloquy(&data, &["inspect", "--app", app_id, "--user", "carol", "--json"])))
+            .unwrap();
+    assert_eq!(nobody["total"], 0, "{nobody}");
+    let unknown = colloquy(&data, &["inspect", "--app", "01946a5e-0000-7000-8000-000000000000"]);
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no app"));
+    std::fs::remove_dir_all(&data).unwrap();
+}

@@ -15,6 +15,7 @@ mod faults;
 mod files;
 mod input;
 mod interrupted;
+mod inventory;
 mod message_feedback;
 mod messages;
 mod operator;

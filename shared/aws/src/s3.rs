@@ -319,4 +319,26 @@ impl BlobStore for S3Blobs {
     async fn delete_blob(&self, key: &str) -> StoreResult<()> {
         self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(sdk_error).map(drop)
     }
+
+    /// ListObjectsV2 under the prefix, page after page.
+    async fn count_blobs(&self, prefix: &str) -> StoreResult<u64> {
+        let mut count = 0;
+        let mut token = None;
+        loop {
+            let output = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            count += output.contents.map_or(0, |c| c.len() as u64);
+            token = output.next_continuation_token;
+            if token.is_none() {
+                return Ok(count);
+            }
+        }
+    }
 }

@@ -11,9 +11,9 @@ use uuid::Uuid;
 use crate::domain::{
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, AuditEntry, AuditId,
     Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, ConversationVariable,
-    Cursor, EndUser, ExportId, ExportJob, Feedback, FeedbackFilter, FileId, Grant, Granularity, JobId, KeyHash,
-    KeyRecord, ListedFeedback, Message, MessageId, Owner, RatedMessage, Rating, Tally, TaskId, Timestamp, UploadFile,
-    UserRef, VariableId, VariableNameFilter, Voice,
+    Cursor, EndUser, EndUserId, ExportId, ExportJob, Feedback, FeedbackFilter, FileId, Grant, Granularity, JobId,
+    KeyHash, KeyRecord, ListedFeedback, Message, MessageId, Owner, RatedMessage, Rating, Tally, TaskId, Timestamp,
+    UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -319,6 +319,37 @@ pub trait ExportStore: Send + Sync {
     async fn export(&self, app: AppId, id: ExportId) -> StoreResult<Option<ExportJob>>;
 }
 
+/// What a store holds of an app, or of some of its end users, counted object by object
+/// without trusting any index (`colloquy inspect`, and the tests' proof that an erasure or an
+/// expiry left nothing).
+#[async_trait]
+pub trait Inventory: Send + Sync {
+    /// Counts by kind (a table, or a kind of item) of what belongs to `app` or, with
+    /// `end_users`, to those end users of it (their conversations, messages, feedback on their
+    /// messages of either source, variables, files, activity marks, the end users
+    /// themselves); and the ids of the files counted, whose bytes are in the blob store.
+    async fn inventory(&self, app: AppId, end_users: Option<&[EndUserId]>) -> StoreResult<Holdings>;
+}
+
+/// What [`Inventory::inventory`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holdings {
+    pub counts: std::collections::BTreeMap<String, u64>,
+    pub files: Vec<FileId>,
+}
+
+impl Holdings {
+    pub fn add(&mut self, kind: &str, count: u64) {
+        if count > 0 {
+            *self.counts.entry(kind.to_owned()).or_default() += count;
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+}
+
 /// Everything the API needs from storage.
 pub trait Store:
     AppStore
@@ -334,6 +365,7 @@ pub trait Store:
     + AuditLog
     + StatsStore
     + ExportStore
+    + Inventory
 {
 }
 
@@ -351,6 +383,7 @@ impl<T> Store for T where
         + AuditLog
         + StatsStore
         + ExportStore
+        + Inventory
 {
 }
 
@@ -405,6 +438,8 @@ pub trait BlobStore: Send + Sync {
     ) -> StoreResult<Option<String>>;
     /// Deletes the blob; deleting a missing blob is not an error.
     async fn delete_blob(&self, key: &str) -> StoreResult<()>;
+    /// How many blobs have keys starting with `prefix` (listed, not estimated).
+    async fn count_blobs(&self, prefix: &str) -> StoreResult<u64>;
 }
 
 /// A failure of a speech or language model provider, classified the way Dify reports it.

@@ -156,6 +156,41 @@ impl BlobStore for FsBlobStore {
         Ok(None)
     }
 
+    /// Walks the prefix's folder: blobs, not their content types nor unfinished writes.
+    async fn count_blobs(&self, prefix: &str) -> StoreResult<u64> {
+        let folder = prefix.rsplit_once('/').map_or("", |(folder, _)| folder);
+        let root = self.root.clone();
+        let start = if folder.is_empty() { root.clone() } else { self.path(folder)? };
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut count = 0;
+            let mut folders = vec![start];
+            while let Some(folder) = folders.pop() {
+                let entries = match std::fs::read_dir(&folder) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io(e)),
+                };
+                for entry in entries {
+                    let path = entry.map_err(io)?.path();
+                    if path.is_dir() {
+                        folders.push(path);
+                        continue;
+                    }
+                    let key =
+                        path.strip_prefix(&root).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
+                    let blob = !key.ends_with(".type") && !key.contains(".partial-");
+                    if blob && key.starts_with(&prefix) {
+                        count += 1;
+                    }
+                }
+            }
+            Ok(count)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("counting blobs: {e}")))?
+    }
+
     async fn delete_blob(&self, key: &str) -> StoreResult<()> {
         let path = self.path(key)?;
         for file in [Self::type_path(&path), path] {

@@ -115,6 +115,10 @@ impl BlobStore for NoBlobStore {
     async fn delete_blob(&self, _: &str) -> StoreResult<()> {
         Err(Self::error())
     }
+
+    async fn count_blobs(&self, _: &str) -> StoreResult<u64> {
+        Err(Self::error())
+    }
 }
 
 /// The speech engines a function may use: Polly, Transcribe or an OpenAI-compatible API

@@ -19,6 +19,7 @@ mod end_users;
 mod exports;
 mod feedback;
 mod files;
+mod inventory;
 mod items;
 mod keys;
 mod messages;

@@ -35,6 +35,7 @@ mod end_users;
 mod exports;
 mod feedback;
 mod files;
+mod inventory;
 mod messages;
 mod rate_limits;
 mod stats;

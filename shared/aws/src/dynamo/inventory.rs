@@ -1,0 +1,118 @@
+//! What the table holds of an app or of some of its end users (`Inventory`): a Scan of the
+//! whole table, counting every item that names the app (in its key or its `app_id`) by kind —
+//! the first part of its partition key, and for an end user's partition the first part of its
+//! sort key. It trusts no index, so it is slow on a large table: a proof, not a query.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+
+use colloquy_core::domain::{AppId, EndUserId};
+use colloquy_core::ports::{Holdings, Inventory, StoreResult};
+
+use super::codec::{Read, s};
+use super::requests::sdk_error;
+use super::{DynamoStore, Item};
+
+/// The attributes an item is judged by.
+const PROJECTION: &str = "PK, SK, id, end_user_id, conversation_end_user_id, conversation_id";
+
+/// An item's kind: `MSG` for a message's pointer partition, `OWN/CONV` for a conversation in
+/// its owner's partition, and so on.
+fn kind(pk: &str, sk: &str) -> String {
+    let head = |key: &str| key.trim_start_matches('#').split('#').next().unwrap_or_default().to_owned();
+    match head(pk).as_str() {
+        "OWN" => format!("OWN/{}", head(sk)),
+        "MSG" => format!("MSG/{}", head(sk)),
+        other => other.to_owned(),
+    }
+}
+
+impl DynamoStore {
+    /// Every item naming `app`, with the attributes of [`PROJECTION`].
+    async fn items_of(&self, app: AppId) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("contains(PK, :app) OR app_id = :app")
+                .projection_expression(PROJECTION)
+                .expression_attribute_values(":app", s(app.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Inventory for DynamoStore {
+    async fn inventory(&self, app: AppId, end_users: Option<&[EndUserId]>) -> StoreResult<Holdings> {
+        let items = self.items_of(app).await?;
+        let mut holdings = Holdings::default();
+        let opt = |item: &Item, name: &str| Read::new("item", item).opt_s(name);
+        let Some(users) = end_users else {
+            for item in &items {
+                let (pk, sk) = (opt(item, "PK")?.unwrap_or_default(), opt(item, "SK")?.unwrap_or_default());
+                holdings.add(&kind(&pk, &sk), 1);
+                if pk.starts_with("FILE#") {
+                    holdings.files.push(Read::new("file", item).parse("id")?);
+                }
+            }
+            return Ok(holdings);
+        };
+        let users: HashSet<String> = users.iter().map(ToString::to_string).collect();
+        let partitions: HashSet<String> = users.iter().map(|u| format!("OWN#{app}#{u}")).collect();
+        // Their conversations first: variables name only their conversation.
+        let mut conversations = HashSet::new();
+        for item in &items {
+            let (pk, sk) = (opt(item, "PK")?.unwrap_or_default(), opt(item, "SK")?.unwrap_or_default());
+            if partitions.contains(&pk) && sk.starts_with("CONV#") {
+                conversations.insert(sk.trim_start_matches("CONV#").to_owned());
+            }
+        }
+        for item in &items {
+            let (pk, sk) = (opt(item, "PK")?.unwrap_or_default(), opt(item, "SK")?.unwrap_or_default());
+            let named = |name: &str| -> StoreResult<bool> { Ok(opt(item, name)?.is_some_and(|v| users.contains(&v))) };
+            let in_conversation = opt(item, "conversation_id")?.is_some_and(|c| conversations.contains(&c))
+                || pk.strip_prefix("CONV#").is_some_and(|c| conversations.contains(c))
+                || pk.strip_prefix("VARS#").is_some_and(|c| conversations.contains(c))
+                || pk.strip_prefix("CPTR#").is_some_and(|c| conversations.contains(c));
+            let theirs = partitions.contains(&pk)
+                || named("end_user_id")?
+                || named("conversation_end_user_id")?
+                || (sk == "#EU" && named("id")?)
+                || in_conversation;
+            if theirs {
+                holdings.add(&kind(&pk, &sk), 1);
+                if pk.starts_with("FILE#") {
+                    holdings.files.push(Read::new("file", item).parse("id")?);
+                }
+            }
+        }
+        Ok(holdings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kind;
+
+    #[test]
+    fn kinds_name_the_partition_and_within_an_owner_the_sort_key() {
+        assert_eq!(kind("OWN#a#u", "CONV#c"), "OWN/CONV");
+        assert_eq!(kind("OWN#a#u", "ACT#H#00000003600"), "OWN/ACT");
+        assert_eq!(kind("MSG#m", "#MSG"), "MSG/MSG");
+        assert_eq!(kind("MSG#m", "FB#u"), "MSG/FB");
+        assert_eq!(kind("STATS#a#03", "H#1"), "STATS");
+    }
+}
