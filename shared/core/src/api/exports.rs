@@ -56,7 +56,10 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     ctx.require_chat_app()?;
     let now = ctx.now();
     let range = TimeRange::new(start, Some(end.map_or(now, |end| end.min(now))));
-    ctx.audit(AuditAction::CreateExport, None, Some(&format!("format={}", format.as_str()))).await?;
+    // What was asked for (the body's fields, as a query would name them).
+    let seconds = |t: Option<crate::domain::Timestamp>| t.map_or(String::new(), |t| t.unix_seconds().to_string());
+    let asked = format!("format={}&start={}&end={}", format.as_str(), seconds(range.from), seconds(range.until));
+    ctx.audit(AuditAction::CreateExport, None, Some(&asked)).await?;
     let store = ctx.services.store.clone();
     let job = ExportJob {
         id: ExportId::from_uuid(ctx.services.ids.new_id()),
