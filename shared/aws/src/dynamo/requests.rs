@@ -136,11 +136,17 @@ impl DynamoStore {
 
     /// Every item of a partition (optionally under a sort-key prefix), following pages.
     pub(super) async fn partition(&self, pk: String, prefix: Option<&str>) -> StoreResult<Vec<Item>> {
-        self.partition_range(pk, prefix.map_or(SortRange::All, SortRange::Prefix)).await
+        self.partition_range(pk, prefix.map_or(SortRange::All, SortRange::Prefix), true).await
     }
 
-    /// Every item of a partition whose sort key is in `range`, following pages.
-    pub(super) async fn partition_range(&self, pk: String, range: SortRange<'_>) -> StoreResult<Vec<Item>> {
+    /// Every item of a partition whose sort key is in `range`, following pages; read
+    /// consistently or (for half the read units) eventually.
+    pub(super) async fn partition_range(
+        &self,
+        pk: String,
+        range: SortRange<'_>,
+        consistent: bool,
+    ) -> StoreResult<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -148,7 +154,7 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .consistent_read(true)
+                .consistent_read(consistent)
                 .expression_attribute_values(":pk", s(pk.clone()))
                 .set_exclusive_start_key(start);
             query = match range {

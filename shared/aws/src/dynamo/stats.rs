@@ -159,7 +159,8 @@ impl StatsStore for DynamoStore {
         let (low, high) = (stats_sk(granularity, from), stats_sk(granularity, until - 1));
         let shards = (0..STATS_SHARDS).map(|shard| {
             let (low, high) = (&low, &high);
-            async move { self.partition_range(stats_pk(app, shard), SortRange::Between(low, high)).await }
+            // Eventually consistent (half the read units): usage figures may lag a second.
+            async move { self.partition_range(stats_pk(app, shard), SortRange::Between(low, high), false).await }
         });
         let pages: Vec<Vec<Item>> =
             futures_util::stream::iter(shards).buffer_unordered(SHARD_READS_AT_ONCE).try_collect().await?;
