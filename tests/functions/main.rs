@@ -302,6 +302,18 @@ async fn the_streaming_function_streams_server_sent_events() {
     assert!(serde_json::from_slice::<Value>(&bytes).unwrap()["answer"].as_str().unwrap().starts_with("Echo: blocking"));
 }
 
+/// A DynamoDB stream record of `event` (`INSERT`, `MODIFY`) whose new image is `image`.
+fn stream_record(event: &str, sequence: &str, image: Value) -> Value {
+    json!({
+        "eventID": sequence, "eventName": event, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1_795_700_000, "Keys": {"PK": image["PK"], "SK": image["SK"]},
+            "NewImage": image, "SequenceNumber": sequence, "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    })
+}
+
 #[tokio::test]
 async fn the_purge_function_consumes_tombstones_from_the_table_stream() {
     let store = aws::dynamo_store().await;
@@ -324,16 +336,7 @@ async fn the_purge_function_consumes_tombstones_from_the_table_stream() {
         "end_user_id": {"S": conversation.owner.end_user_id.to_string()},
         "deleted": {"BOOL": true},
     });
-    let record = |sequence: &str, image: Value| {
-        json!({
-            "eventID": sequence, "eventName": "MODIFY", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/1",
-            "dynamodb": {
-                "ApproximateCreationDateTime": 1_795_700_000, "Keys": {"PK": image["PK"], "SK": image["SK"]},
-                "NewImage": image, "SequenceNumber": sequence, "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES",
-            },
-        })
-    };
+    let record = |sequence: &str, image: Value| stream_record("MODIFY", sequence, image);
     let unrelated = json!({"PK": {"S": "APPS"}, "SK": {"S": "APP#x"}, "name": {"S": "x"}});
     let event = json!({"Records": [record("100", image.clone()), record("101", unrelated), record("102", image)]});
     let f = function("purge-conversation").await;
@@ -367,14 +370,7 @@ async fn exports_start_in_one_function_run_in_another_from_the_table_stream_and_
 
     // The table stream's insert of the job, as the export function receives it.
     let image = json!({"PK": {"S": format!("EXPORT#{}", key.app.id)}, "SK": {"S": id}, "status": {"S": "pending"}});
-    let record = json!({
-        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/1",
-        "dynamodb": {
-            "ApproximateCreationDateTime": 1_795_700_000, "Keys": {"PK": image["PK"], "SK": image["SK"]},
-            "NewImage": image, "SequenceNumber": "200", "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
-    });
+    let record = stream_record("INSERT", "200", image);
     let run = function("run-export").await;
     let invocation = run.invoke(json!({"Records": [record]})).await;
     assert!(!invocation.failed, "{}", String::from_utf8_lossy(&invocation.body));

@@ -57,46 +57,48 @@ impl DynamoStore {
 #[async_trait]
 impl Inventory for DynamoStore {
     async fn inventory(&self, app: AppId, end_users: Option<&[EndUserId]>) -> StoreResult<Holdings> {
-        let items = self.items_of(app).await?;
-        let mut holdings = Holdings::default();
         let opt = |item: &Item, name: &str| Read::new("item", item).opt_s(name);
+        // Each item's keys, read once.
+        let mut keyed = Vec::new();
+        for item in self.items_of(app).await? {
+            let (pk, sk) = (opt(&item, "PK")?.unwrap_or_default(), opt(&item, "SK")?.unwrap_or_default());
+            keyed.push((pk, sk, item));
+        }
+        let mut holdings = Holdings::default();
+        let mut count = |pk: &str, sk: &str, item: &Item| -> StoreResult<()> {
+            holdings.add(&kind(pk, sk), 1);
+            if pk.starts_with("FILE#") {
+                holdings.files.push(Read::new("file", item).parse("id")?);
+            }
+            Ok(())
+        };
         let Some(users) = end_users else {
-            for item in &items {
-                let (pk, sk) = (opt(item, "PK")?.unwrap_or_default(), opt(item, "SK")?.unwrap_or_default());
-                holdings.add(&kind(&pk, &sk), 1);
-                if pk.starts_with("FILE#") {
-                    holdings.files.push(Read::new("file", item).parse("id")?);
-                }
+            for (pk, sk, item) in &keyed {
+                count(pk, sk, item)?;
             }
             return Ok(holdings);
         };
         let users: HashSet<String> = users.iter().map(ToString::to_string).collect();
         let partitions: HashSet<String> = users.iter().map(|u| format!("OWN#{app}#{u}")).collect();
         // Their conversations first: variables name only their conversation.
-        let mut conversations = HashSet::new();
-        for item in &items {
-            let (pk, sk) = (opt(item, "PK")?.unwrap_or_default(), opt(item, "SK")?.unwrap_or_default());
-            if partitions.contains(&pk) && sk.starts_with("CONV#") {
-                conversations.insert(sk.trim_start_matches("CONV#").to_owned());
-            }
-        }
-        for item in &items {
-            let (pk, sk) = (opt(item, "PK")?.unwrap_or_default(), opt(item, "SK")?.unwrap_or_default());
+        let conversations: HashSet<&str> = keyed
+            .iter()
+            .filter(|(pk, _, _)| partitions.contains(pk))
+            .filter_map(|(_, sk, _)| sk.strip_prefix("CONV#"))
+            .collect();
+        for (pk, sk, item) in &keyed {
             let named = |name: &str| -> StoreResult<bool> { Ok(opt(item, name)?.is_some_and(|v| users.contains(&v))) };
-            let in_conversation = opt(item, "conversation_id")?.is_some_and(|c| conversations.contains(&c))
-                || pk.strip_prefix("CONV#").is_some_and(|c| conversations.contains(c))
-                || pk.strip_prefix("VARS#").is_some_and(|c| conversations.contains(c))
-                || pk.strip_prefix("CPTR#").is_some_and(|c| conversations.contains(c));
-            let theirs = partitions.contains(&pk)
+            let in_conversation = opt(item, "conversation_id")?.is_some_and(|c| conversations.contains(c.as_str()))
+                || ["CONV#", "VARS#", "CPTR#"]
+                    .iter()
+                    .any(|prefix| pk.strip_prefix(prefix).is_some_and(|c| conversations.contains(c)));
+            let theirs = partitions.contains(pk)
                 || named("end_user_id")?
                 || named("conversation_end_user_id")?
                 || (sk == "#EU" && named("id")?)
                 || in_conversation;
             if theirs {
-                holdings.add(&kind(&pk, &sk), 1);
-                if pk.starts_with("FILE#") {
-                    holdings.files.push(Read::new("file", item).parse("id")?);
-                }
+                count(pk, sk, item)?;
             }
         }
         Ok(holdings)

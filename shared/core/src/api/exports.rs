@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::input::Body;
 use super::views;
 use super::{ApiResponse, Ctx, ResponseBody};
 use crate::api::error::ApiError;
+use crate::api::files::{download_header_map, streamed_blob};
 use crate::domain::{
     AuditAction, DownloadHeaders, ExportFormat, ExportId, ExportJob, ExportStatus, Invalid, TimeRange, parse_time,
 };
@@ -131,22 +131,5 @@ pub(crate) async fn download(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         return Ok(ApiResponse { status: StatusCode::FOUND, headers: out, body: ResponseBody::Full(Bytes::new()) });
     }
     let (stream, _, size) = blobs.stream_blob(&job.blob_key()).await?.ok_or(ApiError::NotFound(NOT_FOUND))?;
-    let mut out = HeaderMap::new();
-    let mut insert = |name: header::HeaderName, value: &str| {
-        HeaderValue::from_str(value).map(|v| out.insert(name, v)).map_err(|e| ApiError::Internal(e.to_string()))
-    };
-    insert(header::CONTENT_TYPE, &headers.content_type)?;
-    insert(header::CONTENT_DISPOSITION, &headers.content_disposition)?;
-    insert(header::CACHE_CONTROL, &headers.cache_control)?;
-    insert(header::CONTENT_LENGTH, &size.to_string())?;
-    let body = stream.map(|chunk| match chunk {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            // The status is sent already; a broken stream can only end early (and the
-            // length sent tells the client so).
-            tracing::error!(%error, "an export's download broke");
-            Bytes::new()
-        }
-    });
-    Ok(ApiResponse { status: StatusCode::OK, headers: out, body: ResponseBody::Stream(Box::pin(body)) })
+    Ok(streamed_blob(download_header_map(&headers), stream, size, "an export's download broke"))
 }

@@ -13,7 +13,7 @@ use super::input::Body;
 use super::views::{MessageFile, UploadHeaders, UploadUrl, UploadedFile};
 use super::{ApiResponse, Ctx, ResponseBody};
 use crate::api::error::ApiError;
-use crate::domain::{FileClass, FileId, FileNameError, Owner, UploadFile, UserRef, check_filename};
+use crate::domain::{DownloadHeaders, FileClass, FileId, FileNameError, Owner, UploadFile, UserRef, check_filename};
 use crate::ports::{BlobRange, BlobStream};
 
 /// How long a presigned `source_url` stays valid.
@@ -392,16 +392,7 @@ pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         .await?
         .ok_or(ApiError::FileNotFound)?;
 
-    let served = file.download_headers(attachment);
-    let mut headers = HeaderMap::new();
-    let insert = |headers: &mut HeaderMap, name: header::HeaderName, value: String| {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    };
-    insert(&mut headers, header::CONTENT_TYPE, served.content_type);
-    insert(&mut headers, header::CONTENT_DISPOSITION, served.content_disposition);
-    insert(&mut headers, header::CACHE_CONTROL, served.cache_control);
+    let mut headers = download_header_map(&file.download_headers(attachment));
     insert(&mut headers, header::ACCEPT_RANGES, "bytes".into());
     // Even an inline image is a document of its own origin when opened directly: no sniffing
     // it into another type, and no script, forms or same-origin rights should it be active.
@@ -420,16 +411,38 @@ pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         return Ok(ApiResponse { status: StatusCode::PARTIAL_CONTENT, headers, body: ResponseBody::Full(blob.bytes) });
     }
     let (stream, _, size) = ctx.services.blobs.stream_blob(&file.blob_key()).await?.ok_or(ApiError::FileNotFound)?;
+    Ok(streamed_blob(headers, stream, size, "a file stream broke"))
+}
+
+/// Sets a header whose value is valid (every value here is built by this crate).
+fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: String) {
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(name, value);
+    }
+}
+
+/// The headers a download is served with: its type, disposition and caching.
+pub(crate) fn download_header_map(served: &DownloadHeaders) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    insert(&mut headers, header::CONTENT_TYPE, served.content_type.clone());
+    insert(&mut headers, header::CONTENT_DISPOSITION, served.content_disposition.clone());
+    insert(&mut headers, header::CACHE_CONTROL, served.cache_control.clone());
+    headers
+}
+
+/// A whole blob, 200, sent as it is read, with `headers` and its length. A read that breaks
+/// (logged as `broke`) can only end the body early: the status is sent already, and the length
+/// tells the client the body is short.
+pub(crate) fn streamed_blob(mut headers: HeaderMap, stream: BlobStream, size: u64, broke: &'static str) -> ApiResponse {
     insert(&mut headers, header::CONTENT_LENGTH, size.to_string());
-    let body = stream.map(|chunk| match chunk {
+    let body = stream.map(move |chunk| match chunk {
         Ok(bytes) => bytes,
         Err(error) => {
-            // The status is sent already; a broken stream can only end early.
-            tracing::error!(%error, "a file stream broke");
+            tracing::error!(%error, "{broke}");
             Bytes::new()
         }
     });
-    Ok(ApiResponse { status: StatusCode::OK, headers, body: ResponseBody::Stream(Box::pin(body)) })
+    ApiResponse { status: StatusCode::OK, headers, body: ResponseBody::Stream(Box::pin(body)) }
 }
 
 /// A chat request's `local_file` entry as a message file of the caller's upload.
