@@ -1,7 +1,7 @@
 //! What a store holds of an app or of one end user (`Inventory`, behind `colloquy inspect`):
 //! counted object by object, each end user's apart from the others'.
 
-use colloquy_core::domain::{AppConfig, AppMode, EndUserId, Rating, ValueType};
+use colloquy_core::domain::{AppConfig, AppMode, EndUserId, Owner, Rating, ValueType};
 use colloquy_tests::*;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
@@ -45,6 +45,12 @@ async fn an_end_users_holdings_are_theirs_alone_and_within_the_apps() {
     assert!(alice.total() > bob_holdings.total() && bob_holdings.total() > 0, "{alice:?} {bob_holdings:?}");
     assert!(alice.total() + bob_holdings.total() <= whole.total(), "{whole:?}");
     assert_eq!(of(Vec::new()).await.total(), 0);
+    // An end user's files are listed by owner.
+    let owner = |end_user_id| Owner { app_id: key.app.id, end_user_id };
+    let listed = app.store.files_of(owner(alice_id)).await.unwrap();
+    assert_eq!(listed.iter().map(|f| f.id.to_string()).collect::<Vec<_>>(), [file["id"].as_str().unwrap()]);
+    assert_eq!((listed[0].name.as_str(), listed[0].size), ("photo.png", 100));
+    assert!(app.store.files_of(owner(bob_id)).await.unwrap().is_empty());
 
     // Exact counts, in each store's own terms.
     let count = |kind: &str| alice.counts.get(kind).copied().unwrap_or(0);

@@ -257,6 +257,9 @@ pub trait FileStore: Send + Sync {
     async fn insert_file(&self, file: &UploadFile) -> StoreResult<()>;
     /// A file of `owner` (another end user's or app's file is not found).
     async fn file(&self, owner: Owner, id: FileId) -> StoreResult<Option<UploadFile>>;
+    /// Every file of an end user, oldest first (what an erasure removes and an end user's
+    /// export lists).
+    async fn files_of(&self, owner: Owner) -> StoreResult<Vec<UploadFile>>;
 }
 
 /// Running chat generations, so that their owner can stop them (from any instance). A task is

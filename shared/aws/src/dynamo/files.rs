@@ -1,4 +1,6 @@
-//! Uploaded files (`FileStore`): one item per file, its metadata (the bytes are in S3).
+//! Uploaded files (`FileStore`): one item per file, its metadata (the bytes are in S3), and a
+//! copy in its end user's partition (`OWN#…`, sort key `FILE#<id>`), written together, so an
+//! end user's files can be listed (files stored before the copy was kept are not).
 
 use async_trait::async_trait;
 
@@ -7,12 +9,21 @@ use colloquy_core::ports::{FileStore, StoreResult};
 
 use super::DynamoStore;
 use super::items::{file_from, file_item};
-use super::keys::{FILE_SK, file_pk};
+use super::keys::{FILE_SK, OWNER_FILE_PREFIX, file_pk, key, owner_file_sk, owner_pk};
 
 #[async_trait]
 impl FileStore for DynamoStore {
+    /// One transaction: the file's item and its owner's copy.
     async fn insert_file(&self, f: &UploadFile) -> StoreResult<()> {
-        self.put(file_item(f)).await
+        let mut copy = file_item(f);
+        copy.extend(key(owner_pk(f.owner), owner_file_sk(f.id)));
+        self.transact(vec![self.put_item(file_item(f), None)?, self.put_item(copy, None)?]).await
+    }
+
+    /// One Query of the owner's partition (by file id: UUIDv7, so in upload order).
+    async fn files_of(&self, owner: Owner) -> StoreResult<Vec<UploadFile>> {
+        let items = self.partition(owner_pk(owner), Some(OWNER_FILE_PREFIX)).await?;
+        items.iter().map(file_from).collect()
     }
 
     async fn file(&self, owner: Owner, id: FileId) -> StoreResult<Option<UploadFile>> {

@@ -168,6 +168,11 @@ pub(super) fn file_pk(id: FileId) -> String {
     format!("FILE#{id}")
 }
 pub(super) const FILE_SK: &str = "#FILE";
+/// A file's copy in its end user's partition (`owner_pk`).
+pub(super) const OWNER_FILE_PREFIX: &str = "FILE#";
+pub(super) fn owner_file_sk(id: FileId) -> String {
+    format!("{OWNER_FILE_PREFIX}{id}")
+}
 
 #[cfg(test)]
 mod tests {

@@ -45,4 +45,12 @@ impl FileStore for SqliteStore {
         let sql = format!("SELECT {COLUMNS} FROM upload_files WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3");
         self.one(sql, args![id, owner.app_id, owner.end_user_id], file_from_row).await
     }
+
+    /// Through `files_by_owner`.
+    async fn files_of(&self, owner: Owner) -> StoreResult<Vec<UploadFile>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM upload_files WHERE app_id = ?1 AND end_user_id = ?2 ORDER BY created_at, id"
+        );
+        self.all(sql, args![owner.app_id, owner.end_user_id], file_from_row).await
+    }
 }

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE TABLE IF NOT EXISTS upload_files (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
     extension TEXT NOT NULL, mime_type TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS files_by_owner ON upload_files (app_id, end_user_id, created_at, id);
 CREATE TABLE IF NOT EXISTS audit_log (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     target TEXT, detail TEXT, expires_at INTEGER NOT NULL);
