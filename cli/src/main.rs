@@ -10,7 +10,7 @@ use colloquy::server::{self, ServerLimits};
 use colloquy_aws::Aws;
 use colloquy_aws::s3::S3Blobs;
 use colloquy_core::admin;
-use colloquy_core::api::{ExportRunner, KeyCache, Services};
+use colloquy_core::api::{JobRunner, KeyCache, Services};
 use colloquy_core::domain::{AppConfig, AppId, AppMode, KeyRole, Timestamp};
 use colloquy_core::ports::{BlobStore, Clock, SpeechSynthesizer, Store, Transcriber};
 use colloquy_core::settings::{Settings, StoreKind, SttChoice, TtsChoice};
@@ -425,7 +425,7 @@ async fn serve(composition: &Composition) -> Result<(), String> {
         limits: settings.limits,
         cors: settings.cors.clone(),
         keys: Arc::new(KeyCache::new(settings.key_cache)),
-        exports: ExportRunner::InProcess,
+        jobs: JobRunner::InProcess,
     };
     let limits = ServerLimits::from_settings(&settings.server, server::raise_file_limit());
     let addr = settings.server.addr;

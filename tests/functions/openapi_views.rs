@@ -17,9 +17,10 @@ use colloquy_core::api::{Endpoint, ROUTES, SPECS};
 use colloquy_core::domain::{
     Annotation, AnnotationId, AnnotationJob, App, AppConfig, AppId, AppMode, AuditAction, AuditEntry, AuditId,
     Conversation, ConversationId, ConversationStatus, ConversationSummary, ConversationVariable, EndUserId,
-    ExportFormat, ExportId, ExportJob, ExportStatus, Feedback, FeedbackId, FeedbackSource, FileId, Granularity, JobId,
-    JobStatus, ListedFeedback, Message, MessageId, MessageStatus, Owner, Rating, ReplyAction, StatsRange, Tally,
-    TaskId, TimeRange, Timestamp, UploadFile, ValueType, VariableId, stats_buckets,
+    ErasureCounts, ErasureId, ErasureJob, ErasureStatus, ExportFormat, ExportId, ExportJob, ExportStatus, Feedback,
+    FeedbackId, FeedbackSource, FileId, Granularity, JobId, JobStatus, ListedFeedback, Message, MessageId,
+    MessageStatus, Owner, Rating, ReplyAction, StatsRange, Tally, TaskId, TimeRange, Timestamp, UploadFile, ValueType,
+    VariableId, stats_buckets,
 };
 use colloquy_core::ports::{self, ProviderError};
 use schema::Checker;
@@ -179,6 +180,7 @@ fn sample_errors() -> Vec<ErrorBody> {
         ApiError::Forbidden("The app is not available"),
         ApiError::NotFound("Conversation Not Exists."),
         ApiError::Conflict("export_not_ready", "The export is not finished: see its status."),
+        ApiError::ResponseTooLarge,
         ApiError::MethodNotAllowed("GET, HEAD".into()),
         ApiError::RequestTimeout,
         ApiError::PayloadTooLarge(1024),
@@ -346,7 +348,55 @@ fn success(endpoint: Endpoint) -> Answer {
             ];
             Json("200", json_of![Page::new(20, false, data)])
         }
+        Endpoint::EraseEndUser => Json("202", json_of![views::Erasure::from(&erasure(ErasureStatus::Pending))]),
+        Endpoint::EndUserErasure => {
+            let mut done = erasure(ErasureStatus::Done);
+            done.finish(at(1_737_021_700));
+            Json(
+                "200",
+                json_of![
+                    views::Erasure::from(&done),
+                    views::Erasure::from(&erasure(ErasureStatus::Running).as_of(at(1_737_100_000))),
+                ],
+            )
+        }
+        Endpoint::ExportEndUser => {
+            // The document as `end_users::export` writes it: the list views with their parts.
+            let [answered, failed] = messages();
+            let mut conversation = serde_json::to_value(views::Conversation::from(conversation())).unwrap();
+            conversation["messages"] = json!([
+                views::AppMessage {
+                    message: views::Message::new(answered, Some(Rating::Like)),
+                    feedbacks: feedbacks().into_iter().map(views::Feedback::from).collect(),
+                },
+                views::AppMessage { message: views::Message::new(failed, None), feedbacks: Vec::new() },
+            ]);
+            conversation["variables"] = json!(variables().into_iter().map(views::Variable::from).collect::<Vec<_>>());
+            let document = json!({
+                "user": "alice",
+                "end_user_ids": [owner().end_user_id],
+                "exported_at": 1_737_021_600,
+                "conversations": [conversation],
+                "files": [views::ExportedFile::from(upload())],
+            });
+            let empty = json!({"user": "bob", "end_user_ids": [owner().end_user_id], "exported_at": 1_737_021_600,
+                "conversations": [], "files": []});
+            Json("200", vec![document, empty])
+        }
     }
+}
+
+fn erasure(status: ErasureStatus) -> ErasureJob {
+    let mut job = ErasureJob::new(
+        ErasureId::from_uuid(id(60)),
+        owner().app_id,
+        colloquy_core::domain::UserRef::parse("alice").unwrap(),
+        vec![owner().end_user_id],
+        at(1_737_021_600),
+    );
+    job.status = status;
+    job.counts = ErasureCounts { conversations: 50, messages: 5_000, files: 3, other: 4 };
+    job
 }
 
 fn export_job(status: ExportStatus) -> ExportJob {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use colloquy::server::ServerLimits;
 use colloquy_core::admin;
-use colloquy_core::api::{ApiLimits, Cors, ExportRunner, KeyCache, Services};
+use colloquy_core::api::{ApiLimits, Cors, JobRunner, KeyCache, Services};
 use colloquy_core::domain::{
     App, AppConfig, AppMode, Conversation, ConversationId, ConversationVariable, EndUser, EndUserId, Feedback,
     FeedbackId, FeedbackSource, KeyRole, Message, MessageId, Rating, Timestamp, UserRef, ValueType, VariableId,
@@ -195,7 +195,7 @@ async fn spawn_split(
         limits,
         cors,
         keys: Arc::new(keys),
-        exports: ExportRunner::InProcess,
+        jobs: JobRunner::InProcess,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a random port");
     let addr = listener.local_addr().expect("local address");

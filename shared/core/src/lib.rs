@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod api;
 pub mod domain;
+pub mod erasure;
 pub mod export;
 pub mod logging;
 pub mod models;

@@ -11,9 +11,9 @@ use uuid::Uuid;
 use crate::domain::{
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, AuditEntry, AuditId,
     Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, ConversationVariable,
-    Cursor, EndUser, EndUserId, ExportId, ExportJob, Feedback, FeedbackFilter, FileId, Grant, Granularity, JobId,
-    KeyHash, KeyRecord, ListedFeedback, Message, MessageId, Owner, RatedMessage, Rating, Tally, TaskId, Timestamp,
-    UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
+    Cursor, EndUser, EndUserId, ErasureCounts, ErasureId, ErasureJob, ExportId, ExportJob, Feedback, FeedbackFilter,
+    FileId, Grant, Granularity, JobId, KeyHash, KeyRecord, ListedFeedback, Message, MessageId, Owner, RatedMessage,
+    Rating, Tally, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -221,6 +221,8 @@ pub trait RateLimiter: Send + Sync {
     async fn try_hit(&self, key: &str, window_start: i64, limit: u32) -> StoreResult<bool>;
     /// Uncounts one hit of `key` in that window (the write it allowed did not happen).
     async fn give_back(&self, key: &str, window_start: i64) -> StoreResult<()>;
+    /// Removes every window of `key` (an erased end user's); returns how many there were.
+    async fn forget(&self, key: &str) -> StoreResult<u64>;
 }
 
 /// Q&A annotations, their reply settings and enable/disable jobs. Scoped by app.
@@ -260,6 +262,9 @@ pub trait FileStore: Send + Sync {
     /// Every file of an end user, oldest first (what an erasure removes and an end user's
     /// export lists).
     async fn files_of(&self, owner: Owner) -> StoreResult<Vec<UploadFile>>;
+    /// Removes a file's metadata (its bytes are the caller's to delete first); false when the
+    /// owner has no such file.
+    async fn delete_file(&self, owner: Owner, id: FileId) -> StoreResult<bool>;
 }
 
 /// Running chat generations, so that their owner can stop them (from any instance). A task is
@@ -322,6 +327,23 @@ pub trait ExportStore: Send + Sync {
     async fn export(&self, app: AppId, id: ExportId) -> StoreResult<Option<ExportJob>>;
 }
 
+/// Erasures of end users: the jobs, and the removals only an erasure makes.
+#[async_trait]
+pub trait ErasureStore: Send + Sync {
+    /// Stores a new erasure, or saves an existing one's status, counts and error.
+    async fn save_erasure(&self, job: &ErasureJob) -> StoreResult<()>;
+    async fn erasure(&self, app: AppId, id: ErasureId) -> StoreResult<Option<ErasureJob>>;
+    /// Removes up to `up_to` conversations of `owner`, live or already deleted, with everything
+    /// that depends on them (messages, every feedback on them and its entry in the app's list,
+    /// variables, pointers, index entries), now rather than by a later purge; returns what it
+    /// removed (no conversation: none is left). Run again after a failure, it goes on.
+    async fn erase_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<ErasureCounts>;
+    /// Removes the end user `user` of `app` (stored as `ids`) and what is left of theirs once
+    /// their conversations and files are gone: activity marks, running tasks, the end user
+    /// items themselves. Returns how many objects it removed.
+    async fn forget_end_user(&self, app: AppId, user: &UserRef, ids: &[EndUserId]) -> StoreResult<u64>;
+}
+
 /// What a store holds of an app, or of some of its end users, counted object by object
 /// without trusting any index (`colloquy inspect`, and the tests' proof that an erasure or an
 /// expiry left nothing).
@@ -368,6 +390,7 @@ pub trait Store:
     + AuditLog
     + StatsStore
     + ExportStore
+    + ErasureStore
     + Inventory
 {
 }
@@ -386,6 +409,7 @@ impl<T> Store for T where
         + AuditLog
         + StatsStore
         + ExportStore
+        + ErasureStore
         + Inventory
 {
 }

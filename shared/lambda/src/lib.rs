@@ -11,7 +11,7 @@ use colloquy_aws::dynamo::ChangedItem;
 pub use colloquy_core::api::Endpoint;
 use colloquy_core::api::error::ApiError;
 use colloquy_core::api::{
-    ApiRequest, ApiResponse, ExportRunner, KeyCache, ResponseBody, Services, handle, resolve_endpoint,
+    ApiRequest, ApiResponse, JobRunner, KeyCache, ResponseBody, Services, handle, resolve_endpoint,
 };
 use colloquy_core::domain::DownloadHeaders;
 use colloquy_core::ports::{Blob, BlobRange, BlobStore, BlobStream, StoreError, StoreResult};
@@ -72,7 +72,7 @@ fn compose<const MODELS: bool, const TTS: bool, const STT: bool, const BLOBS: bo
         cors: settings.cors.clone(),
         keys: Arc::new(KeyCache::new(settings.key_cache)),
         // The job's insert reaches the table's stream, and the run-export function.
-        exports: ExportRunner::Stream,
+        jobs: JobRunner::Stream,
     })
 }
 
@@ -186,11 +186,26 @@ async fn answer(services: &Services, endpoint: Endpoint, request: ApiRequest) ->
     }
 }
 
-/// A buffered Lambda response; JSON and text as text, anything else base64-encoded binary.
+/// The largest body a buffered response carries: Lambda refuses responses over 6 MB (API
+/// Gateway would answer 500), and binary bodies grow by a third in base64.
+const MAX_BUFFERED_BODY: usize = 4 * 1024 * 1024;
+
+/// A buffered Lambda response; JSON and text as text, anything else base64-encoded binary. A
+/// streamed body larger than Lambda can return is answered 413 `response_too_large` instead.
 async fn buffered(response: ApiResponse) -> Response<Body> {
     let bytes = match response.body {
         ResponseBody::Full(bytes) => bytes,
-        ResponseBody::Stream(stream) => Bytes::from(stream.collect::<Vec<Bytes>>().await.concat()),
+        ResponseBody::Stream(mut stream) => {
+            let mut collected = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                collected.extend_from_slice(&chunk);
+                if collected.len() > MAX_BUFFERED_BODY {
+                    tracing::warn!(bytes = collected.len(), "a response too large for Lambda was cut off");
+                    return Box::pin(buffered(ApiError::ResponseTooLarge.into_response())).await;
+                }
+            }
+            Bytes::from(collected)
+        }
     };
     let textual = response
         .headers
@@ -282,70 +297,24 @@ pub async fn serve_streaming_with(
     .await
 }
 
-/// The table-stream consumer: purges every conversation a batch tombstoned. A failed purge
-/// reports its record, so only that record is retried (purges are idempotent).
-pub async fn serve_purge() -> Result<(), Error> {
+/// Runs a table-stream consumer: `handle` gets each record's new image (`None` when it has
+/// none, or not one this program reads) and says whether the record is done; a record it
+/// failed is reported, so only that record is retried.
+async fn serve_records<F, R>(handle: F) -> Result<(), Error>
+where
+    F: Fn(Option<ChangedItem>) -> R,
+    R: Future<Output = bool>,
+{
     use aws_lambda_events::event::dynamodb::Event;
     use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
     use lambda_runtime::LambdaEvent;
 
-    let (settings, aws) = start().await?;
-    let store = aws.store(&settings.store);
-    let store = &store;
+    let handle = &handle;
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Event>| async move {
         let mut response = DynamoDbEventResponse::default();
         for record in event.payload.records {
             let changed: Option<ChangedItem> = serde_dynamo::from_item(record.change.new_image.clone()).ok();
-            let Some((owner, conversation)) = changed.as_ref().and_then(ChangedItem::deleted_conversation) else {
-                continue;
-            };
-            match store.purge_conversation(owner, conversation).await {
-                Ok(report) => tracing::info!(%conversation, items = report.items_deleted, "purged"),
-                Err(error) => {
-                    tracing::warn!(%conversation, %error, "purge failed; the record will be retried");
-                    let mut failure = DynamoDbBatchItemFailure::default();
-                    failure.item_identifier = record.change.sequence_number.clone();
-                    response.batch_item_failures.push(failure);
-                }
-            }
-        }
-        Ok::<_, Error>(response)
-    }))
-    .await
-}
-
-/// The table-stream consumer that runs exports: each new export job (its insert) is run to
-/// its end, its file written to S3 in parts. An export that failed reports its record, so the
-/// stream runs it again (from the start: the file appears only once complete).
-pub async fn serve_exports() -> Result<(), Error> {
-    use aws_lambda_events::event::dynamodb::Event;
-    use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-    use colloquy_core::domain::ExportStatus;
-    use colloquy_core::ports::Store;
-    use lambda_runtime::LambdaEvent;
-
-    let (settings, aws) = start().await?;
-    let store: Arc<dyn Store> = Arc::new(aws.store(&settings.store));
-    let blobs = aws.blobs(&settings.store);
-    let (store, blobs) = (&store, &blobs);
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Event>| async move {
-        let mut response = DynamoDbEventResponse::default();
-        for record in event.payload.records {
-            let changed: Option<ChangedItem> = serde_dynamo::from_item(record.change.new_image.clone()).ok();
-            let Some((app, id)) = changed.as_ref().and_then(ChangedItem::export) else { continue };
-            let outcome = match store.export(app, id).await {
-                Ok(Some(job)) if job.status != ExportStatus::Done => {
-                    let job = colloquy_core::export::run_export(store.clone(), blobs, &SystemClock, job).await;
-                    tracing::info!(export = %id, status = job.status.as_str(), messages = job.exported, "export ended");
-                    job.status == ExportStatus::Done
-                }
-                Ok(_) => true,
-                Err(error) => {
-                    tracing::warn!(export = %id, %error, "could not read an export's job");
-                    false
-                }
-            };
-            if !outcome {
+            if !handle(changed).await {
                 let mut failure = DynamoDbBatchItemFailure::default();
                 failure.item_identifier = record.change.sequence_number.clone();
                 response.batch_item_failures.push(failure);
@@ -353,6 +322,90 @@ pub async fn serve_exports() -> Result<(), Error> {
         }
         Ok::<_, Error>(response)
     }))
+    .await
+}
+
+/// The table-stream consumer: purges every conversation a batch tombstoned (purges are
+/// idempotent, so a failed one is simply retried).
+pub async fn serve_purge() -> Result<(), Error> {
+    let (settings, aws) = start().await?;
+    let store = aws.store(&settings.store);
+    let store = &store;
+    serve_records(move |changed| async move {
+        let Some((owner, conversation)) = changed.as_ref().and_then(ChangedItem::deleted_conversation) else {
+            return true;
+        };
+        match store.purge_conversation(owner, conversation).await {
+            Ok(report) => {
+                tracing::info!(%conversation, items = report.items_deleted, "purged");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%conversation, %error, "purge failed; the record will be retried");
+                false
+            }
+        }
+    })
+    .await
+}
+
+/// The table-stream consumer that runs exports: each new export job (its insert) is run to
+/// its end, its file written to S3 in parts. An export that failed reports its record, so the
+/// stream runs it again (from the start: the file appears only once complete).
+pub async fn serve_exports() -> Result<(), Error> {
+    use colloquy_core::domain::ExportStatus;
+    use colloquy_core::ports::Store;
+
+    let (settings, aws) = start().await?;
+    let store: Arc<dyn Store> = Arc::new(aws.store(&settings.store));
+    let blobs = aws.blobs(&settings.store);
+    let (store, blobs) = (&store, &blobs);
+    serve_records(move |changed| async move {
+        let Some((app, id)) = changed.as_ref().and_then(ChangedItem::export) else { return true };
+        match store.export(app, id).await {
+            Ok(Some(job)) if job.status != ExportStatus::Done => {
+                let job = colloquy_core::export::run_export(store.clone(), blobs, &SystemClock, job).await;
+                tracing::info!(export = %id, status = job.status.as_str(), messages = job.exported, "export ended");
+                job.status == ExportStatus::Done
+            }
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(export = %id, %error, "could not read an export's job");
+                false
+            }
+        }
+    })
+    .await
+}
+
+/// The table-stream consumer that runs erasures: each new erasure job (its insert) is run to
+/// its end. One that failed reports its record, so the stream runs it again (it continues:
+/// every step is idempotent).
+pub async fn serve_erasures() -> Result<(), Error> {
+    use colloquy_core::domain::ErasureStatus;
+    use colloquy_core::ports::Store;
+
+    let (settings, aws) = start().await?;
+    let store: Arc<dyn Store> = Arc::new(aws.store(&settings.store));
+    let blobs = aws.blobs(&settings.store);
+    let (store, blobs) = (&store, &blobs);
+    serve_records(move |changed| async move {
+        let Some((app, id)) = changed.as_ref().and_then(ChangedItem::erasure) else { return true };
+        match store.erasure(app, id).await {
+            Ok(Some(job)) if job.status != ErasureStatus::Done => {
+                let job = colloquy_core::erasure::run_erasure(store.clone(), blobs, &SystemClock, job).await;
+                let counts = job.counts;
+                tracing::info!(erasure = %id, status = job.status.as_str(), conversations = counts.conversations,
+                    messages = counts.messages, files = counts.files, "erasure ended");
+                job.status == ErasureStatus::Done
+            }
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(erasure = %id, %error, "could not read an erasure's job");
+                false
+            }
+        }
+    })
     .await
 }
 

@@ -31,4 +31,19 @@ impl FileStore for DynamoStore {
         let file = file_from(&item)?;
         Ok((file.owner == owner).then_some(file))
     }
+
+    /// One transaction: the file's item (if it is the owner's) and its owner's copy.
+    async fn delete_file(&self, owner: Owner, id: FileId) -> StoreResult<bool> {
+        let Some(_) = self.file(owner, id).await? else {
+            // A copy left by a crash between the two deletes of an earlier run.
+            self.delete(owner_pk(owner), owner_file_sk(id)).await?;
+            return Ok(false);
+        };
+        self.transact(vec![
+            self.delete_item(file_pk(id), FILE_SK)?,
+            self.delete_item(owner_pk(owner), owner_file_sk(id))?,
+        ])
+        .await?;
+        Ok(true)
+    }
 }

@@ -92,7 +92,10 @@ impl Inventory for DynamoStore {
                 || ["CONV#", "VARS#", "CPTR#"]
                     .iter()
                     .any(|prefix| pk.strip_prefix(prefix).is_some_and(|c| conversations.contains(c)));
+            // Their rate-limit windows: `RL#…:<app>:<end user>`.
+            let limited = pk.starts_with("RL#") && users.iter().any(|u| pk.ends_with(&format!("{app}:{u}")));
             let theirs = partitions.contains(pk)
+                || limited
                 || named("end_user_id")?
                 || named("conversation_end_user_id")?
                 || (sk == "#EU" && named("id")?)

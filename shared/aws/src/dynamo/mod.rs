@@ -16,6 +16,7 @@ mod batch;
 mod codec;
 mod conversations;
 mod end_users;
+mod erasures;
 mod exports;
 mod feedback;
 mod files;
@@ -39,6 +40,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
+pub use erasures::{ERASURE_PREFIX, erasure_from};
 pub use exports::{EXPORT_PREFIX, export_from};
 pub use purge::{ChangedItem, PurgeReport};
 pub use table::{APP_INDEX, INDEXES, TTL_ATTRIBUTE};

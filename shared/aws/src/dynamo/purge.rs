@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use colloquy_core::domain::{AppId, ConversationId, ExportId, MessageId, Owner};
+use colloquy_core::domain::{AppId, ConversationId, ErasureId, ExportId, MessageId, Owner};
 use colloquy_core::ports::{StoreError, StoreResult};
 
 use super::codec::{Read, s};
@@ -50,6 +50,12 @@ impl ChangedItem {
 }
 
 impl ChangedItem {
+    /// The erasure this change stored, if it is an erasure's job.
+    pub fn erasure(&self) -> Option<(AppId, ErasureId)> {
+        let app = self.pk.as_deref()?.strip_prefix(super::ERASURE_PREFIX)?.parse().ok()?;
+        Some((app, self.sk.parse().ok()?))
+    }
+
     /// The export this change stored, if it is an export's job.
     pub fn export(&self) -> Option<(AppId, ExportId)> {
         let app = self.pk.as_deref()?.strip_prefix(super::EXPORT_PREFIX)?.parse().ok()?;
@@ -61,6 +67,8 @@ impl ChangedItem {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {
     pub items_deleted: usize,
+    /// Of which messages.
+    pub messages: usize,
 }
 
 impl DynamoStore {
@@ -119,7 +127,9 @@ impl DynamoStore {
                 }
                 report.items_deleted += self.batch_delete(dependents).await?;
                 let message_keys = group.iter().map(|(_, key)| key.clone()).collect();
-                report.items_deleted += self.batch_delete(message_keys).await?;
+                let messages = self.batch_delete(message_keys).await?;
+                report.items_deleted += messages;
+                report.messages += messages;
             }
         }
         let variables = self.partition(variables_pk(id), None).await?;

@@ -42,4 +42,9 @@ impl RateLimiter for DynamoStore {
             .await;
         condition_met(result).map(drop)
     }
+
+    /// Every window of the key (a Query of its partition), deleted.
+    async fn forget(&self, rate_key: &str) -> StoreResult<u64> {
+        self.delete_partition(rate_pk(rate_key)).await
+    }
 }

@@ -39,6 +39,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// A response larger than the function serving it may return (a buffered Lambda response).
+    #[error("the response is too large to return")]
+    ResponseTooLarge,
     #[error("rate limited for {retry_after} s")]
     TooManyRequests { retry_after: u64 },
     /// The client did not send its request body in time.
@@ -145,6 +148,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request_entity_too_large",
                 format!("The data value transmitted exceeds the capacity limit of {limit} bytes."),
+            ),
+            Self::ResponseTooLarge => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "response_too_large",
+                "The response is larger than this deployment returns at once (4 MB).".into(),
             ),
             Self::TooManyRequests { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -1,6 +1,6 @@
 //! Exports of an app's messages (Colloquy extensions, operator keys): start one, follow it,
 //! download its file. Locally the server runs the export itself; on AWS the job's insert
-//! reaches the table's stream and the export function runs it ([`ExportRunner`]).
+//! reaches the table's stream and the export function runs it ([`JobRunner`]).
 
 use std::time::Duration;
 
@@ -17,9 +17,9 @@ use crate::domain::{
 };
 use crate::export::{expected_messages, run_export};
 
-/// Who runs an export once it is stored.
+/// Who runs an export or an erasure once it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExportRunner {
+pub enum JobRunner {
     /// This process, in the background (the local server).
     #[default]
     InProcess,
@@ -75,7 +75,7 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         updated_at: now,
     };
     store.save_export(&job).await?;
-    if ctx.services.exports == ExportRunner::InProcess {
+    if ctx.services.jobs == JobRunner::InProcess {
         let (blobs, clock, job) = (ctx.services.blobs.clone(), ctx.services.clock.clone(), job.clone());
         tokio::spawn(async move { run_export(store, blobs.as_ref(), clock.as_ref(), job).await });
     }

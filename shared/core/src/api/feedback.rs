@@ -78,7 +78,7 @@ pub(crate) async fn submit(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let existing = ctx.store().user_feedback(owner, message_id).await?;
     let giver = (FeedbackSource::User, Some(owner.end_user_id));
     let change = Change::of(ctx, &message, (rating, content), existing, giver)?;
-    let hit = ctx.check_rate(&format!("feedback:{}:{}", owner.app_id, owner.end_user_id)).await?;
+    let hit = ctx.check_rate(&owner.feedback_rate_key()).await?;
     match change.write(ctx, &message).await {
         Ok(true) => Ok(ApiResponse::ok(&Success::new())),
         // The conversation or the message was deleted since the message was read.
@@ -123,7 +123,7 @@ pub(crate) async fn list_app(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let mut filter = feedback_filter(ctx)?;
     // `end_user`, not `user`: Dify's call ignores a `user`, and clients send one.
     if let Some(user) = ctx.query.get("end_user") {
-        filter.end_users = Some(super::operator::end_users_named(ctx, user).await?);
+        filter.end_users = Some(super::operator::end_users_named(ctx, &crate::domain::UserRef::parse(user)?).await?);
     }
     let rows = ctx.store().listed_feedbacks(ctx.app.id, &filter, page.offset(limit), limit.get()).await?;
     Ok(ApiResponse::ok(&FeedbackList { data: rows.into_iter().map(views::ListedFeedback::from).collect() }))

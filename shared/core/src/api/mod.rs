@@ -9,6 +9,7 @@ mod body;
 mod chat;
 mod conversations;
 mod cors;
+mod end_users;
 pub mod error;
 mod exports;
 mod feedback;
@@ -32,7 +33,7 @@ use serde::Serialize;
 
 pub use body::{BodyError, BodyStream, IncomingBody};
 pub use cors::Cors;
-pub use exports::ExportRunner;
+pub use exports::JobRunner;
 pub use key_cache::KeyCache;
 pub use routes::{Access, Endpoint, Needs, ROUTES, SPECS, Spec};
 
@@ -155,8 +156,8 @@ pub struct Services {
     pub cors: Cors,
     /// The apps behind recently used keys (off unless configured).
     pub keys: Arc<KeyCache>,
-    /// Who runs an export once it is stored.
-    pub exports: ExportRunner,
+    /// Who runs an export or an erasure once it is stored.
+    pub jobs: JobRunner,
 }
 
 /// The endpoint a method and path lead to (for functions that serve one endpoint).
@@ -267,6 +268,9 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
         Endpoint::CreateExport => exports::create(ctx).await,
         Endpoint::AppExport => exports::status(ctx).await,
         Endpoint::DownloadExport => exports::download(ctx).await,
+        Endpoint::EraseEndUser => end_users::erase(ctx).await,
+        Endpoint::EndUserErasure => end_users::erasure(ctx).await,
+        Endpoint::ExportEndUser => end_users::export(ctx).await,
     }
 }
 

@@ -23,10 +23,9 @@ fn time_range(ctx: &Ctx<'_>, what: &str) -> Result<TimeRange, ApiError> {
 
 /// The end users a `user` string names in this app: its derived id and, for an end user first
 /// seen before ids were derived, its stored one.
-pub(crate) async fn end_users_named(ctx: &Ctx<'_>, raw: &str) -> Result<Vec<EndUserId>, ApiError> {
-    let user = UserRef::parse(raw)?;
-    let mut ids = vec![EndUserId::derived(ctx.app.id, &user)];
-    if let Some(stored) = ctx.store().find_end_user(ctx.app.id, &user).await?
+pub(crate) async fn end_users_named(ctx: &Ctx<'_>, user: &UserRef) -> Result<Vec<EndUserId>, ApiError> {
+    let mut ids = vec![EndUserId::derived(ctx.app.id, user)];
+    if let Some(stored) = ctx.store().find_end_user(ctx.app.id, user).await?
         && !ids.contains(&stored.id)
     {
         ids.push(stored.id);
@@ -52,7 +51,7 @@ pub(crate) async fn conversations(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError
     let mut filter = filter_of(ctx)?;
     ctx.require_chat_app()?;
     if let Some(user) = ctx.query.get("user") {
-        filter.end_users = Some(end_users_named(ctx, user).await?);
+        filter.end_users = Some(end_users_named(ctx, &UserRef::parse(user)?).await?);
     }
     ctx.audit(AuditAction::ListConversations, None, Some(&ctx.request.query)).await?;
     let after = match last_id {

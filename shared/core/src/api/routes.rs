@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use http::Method;
 
 use crate::api::error::ApiError;
-use crate::domain::{AnnotationId, ConversationId, ExportId, FileId, MessageId, VariableId};
+use crate::domain::{AnnotationId, ConversationId, ErasureId, ExportId, FileId, MessageId, UserRef, VariableId};
 
 /// An operation of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub enum Endpoint {
     CreateExport,
     AppExport,
     DownloadExport,
+    EraseEndUser,
+    EndUserErasure,
+    ExportEndUser,
 }
 
 /// What an endpoint needs besides the store.
@@ -236,6 +239,15 @@ pub const SPECS: &[Spec] = &[
         &[(Method::GET, "/v1/app/exports/{export_id}/download")],
         FILES,
     ),
+    // Colloquy extensions for one end user's data (app keys relay the user's own request).
+    app_wide(Endpoint::EraseEndUser, "erase-end-user", &[(Method::DELETE, "/v1/end-users/{user}")], FILES),
+    app_wide(
+        Endpoint::EndUserErasure,
+        "end-user-erasure",
+        &[(Method::GET, "/v1/end-users/{user}/erasures/{erasure_id}")],
+        PLAIN,
+    ),
+    app_wide(Endpoint::ExportEndUser, "export-end-user", &[(Method::GET, "/v1/end-users/{user}/export")], PLAIN),
 ];
 
 impl Endpoint {
@@ -292,6 +304,13 @@ impl Endpoint {
         self.spec().access
     }
 
+    /// Whether the endpoint's requests are recorded in the app's audit log: every operator
+    /// endpoint, and the erasure and export of an end user's data whoever asks.
+    pub fn audited(self) -> bool {
+        self.access() == Access::OperatorKey
+            || matches!(self, Self::EraseEndUser | Self::EndUserErasure | Self::ExportEndUser)
+    }
+
     /// Whether the endpoint takes a multipart body (these get the larger upload limit).
     pub fn takes_uploads(self) -> bool {
         self.spec().needs.uploads
@@ -332,6 +351,9 @@ pub(crate) struct PathIds {
     pub annotation: Option<AnnotationId>,
     pub file: Option<FileId>,
     pub export: Option<ExportId>,
+    pub erasure: Option<ErasureId>,
+    /// An end user's `user` string (percent-decoded, checked as `user` bodies are).
+    pub user: Option<UserRef>,
     /// Free strings, checked by their endpoints (Dify answers these without a 404).
     pub task: Option<String>,
     pub action: Option<String>,
@@ -352,6 +374,8 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds)
             "annotation_id" => ids.annotation = Some(raw.parse().map_err(not_found)?),
             "file_id" => ids.file = Some(raw.parse().map_err(not_found)?),
             "export_id" => ids.export = Some(raw.parse().map_err(not_found)?),
+            "erasure_id" => ids.erasure = Some(raw.parse().map_err(not_found)?),
+            "user" => ids.user = Some(path_user(raw)?),
             "task_id" => ids.task = Some(raw.to_owned()),
             "action" => ids.action = Some(raw.to_owned()),
             "job_id" => ids.job = Some(raw.to_owned()),
@@ -367,6 +391,15 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Result<(Endpoint, PathIds)
         .map(|(_, endpoint)| *endpoint)
         .ok_or_else(|| ApiError::MethodNotAllowed(allowed_methods(methods)))?;
     Ok((endpoint, ids))
+}
+
+/// A `user` path segment: percent-decoded UTF-8, then checked as a `user` field is (400 when
+/// it is not one).
+fn path_user(raw: &str) -> Result<UserRef, ApiError> {
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::InvalidParam("user: not UTF-8 once percent-decoded".into()))?;
+    Ok(UserRef::parse(&decoded)?)
 }
 
 /// The `Allow` list of a route: its methods, HEAD with GET, and OPTIONS (CORS preflight).
@@ -442,6 +475,7 @@ mod tests {
             "audio-to-text",
             "app-export",
             "download-export",
+            "erase-end-user",
         ];
         assert_eq!(with_blobs, expected);
     }

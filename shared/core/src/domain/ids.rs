@@ -81,6 +81,8 @@ uuid_id! {
     AuditId,
     /// An export of an app's messages.
     ExportId,
+    /// An erasure of one end user's data.
+    ErasureId,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod annotation;
 mod app;
 mod audio;
 mod conversation;
+mod erasure;
 mod export;
 mod file;
 mod ids;
@@ -27,14 +28,17 @@ pub use conversation::{
     ABANDONED_AFTER, ABANDONED_ERROR, Conversation, ConversationStatus, ConversationTitle, DEFAULT_CONVERSATION_NAME,
     Feedback, FeedbackSource, GENERATION_DEADLINE, Message, MessageStatus, RatedMessage, Rating,
 };
+pub use erasure::{
+    ERASURE_INTERRUPTED, ERASURE_RETENTION_DAYS, ERASURE_STALE_AFTER, ErasureCounts, ErasureJob, ErasureStatus,
+};
 pub use export::{
     EXPORT_COLUMNS, EXPORT_INTERRUPTED, EXPORT_PROGRESS_EVERY, EXPORT_RETENTION_DAYS, EXPORT_STALE_AFTER, ExportFormat,
     ExportJob, ExportStatus, csv_fields, defuse_formula, export_row, jsonl_line,
 };
 pub use file::{DownloadHeaders, FileClass, FileNameError, UploadFile, check_filename, inline_type};
 pub use ids::{
-    AnnotationId, AppId, AuditId, ConversationId, EndUserId, ExportId, FeedbackId, FileId, JobId, MessageId, TaskId,
-    VariableId,
+    AnnotationId, AppId, AuditId, ConversationId, EndUserId, ErasureId, ExportId, FeedbackId, FileId, JobId, MessageId,
+    TaskId, VariableId,
 };
 pub use key::{ApiKey, Grant, KeyHash, KeyRecord, KeyRole};
 pub use opaque::OpaqueJson;

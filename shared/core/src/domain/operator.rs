@@ -176,10 +176,13 @@ pub enum AuditAction {
     DownloadExport,
     CreateKey,
     RevokeKey,
+    EraseEndUser,
+    ReadErasure,
+    ExportEndUser,
 }
 
 impl AuditAction {
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 13] = [
         Self::ListConversations,
         Self::ReadConversation,
         Self::RateMessage,
@@ -190,6 +193,9 @@ impl AuditAction {
         Self::DownloadExport,
         Self::CreateKey,
         Self::RevokeKey,
+        Self::EraseEndUser,
+        Self::ReadErasure,
+        Self::ExportEndUser,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -204,6 +210,9 @@ impl AuditAction {
             Self::DownloadExport => "export.download",
             Self::CreateKey => "key.create",
             Self::RevokeKey => "key.revoke",
+            Self::EraseEndUser => "end_user.erase",
+            Self::ReadErasure => "erasure.read",
+            Self::ExportEndUser => "end_user.export",
         }
     }
 

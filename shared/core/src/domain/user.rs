@@ -69,6 +69,13 @@ pub struct Owner {
     pub end_user_id: EndUserId,
 }
 
+impl Owner {
+    /// The rate limiter's key for this end user's feedback.
+    pub fn feedback_rate_key(self) -> String {
+        format!("feedback:{}:{}", self.app_id, self.end_user_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use colloquy_core::domain::{
-    AnnotationId, AppId, AuditId, ConversationId, EndUserId, ExportId, FeedbackId, FileId, Invalid, JobId, MessageId,
-    TaskId, TimeRange, Timestamp, VariableId,
+    AnnotationId, AppId, AuditId, ConversationId, EndUserId, ErasureId, ExportId, FeedbackId, FileId, Invalid, JobId,
+    MessageId, TaskId, TimeRange, Timestamp, VariableId,
 };
 use colloquy_core::ports::{StoreError, StoreResult};
 
@@ -142,7 +142,8 @@ id_args!(
     TaskId,
     FileId,
     AuditId,
-    ExportId
+    ExportId,
+    ErasureId
 );
 
 /// The JSON text stored for `value`.

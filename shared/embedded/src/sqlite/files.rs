@@ -53,4 +53,9 @@ impl FileStore for SqliteStore {
         );
         self.all(sql, args![owner.app_id, owner.end_user_id], file_from_row).await
     }
+
+    async fn delete_file(&self, owner: Owner, id: FileId) -> StoreResult<bool> {
+        let sql = "DELETE FROM upload_files WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3";
+        Ok(self.execute(sql.into(), args![id, owner.app_id, owner.end_user_id]).await? == 1)
+    }
 }

@@ -11,7 +11,7 @@ use super::SqliteStore;
 use super::codec::{Args, arg};
 
 /// The tables with an `app_id` column (and `apps` by its `id`).
-const APP_TABLES: [&str; 16] = [
+const APP_TABLES: [&str; 17] = [
     "api_keys",
     "end_users",
     "conversations",
@@ -27,6 +27,7 @@ const APP_TABLES: [&str; 16] = [
     "stats",
     "stats_active",
     "exports",
+    "erasures",
     "apps",
 ];
 
@@ -84,6 +85,17 @@ fn user_holdings(conn: &Connection, app: AppId, users: &[EndUserId]) -> rusqlite
         ("tasks", format!("SELECT COUNT(*) FROM tasks WHERE {theirs}")),
         ("upload_files", format!("SELECT COUNT(*) FROM upload_files WHERE {theirs}")),
         ("stats_active", format!("SELECT COUNT(*) FROM stats_active WHERE {theirs}")),
+        // Windows of the keys that name them (`…:<app>:<end user>`).
+        (
+            "rate_windows",
+            format!(
+                "SELECT COUNT(*) FROM rate_windows WHERE {}",
+                (2..2 + users.len())
+                    .map(|i| format!("key LIKE '%' || ?1 || ':' || ?{i}"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            ),
+        ),
     ];
     for (kind, sql) in queries {
         holdings.add(kind, count(conn, &sql, values.clone())?);

@@ -32,6 +32,7 @@ mod apps;
 mod audit;
 mod conversations;
 mod end_users;
+mod erasures;
 mod exports;
 mod feedback;
 mod files;

@@ -32,4 +32,9 @@ impl RateLimiter for SqliteStore {
         let sql = "UPDATE rate_windows SET hits = hits - 1 WHERE key = ?1 AND window_start = ?2 AND hits > 0";
         self.execute(sql.into(), args![key, window_start]).await.map(drop)
     }
+
+    async fn forget(&self, key: &str) -> StoreResult<u64> {
+        let removed = self.execute("DELETE FROM rate_windows WHERE key = ?1".into(), args![key]).await?;
+        Ok(removed as u64)
+    }
 }

@@ -83,6 +83,11 @@ CREATE TABLE IF NOT EXISTS exports (
     status TEXT NOT NULL, expected INTEGER NOT NULL, exported INTEGER NOT NULL, size INTEGER, error TEXT,
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS exports_by_app ON exports (app_id, created_at);
+CREATE TABLE IF NOT EXISTS erasures (
+    id TEXT PRIMARY KEY, app_id TEXT NOT NULL, user TEXT, end_users TEXT NOT NULL, status TEXT NOT NULL,
+    conversations INTEGER NOT NULL, messages INTEGER NOT NULL, files INTEGER NOT NULL, other INTEGER NOT NULL,
+    error TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS erasures_by_app ON erasures (app_id, created_at);
 CREATE TABLE IF NOT EXISTS rate_windows (
     key TEXT NOT NULL, window_start INTEGER NOT NULL, hits INTEGER NOT NULL, PRIMARY KEY (key, window_start));
 ";

@@ -25,7 +25,7 @@ pub use conversation::{
     Conversation, Feedback, FeedbackList, ListedFeedback, Message, MessageFile, Rated, TransferMethod, Variable,
 };
 pub use file::{AudioText, UploadHeaders, UploadUrl, UploadedFile};
-pub use operator::{AppConversation, AppMessage, AuditEntry, Export, Stats, StatsBucket};
+pub use operator::{AppConversation, AppMessage, AuditEntry, Erasure, Export, ExportedFile, Stats, StatsBucket};
 
 use crate::api::error::ApiError;
 

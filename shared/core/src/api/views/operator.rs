@@ -161,3 +161,60 @@ impl Export {
         }
     }
 }
+
+/// An erasure of `DELETE /v1/end-users/:user` and `GET /v1/end-users/:user/erasures/:id`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Erasure {
+    pub job_id: domain::ErasureId,
+    /// `pending`, `running`, `done` or `failed`.
+    pub status: &'static str,
+    /// What it removed so far.
+    pub conversations: u64,
+    pub messages: u64,
+    pub files: u64,
+    pub other: u64,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&domain::ErasureJob> for Erasure {
+    fn from(job: &domain::ErasureJob) -> Self {
+        Self {
+            job_id: job.id,
+            status: job.status.as_str(),
+            conversations: job.counts.conversations,
+            messages: job.counts.messages,
+            files: job.counts.files,
+            other: job.counts.other,
+            error: job.error.clone(),
+            created_at: job.created_at.unix_seconds(),
+            updated_at: job.updated_at.unix_seconds(),
+        }
+    }
+}
+
+/// A file's metadata in an end user's export (its bytes are not in the export: the preview
+/// route reads them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportedFile {
+    pub id: domain::FileId,
+    pub name: String,
+    pub size: u64,
+    pub extension: String,
+    pub mime_type: String,
+    pub created_at: i64,
+}
+
+impl From<domain::UploadFile> for ExportedFile {
+    fn from(file: domain::UploadFile) -> Self {
+        Self {
+            id: file.id,
+            name: file.name,
+            size: file.size,
+            extension: file.extension,
+            mime_type: file.mime_type,
+            created_at: file.created_at.unix_seconds(),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Erasing an end user: hiding their conversations at once, then the job that removes
+//! everything of theirs, in an order that a crash at any point leaves resumable — files' bytes
+//! before their metadata (so no stored object is ever left without a record that finds it),
+//! conversations' dependents before the conversations (the store's own order), the end user
+//! last (its id names everything else). Every step is idempotent: the same erasure run again,
+//! after any failure, continues where the last run stopped. The API's erasure routes, the
+//! erasure function on AWS and the local server all use these.
+
+use std::sync::Arc;
+
+use futures_util::future::try_join_all;
+
+use crate::domain::{ConversationSort, Cursor, ErasureCounts, ErasureJob, ErasureStatus, Owner, UploadFile};
+use crate::ports::{BlobStore, Clock, Store, StoreResult};
+
+/// Conversations removed per step (each step saves the job's progress).
+const ERASE_BATCH: usize = 25;
+/// Conversations hidden, or files removed, at once.
+const AT_ONCE: usize = 16;
+/// Conversations listed per page while hiding them.
+const PAGE: usize = 100;
+
+/// Deletes every live conversation of these end users now — on DynamoDB a tombstone, which
+/// every read already skips — so nothing of theirs reads any more; returns how many it deleted.
+/// The erasure then removes what is left.
+pub async fn hide(store: &dyn Store, owners: &[Owner]) -> StoreResult<u64> {
+    let mut hidden = 0;
+    for &owner in owners {
+        loop {
+            // Deleted ones leave the list: the first page again until it is empty.
+            let page = store.conversations(owner, ConversationSort::DEFAULT, None::<Cursor<_>>, PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            for some in page.chunks(AT_ONCE) {
+                let deleted = try_join_all(some.iter().map(|c| store.delete_conversation(owner, c.id))).await?;
+                hidden += deleted.into_iter().filter(|d| *d).count() as u64;
+            }
+        }
+    }
+    Ok(hidden)
+}
+
+/// Runs an erasure to its end and returns the job as it ended (saved: done, or failed with a
+/// message fit for the caller; the cause is logged).
+pub async fn run_erasure(
+    store: Arc<dyn Store>,
+    blobs: &dyn BlobStore,
+    clock: &dyn Clock,
+    mut job: ErasureJob,
+) -> ErasureJob {
+    job.status = ErasureStatus::Running;
+    job.error = None;
+    job.updated_at = clock.now();
+    let outcome = async {
+        store.save_erasure(&job).await?;
+        erase(store.as_ref(), blobs, clock, &mut job).await
+    }
+    .await;
+    match outcome {
+        Ok(()) => job.finish(clock.now()),
+        Err(error) => {
+            tracing::warn!(erasure = %job.id, %error, "an erasure failed");
+            job.status = ErasureStatus::Failed;
+            job.error =
+                Some("The erasure failed on a storage error. Send the same DELETE again to continue it.".into());
+            job.updated_at = clock.now();
+        }
+    }
+    if let Err(error) = store.save_erasure(&job).await {
+        tracing::warn!(erasure = %job.id, %error, "could not save an erasure's outcome");
+    }
+    job
+}
+
+async fn erase(store: &dyn Store, blobs: &dyn BlobStore, clock: &dyn Clock, job: &mut ErasureJob) -> StoreResult<()> {
+    let owners: Vec<Owner> =
+        job.end_users.iter().map(|&end_user_id| Owner { app_id: job.app_id, end_user_id }).collect();
+    for &owner in &owners {
+        loop {
+            let erased = store.erase_conversations(owner, ERASE_BATCH).await?;
+            if erased == ErasureCounts::default() {
+                break;
+            }
+            job.counts.add(erased);
+            job.updated_at = clock.now();
+            store.save_erasure(job).await?;
+        }
+    }
+    for &owner in &owners {
+        let files = store.files_of(owner).await?;
+        for some in files.chunks(AT_ONCE) {
+            let removed = try_join_all(some.iter().map(|file| remove_file(store, blobs, file))).await?;
+            job.counts.files += removed.into_iter().filter(|r| *r).count() as u64;
+        }
+        job.counts.other += store.forget(&owner.feedback_rate_key()).await?;
+    }
+    if let Some(user) = job.user.clone() {
+        job.counts.other += store.forget_end_user(job.app_id, &user, &job.end_users).await?;
+    }
+    Ok(())
+}
+
+/// The bytes first, then the record: a crash in between leaves a record whose bytes are gone
+/// (a preview answers 404), never bytes that nothing finds.
+async fn remove_file(store: &dyn Store, blobs: &dyn BlobStore, file: &UploadFile) -> StoreResult<bool> {
+    blobs.delete_blob(&file.blob_key()).await?;
+    store.delete_file(file.owner, file.id).await
+}
