@@ -10,6 +10,7 @@ mod chat;
 mod chat_stream;
 mod conversations;
 mod delete_conversation;
+mod erasure;
 mod exports;
 mod faults;
 mod files;

@@ -10,32 +10,28 @@ use std::sync::Arc;
 
 use futures_util::future::try_join_all;
 
-use crate::domain::{ConversationSort, Cursor, ErasureCounts, ErasureJob, ErasureStatus, Owner, UploadFile};
+use crate::domain::{ErasureCounts, ErasureJob, ErasureStatus, Owner, UploadFile};
 use crate::ports::{BlobStore, Clock, Store, StoreResult};
 
 /// Conversations removed per step (each step saves the job's progress).
 const ERASE_BATCH: usize = 25;
-/// Conversations hidden, or files removed, at once.
+/// Files removed at once.
 const AT_ONCE: usize = 16;
-/// Conversations listed per page while hiding them.
+/// Conversations hidden per step.
 const PAGE: usize = 100;
 
 /// Deletes every live conversation of these end users now — on DynamoDB a tombstone, which
-/// every read already skips — so nothing of theirs reads any more; returns how many it deleted.
-/// The erasure then removes what is left.
-pub async fn hide(store: &dyn Store, owners: &[Owner]) -> StoreResult<u64> {
-    let mut hidden = 0;
+/// every read already skips — so nothing of theirs reads any more; returns how many it deleted
+/// and their messages. The erasure then removes what is left.
+pub async fn hide(store: &dyn Store, owners: &[Owner]) -> StoreResult<ErasureCounts> {
+    let mut hidden = ErasureCounts::default();
     for &owner in owners {
         loop {
-            // Deleted ones leave the list: the first page again until it is empty.
-            let page = store.conversations(owner, ConversationSort::DEFAULT, None::<Cursor<_>>, PAGE).await?;
-            if page.is_empty() {
+            let some = store.hide_conversations(owner, PAGE).await?;
+            if some.conversations == 0 {
                 break;
             }
-            for some in page.chunks(AT_ONCE) {
-                let deleted = try_join_all(some.iter().map(|c| store.delete_conversation(owner, c.id))).await?;
-                hidden += deleted.into_iter().filter(|d| *d).count() as u64;
-            }
+            hidden.add(some);
         }
     }
     Ok(hidden)
@@ -78,11 +74,11 @@ async fn erase(store: &dyn Store, blobs: &dyn BlobStore, clock: &dyn Clock, job:
         job.end_users.iter().map(|&end_user_id| Owner { app_id: job.app_id, end_user_id }).collect();
     for &owner in &owners {
         loop {
-            let erased = store.erase_conversations(owner, ERASE_BATCH).await?;
-            if erased == ErasureCounts::default() {
+            let (removed, live) = store.erase_conversations(owner, ERASE_BATCH).await?;
+            if removed == 0 {
                 break;
             }
-            job.counts.add(erased);
+            job.counts.add(live);
             job.updated_at = clock.now();
             store.save_erasure(job).await?;
         }

@@ -333,11 +333,16 @@ pub trait ErasureStore: Send + Sync {
     /// Stores a new erasure, or saves an existing one's status, counts and error.
     async fn save_erasure(&self, job: &ErasureJob) -> StoreResult<()>;
     async fn erasure(&self, app: AppId, id: ErasureId) -> StoreResult<Option<ErasureJob>>;
+    /// Deletes up to `up_to` live conversations of `owner` so that no read finds them any more
+    /// (a tombstone, or the rows themselves), and returns how many it deleted with how many
+    /// messages they had; no conversation: none is live.
+    async fn hide_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<ErasureCounts>;
     /// Removes up to `up_to` conversations of `owner`, live or already deleted, with everything
     /// that depends on them (messages, every feedback on them and its entry in the app's list,
-    /// variables, pointers, index entries), now rather than by a later purge; returns what it
-    /// removed (no conversation: none is left). Run again after a failure, it goes on.
-    async fn erase_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<ErasureCounts>;
+    /// variables, pointers, index entries), now rather than by a later purge. Returns how many
+    /// it removed (0: none is left) and, of those, the ones that were live with their messages
+    /// (the hidden ones were counted when hidden). Run again after a failure, it goes on.
+    async fn erase_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<(u64, ErasureCounts)>;
     /// Removes the end user `user` of `app` (stored as `ids`) and what is left of theirs once
     /// their conversations and files are gone: activity marks, running tasks, the end user
     /// items themselves. Returns how many objects it removed.

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use futures_util::{StreamExt, TryStreamExt};
 
 use colloquy_core::domain::{
@@ -16,7 +16,9 @@ use colloquy_core::domain::{
 use colloquy_core::ports::{ConversationStore, StoreError, StoreResult};
 
 use super::codec::{json, n, s, ttl};
-use super::items::{conversation_from, conversation_item, conversation_pointer_item, live, summary_from};
+use super::items::{
+    MESSAGE_COUNT, conversation_from, conversation_item, conversation_pointer_item, live, summary_from,
+};
 use super::keys::{
     APP_CONVERSATION_SHARDS, CONVERSATION_POINTER_SK, app_conversation_shard_pk, app_conversations_pk,
     conversation_index_sk, conversation_pointer_pk, conversation_sk, key, messages_pk, order, owner_pk,
@@ -170,6 +172,14 @@ impl ConversationStore for DynamoStore {
     /// One request: a tombstone that hides the conversation from every read at once; the
     /// purge (run from the table's stream) removes what belonged to it.
     async fn delete_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<bool> {
+        Ok(self.tombstone(owner, id).await?.is_some())
+    }
+}
+
+impl DynamoStore {
+    /// Lays a live conversation's tombstone (one UpdateItem); returns how many messages it had
+    /// (its counter), or `None` when it was not live (gone, or deleted by another request).
+    pub(super) async fn tombstone(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<u64>> {
         let now = Timestamp::from_micros(
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0),
         );
@@ -188,14 +198,25 @@ impl ConversationStore for DynamoStore {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":ttl", ttl(now, TOMBSTONE_TTL))
             .expression_attribute_values(":request", s(&request))
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
+        // Optional by design: the counter arrived after the first conversations.
+        let messages = |item: Option<&Item>| -> StoreResult<u64> {
+            let count =
+                item.map(|item| super::codec::Read::new("conversation", item).opt_n(MESSAGE_COUNT)).transpose()?;
+            Ok(count.flatten().unwrap_or(0).max(0) as u64)
+        };
         match result {
-            Ok(_) => Ok(true),
+            Ok(output) => messages(output.attributes.as_ref()).map(Some),
             Err(SdkError::ServiceError(service)) => match service.err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => {
-                    written_by("conversation", failed.item(), &request)
+                    if written_by("conversation", failed.item(), &request)? {
+                        messages(failed.item()).map(Some)
+                    } else {
+                        Ok(None)
+                    }
                 }
                 _ => Err(sdk_error(SdkError::ServiceError(service))),
             },

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use futures_util::future::try_join_all;
 
 use colloquy_core::domain::{
-    AppId, ConversationId, ERASURE_RETENTION_DAYS, EndUserId, ErasureCounts, ErasureId, ErasureJob, ErasureStatus,
-    Owner, UserRef,
+    AppId, ConversationId, ConversationSort, ERASURE_RETENTION_DAYS, EndUserId, ErasureCounts, ErasureId, ErasureJob,
+    ErasureStatus, Owner, UserRef,
 };
 use colloquy_core::ports::{ConversationStore, ErasureStore, StoreError, StoreResult};
 
@@ -92,12 +92,22 @@ impl DynamoStore {
         Ok(self.batch_delete(keys).await? as u64)
     }
 
-    /// Removes one conversation of `owner` and its dependents; returns its messages' count.
-    async fn erase_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<u64> {
-        // A live one gets its tombstone first (the purge removes deleted conversations only).
-        self.delete_conversation(owner, id).await?;
-        Ok(self.purge_conversation(owner, id).await?.messages as u64)
+    /// Removes one conversation of `owner` and its dependents: lays its tombstone if it is live
+    /// (the purge removes deleted conversations only), then purges it. Returns its messages'
+    /// count if it was live.
+    async fn erase_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<u64>> {
+        let live = self.tombstone(owner, id).await?;
+        self.purge_conversation(owner, id).await?;
+        Ok(live)
     }
+}
+
+/// Tombstones laid or conversations purged at once.
+const AT_ONCE: usize = 8;
+
+fn counted(outcomes: Vec<Option<u64>>) -> ErasureCounts {
+    let live: Vec<u64> = outcomes.into_iter().flatten().collect();
+    ErasureCounts { conversations: live.len() as u64, messages: live.iter().sum(), ..ErasureCounts::default() }
 }
 
 #[async_trait]
@@ -111,9 +121,20 @@ impl ErasureStore for DynamoStore {
         self.get(erasure_pk(app), id.to_string()).await?.as_ref().map(erasure_from).transpose()
     }
 
-    /// One Query of the owner's conversations (deleted ones included), then each one purged,
-    /// a few at a time.
-    async fn erase_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<ErasureCounts> {
+    /// One Query of the owner's live conversations (the by-update index skips tombstones), then
+    /// a tombstone each.
+    async fn hide_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<ErasureCounts> {
+        let live = self.conversations(owner, ConversationSort::DEFAULT, None, up_to).await?;
+        let mut counts = ErasureCounts::default();
+        for some in live.chunks(AT_ONCE) {
+            counts.add(counted(try_join_all(some.iter().map(|c| self.tombstone(owner, c.id))).await?));
+        }
+        Ok(counts)
+    }
+
+    /// One Query of the owner's conversations (tombstones included), then each one purged, a
+    /// few at a time.
+    async fn erase_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<(u64, ErasureCounts)> {
         let output = self
             .client
             .query()
@@ -133,12 +154,10 @@ impl ErasureStore for DynamoStore {
             .map(|item| Read::new("conversation", item).parse::<ConversationId>("id"))
             .collect::<StoreResult<Vec<_>>>()?;
         let mut counts = ErasureCounts::default();
-        for some in ids.chunks(4) {
-            let messages = try_join_all(some.iter().map(|id| self.erase_conversation(owner, *id))).await?;
-            counts.conversations += some.len() as u64;
-            counts.messages += messages.into_iter().sum::<u64>();
+        for some in ids.chunks(AT_ONCE) {
+            counts.add(counted(try_join_all(some.iter().map(|id| self.erase_conversation(owner, *id))).await?));
         }
-        Ok(counts)
+        Ok((ids.len() as u64, counts))
     }
 
     /// Everything left in each end user's partition (activity marks, file copies), then the

@@ -31,14 +31,17 @@ fn path_user(ctx: &Ctx<'_>) -> Result<UserRef, ApiError> {
 pub(crate) async fn erase(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let user = path_user(ctx)?;
     let end_users = end_users_named(ctx, &user).await?;
-    let job = ErasureJob::new(ErasureId::from_uuid(ctx.services.ids.new_id()), ctx.app.id, user, end_users, ctx.now());
+    let mut job =
+        ErasureJob::new(ErasureId::from_uuid(ctx.services.ids.new_id()), ctx.app.id, user, end_users, ctx.now());
     ctx.audit(AuditAction::EraseEndUser, Some(job.id.to_string()), None).await?;
     let store = ctx.services.store.clone();
-    // The job first: whatever happens next, it is there to run (and on AWS its insert starts it).
-    store.save_erasure(&job).await?;
     let owners: Vec<Owner> =
         job.end_users.iter().map(|&end_user_id| Owner { app_id: ctx.app.id, end_user_id }).collect();
-    hide(store.as_ref(), &owners).await?;
+    // Hidden first, then the job stored (on AWS its insert starts it): a request cut short in
+    // between has hidden what it could and left the rest to the same request sent again.
+    job.counts = hide(store.as_ref(), &owners).await?;
+    job.updated_at = ctx.now();
+    store.save_erasure(&job).await?;
     if ctx.services.jobs == JobRunner::InProcess {
         let (blobs, clock, job) = (ctx.services.blobs.clone(), ctx.services.clock.clone(), job.clone());
         tokio::spawn(async move { run_erasure(store, blobs.as_ref(), clock.as_ref(), job).await });

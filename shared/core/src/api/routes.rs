@@ -240,7 +240,7 @@ pub const SPECS: &[Spec] = &[
         FILES,
     ),
     // Colloquy extensions for one end user's data (app keys relay the user's own request).
-    app_wide(Endpoint::EraseEndUser, "erase-end-user", &[(Method::DELETE, "/v1/end-users/{user}")], FILES),
+    app_wide(Endpoint::EraseEndUser, "erase-end-user", &[(Method::DELETE, "/v1/end-users/{user}")], PLAIN),
     app_wide(
         Endpoint::EndUserErasure,
         "end-user-erasure",
@@ -475,7 +475,6 @@ mod tests {
             "audio-to-text",
             "app-export",
             "download-export",
-            "erase-end-user",
         ];
         assert_eq!(with_blobs, expected);
     }

@@ -96,9 +96,14 @@ impl ErasureStore for SqliteStore {
         self.one(sql, args![id, app], erasure_from_row).await
     }
 
+    /// Here deleting is removing: the same as [`erase_conversations`](Self::erase_conversations).
+    async fn hide_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<ErasureCounts> {
+        Ok(self.erase_conversations(owner, up_to).await?.1)
+    }
+
     /// One transaction: up to `up_to` conversations with their messages, feedback and
-    /// variables.
-    async fn erase_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<ErasureCounts> {
+    /// variables (every conversation here is live: deleting one removes it).
+    async fn erase_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<(u64, ErasureCounts)> {
         let (app, end_user) = (owner.app_id.to_string(), owner.end_user_id.to_string());
         self.write(move |conn| {
             let tx = conn.transaction()?;
@@ -117,7 +122,7 @@ impl ErasureStore for SqliteStore {
                     tx.prepare_cached("DELETE FROM conversations WHERE id = ?1")?.execute([id])? as u64;
             }
             tx.commit()?;
-            Ok(counts)
+            Ok((counts.conversations, counts))
         })
         .await
     }
