@@ -398,6 +398,67 @@ async fn exports_start_in_one_function_run_in_another_from_the_table_stream_and_
 }
 
 #[tokio::test]
+async fn erasures_start_in_one_function_and_run_in_another_from_the_table_stream() {
+    let app = spawn_app_on(test_store_on_dynamodb().await).await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    for c in 0..3 {
+        let conversation = app.seed_conversation(&key, "ivy", &format!("c{c}")).await;
+        for m in 0..4 {
+            app.seed_message(&conversation, &format!("m{m}")).await;
+        }
+    }
+    let kept = app.seed_conversation(&key, "jack", "kept").await;
+    app.seed_message(&kept, "stays").await;
+
+    let erase = function("erase-end-user").await;
+    let (status, job) = call(&erase, &key, "DELETE", "/v1/end-users/ivy", "", None).await;
+    assert_eq!((status, job["status"].as_str()), (202, Some("pending")), "{job}");
+    assert_eq!((job["conversations"].as_u64(), job["messages"].as_u64()), (Some(3), Some(12)), "hidden: {job}");
+    let (_, listed) = local(&app, &key, "GET", "/v1/conversations", "user=ivy", None).await;
+    assert_eq!(listed["data"], json!([]), "gone from reads before the answer");
+    let id = job["job_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/end-users/ivy/erasures/{id}");
+    let status_function = function("end-user-erasure").await;
+    let (_, pending) = call(&status_function, &key, "GET", &path, "", None).await;
+    assert_eq!(pending["status"], "pending", "on Lambda the request only hides and stores the job");
+
+    // The table stream's insert of the job, as the erasure function receives it.
+    let image = json!({"PK": {"S": format!("ERASE#{}", key.app.id)}, "SK": {"S": id}, "status": {"S": "pending"}});
+    let run = function("run-erasure").await;
+    let invocation = run.invoke(json!({"Records": [stream_record("INSERT", "300", image)]})).await;
+    assert!(!invocation.failed, "{}", String::from_utf8_lossy(&invocation.body));
+    let answer: Value = serde_json::from_slice(&invocation.body).unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]));
+    let (_, done) = call(&status_function, &operator, "GET", &path, "", None).await;
+    assert_eq!((done["status"].as_str(), done["conversations"].as_u64()), (Some("done"), Some(3)), "{done}");
+    let ivy = vec![colloquy_core::domain::EndUserId::derived(key.app.id, &colloquy_core::domain::UserRef::parse("ivy").unwrap())];
+    assert_eq!(app.store.inventory(key.app.id, Some(&ivy)).await.unwrap().total(), 0);
+    let (_, jack) = local(&app, &key, "GET", "/v1/conversations", "user=jack", None).await;
+    assert_eq!(jack["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_end_users_export_leaves_its_function_whole_or_as_a_clear_error() {
+    let app = spawn_app_on(test_store_on_dynamodb().await).await;
+    let key = app.chat_app().await;
+    let conversation = app.seed_conversation(&key, "kim", "small").await;
+    app.seed_message(&conversation, "hello").await;
+    let export = function("export-end-user").await;
+    let (status, document) = call(&export, &key, "GET", "/v1/end-users/kim/export", "", None).await;
+    assert_eq!(status, 200, "{document}");
+    assert_eq!(document["conversations"][0]["messages"][0]["query"], "hello");
+    // Larger than a buffered Lambda response carries: a clear 422, not Lambda's 500.
+    let big = app.seed_conversation(&key, "lee", "large").await;
+    let long = "x".repeat(100_000);
+    for _ in 0..45 {
+        app.seed_message(&big, &long).await;
+    }
+    let (status, error) = call(&export, &key, "GET", "/v1/end-users/lee/export", "", None).await;
+    assert_eq!((status, error["code"].as_str()), (422, Some("response_too_large")), "{error}");
+}
+
+#[tokio::test]
 async fn uploads_arrive_as_base64_multipart_and_previews_leave_as_base64_binary() {
     let app = spawn_app_on(test_store_on_dynamodb().await).await;
     let key = app.chat_app().await;
