@@ -351,3 +351,80 @@ async fn inspect_counts_what_an_app_and_an_end_user_hold() {
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no app"));
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+/// Every file under `dir` whose name is `name`.
+fn files_named(dir: &Path, name: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.is_dir() { files_named(&path, name) } else { usize::from(entry.file_name() == name) }
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn an_erasure_cut_short_by_a_killed_server_continues_after_a_restart() {
+    let data = temp_dir();
+    let created: Value =
+        serde_json::from_str(&stdout(&colloquy(&data, &["app", "create", "--name", "Support", "--json"]))).unwrap();
+    let (app_id, key) =
+        (created["app_id"].as_str().unwrap().to_owned(), created["api_key"].as_str().unwrap().to_owned());
+    let server = Server::start(&data).await;
+    let client = reqwest::Client::new();
+    for i in 0..20 {
+        let body = serde_json::json!({"inputs": {}, "query": format!("hello {i}"), "user": "alice", "response_mode": "blocking"});
+        let response = client.post(format!("{}/v1/chat-messages", server.base)).bearer_auth(&key).json(&body);
+        assert_eq!(response.send().await.unwrap().status(), 200);
+    }
+    // Enough files that removing them takes a while.
+    let mut files = Vec::new();
+    for i in 0..150 {
+        let part = reqwest::multipart::Part::bytes(vec![1u8; 2000])
+            .file_name(format!("f{i}.mp3"))
+            .mime_str("audio/mpeg")
+            .unwrap();
+        let form = reqwest::multipart::Form::new().text("user", "alice").part("file", part);
+        let response = client.post(format!("{}/v1/files/upload", server.base)).bearer_auth(&key).multipart(form);
+        let file: Value = response.send().await.unwrap().json().await.unwrap();
+        files.push(file["id"].as_str().unwrap().to_owned());
+    }
+    let erase = |base: String| {
+        let (client, key) = (client.clone(), key.clone());
+        async move {
+            let response = client.delete(format!("{base}/v1/end-users/alice")).bearer_auth(&key).send().await.unwrap();
+            assert_eq!(response.status(), 202);
+            response.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned()
+        }
+    };
+    erase(server.base.clone()).await;
+    // Killed, not stopped: whatever the erasure had not done stays undone.
+    let mut child = server.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = files.iter().filter(|id| files_named(&data, id) > 0).count();
+    eprintln!("files left by the killed erasure: {left} of {}", files.len());
+
+    let server = Server::start(&data).await;
+    // Her conversations were gone before the first answer.
+    let (_, page) = get(&server.base, "/v1/conversations?user=alice", &key).await;
+    assert_eq!(page["data"], serde_json::json!([]), "{page}");
+    let job = erase(server.base.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, status) = get(&server.base, &format!("/v1/end-users/alice/erasures/{job}"), &key).await;
+        if status["status"] == "done" {
+            break;
+        }
+        assert!(Instant::now() < deadline && status["status"] != "failed", "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop();
+    let alice: Value =
+        serde_json::from_str(&stdout(&colloquy(&data, &["inspect", "--app", &app_id, "--user", "alice", "--json"])))
+            .unwrap();
+    assert_eq!(alice["total"], 0, "{alice}");
+    assert!(files.iter().all(|id| files_named(&data, id) == 0), "no file's bytes are left");
+    std::fs::remove_dir_all(&data).unwrap();
+}
