@@ -432,7 +432,10 @@ async fn erasures_start_in_one_function_and_run_in_another_from_the_table_stream
     assert_eq!(answer["batchItemFailures"], json!([]));
     let (_, done) = call(&status_function, &operator, "GET", &path, "", None).await;
     assert_eq!((done["status"].as_str(), done["conversations"].as_u64()), (Some("done"), Some(3)), "{done}");
-    let ivy = vec![colloquy_core::domain::EndUserId::derived(key.app.id, &colloquy_core::domain::UserRef::parse("ivy").unwrap())];
+    let ivy = vec![colloquy_core::domain::EndUserId::derived(
+        key.app.id,
+        &colloquy_core::domain::UserRef::parse("ivy").unwrap(),
+    )];
     assert_eq!(app.store.inventory(key.app.id, Some(&ivy)).await.unwrap().total(), 0);
     let (_, jack) = local(&app, &key, "GET", "/v1/conversations", "user=jack", None).await;
     assert_eq!(jack["data"].as_array().unwrap().len(), 1);
