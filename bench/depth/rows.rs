@@ -31,6 +31,7 @@ pub fn conversation(owner: Owner, i: usize) -> Conversation {
         created_at: at(i),
         // Updated in the reverse order of creation, so the two sorts differ.
         updated_at: at(ROWS - 1 - i),
+        expires_at: None,
     }
 }
 

@@ -72,6 +72,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove every conversation and file past its app's `retention` now (the server's sweeper
+    /// does it every `--sweep-interval-secs`; on AWS DynamoDB's TTL does, and this Scans).
+    Purge {
+        /// What has expired (the only kind of purge there is; required, so that the command
+        /// says what it removes).
+        #[arg(long, required = true)]
+        expired: bool,
+        /// Count what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// AWS resources.
     #[command(subcommand)]
     Aws(AwsCommand),
@@ -315,6 +328,23 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
             let request = export::Request { app, start, end, format, output };
             export::run(composition.store()?, request).await
         }
+        Command::Purge { expired: _, dry_run, json } => {
+            let (store, (blobs, _)) = (composition.store()?, composition.blobs()?);
+            let now = SystemClock.now();
+            let summary = colloquy_core::retention::sweep_expired(store.as_ref(), blobs.as_ref(), now, dry_run)
+                .await
+                .map_err(|e| e.to_string())?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            if json {
+                println!("{}", serde_json::json!({"dry_run": dry_run, "expired": summary}));
+            } else {
+                println!(
+                    "{verb} {} expired conversations and {} expired files ({} bytes)",
+                    summary.conversations, summary.files, summary.file_bytes
+                );
+            }
+            Ok(())
+        }
         command => manage(command, composition.store()?.as_ref()).await,
     }
 }
@@ -378,7 +408,7 @@ async fn manage(command: Command, store: &dyn Store) -> Result<(), String> {
             admin::revoke_key(store, &clock, &ids, &key).await.map_err(|e| e.to_string())?;
             println!("revoked");
         }
-        Command::Serve | Command::Aws(_) | Command::Export { .. } | Command::Inspect { .. } => {
+        Command::Serve | Command::Aws(_) | Command::Export { .. } | Command::Inspect { .. } | Command::Purge { .. } => {
             return Err("not an app or key command".into());
         }
     }
@@ -415,6 +445,28 @@ async fn serve(composition: &Composition) -> Result<(), String> {
         println!("Created the default chat app {}.\nIts API key (shown once): {}", app.id, key.expose());
     }
     let settings = &composition.settings;
+    if let Some(every) = settings.server.sweep_interval {
+        let (store, blobs) = (store.clone(), blobs.clone());
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                match colloquy_core::retention::sweep_expired(store.as_ref(), blobs.as_ref(), SystemClock.now(), false)
+                    .await
+                {
+                    Ok(removed) if removed.conversations + removed.files > 0 => tracing::info!(
+                        conversations = removed.conversations,
+                        files = removed.files,
+                        "removed what expired"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "the retention sweep failed; it runs again at its next interval")
+                    }
+                }
+            }
+        });
+    }
     let services = Services {
         store,
         blobs,

@@ -702,6 +702,7 @@ async fn retried_writes_recognise_their_own_first_attempt() {
         introduction: String::new(),
         created_at: at(0),
         updated_at: at(0),
+        expires_at: None,
     };
     let lost_once = || rig.dynamodb.cut_next(1, Cut::AfterUpstream);
 

@@ -25,6 +25,7 @@ mod providers;
 mod races;
 mod rate_limit;
 mod rename_conversation;
+mod retention;
 mod server;
 mod speech_local;
 mod stats;

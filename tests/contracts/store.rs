@@ -54,6 +54,7 @@ fn conversation(owner: Owner, created: i64, updated: i64) -> Conversation {
         introduction: String::new(),
         created_at: at(created),
         updated_at: at(updated),
+        expires_at: None,
     }
 }
 
@@ -548,6 +549,7 @@ async fn files(store: Arc<dyn Store>) {
         extension: "pdf".into(),
         mime_type: "application/pdf".into(),
         created_at: at(0),
+        expires_at: None,
     };
     store.insert_file(&file).await.unwrap();
     assert_eq!(store.file(alice, file.id).await.unwrap(), Some(file.clone()));

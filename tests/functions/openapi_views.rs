@@ -471,6 +471,7 @@ fn conversation() -> Conversation {
         introduction: "Hello Ada!".into(),
         created_at: at(1_737_021_600),
         updated_at: at(1_737_021_700),
+        expires_at: None,
     }
 }
 
@@ -501,6 +502,7 @@ fn upload() -> UploadFile {
         extension: "png".into(),
         mime_type: "image/png".into(),
         created_at: at(1_737_021_600),
+        expires_at: None,
     }
 }
 

@@ -292,6 +292,7 @@ impl TestApp {
             introduction: String::new(),
             created_at: at,
             updated_at: at,
+            expires_at: None,
         };
         self.store
             .insert_conversation(&conversation, &UserRef::parse(user).unwrap())

@@ -126,6 +126,10 @@ async fn write_rows(store: &dyn Store, spec: ExportSpec, out: &mut Output, writt
                 } else if done.contains(&summary.conversation.id) {
                     continue;
                 }
+                // Expired: gone for every read, if not yet removed.
+                if summary.conversation.is_expired(spec.started) {
+                    continue;
+                }
                 write_conversation(store, summary, range, out, written).await?;
             }
             match page.last() {

@@ -18,6 +18,7 @@ pub mod export;
 pub mod logging;
 pub mod models;
 pub mod ports;
+pub mod retention;
 pub mod settings;
 pub mod speech;
 pub mod system;

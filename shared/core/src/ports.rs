@@ -349,6 +349,26 @@ pub trait ErasureStore: Send + Sync {
     async fn forget_end_user(&self, app: AppId, user: &UserRef, ids: &[EndUserId]) -> StoreResult<u64>;
 }
 
+/// What has expired (apps' retention), across apps: what the sweeper removes where the store
+/// does not remove it itself (DynamoDB's TTL does on AWS).
+#[async_trait]
+pub trait ExpiryStore: Send + Sync {
+    /// Up to `fetch` live conversations, of any app, that expired at or before `now`.
+    async fn expired_conversations(&self, now: Timestamp, fetch: usize) -> StoreResult<Vec<Conversation>>;
+    /// Up to `fetch` uploaded files, of any app, that expired at or before `now`.
+    async fn expired_files(&self, now: Timestamp, fetch: usize) -> StoreResult<Vec<UploadFile>>;
+    /// How many of each there are, and the files' bytes (what a dry run reports).
+    async fn count_expired(&self, now: Timestamp) -> StoreResult<Expired>;
+}
+
+/// What expired (or was removed for it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Expired {
+    pub conversations: u64,
+    pub files: u64,
+    pub file_bytes: u64,
+}
+
 /// What a store holds of an app, or of some of its end users, counted object by object
 /// without trusting any index (`colloquy inspect`, and the tests' proof that an erasure or an
 /// expiry left nothing).
@@ -396,6 +416,7 @@ pub trait Store:
     + StatsStore
     + ExportStore
     + ErasureStore
+    + ExpiryStore
     + Inventory
 {
 }
@@ -415,6 +436,7 @@ impl<T> Store for T where
         + StatsStore
         + ExportStore
         + ErasureStore
+        + ExpiryStore
         + Inventory
 {
 }

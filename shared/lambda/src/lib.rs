@@ -297,12 +297,20 @@ pub async fn serve_streaming_with(
     .await
 }
 
-/// Runs a table-stream consumer: `handle` gets each record's new image (`None` when it has
-/// none, or not one this program reads) and says whether the record is done; a record it
-/// failed is reported, so only that record is retried.
+/// A record of the table's stream: the item as it is after the change and as it was before
+/// (`None` when there is no such image, or not one this program reads).
+struct Change {
+    new: Option<ChangedItem>,
+    old: Option<ChangedItem>,
+    /// `INSERT`, `MODIFY` or `REMOVE`.
+    event: String,
+}
+
+/// Runs a table-stream consumer: `handle` gets each record and says whether it is done; a
+/// record it failed is reported, so only that record is retried.
 async fn serve_records<F, R>(handle: F) -> Result<(), Error>
 where
-    F: Fn(Option<ChangedItem>) -> R,
+    F: Fn(Change) -> R,
     R: Future<Output = bool>,
 {
     use aws_lambda_events::event::dynamodb::Event;
@@ -313,8 +321,12 @@ where
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Event>| async move {
         let mut response = DynamoDbEventResponse::default();
         for record in event.payload.records {
-            let changed: Option<ChangedItem> = serde_dynamo::from_item(record.change.new_image.clone()).ok();
-            if !handle(changed).await {
+            let change = Change {
+                new: serde_dynamo::from_item(record.change.new_image.clone()).ok(),
+                old: serde_dynamo::from_item(record.change.old_image.clone()).ok(),
+                event: record.event_name.clone(),
+            };
+            if !handle(change).await {
                 let mut failure = DynamoDbBatchItemFailure::default();
                 failure.item_identifier = record.change.sequence_number.clone();
                 response.batch_item_failures.push(failure);
@@ -325,14 +337,31 @@ where
     .await
 }
 
-/// The table-stream consumer: purges every conversation a batch tombstoned (purges are
-/// idempotent, so a failed one is simply retried).
+/// The table-stream consumer: purges every conversation a batch tombstoned or DynamoDB's TTL
+/// removed (an app's retention), and deletes the bytes of files the TTL removed (purges and
+/// deletes are idempotent, so a failed one is simply retried).
 pub async fn serve_purge() -> Result<(), Error> {
     let (settings, aws) = start().await?;
     let store = aws.store(&settings.store);
-    let store = &store;
-    serve_records(move |changed| async move {
-        let Some((owner, conversation)) = changed.as_ref().and_then(ChangedItem::deleted_conversation) else {
+    let blobs = aws.blobs(&settings.store);
+    let (store, blobs) = (&store, &blobs);
+    serve_records(move |change| async move {
+        let removed = if change.event == "REMOVE" { change.old.as_ref() } else { None };
+        if let Some(key) = removed.and_then(ChangedItem::removed_file) {
+            return match blobs.delete_blob(&key).await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(%error, "an expired file's bytes could not be deleted; the record will be retried");
+                    false
+                }
+            };
+        }
+        let target = change
+            .new
+            .as_ref()
+            .and_then(ChangedItem::deleted_conversation)
+            .or_else(|| removed.and_then(ChangedItem::expired_conversation));
+        let Some((owner, conversation)) = target else {
             return true;
         };
         match store.purge_conversation(owner, conversation).await {
@@ -360,8 +389,8 @@ pub async fn serve_exports() -> Result<(), Error> {
     let store: Arc<dyn Store> = Arc::new(aws.store(&settings.store));
     let blobs = aws.blobs(&settings.store);
     let (store, blobs) = (&store, &blobs);
-    serve_records(move |changed| async move {
-        let Some((app, id)) = changed.as_ref().and_then(ChangedItem::export) else { return true };
+    serve_records(move |change| async move {
+        let Some((app, id)) = change.new.as_ref().and_then(ChangedItem::export) else { return true };
         match store.export(app, id).await {
             Ok(Some(job)) if job.status != ExportStatus::Done => {
                 let job = colloquy_core::export::run_export(store.clone(), blobs, &SystemClock, job).await;
@@ -389,8 +418,8 @@ pub async fn serve_erasures() -> Result<(), Error> {
     let store: Arc<dyn Store> = Arc::new(aws.store(&settings.store));
     let blobs = aws.blobs(&settings.store);
     let (store, blobs) = (&store, &blobs);
-    serve_records(move |changed| async move {
-        let Some((app, id)) = changed.as_ref().and_then(ChangedItem::erasure) else { return true };
+    serve_records(move |change| async move {
+        let Some((app, id)) = change.new.as_ref().and_then(ChangedItem::erasure) else { return true };
         match store.erasure(app, id).await {
             Ok(Some(job)) if job.status != ErasureStatus::Done => {
                 let job = colloquy_core::erasure::run_erasure(store.clone(), blobs, &SystemClock, job).await;

@@ -17,7 +17,7 @@ use colloquy_core::ports::{ConversationStore, StoreError, StoreResult};
 
 use super::codec::{json, n, s, ttl};
 use super::items::{
-    MESSAGE_COUNT, conversation_from, conversation_item, conversation_pointer_item, live, summary_from,
+    MESSAGE_COUNT, conversation_from, conversation_item, conversation_pointer_item, expiry, live, summary_from,
 };
 use super::keys::{
     APP_CONVERSATION_SHARDS, CONVERSATION_POINTER_SK, app_conversation_shard_pk, app_conversations_pk,
@@ -90,16 +90,20 @@ impl ConversationStore for DynamoStore {
     }
 
     async fn update_conversation(&self, c: &Conversation) -> StoreResult<bool> {
-        let result = self
+        // The expiry moves with the activity (TTL), or goes when the app keeps conversations.
+        let set = "SET #name = :name, inputs = :inputs, #status = :status, updated_at = :at, LSI1SK = :lsi, \
+                   GSI1PK = :shard, GSI1SK = :lsi";
+        let expression = match c.expires_at {
+            Some(_) => format!("{set}, expires_at = :expires"),
+            None => format!("{set} REMOVE expires_at"),
+        };
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(owner_pk(c.owner), conversation_sk(c.id))))
             // The app-wide index's keys too: a conversation from before the index enters it here.
-            .update_expression(
-                "SET #name = :name, inputs = :inputs, #status = :status, updated_at = :at, LSI1SK = :lsi, \
-                 GSI1PK = :shard, GSI1SK = :lsi",
-            )
+            .update_expression(expression)
             .condition_expression(LIVE)
             .expression_attribute_names("#name", "name")
             .expression_attribute_names("#status", "status")
@@ -108,10 +112,11 @@ impl ConversationStore for DynamoStore {
             .expression_attribute_values(":status", s(c.status.as_str()))
             .expression_attribute_values(":at", n(c.updated_at.micros()))
             .expression_attribute_values(":lsi", s(conversation_index_sk(c.updated_at, c.id)))
-            .expression_attribute_values(":shard", s(app_conversation_shard_pk(c.owner.app_id, c.id)))
-            .send()
-            .await;
-        condition_met(result)
+            .expression_attribute_values(":shard", s(app_conversation_shard_pk(c.owner.app_id, c.id)));
+        if let Some(at) = c.expires_at {
+            request = request.expression_attribute_values(":expires", expiry(at));
+        }
+        condition_met(request.send().await)
     }
 
     /// Every shard of the app-wide index (or, for one end user's, that owner's partition),

@@ -22,7 +22,7 @@ use super::keys::{
     file_pk, job_pk, job_sk, key, key_pk, message_sk, messages_pk, owner_pk, pointer_pk, task_pk, task_sk, variable_sk,
     variables_pk,
 };
-use super::table::{APP_INDEX, INDEXES};
+use super::table::{APP_INDEX, INDEXES, TTL_ATTRIBUTE};
 
 /// Task flags and annotation jobs expire (TTL) after this long.
 const TASK_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -128,7 +128,21 @@ pub(super) fn conversation_item(c: &Conversation, user: &UserRef) -> Item {
     item.insert("updated_at".into(), n(c.updated_at.micros()));
     item.insert(INDEXES[0].1.into(), s(conversation_index_sk(c.updated_at, c.id)));
     item.insert(INDEXES[1].1.into(), s(conversation_index_sk(c.created_at, c.id)));
+    if let Some(at) = c.expires_at {
+        item.insert(TTL_ATTRIBUTE.into(), expiry(at));
+    }
     item
+}
+
+/// An expiry as the TTL attribute holds it (Unix seconds; expiries are whole seconds).
+pub(super) fn expiry(at: Timestamp) -> AttributeValue {
+    n(at.unix_seconds())
+}
+
+/// The expiry the TTL attribute holds, if any.
+fn expiry_of(r: &Read<'_>) -> StoreResult<Option<Timestamp>> {
+    // Optional by design: only objects of apps with a retention period expire.
+    Ok(r.opt_n(TTL_ATTRIBUTE)?.map(|seconds| Timestamp::from_micros(seconds.saturating_mul(1_000_000))))
 }
 
 pub(super) fn conversation_from(item: &Item) -> StoreResult<Conversation> {
@@ -142,6 +156,7 @@ pub(super) fn conversation_from(item: &Item) -> StoreResult<Conversation> {
         introduction: r.s("introduction")?,
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
+        expires_at: expiry_of(&r)?,
     })
 }
 
@@ -440,6 +455,9 @@ pub(super) fn file_item(f: &UploadFile) -> Item {
     item.insert("extension".into(), s(&f.extension));
     item.insert("mime_type".into(), s(&f.mime_type));
     item.insert("created_at".into(), n(f.created_at.micros()));
+    if let Some(at) = f.expires_at {
+        item.insert(TTL_ATTRIBUTE.into(), expiry(at));
+    }
     item
 }
 
@@ -453,5 +471,6 @@ pub(super) fn file_from(item: &Item) -> StoreResult<UploadFile> {
         extension: r.s("extension")?,
         mime_type: r.s("mime_type")?,
         created_at: r.time("created_at")?,
+        expires_at: expiry_of(&r)?,
     })
 }

@@ -17,6 +17,7 @@ mod codec;
 mod conversations;
 mod end_users;
 mod erasures;
+mod expiry;
 mod exports;
 mod feedback;
 mod files;

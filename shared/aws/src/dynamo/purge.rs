@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use colloquy_core::domain::{AppId, ConversationId, ErasureId, ExportId, MessageId, Owner};
+use colloquy_core::domain::{AppId, ConversationId, ErasureId, ExportId, FileId, MessageId, Owner, UploadFile};
 use colloquy_core::ports::{StoreError, StoreResult};
 
 use super::codec::{Read, s};
@@ -50,6 +50,33 @@ impl ChangedItem {
 }
 
 impl ChangedItem {
+    /// The conversation this removal took away while it was live: DynamoDB's TTL removed it
+    /// (its app's retention); what belonged to it is left to purge. Read from the old image.
+    pub fn expired_conversation(&self) -> Option<(Owner, ConversationId)> {
+        if self.deleted == Some(true) || !self.sk.starts_with(CONVERSATION_PREFIX) {
+            return None;
+        }
+        if !self.pk.as_deref()?.starts_with("OWN#") {
+            return None;
+        }
+        let owner = Owner {
+            app_id: self.app_id.as_deref()?.parse().ok()?,
+            end_user_id: self.end_user_id.as_deref()?.parse().ok()?,
+        };
+        Some((owner, self.id.as_deref()?.parse().ok()?))
+    }
+
+    /// The blob key of the file this removal took away (its item, from the old image): its
+    /// bytes are left to delete.
+    pub fn removed_file(&self) -> Option<String> {
+        if !self.pk.as_deref()?.starts_with("FILE#") || self.sk != super::keys::FILE_SK {
+            return None;
+        }
+        let app: AppId = self.app_id.as_deref()?.parse().ok()?;
+        let id: FileId = self.id.as_deref()?.parse().ok()?;
+        Some(UploadFile::key_for(app, id))
+    }
+
     /// The erasure this change stored, if it is an erasure's job.
     pub fn erasure(&self) -> Option<(AppId, ErasureId)> {
         let app = self.pk.as_deref()?.strip_prefix(super::ERASURE_PREFIX)?.parse().ok()?;

@@ -63,7 +63,7 @@ async fn transcribe_uploaded(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     require_feature(ctx)?;
     let transcriber = transcriber(ctx)?;
     let owner = ctx.end_user(user).await?.owner();
-    let file = ctx.store().file(owner, id).await?.ok_or(ApiError::FileNotFound)?;
+    let file = ctx.store().file(owner, id).await?.filter(|f| !f.is_expired(ctx.now())).ok_or(ApiError::FileNotFound)?;
     let format = AudioFormat::of_upload(&file.mime_type, &file.name).ok_or(ApiError::UnsupportedAudioType)?;
     // The stored bytes decide, not the declared size: read one byte to learn the real one.
     let key = file.blob_key();
@@ -124,6 +124,9 @@ fn text_required() -> ApiError {
 async fn message_answer(ctx: &Ctx<'_>, user: UserRef, id: MessageId) -> Result<String, ApiError> {
     let owner = ctx.end_user(user).await?.owner();
     let message = ctx.store().message(owner, id).await?.ok_or(ApiError::NotFound("Message Not Exists."))?;
+    if !ctx.message_unexpired(&message).await? {
+        return Err(ApiError::NotFound("Message Not Exists."));
+    }
     owned(ctx, owner, message.conversation_id).await?;
     let message = super::messages::settled_one(ctx, message).await;
     let answer = message.answer.trim();

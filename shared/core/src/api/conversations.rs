@@ -15,12 +15,14 @@ pub(crate) const NOT_FOUND: &str = "Conversation Not Exists.";
 
 /// The caller's conversation, or 404 for a missing or foreign one.
 pub(crate) async fn owned(ctx: &Ctx<'_>, owner: Owner, id: ConversationId) -> Result<Conversation, ApiError> {
-    ctx.store().conversation(owner, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))
+    ctx.unexpired(ctx.store().conversation(owner, id).await?).ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
 /// The conversation of `user` on a route that only reads (see `Ctx::read_as`), or 404.
 pub(crate) async fn read_owned(ctx: &Ctx<'_>, user: &UserRef, id: ConversationId) -> Result<Conversation, ApiError> {
-    let found = ctx.read_as(user, move |owner| async move { Ok(ctx.store().conversation(owner, id).await?) }).await?;
+    let found = ctx
+        .read_as(user, move |owner| async move { Ok(ctx.unexpired(ctx.store().conversation(owner, id).await?)) })
+        .await?;
     found.map(|(_, conversation)| conversation).ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
@@ -42,19 +44,21 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let rows = match last_id {
         // The cursor's conversation says whose list it is.
         Some(id) => {
-            let (owner, last) = ctx
-                .read_as(&user, move |owner| async move { Ok(ctx.store().conversation(owner, id).await?) })
+            let (owner, last) =
+                ctx.read_as(&user, move |owner| async move {
+                    Ok(ctx.unexpired(ctx.store().conversation(owner, id).await?))
+                })
                 .await?
                 .ok_or(ApiError::NotFound("Last Conversation Not Exists."))?;
             let at = match sort.field {
                 SortField::CreatedAt => last.created_at,
                 SortField::UpdatedAt => last.updated_at,
             };
-            ctx.store().conversations(owner, sort, Some(Cursor { at, id }), limit.probe()).await?
+            unexpired_page(ctx, owner, sort, Some(Cursor { at, id }), limit.probe()).await?
         }
         None => ctx
             .read_as(&user, move |owner| async move {
-                let rows = ctx.store().conversations(owner, sort, None, limit.probe()).await?;
+                let rows = unexpired_page(ctx, owner, sort, None, limit.probe()).await?;
                 Ok((!rows.is_empty()).then_some(rows))
             })
             .await?
@@ -64,6 +68,58 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let (rows, has_more) = split_probe(rows, limit.get());
     let data = rows.into_iter().map(views::Conversation::from).collect();
     Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
+}
+
+/// Up to `fetch` unexpired conversations of `owner` in `sort` order after `after`, reading on
+/// past expired ones (which the sweeper or the store's TTL removes soon after they expire).
+async fn unexpired_page(
+    ctx: &Ctx<'_>,
+    owner: Owner,
+    sort: ConversationSort,
+    after: Option<Cursor<ConversationId>>,
+    fetch: usize,
+) -> Result<Vec<Conversation>, ApiError> {
+    let cursor_of = |c: &Conversation| Cursor {
+        at: match sort.field {
+            SortField::CreatedAt => c.created_at,
+            SortField::UpdatedAt => c.updated_at,
+        },
+        id: c.id,
+    };
+    let now = ctx.now();
+    read_past(
+        fetch,
+        after,
+        cursor_of,
+        |c| !c.is_expired(now),
+        |after| ctx.store().conversations(owner, sort, after, fetch),
+    )
+    .await
+}
+
+/// Reads pages (`read` from a cursor, `fetch` rows at a time) until `fetch` rows are kept or the
+/// rows run out: the pages of a list that hides some of its rows.
+pub(crate) async fn read_past<T, R>(
+    fetch: usize,
+    mut after: Option<Cursor<ConversationId>>,
+    cursor_of: impl Fn(&T) -> Cursor<ConversationId>,
+    keep: impl Fn(&T) -> bool,
+    read: impl Fn(Option<Cursor<ConversationId>>) -> R,
+) -> Result<Vec<T>, ApiError>
+where
+    R: Future<Output = crate::ports::StoreResult<Vec<T>>>,
+{
+    let mut kept = Vec::with_capacity(fetch);
+    loop {
+        let rows = read(after).await?;
+        let exhausted = rows.len() < fetch;
+        after = rows.last().map(&cursor_of);
+        kept.extend(rows.into_iter().filter(|row| keep(row)));
+        if exhausted || kept.len() >= fetch {
+            kept.truncate(fetch);
+            return Ok(kept);
+        }
+    }
 }
 
 pub(crate) async fn delete(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
@@ -92,6 +148,7 @@ pub(crate) async fn rename(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         Some(title) => {
             conversation.name = title.into_string();
             conversation.updated_at = ctx.now();
+            conversation.expires_at = ctx.app.config.retention.conversation_expiry(conversation.updated_at);
         }
         None => {
             // Dify raises a bare service error here, which surfaces as an empty invalid_param.

@@ -76,7 +76,7 @@ pub(crate) async fn export(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let files = {
         let mut files = Vec::new();
         for &owner in &owners {
-            files.extend(ctx.store().files_of(owner).await?);
+            files.extend(ctx.store().files_of(owner).await?.into_iter().filter(|f| !f.is_expired(ctx.now())));
         }
         files
     };
@@ -164,7 +164,7 @@ async fn write_document(
             let page = store.conversations(owner, sort, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(Cursor { at: last.created_at, id: last.id });
-            for conversation in page {
+            for conversation in page.into_iter().filter(|c| !c.is_expired(now)) {
                 if !std::mem::take(&mut first) {
                     out.raw(",").await?;
                 }

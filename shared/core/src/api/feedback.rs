@@ -75,6 +75,9 @@ pub(crate) async fn submit(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let content = body.string("content")?.map(str::to_owned);
     let owner = ctx.end_user(body.user(true)?).await?.owner();
     let message = ctx.store().message(owner, message_id).await?.ok_or(ApiError::NotFound(MESSAGE_NOT_FOUND))?;
+    if !ctx.message_unexpired(&message).await? {
+        return Err(ApiError::NotFound(MESSAGE_NOT_FOUND));
+    }
     let existing = ctx.store().user_feedback(owner, message_id).await?;
     let giver = (FeedbackSource::User, Some(owner.end_user_id));
     let change = Change::of(ctx, &message, (rating, content), existing, giver)?;
@@ -104,6 +107,9 @@ pub(crate) async fn submit_operator(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiErr
     ctx.require_chat_app()?;
     let message =
         ctx.store().app_message(ctx.app.id, message_id).await?.ok_or(ApiError::NotFound(MESSAGE_NOT_FOUND))?;
+    if !ctx.message_unexpired(&message).await? {
+        return Err(ApiError::NotFound(MESSAGE_NOT_FOUND));
+    }
     let existing = ctx.store().operator_feedback(ctx.app.id, message_id).await?;
     let detail = format!("rating={}", rating.map_or("null", Rating::as_str));
     ctx.audit(AuditAction::RateMessage, Some(message_id.to_string()), Some(&detail)).await?;

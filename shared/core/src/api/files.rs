@@ -216,8 +216,10 @@ impl Checked {
     }
 
     /// The metadata of the stored file.
-    fn into_file(self, id: FileId, owner: Owner, size: u64, created_at: crate::domain::Timestamp) -> UploadFile {
+    fn into_file(self, ctx: &Ctx<'_>, id: FileId, owner: Owner, size: u64) -> UploadFile {
+        let created_at = ctx.now();
         UploadFile {
+            expires_at: ctx.app.config.retention.file_expiry(created_at),
             id,
             owner,
             name: self.name,
@@ -290,7 +292,7 @@ pub(crate) async fn upload(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
             return Err(error);
         }
     };
-    let file = checked.into_file(id, owner, size, ctx.now());
+    let file = checked.into_file(ctx, id, owner, size);
     if let Err(error) = ctx.store().insert_file(&file).await {
         discard(ctx, &key).await;
         return Err(error.into());
@@ -326,7 +328,7 @@ pub(crate) async fn upload_url(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         return Err(checked.too_large(Some(size)));
     }
     let owner = ctx.end_user(user.clone()).await?.owner();
-    let file = checked.into_file(FileId::from_uuid(ctx.services.ids.new_id()), owner, size, ctx.now());
+    let file = checked.into_file(ctx, FileId::from_uuid(ctx.services.ids.new_id()), owner, size);
     let Some(upload_url) =
         ctx.services.blobs.presign_put(&file.blob_key(), &file.mime_type, file.size, UPLOAD_URL_TTL).await?
     else {
@@ -388,7 +390,9 @@ pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         matches!(ctx.query.get("as_attachment").map(str::to_ascii_lowercase).as_deref(), Some("true" | "1" | "yes"));
     let user = ctx.query.user(false)?;
     let (_, file) = ctx
-        .read_as(&user, move |owner| async move { Ok(ctx.store().file(owner, id).await?) })
+        .read_as(&user, move |owner| async move {
+            Ok(ctx.store().file(owner, id).await?.filter(|f| !f.is_expired(ctx.now())))
+        })
         .await?
         .ok_or(ApiError::FileNotFound)?;
 
@@ -456,7 +460,7 @@ pub(crate) async fn message_file(
     let id: FileId =
         raw.parse().map_err(|_| ApiError::InvalidParam(format!("files: '{raw}' is not an upload file id")))?;
     // A missing or foreign upload is a missing resource, as on the preview route.
-    let file = ctx.store().file(owner, id).await?.ok_or(ApiError::FileNotFound)?;
+    let file = ctx.store().file(owner, id).await?.filter(|f| !f.is_expired(ctx.now())).ok_or(ApiError::FileNotFound)?;
     let url = file_url(ctx, &file, user).await?;
     Ok(MessageFile::local(ctx.services.ids.new_id(), file, url))
 }

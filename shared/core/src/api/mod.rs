@@ -38,7 +38,9 @@ pub use key_cache::KeyCache;
 pub use routes::{Access, Endpoint, Needs, ROUTES, SPECS, Spec};
 
 use crate::api::error::ApiError;
-use crate::domain::{App, AuditAction, AuditEntry, AuditId, EndUser, EndUserId, Owner, Timestamp, UserRef};
+use crate::domain::{
+    App, AuditAction, AuditEntry, AuditId, Conversation, EndUser, EndUserId, Message, Owner, Timestamp, UserRef,
+};
 use crate::models::Models;
 use crate::ports::{BlobStore, Clock, IdGenerator, Store};
 use crate::speech::Speech;
@@ -388,6 +390,22 @@ impl Ctx<'_> {
             Some(host) => format!("{scheme}://{host}{path}"),
             None => path.to_owned(),
         }
+    }
+
+    /// `found` unless it has expired (an expired conversation reads as gone).
+    fn unexpired(&self, found: Option<Conversation>) -> Option<Conversation> {
+        let now = self.now();
+        found.filter(|c| !c.is_expired(now))
+    }
+
+    /// Whether a message's conversation is still there for reads: always for an app that
+    /// keeps conversations (no read), else its conversation read and checked for expiry.
+    async fn message_unexpired(&self, message: &Message) -> Result<bool, ApiError> {
+        if self.app.config.retention.conversation_days.is_none() {
+            return Ok(true);
+        }
+        let found = self.store().conversation(message.owner, message.conversation_id).await?;
+        Ok(self.unexpired(found).is_some())
     }
 
     /// The conversation endpoints serve chat-like apps only.

@@ -3,14 +3,14 @@
 
 use std::collections::HashMap;
 
-use super::conversations::NOT_FOUND;
+use super::conversations::{NOT_FOUND, read_past};
 use super::messages::settled_one;
 use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::domain::{
-    AuditAction, AuditId, ConversationFilter, ConversationId, Cursor, EndUserId, Granularity, Limit, MessageId,
-    NameFilter, RatedMessage, Rating, StatsRange, TimeRange, UserRef, parse_time, stats_buckets,
+    AuditAction, AuditId, ConversationFilter, ConversationId, ConversationSummary, Cursor, EndUserId, Granularity,
+    Limit, MessageId, NameFilter, RatedMessage, Rating, StatsRange, TimeRange, UserRef, parse_time, stats_buckets,
 };
 
 /// A `[*_after, *_before)` pair of query parameters.
@@ -60,12 +60,21 @@ pub(crate) async fn conversations(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError
                 .store()
                 .app_conversation(ctx.app.id, id)
                 .await?
+                .filter(|s| !s.conversation.is_expired(ctx.now()))
                 .ok_or(ApiError::NotFound("Last Conversation Not Exists."))?;
             Some(Cursor { at: last.conversation.updated_at, id })
         }
         None => None,
     };
-    let rows = ctx.store().app_conversations(ctx.app.id, &filter, after, limit.probe()).await?;
+    let now = ctx.now();
+    let rows = read_past(
+        limit.probe(),
+        after,
+        |s: &ConversationSummary| Cursor { at: s.conversation.updated_at, id: s.conversation.id },
+        |s| !s.conversation.is_expired(now),
+        |after| ctx.store().app_conversations(ctx.app.id, &filter, after, limit.probe()),
+    )
+    .await?;
     let (rows, has_more) = split_probe(rows, limit.get());
     let data: Vec<views::AppConversation> = rows.into_iter().map(Into::into).collect();
     Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
@@ -78,7 +87,12 @@ pub(crate) async fn conversation_messages(ctx: &Ctx<'_>) -> Result<ApiResponse, 
     let first_id = ctx.query.id::<MessageId>("first_id")?;
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
     ctx.require_chat_app()?;
-    let summary = ctx.store().app_conversation(ctx.app.id, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))?;
+    let summary = ctx
+        .store()
+        .app_conversation(ctx.app.id, id)
+        .await?
+        .filter(|s| !s.conversation.is_expired(ctx.now()))
+        .ok_or(ApiError::NotFound(NOT_FOUND))?;
     ctx.audit(AuditAction::ReadConversation, Some(id.to_string()), Some(&ctx.request.query)).await?;
     let before = match first_id {
         Some(first) => {

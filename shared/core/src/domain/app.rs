@@ -164,6 +164,8 @@ pub struct AppConfig {
     /// The variables every new conversation starts with (Dify's workflow conversation
     /// variables), read and written through `/conversations/:id/variables`.
     pub conversation_variables: Vec<VariableDefinition>,
+    /// How long conversations and files are kept (absent: forever).
+    pub retention: super::Retention,
 }
 
 /// A conversation variable every new conversation of the app gets.
@@ -254,6 +256,7 @@ impl Default for AppConfig {
             model: ModelChoice::default(),
             file_size_limits: FileSizeLimits::default(),
             conversation_variables: Vec::new(),
+            retention: super::Retention::default(),
         }
     }
 }
@@ -273,6 +276,7 @@ impl AppConfig {
     }
 
     fn validate(&self) -> Result<(), Invalid> {
+        self.retention.validate()?;
         for (index, item) in self.user_input_form.iter().enumerate() {
             let control = item.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next());
             let valid = control.is_some_and(|(kind, spec)| {

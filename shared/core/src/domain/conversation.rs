@@ -61,6 +61,15 @@ pub struct Conversation {
     pub introduction: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// When it expires (its app's retention, from its last activity); `None`: kept.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Conversation {
+    /// Whether it has expired at `now` (reads treat it as gone).
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        super::expired(self.expires_at, now)
+    }
 }
 
 /// A conversation title, set by hand or generated, with Dify's rules.

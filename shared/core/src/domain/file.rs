@@ -10,9 +10,16 @@ pub struct UploadFile {
     pub extension: String,
     pub mime_type: String,
     pub created_at: Timestamp,
+    /// When it expires (its app's retention); `None`: kept.
+    pub expires_at: Option<Timestamp>,
 }
 
 impl UploadFile {
+    /// Whether it has expired at `now` (reads treat it as gone).
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        super::expired(self.expires_at, now)
+    }
+
     pub fn blob_key(&self) -> String {
         Self::key_for(self.owner.app_id, self.id)
     }
@@ -336,6 +343,7 @@ mod tests {
             extension: extension.into(),
             mime_type: mime_type.into(),
             created_at: Timestamp::from_micros(0),
+            expires_at: None,
         }
     }
 

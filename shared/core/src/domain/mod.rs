@@ -13,6 +13,7 @@ mod key;
 mod opaque;
 mod operator;
 mod paging;
+mod retention;
 mod stats;
 mod time;
 mod user;
@@ -47,6 +48,7 @@ pub use operator::{
     ListedFeedback, NameFilter, TimeRange, parse_time,
 };
 pub use paging::{ConversationSort, Cursor, Limit, PageNumber, SortField};
+pub use retention::{Retention, expired};
 pub use stats::{DAY_SECONDS, Granularity, HOUR_SECONDS, StatsBucket, StatsRange, Tally, stats_buckets};
 pub use time::Timestamp;
 pub use user::{EndUser, Owner, UserRef};

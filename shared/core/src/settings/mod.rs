@@ -110,6 +110,8 @@ pub struct ServerSettings {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub max_in_flight: usize,
+    /// How often expired conversations and files are removed; `None`: never.
+    pub sweep_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,6 +314,10 @@ impl Settings {
             idle_timeout: seconds("COLLOQUY_IDLE_TIMEOUT_SECS")?,
             max_connections: source.parsed::<usize>("COLLOQUY_MAX_CONNECTIONS")?.max(1),
             max_in_flight: source.parsed::<usize>("COLLOQUY_MAX_IN_FLIGHT")?.max(1),
+            sweep_interval: match source.number("COLLOQUY_SWEEP_INTERVAL_SECS")? {
+                0 => None,
+                seconds => Some(Duration::from_secs(seconds)),
+            },
         };
         let key_cache = match (program, source.raw("COLLOQUY_KEY_CACHE_SECONDS")) {
             // Every Lambda request would otherwise read the key and the app first.

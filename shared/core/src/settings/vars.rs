@@ -111,6 +111,13 @@ pub const VARS: &[Var] = &[
         "how long a keep-alive connection with nothing to do stays open",
     ),
     flag(
+        "COLLOQUY_SWEEP_INTERVAL_SECS",
+        "sweep-interval-secs",
+        FlagScope::Serve,
+        Some("3600"),
+        "how often the server removes conversations and files past their app's `retention` (also at start-up); 0 turns the sweeper off (reads hide expired data either way)",
+    ),
+    flag(
         "COLLOQUY_MAX_CONNECTIONS",
         "max-connections",
         FlagScope::Serve,

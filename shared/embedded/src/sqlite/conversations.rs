@@ -13,9 +13,10 @@ use colloquy_core::ports::{ConversationStore, StoreResult};
 use super::codec::{Args, Conditions, Fields, arg, args, to_json};
 use super::{SqliteStore, insert_sql, qualified, stats};
 
-pub(super) const COLUMNS: &str = "id, app_id, end_user_id, name, inputs, status, introduction, created_at, updated_at";
+pub(super) const COLUMNS: &str =
+    "id, app_id, end_user_id, name, inputs, status, introduction, created_at, updated_at, expires_at";
 
-fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
+pub(super) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
     let f = Fields::of("conversations", row);
     Ok(Conversation {
         id: f.parse("id")?,
@@ -26,6 +27,8 @@ fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
         introduction: f.get("introduction")?,
         created_at: f.time("created_at")?,
         updated_at: f.time("updated_at")?,
+        // Nullable by design: a conversation of an app that keeps them.
+        expires_at: f.time_opt("expires_at")?,
     })
 }
 
@@ -110,7 +113,8 @@ pub(super) fn conversation_args(c: &Conversation) -> StoreResult<Args> {
         c.status.as_str(),
         c.introduction.as_str(),
         c.created_at,
-        c.updated_at
+        c.updated_at,
+        c.expires_at
     ])
 }
 
@@ -178,7 +182,7 @@ impl ConversationStore for SqliteStore {
     }
 
     async fn update_conversation(&self, c: &Conversation) -> StoreResult<bool> {
-        let sql = "UPDATE conversations SET name = ?4, inputs = ?5, status = ?6, updated_at = ?7
+        let sql = "UPDATE conversations SET name = ?4, inputs = ?5, status = ?6, updated_at = ?7, expires_at = ?8
                    WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3";
         let values = args![
             c.id,
@@ -187,7 +191,8 @@ impl ConversationStore for SqliteStore {
             c.name.as_str(),
             to_json(&c.inputs)?,
             c.status.as_str(),
-            c.updated_at
+            c.updated_at,
+            c.expires_at
         ];
         Ok(self.execute(sql.into(), values).await? == 1)
     }

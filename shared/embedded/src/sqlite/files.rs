@@ -9,9 +9,9 @@ use colloquy_core::ports::{FileStore, StoreResult};
 use super::codec::{Fields, args};
 use super::{SqliteStore, insert_sql};
 
-const COLUMNS: &str = "id, app_id, end_user_id, name, size, extension, mime_type, created_at";
+pub(super) const COLUMNS: &str = "id, app_id, end_user_id, name, size, extension, mime_type, created_at, expires_at";
 
-fn file_from_row(row: &Row<'_>) -> rusqlite::Result<UploadFile> {
+pub(super) fn file_from_row(row: &Row<'_>) -> rusqlite::Result<UploadFile> {
     let f = Fields::of("upload_files", row);
     Ok(UploadFile {
         id: f.parse("id")?,
@@ -21,6 +21,8 @@ fn file_from_row(row: &Row<'_>) -> rusqlite::Result<UploadFile> {
         extension: f.get("extension")?,
         mime_type: f.get("mime_type")?,
         created_at: f.time("created_at")?,
+        // Nullable by design: a file of an app that keeps them.
+        expires_at: f.time_opt("expires_at")?,
     })
 }
 
@@ -36,7 +38,8 @@ impl FileStore for SqliteStore {
             i64::try_from(f.size).unwrap_or(i64::MAX),
             f.extension.as_str(),
             f.mime_type.as_str(),
-            f.created_at
+            f.created_at,
+            f.expires_at
         ];
         self.execute(insert_sql("upload_files", COLUMNS), values).await.map(drop)
     }

@@ -33,6 +33,7 @@ mod audit;
 mod conversations;
 mod end_users;
 mod erasures;
+mod expiry;
 mod exports;
 mod feedback;
 mod files;

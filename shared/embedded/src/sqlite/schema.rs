@@ -8,7 +8,7 @@ use colloquy_core::ports::{StoreError, StoreResult};
 use super::unavailable;
 
 /// The `user_version` of a database with [`SCHEMA`]; each change to the schema raises it.
-pub(super) const SCHEMA_VERSION: i64 = 7;
+pub(super) const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS apps (
@@ -24,10 +24,11 @@ CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, name TEXT NOT NULL, inputs TEXT NOT NULL,
     status TEXT NOT NULL, introduction TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
     message_count INTEGER NOT NULL DEFAULT 0, last_message_at INTEGER,
-    like_count INTEGER NOT NULL DEFAULT 0, dislike_count INTEGER NOT NULL DEFAULT 0);
+    like_count INTEGER NOT NULL DEFAULT 0, dislike_count INTEGER NOT NULL DEFAULT 0, expires_at INTEGER);
 CREATE INDEX IF NOT EXISTS conversations_by_created ON conversations (app_id, end_user_id, created_at, id);
 CREATE INDEX IF NOT EXISTS conversations_by_updated ON conversations (app_id, end_user_id, updated_at, id);
 CREATE INDEX IF NOT EXISTS conversations_by_app ON conversations (app_id, updated_at, id);
+CREATE INDEX IF NOT EXISTS conversations_expiring ON conversations (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
     parent_message_id TEXT, inputs TEXT NOT NULL, query TEXT NOT NULL, answer TEXT NOT NULL,
@@ -63,7 +64,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     started_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS upload_files (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
-    extension TEXT NOT NULL, mime_type TEXT NOT NULL, created_at INTEGER NOT NULL);
+    extension TEXT NOT NULL, mime_type TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER);
+CREATE INDEX IF NOT EXISTS files_expiring ON upload_files (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS files_by_owner ON upload_files (app_id, end_user_id, created_at, id);
 CREATE TABLE IF NOT EXISTS audit_log (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
@@ -187,6 +189,12 @@ fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
         }
         if table("feedbacks")? {
             conn.execute_batch(&format!("UPDATE conversations SET {COUNT_RATINGS}"))?;
+        }
+    }
+    // Version 8: retention — when a conversation or a file expires (none did before).
+    for table_name in ["conversations", "upload_files"] {
+        if table(table_name)? && !column(table_name, "expires_at")? {
+            conn.execute_batch(&format!("ALTER TABLE {table_name} ADD COLUMN expires_at INTEGER"))?;
         }
     }
     Ok(())

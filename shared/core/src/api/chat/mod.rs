@@ -56,6 +56,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
                 introduction: introduction.unwrap_or_default(),
                 created_at: now,
                 updated_at: now,
+                expires_at: ctx.app.config.retention.conversation_expiry(now),
             };
             (conversation, true)
         }
@@ -83,6 +84,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         start_variables(ctx, &conversation).await?;
     } else {
         conversation.updated_at = now;
+        conversation.expires_at = ctx.app.config.retention.conversation_expiry(now);
         if !ctx.store().update_conversation(&conversation).await? {
             // Deleted since it was read.
             return Err(ApiError::NotFound(NOT_FOUND));

@@ -117,6 +117,7 @@ fn upload() -> domain::UploadFile {
         extension: "png".into(),
         mime_type: "image/png".into(),
         created_at: Timestamp::from_micros(7_000_001),
+        expires_at: None,
     }
 }
 
