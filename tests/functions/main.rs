@@ -348,6 +348,64 @@ async fn the_purge_function_consumes_tombstones_from_the_table_stream() {
 }
 
 #[tokio::test]
+async fn the_purge_function_finishes_what_the_ttl_of_an_apps_retention_removed() {
+    let store = aws::dynamo_store().await;
+    let shared_store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store.clone());
+    let app = spawn_app_on(shared_store).await;
+    let key = app.chat_app().await;
+    let conversation = app.seed_conversation(&key, "u", "expired").await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(app.seed_message(&conversation, &format!("m{i}")).await.id);
+    }
+    let file_key = format!("files/{}/{}", key.app.id, uuid::Uuid::now_v7());
+    let bucket = aws::s3_blobs().await;
+    use colloquy_core::ports::BlobStore;
+    bucket.put_blob(&file_key, "image/png", bytes::Bytes::from_static(b"png")).await.unwrap();
+    let file_id = file_key.rsplit('/').next().unwrap().to_owned();
+
+    // What DynamoDB's TTL does: the item goes, the stream carries its old image.
+    let (pk, sk) = (
+        format!("OWN#{}#{}", conversation.owner.app_id, conversation.owner.end_user_id),
+        format!("CONV#{}", conversation.id),
+    );
+    let client = aws::dynamo_client(None).await;
+    let key_of = |pk: &str, sk: &str| {
+        std::collections::HashMap::from([
+            ("PK".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned())),
+            ("SK".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(sk.to_owned())),
+        ])
+    };
+    client.delete_item().table_name(aws::table_name().await).set_key(Some(key_of(&pk, &sk))).send().await.unwrap();
+    let removal = |sequence: &str, old: Value| {
+        let mut record = stream_record("REMOVE", sequence, old.clone());
+        let change = record["dynamodb"].as_object_mut().unwrap();
+        change.remove("NewImage");
+        change.insert("OldImage".into(), old);
+        record["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+        record
+    };
+    let conversation_image = json!({
+        "PK": {"S": pk}, "SK": {"S": sk}, "id": {"S": conversation.id.to_string()},
+        "app_id": {"S": conversation.owner.app_id.to_string()},
+        "end_user_id": {"S": conversation.owner.end_user_id.to_string()},
+        "expires_at": {"N": "1737021600"},
+    });
+    let file_image = json!({
+        "PK": {"S": format!("FILE#{file_id}")}, "SK": {"S": "#FILE"}, "id": {"S": file_id},
+        "app_id": {"S": key.app.id.to_string()}, "expires_at": {"N": "1737021600"},
+    });
+    let event = json!({"Records": [removal("400", conversation_image), removal("401", file_image)]});
+    let f = function("purge-conversation").await;
+    let invocation = f.invoke(event).await;
+    assert!(!invocation.failed, "{}", String::from_utf8_lossy(&invocation.body));
+    let answer: Value = serde_json::from_slice(&invocation.body).unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]));
+    assert_eq!(store.conversation_item_count(conversation.owner, conversation.id, &ids).await.unwrap(), 0);
+    assert_eq!(bucket.count_blobs(&file_key).await.unwrap(), 0, "the expired file's bytes are gone");
+}
+
+#[tokio::test]
 async fn exports_start_in_one_function_run_in_another_from_the_table_stream_and_download_from_s3() {
     let app = spawn_app_on(test_store_on_dynamodb().await).await;
     let key = app.chat_app().await;
