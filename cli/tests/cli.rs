@@ -428,3 +428,92 @@ async fn an_erasure_cut_short_by_a_killed_server_continues_after_a_restart() {
     assert!(files.iter().all(|id| files_named(&data, id) == 0), "no file's bytes are left");
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+/// Seeds, straight into the data directory's database, a conversation of `user` with one
+/// message expiring at `expires_at` (Unix seconds), and returns its id.
+async fn seed_expiring(data: &Path, app: &str, user: &str, expires_at: i64) -> String {
+    use colloquy_core::domain::{
+        Conversation, ConversationId, ConversationStatus, EndUser, EndUserId, Message, MessageId, MessageStatus,
+        OpaqueJson, Owner, Timestamp, UserRef,
+    };
+    use colloquy_core::ports::{ConversationStore, EndUserStore, MessageStore};
+    let store = colloquy_embedded::sqlite::SqliteStore::open(&data.join("colloquy.db")).unwrap();
+    let app: colloquy_core::domain::AppId = app.parse().unwrap();
+    let user = UserRef::parse(user).unwrap();
+    let now = Timestamp::from_micros(expires_at * 1_000_000 - 86_400_000_000);
+    let end_user =
+        EndUser { id: EndUserId::derived(app, &user), app_id: app, session_id: user.clone(), created_at: now };
+    let owner = Owner { app_id: app, end_user_id: store.end_user(app, &user, end_user).await.unwrap().id };
+    let conversation = Conversation {
+        id: ConversationId::from_uuid(uuid::Uuid::now_v7()),
+        owner,
+        name: "expiring".into(),
+        inputs: Default::default(),
+        status: ConversationStatus::Normal,
+        introduction: String::new(),
+        created_at: now,
+        updated_at: now,
+        expires_at: Some(Timestamp::from_micros(expires_at * 1_000_000)),
+    };
+    store.insert_conversation(&conversation, &user).await.unwrap();
+    let message = Message {
+        id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+        conversation_id: conversation.id,
+        owner,
+        parent_message_id: None,
+        inputs: Default::default(),
+        query: "q".into(),
+        answer: "a".into(),
+        message_files: Vec::new(),
+        retriever_resources: Vec::new(),
+        agent_thoughts: Vec::new(),
+        status: MessageStatus::Normal,
+        error: None,
+        metadata: OpaqueJson::empty_object(),
+        created_at: now,
+        task_id: None,
+    };
+    assert!(store.insert_message(&message).await.unwrap());
+    conversation.id.to_string()
+}
+
+#[tokio::test]
+async fn purge_removes_what_expired_and_the_server_sweeps_it_too() {
+    let data = temp_dir();
+    let config = data.join("config.json");
+    std::fs::write(&config, r#"{"retention": {"conversation_days": 1}}"#).unwrap();
+    let created: Value = serde_json::from_str(&stdout(&colloquy(
+        &data,
+        &["app", "create", "--name", "Short memory", "--config", config.to_str().unwrap(), "--json"],
+    )))
+    .unwrap();
+    let app = created["app_id"].as_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    seed_expiring(&data, &app, "old", now - 60).await;
+    seed_expiring(&data, &app, "fresh", now + 3_600).await;
+
+    let counted: Value =
+        serde_json::from_str(&stdout(&colloquy(&data, &["purge", "--expired", "--dry-run", "--json"]))).unwrap();
+    assert_eq!((counted["dry_run"].as_bool(), counted["expired"]["conversations"].as_u64()), (Some(true), Some(1)));
+    let held = |user: &str| {
+        let out = stdout(&colloquy(&data, &["inspect", "--app", &app, "--user", user, "--json"]));
+        serde_json::from_str::<Value>(&out).unwrap()["counts"]["conversations"].as_u64().unwrap_or(0)
+    };
+    assert_eq!((held("old"), held("fresh")), (1, 1), "a dry run removes nothing");
+    let printed = stdout(&colloquy(&data, &["purge", "--expired"]));
+    assert!(printed.contains("removed 1 expired conversations"), "{printed}");
+    assert_eq!((held("old"), held("fresh")), (0, 1));
+    assert!(!colloquy(&data, &["purge"]).status.success(), "purge says what it removes: --expired");
+
+    // The server sweeps at start-up and then every interval.
+    seed_expiring(&data, &app, "later", now - 1).await;
+    let server = Server::start(&data).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held("later") > 0 {
+        assert!(Instant::now() < deadline, "the sweeper removed nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop();
+    assert_eq!(held("fresh"), 1);
+    std::fs::remove_dir_all(&data).unwrap();
+}
