@@ -126,7 +126,9 @@ async fn erasing_an_end_user_leaves_nothing_of_theirs_while_another_keeps_workin
         })
     };
 
+    let started = std::time::Instant::now();
     let (status, job) = send(app.client.delete(app.url("/v1/end-users/alice")).bearer_auth(&key.key)).await;
+    eprintln!("erasure request (hiding 50 conversations): {:.2} s", started.elapsed().as_secs_f64());
     assert_eq!(status, 202, "{job}");
     assert!(["pending", "running"].contains(&job["status"].as_str().unwrap()), "{job}");
     // Gone from every read at once.
@@ -139,6 +141,7 @@ async fn erasing_an_end_user_leaves_nothing_of_theirs_while_another_keeps_workin
 
     let job_id = job["job_id"].as_str().unwrap();
     let done = finished(&app, &key, "alice", job_id).await;
+    eprintln!("erasure of 50 conversations, 5,000 messages, 2 files: {:.1} s", started.elapsed().as_secs_f64());
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!((done["conversations"].as_u64(), done["messages"].as_u64()), (Some(50), Some(5_000)), "{done}");
     assert_eq!(done["files"], 2, "{done}");
@@ -343,6 +346,10 @@ async fn erasures_are_scoped_to_their_app_and_user() {
     // The other app's frank is untouched.
     let (_, page) = send(app.get(&other, "/v1/conversations?user=frank")).await;
     assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    // And exporting the other app's frank shows only theirs.
+    let (_, document) = send(app.get(&other, "/v1/end-users/frank/export")).await;
+    let conversations = document["conversations"].as_array().unwrap();
+    assert_eq!((conversations.len(), conversations[0]["id"].as_str()), (1, Some(theirs.id.to_string().as_str())));
     // Another user's path, another app's key, an unknown or malformed id: not found.
     let at = |user: &str, id: &str| format!("/v1/end-users/{user}/erasures/{id}");
     assert_error(&send(app.get(&key, &at("grace", job_id))).await, 404, "not_found");

@@ -55,5 +55,5 @@ log "schemathesis"
     -H "Authorization: Bearer $KEY" --max-examples 15 --workers 1 --seed 1 --no-color
 log "schemathesis (the operator routes, with an operator key)"
 "$CACHE/compat/bin/schemathesis" --config-file tests/compat/schemathesis.toml run openapi.yaml --url "http://127.0.0.1:$PORT" \
-    -H "Authorization: Bearer $OPERATOR_KEY" --include-path-regex '^/v1/app/(conversations|messages/|audit-log|stats|exports)' \
+    -H "Authorization: Bearer $OPERATOR_KEY" --include-path-regex '^/v1/(app/(conversations|messages/|audit-log|stats|exports)|end-users/)' \
     --max-examples 15 --workers 1 --seed 1 --no-color
