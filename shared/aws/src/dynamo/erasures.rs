@@ -19,6 +19,7 @@ use colloquy_core::ports::{ConversationStore, ErasureStore, StoreError, StoreRes
 use super::codec::{Read, n, s, ttl};
 use super::keys::{CONVERSATION_PREFIX, END_USER_SK, end_user_pk, key, owner_pk};
 use super::requests::sdk_error;
+use super::stats::ACTIVITY_PREFIX;
 use super::table::TTL_ATTRIBUTE;
 use super::{DynamoStore, Item};
 
@@ -82,9 +83,10 @@ pub fn erasure_from(item: &Item) -> StoreResult<ErasureJob> {
 }
 
 impl DynamoStore {
-    /// Every item of a partition, by key, deleted; returns how many there were.
-    pub(super) async fn delete_partition(&self, pk: String) -> StoreResult<u64> {
-        let items = self.partition(pk.clone(), None).await?;
+    /// Every item of a partition (under a sort-key prefix), by key, deleted; returns how many
+    /// there were.
+    pub(super) async fn delete_partition(&self, pk: String, prefix: Option<&str>) -> StoreResult<u64> {
+        let items = self.partition(pk.clone(), prefix).await?;
         let keys = items
             .iter()
             .map(|item| Ok(key(pk.clone(), Read::new("item", item).s("SK")?)))
@@ -160,12 +162,14 @@ impl ErasureStore for DynamoStore {
         Ok((ids.len() as u64, counts))
     }
 
-    /// Everything left in each end user's partition (activity marks, file copies), then the
-    /// end-user item.
+    /// The activity marks in each end user's partition, then the end-user item. (Conversations
+    /// and file copies are not touched: the erasure removed its own, and any there now were
+    /// made since it started, whole, by the user's new requests.)
     async fn forget_end_user(&self, app: AppId, user: &UserRef, ids: &[EndUserId]) -> StoreResult<u64> {
         let mut removed = 0;
         for &end_user_id in ids {
-            removed += self.delete_partition(owner_pk(Owner { app_id: app, end_user_id })).await?;
+            removed +=
+                self.delete_partition(owner_pk(Owner { app_id: app, end_user_id }), Some(ACTIVITY_PREFIX)).await?;
         }
         if self.delete_existing(end_user_pk(app, user), END_USER_SK).await? {
             removed += 1;

@@ -3,10 +3,7 @@
 //! this removes them now). Slow on a large table, as any Scan: an operator's command, not a
 //! request path.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
 
 use colloquy_core::domain::{Conversation, Timestamp, UploadFile};
 use colloquy_core::ports::{Expired, ExpiryStore, StoreResult};
@@ -14,7 +11,7 @@ use colloquy_core::ports::{Expired, ExpiryStore, StoreResult};
 use super::codec::{Read, n, s};
 use super::items::{conversation_from, file_from};
 use super::keys::{CONVERSATION_PREFIX, FILE_SK};
-use super::requests::sdk_error;
+use super::requests::Scan;
 use super::table::TTL_ATTRIBUTE;
 use super::{DynamoStore, Item};
 
@@ -32,40 +29,17 @@ enum Kind {
 }
 
 impl DynamoStore {
-    /// Items passing `filter`, following pages until `fetch` (or all, with `None`).
+    /// Expired items of a kind, up to `fetch` (or all, with `None`).
     async fn scan_expired(&self, of: Kind, now: Timestamp, fetch: Option<usize>) -> StoreResult<Vec<Item>> {
         // Exactly the values the filter uses (DynamoDB refuses others).
-        let (filter, values) = match of {
+        let (filter, mut values) = match of {
             Kind::Conversations => {
-                (EXPIRED_CONVERSATIONS, HashMap::from([(":own", s("OWN#")), (":conv", s(CONVERSATION_PREFIX))]))
+                (EXPIRED_CONVERSATIONS, vec![(":own", s("OWN#")), (":conv", s(CONVERSATION_PREFIX))])
             }
-            Kind::Files => (EXPIRED_FILES, HashMap::from([(":file", s("FILE#")), (":file_sk", s(FILE_SK))])),
+            Kind::Files => (EXPIRED_FILES, vec![(":file", s("FILE#")), (":file_sk", s(FILE_SK))]),
         };
-        let mut values: HashMap<String, AttributeValue> = values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        values.insert(":now".into(), n(now.unix_seconds()));
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression(filter)
-                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-                .set_expression_attribute_values(Some(values.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            items.extend(output.items.unwrap_or_default());
-            start = output.last_evaluated_key;
-            if start.is_none() || fetch.is_some_and(|fetch| items.len() >= fetch) {
-                if let Some(fetch) = fetch {
-                    items.truncate(fetch);
-                }
-                return Ok(items);
-            }
-        }
+        values.push((":now", n(now.unix_seconds())));
+        self.scan(Scan { filter, names: &[("#ttl", TTL_ATTRIBUTE)], values, projection: None, fetch }).await
     }
 }
 

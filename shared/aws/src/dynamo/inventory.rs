@@ -11,7 +11,7 @@ use colloquy_core::domain::{AppId, EndUserId};
 use colloquy_core::ports::{Holdings, Inventory, StoreResult};
 
 use super::codec::{Read, s};
-use super::requests::sdk_error;
+use super::requests::Scan;
 use super::{DynamoStore, Item};
 
 /// The attributes an item is judged by.
@@ -31,26 +31,14 @@ fn kind(pk: &str, sk: &str) -> String {
 impl DynamoStore {
     /// Every item naming `app`, with the attributes of [`PROJECTION`].
     async fn items_of(&self, app: AppId) -> StoreResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("contains(PK, :app) OR app_id = :app")
-                .projection_expression(PROJECTION)
-                .expression_attribute_values(":app", s(app.to_string()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            items.extend(output.items.unwrap_or_default());
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        self.scan(Scan {
+            filter: "contains(PK, :app) OR app_id = :app",
+            names: &[],
+            values: vec![(":app", s(app.to_string()))],
+            projection: Some(PROJECTION),
+            fetch: None,
+        })
+        .await
     }
 }
 

@@ -45,6 +45,6 @@ impl RateLimiter for DynamoStore {
 
     /// Every window of the key (a Query of its partition), deleted.
     async fn forget(&self, rate_key: &str) -> StoreResult<u64> {
-        self.delete_partition(rate_pk(rate_key)).await
+        self.delete_partition(rate_pk(rate_key), None).await
     }
 }

@@ -1,7 +1,11 @@
-//! Single-item requests shared by every port: read, write and delete one item, read a whole
-//! partition, and the conditional writes that must tell their own retry from a conflict.
+//! Requests shared by every port: read, write and delete one item, read a whole partition,
+//! the conditional writes that must tell their own retry from a conflict, and filtered Scans of
+//! the whole table (for operators' commands, never a request path).
+
+use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use colloquy_core::ports::{StoreError, StoreResult};
 
@@ -184,4 +188,48 @@ pub(super) enum SortRange<'a> {
     Prefix(&'a str),
     /// Both ends included.
     Between(&'a str, &'a str),
+}
+
+/// A filtered Scan of the whole table: what passes `filter` (with its attribute `names` and
+/// `values`), with the attributes of `projection` (all without it), page after page until
+/// `fetch` items (or all, without it).
+pub(super) struct Scan<'a> {
+    pub filter: &'a str,
+    pub names: &'a [(&'a str, &'a str)],
+    pub values: Vec<(&'a str, AttributeValue)>,
+    pub projection: Option<&'a str>,
+    pub fetch: Option<usize>,
+}
+
+impl DynamoStore {
+    pub(super) async fn scan(&self, scan: Scan<'_>) -> StoreResult<Vec<Item>> {
+        let names = (!scan.names.is_empty())
+            .then(|| scan.names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+        let values: HashMap<String, AttributeValue> = scan.values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(scan.filter)
+                .set_expression_attribute_names(names.clone())
+                .set_expression_attribute_values(Some(values.clone()))
+                .set_projection_expression(scan.projection.map(str::to_owned))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            let enough = scan.fetch.is_some_and(|fetch| items.len() >= fetch);
+            if start.is_none() || enough {
+                if let Some(fetch) = scan.fetch {
+                    items.truncate(fetch);
+                }
+                return Ok(items);
+            }
+        }
+    }
 }

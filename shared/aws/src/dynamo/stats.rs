@@ -41,8 +41,11 @@ fn stats_sk(granularity: Granularity, start: i64) -> String {
     format!("{}#{start:011}", granularity.tag())
 }
 
+/// The sort-key prefix of activity marks in an end user's partition.
+pub(super) const ACTIVITY_PREFIX: &str = "ACT#";
+
 fn active_sk(granularity: Granularity, start: i64) -> String {
-    format!("ACT#{}#{start:011}", granularity.tag())
+    format!("{ACTIVITY_PREFIX}{}#{start:011}", granularity.tag())
 }
 
 /// The processes' memory of which buckets end users were last marked active in.
