@@ -84,10 +84,17 @@ async fn erase(store: &dyn Store, blobs: &dyn BlobStore, clock: &dyn Clock, job:
         }
     }
     for &owner in &owners {
-        let files = store.files_of(owner).await?;
+        let mut files = store.files_of(owner).await?;
+        for unlisted in store.unlisted_files(owner).await? {
+            if !files.iter().any(|f| f.id == unlisted.id) {
+                files.push(unlisted);
+            }
+        }
         for some in files.chunks(AT_ONCE) {
             let removed = try_join_all(some.iter().map(|file| remove_file(store, blobs, file))).await?;
             job.counts.files += removed.into_iter().filter(|r| *r).count() as u64;
+            job.updated_at = clock.now();
+            store.save_erasure(job).await?;
         }
         job.counts.other += store.forget(&owner.feedback_rate_key()).await?;
     }

@@ -345,8 +345,12 @@ pub trait ErasureStore: Send + Sync {
     async fn erase_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<(u64, ErasureCounts)>;
     /// Removes the end user `user` of `app` (stored as `ids`) and what is left of theirs once
     /// their conversations and files are gone: activity marks, running tasks, the end user
-    /// items themselves. Returns how many objects it removed.
+    /// items themselves; and forgets the `user` string in the app's earlier erasures of them.
+    /// Returns how many objects it removed.
     async fn forget_end_user(&self, app: AppId, user: &UserRef, ids: &[EndUserId]) -> StoreResult<u64>;
+    /// Files of `owner` that [`FileStore::files_of`] does not list (stored before a store
+    /// listed files by owner), found the slow way; empty where every file is listed.
+    async fn unlisted_files(&self, owner: Owner) -> StoreResult<Vec<UploadFile>>;
 }
 
 /// What has expired (apps' retention), across apps: what the sweeper removes where the store

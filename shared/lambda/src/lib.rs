@@ -191,7 +191,7 @@ async fn answer(services: &Services, endpoint: Endpoint, request: ApiRequest) ->
 const MAX_BUFFERED_BODY: usize = 4 * 1024 * 1024;
 
 /// A buffered Lambda response; JSON and text as text, anything else base64-encoded binary. A
-/// streamed body larger than Lambda can return is answered 413 `response_too_large` instead.
+/// streamed body larger than Lambda can return is answered 422 `response_too_large` instead.
 async fn buffered(response: ApiResponse) -> Response<Body> {
     let bytes = match response.body {
         ResponseBody::Full(bytes) => bytes,

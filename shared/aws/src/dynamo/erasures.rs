@@ -12,13 +12,14 @@ use futures_util::future::try_join_all;
 
 use colloquy_core::domain::{
     AppId, ConversationId, ConversationSort, ERASURE_RETENTION_DAYS, EndUserId, ErasureCounts, ErasureId, ErasureJob,
-    ErasureStatus, Owner, UserRef,
+    ErasureStatus, Owner, UploadFile, UserRef,
 };
 use colloquy_core::ports::{ConversationStore, ErasureStore, StoreError, StoreResult};
 
 use super::codec::{Read, n, s, ttl};
-use super::keys::{CONVERSATION_PREFIX, END_USER_SK, end_user_pk, key, owner_pk};
-use super::requests::sdk_error;
+use super::items::file_from;
+use super::keys::{CONVERSATION_PREFIX, END_USER_SK, FILE_SK, end_user_pk, key, owner_pk};
+use super::requests::{Scan, sdk_error};
 use super::stats::ACTIVITY_PREFIX;
 use super::table::TTL_ATTRIBUTE;
 use super::{DynamoStore, Item};
@@ -174,6 +175,41 @@ impl ErasureStore for DynamoStore {
         if self.delete_existing(end_user_pk(app, user), END_USER_SK).await? {
             removed += 1;
         }
+        // The app's earlier erasures of them (one that failed, say) forget the string too.
+        for item in self.partition(erasure_pk(app), None).await? {
+            let r = Read::new("erasure", &item);
+            if r.opt_s("user")?.as_deref() == Some(user.as_str()) {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(erasure_pk(app), r.s("SK")?)))
+                    .update_expression("REMOVE #user")
+                    .expression_attribute_names("#user", "user")
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+            }
+        }
         Ok(removed)
+    }
+
+    /// Files stored before each file got a copy in its owner's partition: a filtered Scan of
+    /// the table (an erasure's one slow step, in the background).
+    async fn unlisted_files(&self, owner: Owner) -> StoreResult<Vec<UploadFile>> {
+        let items = self
+            .scan(Scan {
+                filter: "begins_with(PK, :file) AND SK = :sk AND app_id = :app AND end_user_id = :user",
+                names: &[],
+                values: vec![
+                    (":file", s("FILE#")),
+                    (":sk", s(FILE_SK)),
+                    (":app", s(owner.app_id.to_string())),
+                    (":user", s(owner.end_user_id.to_string())),
+                ],
+                projection: None,
+                fetch: None,
+            })
+            .await?;
+        items.iter().map(file_from).collect()
     }
 }

@@ -57,7 +57,7 @@ pub(crate) async fn erasure(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         .store()
         .erasure(ctx.app.id, id)
         .await?
-        .filter(|job| job.is_of(&user))
+        .filter(|job| job.is_of(&user) && job.is_kept(ctx.now()))
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
     ctx.audit(AuditAction::ReadErasure, Some(id.to_string()), None).await?;
     Ok(ApiResponse::ok(&views::Erasure::from(&job.as_of(ctx.now()))))

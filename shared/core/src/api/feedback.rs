@@ -1,5 +1,9 @@
 //! `POST /messages/:id/feedbacks` and `GET /app/feedbacks`.
 
+use std::collections::HashMap;
+
+use futures_util::future::try_join_all;
+
 use super::input::Body;
 use super::views::{self, FeedbackList, Success};
 use super::{ApiResponse, Ctx};
@@ -131,7 +135,21 @@ pub(crate) async fn list_app(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     if let Some(user) = ctx.query.get("end_user") {
         filter.end_users = Some(super::operator::end_users_named(ctx, &crate::domain::UserRef::parse(user)?).await?);
     }
-    let rows = ctx.store().listed_feedbacks(ctx.app.id, &filter, page.offset(limit), limit.get()).await?;
+    let mut rows = ctx.store().listed_feedbacks(ctx.app.id, &filter, page.offset(limit), limit.get()).await?;
+    if ctx.app.config.retention.conversation_days.is_some() {
+        // Feedback on an expired conversation's messages is gone with it (before its removal
+        // the page comes back short: pages stay where they were).
+        let mut ids: Vec<ConversationId> = rows.iter().map(|row| row.feedback.conversation_id).collect();
+        ids.sort_unstable_by_key(|id| id.to_string());
+        ids.dedup();
+        let found = try_join_all(ids.iter().map(|id| ctx.store().app_conversation(ctx.app.id, *id))).await?;
+        let live: HashMap<ConversationId, bool> = ids
+            .into_iter()
+            .zip(found)
+            .map(|(id, found)| (id, found.is_some_and(|s| !s.conversation.is_expired(ctx.now()))))
+            .collect();
+        rows.retain(|row| live.get(&row.feedback.conversation_id).copied().unwrap_or(false));
+    }
     Ok(ApiResponse::ok(&FeedbackList { data: rows.into_iter().map(views::ListedFeedback::from).collect() }))
 }
 

@@ -78,6 +78,12 @@ impl ErasureJob {
         }
     }
 
+    /// Whether the job is still kept at `now` ([`ERASURE_RETENTION_DAYS`]; a store may hold it
+    /// a little longer, but it is not shown).
+    pub fn is_kept(&self, now: Timestamp) -> bool {
+        now.micros() - self.created_at.micros() < ERASURE_RETENTION_DAYS as i64 * 86_400 * 1_000_000
+    }
+
     /// Whether this erasure is of `user` (the end user a request's path names).
     pub fn is_of(&self, user: &UserRef) -> bool {
         self.end_users.contains(&EndUserId::derived(self.app_id, user))

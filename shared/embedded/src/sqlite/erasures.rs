@@ -7,7 +7,7 @@ use rusqlite::{Row, params_from_iter};
 
 use colloquy_core::domain::{
     AppId, ERASURE_RETENTION_DAYS, EndUserId, ErasureCounts, ErasureId, ErasureJob, ErasureStatus, Owner, Timestamp,
-    UserRef,
+    UploadFile, UserRef,
 };
 use colloquy_core::ports::{ErasureStore, StoreError, StoreResult};
 
@@ -128,6 +128,11 @@ impl ErasureStore for SqliteStore {
     }
 
     /// One transaction: activity marks, tasks, the end users.
+    /// Every file is listed by owner here.
+    async fn unlisted_files(&self, _owner: Owner) -> StoreResult<Vec<UploadFile>> {
+        Ok(Vec::new())
+    }
+
     async fn forget_end_user(&self, app: AppId, user: &UserRef, ids: &[EndUserId]) -> StoreResult<u64> {
         if ids.is_empty() {
             return Err(StoreError::Failed("an erasure names no end user".into()));
@@ -149,6 +154,11 @@ impl ErasureStore for SqliteStore {
                 "DELETE FROM end_users WHERE app_id = ?1 AND session_id = ?2",
                 rusqlite::params![app.to_string(), user],
             )? as u64;
+            // The app's earlier erasures of them (one that failed, say) forget the string too.
+            tx.execute(
+                "UPDATE erasures SET user = NULL WHERE app_id = ?1 AND user = ?2",
+                rusqlite::params![app.to_string(), user],
+            )?;
             tx.commit()?;
             Ok(removed)
         })
