@@ -47,6 +47,10 @@ async fn retention_hides_then_removes_exactly_what_is_past_its_period() {
     // `revived` is active again (its expiry moves).
     let (old, old_message) = chat(&app, &key, None, "day 0").await;
     let (revived, _) = chat(&app, &key, None, "day 0 too").await;
+    let rate = json!({"rating": "like", "user": "uma"});
+    assert_eq!(send(app.post(&key, &format!("/v1/messages/{old_message}/feedbacks"), rate)).await.0, 200);
+    let (_, listed) = send(app.get(&key, "/v1/app/feedbacks")).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
     let early_file = upload(&app, &key).await;
     app.clock.advance_seconds(5 * DAY);
     let late_file = upload(&app, &key).await;
@@ -98,6 +102,8 @@ async fn retention_hides_then_removes_exactly_what_is_past_its_period() {
     assert_error(&send(app.get(&key, &messages)).await, 404, "not_found");
     let rate = json!({"rating": "like", "user": "uma"});
     assert_error(&send(app.post(&key, &format!("/v1/messages/{old_message}/feedbacks"), rate)).await, 404, "not_found");
+    let (_, listed) = send(app.get(&key, "/v1/app/feedbacks")).await;
+    assert_eq!(listed["data"], json!([]), "feedback of an expired conversation is gone with it");
     let (_, everyone) = send(app.get(&operator, "/v1/app/conversations?limit=100")).await;
     assert!(!ids(&everyone).contains(&old), "{everyone}");
     assert_eq!(ids(&everyone).len(), 2);
