@@ -255,7 +255,7 @@ async fn a_value_of_the_wrong_type_names_its_column() {
     let ids = Ids::new();
     let id = FileId::from_uuid(Uuid::now_v7());
     let store = store_with(&format!(
-        "INSERT INTO upload_files VALUES ('{id}', '{}', '{}', 'a.txt', 'large', 'txt', 'text/plain', 1);",
+        "INSERT INTO upload_files VALUES ('{id}', '{}', '{}', 'a.txt', 'large', 'txt', 'text/plain', 1, NULL);",
         ids.app, ids.owner.end_user_id
     ));
     let message = corrupt(store.file(ids.owner, id).await);
