@@ -197,7 +197,9 @@ async fn respond(server: &Server, state: Arc<ConnState>, request: Request<Incomi
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
-    let response = if path == "/openapi.yaml" && matches!(method, Method::GET | Method::HEAD) {
+    let response = if colloquy_core::console::is_console(&path) {
+        (colloquy_core::console::respond(&method, &path), None)
+    } else if path == "/openapi.yaml" && matches!(method, Method::GET | Method::HEAD) {
         let mut headers = http::HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(OPENAPI.len()));

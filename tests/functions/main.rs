@@ -520,6 +520,35 @@ async fn an_end_users_export_leaves_its_function_whole_or_as_a_clear_error() {
 }
 
 #[tokio::test]
+async fn the_console_function_answers_its_files_with_their_types_and_security_headers() {
+    let console = function("console").await;
+    for (path, content_type) in [
+        ("/console/", "text/html; charset=utf-8"),
+        ("/console/app.js", "text/javascript; charset=utf-8"),
+        ("/console/app.css", "text/css; charset=utf-8"),
+    ] {
+        let (status, headers, body) =
+            buffered_response(&console.invoke(http_event("GET", path, "", &[], None, false)).await);
+        assert_eq!((status, headers["content-type"].as_str()), (200, content_type), "{path}");
+        assert!(headers["content-security-policy"].contains("script-src 'self'"), "{path}");
+        assert_eq!(
+            (headers["x-content-type-options"].as_str(), headers["referrer-policy"].as_str()),
+            ("nosniff", "no-referrer")
+        );
+        assert_eq!(headers["x-frame-options"], "DENY");
+        let local =
+            colloquy_core::console::ASSETS.iter().find(|(name, _, _)| path.ends_with(&format!("/{name}"))).unwrap();
+        assert_eq!(body, local.2, "the same bytes as the local server's");
+    }
+    let (status, headers, _) =
+        buffered_response(&console.invoke(http_event("GET", "/console", "", &[], None, false)).await);
+    assert_eq!((status, headers["location"].as_str()), (308, "/console/"));
+    let (status, _, _) =
+        buffered_response(&console.invoke(http_event("GET", "/console/missing.js", "", &[], None, false)).await);
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
 async fn uploads_arrive_as_base64_multipart_and_previews_leave_as_base64_binary() {
     let app = spawn_app_on(test_store_on_dynamodb().await).await;
     let key = app.chat_app().await;

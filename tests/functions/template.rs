@@ -195,7 +195,7 @@ fn every_function_that_authenticates_can_note_a_keys_use_and_no_more() {
     let template = template();
     for (binary, function) in functions(&template) {
         // The stream consumers serve no requests.
-        if ["purge-conversation", "run-export", "run-erasure"].contains(&binary.as_str()) {
+        if ["purge-conversation", "run-export", "run-erasure", "console"].contains(&binary.as_str()) {
             continue;
         }
         let statements = function["Properties"]["Policies"][0]["Statement"].as_sequence().unwrap().clone();
@@ -239,4 +239,20 @@ fn a_chat_can_store_its_outcome_before_its_function_times_out() {
             "{binary}: answers are stored with a check that the conversation is live"
         );
     }
+}
+
+#[test]
+fn the_console_function_serves_its_routes_and_touches_nothing() {
+    let template = template();
+    let functions = functions(&template);
+    let (_, console) = functions.iter().find(|(binary, _)| binary == "console").expect("the console function");
+    let expected: BTreeSet<(String, String)> =
+        [("GET", "/console"), ("GET", "/console/{proxy+}"), ("HEAD", "/console/{proxy+}")]
+            .into_iter()
+            .map(|(m, p)| (m.to_owned(), p.to_owned()))
+            .collect();
+    assert_eq!(http_routes(console), expected);
+    assert_eq!(console["Properties"]["Policies"].as_sequence().map(Vec::len), Some(0), "no table, bucket or model");
+    let main = std::fs::read_to_string(root().join("functions/console/src/main.rs")).unwrap();
+    assert!(main.contains("colloquy_lambda::serve_console()"));
 }

@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod console;
 pub mod domain;
 pub mod erasure;
 pub mod export;

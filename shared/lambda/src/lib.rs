@@ -297,6 +297,15 @@ pub async fn serve_streaming_with(
     .await
 }
 
+/// The console's assets (`/console/…`): no settings, store or AWS client.
+pub async fn serve_console() -> Result<(), Error> {
+    lambda_http::run(service_fn(move |request: Request| async move {
+        let path = request.uri().path().to_owned();
+        Ok::<_, Infallible>(buffered(colloquy_core::console::respond(request.method(), &path)).await)
+    }))
+    .await
+}
+
 /// A record of the table's stream: the item as it is after the change and as it was before
 /// (`None` when there is no such image, or not one this program reads).
 struct Change {
