@@ -30,6 +30,11 @@ function s(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Replaces an element's children, leaving out absent ones (null, false). */
+function put(el, ...children) {
+  el.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+}
+
 function say(message, isError = false) {
   const status = $("#status");
   status.textContent = message;
@@ -120,14 +125,20 @@ async function show() {
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  // Each view renders apart and is shown only if no later navigation started meanwhile.
+  const mine = ++rendering;
   const view = $("#view");
-  view.replaceChildren(h("p", { text: "Loading…" }));
+  put(view, h("p", { text: "Loading…" }));
+  const part = h("div");
   try {
-    await VIEWS[name](view, id, params);
+    await VIEWS[name](part, id, params);
   } catch (error) {
-    view.replaceChildren(h("p", { class: "error", role: "alert", text: `Could not load this page: ${error.message}` }));
+    part.replaceChildren(h("p", { class: "error", role: "alert", text: `Could not load this page: ${error.message}` }));
   }
+  if (mine === rendering) put(view, ...part.childNodes);
 }
+
+let rendering = 0;
 
 // ---- overview ----
 
@@ -150,8 +161,14 @@ function barChart(title, rows, series, format = (v) => v) {
     h("caption", { text: title }),
     h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Day" }), series.map((one) => h("th", { scope: "col", class: "num", text: one.label })))),
     h("tbody", {}, rows.map((row) => h("tr", {}, h("th", { scope: "row", text: day(row.start) }), series.map((one) => h("td", { class: "num", text: format(row[one.key]) }))))));
-  const legend = series.length > 1 ? h("p", { class: "legend", text: series.map((one) => `${one.label}: ${one.class === "bad" || one.class === "b" ? "orange/red" : "blue/green"}`).join(" · ") }) : null;
-  return h("figure", { "data-chart": title }, h("figcaption", { text: title }), svg, legend, table);
+  const legend = series.length > 1
+    ? h("p", { class: "legend" }, series.map((one) => h("span", {}, h("span", { class: `swatch ${one.class}`, "aria-hidden": "true" }), one.label)))
+    : null;
+  const axis = rows.length
+    ? h("p", { class: "axis", "aria-hidden": "true" },
+      h("span", { text: day(rows[0].start) }), h("span", { text: `highest: ${format(max)}` }), h("span", { text: day(rows[rows.length - 1].start) }))
+    : null;
+  return h("figure", { "data-chart": title }, h("figcaption", { text: title }), svg, axis, legend, table);
 }
 
 async function overview(view, _id, params) {
@@ -169,7 +186,7 @@ async function overview(view, _id, params) {
   h("div", {}, h("label", { for: "end", text: "To" }), h("input", { id: "end", name: "end", type: "date", value: end })),
   h("button", { type: "submit", text: "Show" }));
   const total = (key) => rows.reduce((sum, row) => sum + (row[key] || 0), 0);
-  view.replaceChildren(
+  put(view, 
     h("h1", { text: "Overview" }), form,
     h("p", { text: `${total("messages")} messages, ${total("conversations")} new conversations, ${total("likes")} likes and ${total("dislikes")} dislikes from ${day(stats.start)} to ${day(stats.end - 1)} (UTC).` }),
     h("div", { class: "charts" },
@@ -209,8 +226,8 @@ async function conversations(view, _id, params) {
   const here = (extra) => `#/conversations${query({ ...asked, ...extra })}`;
   const previous = trail.length ? here({ last_id: trail[trail.length - 2] || "", trail: trail.slice(0, -1).join(",") }) : null;
   const next = page.has_more ? here({ last_id: page.data[page.data.length - 1].id, trail: [...trail, page.data[page.data.length - 1].id].join(",") }) : null;
-  view.replaceChildren(h("h1", { text: "Conversations" }), form,
-    h("div", { class: "table-wrap" }, h("table", {},
+  put(view, h("h1", { text: "Conversations" }), form,
+    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Conversations table" }, h("table", {},
       h("caption", { class: "visually-hidden", text: "Conversations, newest activity first" }),
       h("thead", {}, h("tr", {}, ["Name", "User", "Messages", "Likes", "Dislikes", "Last activity"].map((title, i) => h("th", { scope: "col", class: i > 1 && i < 5 ? "num" : null, text: title })))),
       h("tbody", {}, page.data.map((row) => h("tr", { "data-id": row.id },
@@ -278,7 +295,7 @@ async function conversation(view, id) {
       h("button", { type: "button", class: "plain", onclick: () => rate(message, "like"), text: "Like" }),
       h("button", { type: "button", class: "plain", onclick: () => rate(message, "dislike"), text: "Dislike" }),
       h("button", { type: "button", class: "plain", onclick: () => annotate(message), text: "Annotate" }))));
-  view.replaceChildren(
+  put(view, 
     h("p", {}, h("a", { href: "#/conversations", text: "← All conversations" })),
     h("h1", { text: row ? row.name : "Conversation" }),
     row && row.user ? h("p", {}, `End user: ${row.user} `, h("button", { type: "button", class: "danger", onclick: erase, text: "Erase this end user…" })) : null,
@@ -303,8 +320,8 @@ async function feedback(view, _id, params) {
   h("button", { type: "submit", text: "Filter" }),
   h("button", { type: "button", class: "plain", onclick: () => downloadFeedback(asked), text: "Download CSV" }));
   const here = (page) => `#/feedback${query({ ...asked, page })}`;
-  view.replaceChildren(h("h1", { text: "Feedback" }), form,
-    h("div", { class: "table-wrap" }, h("table", {},
+  put(view, h("h1", { text: "Feedback" }), form,
+    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Feedback table" }, h("table", {},
       h("thead", {}, h("tr", {}, ["When", "From", "Rating", "Comment", "Query", "Answer"].map((t) => h("th", { scope: "col", text: t })))),
       h("tbody", {}, list.data.map((f) => h("tr", {},
         h("td", { text: f.created_at }), h("td", { text: f.from_source }), h("td", { text: f.rating }),
@@ -382,8 +399,8 @@ async function annotations(view, _id, params) {
   h("button", { type: "button", class: "plain", onclick: () => reply("enable"), text: "Turn reply on" }),
   h("button", { type: "button", class: "plain", onclick: () => reply("disable"), text: "Turn reply off" }));
   const here = (page) => `#/annotations${query({ keyword, page })}`;
-  view.replaceChildren(h("h1", { text: "Annotations" }), form, h("p", { text: `${list.total} annotations.` }),
-    h("div", { class: "table-wrap" }, h("table", {},
+  put(view, h("h1", { text: "Annotations" }), form, h("p", { text: `${list.total} annotations.` }),
+    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Annotations table" }, h("table", {},
       h("thead", {}, h("tr", {}, ["Question", "Answer", "Hits", ""].map((t) => h("th", { scope: "col", text: t })))),
       h("tbody", {}, list.data.map((a) => h("tr", {},
         h("td", { text: a.question }), h("td", { text: a.answer }), h("td", { class: "num", text: a.hit_count }),
@@ -418,7 +435,7 @@ async function exports(view) {
     h("div", {}, h("label", { for: "format", text: "Format" }), h("select", { id: "format", name: "format" },
       h("option", { value: "jsonl", text: "JSON Lines" }), h("option", { value: "csv", text: "CSV" }))),
     h("button", { type: "submit", text: "Export all messages" }));
-  view.replaceChildren(h("h1", { text: "Exports" }), form, progress, state, link);
+  put(view, h("h1", { text: "Exports" }), form, progress, state, link);
 }
 
 function downloadLink(job) {
@@ -441,8 +458,8 @@ async function audit(view, _id, params) {
   const trail = (params.get("trail") || "").split(",").filter(Boolean);
   const page = await api(`/app/audit-log${query({ limit: 50, last_id: last })}`);
   const lastId = page.data.length ? page.data[page.data.length - 1].id : "";
-  view.replaceChildren(h("h1", { text: "Audit log" }),
-    h("div", { class: "table-wrap" }, h("table", {},
+  put(view, h("h1", { text: "Audit log" }),
+    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Audit log table" }, h("table", {},
       h("thead", {}, h("tr", {}, ["When", "Who", "What", "On", "Detail"].map((t) => h("th", { scope: "col", text: t })))),
       h("tbody", {}, page.data.map((e) => h("tr", {},
         h("td", { text: when(e.created_at) }), h("td", { text: e.actor }), h("td", { text: e.action }),
