@@ -4,7 +4,9 @@
 # every adapter, the provider fakes, every Lambda function binary under a local Runtime API,
 # the speech engines (espeak-ng and PocketSphinx for real; Polly and Transcribe on moto), and the
 # command-line program; then the official Dify SDKs and schemathesis against a fresh local server
-# (tests/compat/run.sh). Installs the speech engines and starts (and stops) the AWS emulators itself.
+# (tests/compat/run.sh); then the console in a real browser (tests/console: Debian's chromium,
+# installed with apt when missing, driven by pinned playwright-core). Installs the speech engines
+# and starts (and stops) the AWS emulators itself.
 # `--quick`: formatting, clippy, unit tests and the API suite on the embedded store only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,3 +80,11 @@ cargo test --locked -p colloquy-tests --test contracts
 
 echo "== the official Dify clients (PyPI and npm dify-client) and schemathesis against a fresh local server"
 ./tests/compat/run.sh
+echo "== the console in a real browser (Debian's chromium, playwright-core and axe-core, pinned)"
+if [ ! -x /usr/bin/chromium ]; then
+    SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+        || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+fi
+( cd tests/console && npm ci -q --no-audit --no-fund >/dev/null )
+node --test tests/console/console.test.mjs

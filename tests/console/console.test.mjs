@@ -154,21 +154,27 @@ test("the overview's charts show the API's numbers", async () => {
   await page.context().close();
 });
 
+/** Calls `read` on each page of the conversation list, following "Next page" to the end. */
+async function everyPage(page, read) {
+  for (;;) {
+    await page.waitForSelector("tbody tr[data-id]");
+    await read();
+    const next = page.getByRole("link", { name: "Next page" });
+    if ((await next.count()) === 0) return;
+    const first = await page.$eval("tbody tr[data-id]", (row) => row.dataset.id);
+    await next.click();
+    await page.waitForFunction((id) => document.querySelector("tbody tr[data-id]")?.dataset.id !== id, first);
+  }
+}
+
 test("paging through 250 conversations of 3 users shows each once, and filters by user", async () => {
   const page = await open();
   await signIn(page);
   await page.goto(`${base}/console/#/conversations`);
   const seen = [];
-  for (;;) {
-    await page.getByRole("heading", { name: "Conversations" }).waitFor();
-    await page.waitForSelector("tbody tr[data-id]");
+  await everyPage(page, async () => {
     seen.push(...(await page.$$eval("tbody tr[data-id]", (rows) => rows.map((row) => row.dataset.id))));
-    const next = page.getByRole("link", { name: "Next page" });
-    if ((await next.count()) === 0) break;
-    const first = await page.$eval("tbody tr[data-id]", (row) => row.dataset.id);
-    await next.click();
-    await page.waitForFunction((id) => document.querySelector("tbody tr[data-id]")?.dataset.id !== id, first);
-  }
+  });
   assert.equal(seen.length, CONVERSATIONS);
   assert.equal(new Set(seen).size, CONVERSATIONS, "each conversation exactly once");
   // Back keeps its place: the previous page is the one before.
@@ -180,18 +186,12 @@ test("paging through 250 conversations of 3 users shows each once, and filters b
   await page.fill("#user", "bo");
   await page.getByRole("button", { name: "Filter" }).click();
   let bo = 0;
-  for (;;) {
-    await page.waitForFunction(() => location.hash.includes("user=bo"));
-    await page.waitForSelector("tbody tr[data-id]");
+  await page.waitForFunction(() => location.hash.includes("user=bo"));
+  await everyPage(page, async () => {
     const users = await page.$$eval("tbody tr[data-id] td:nth-child(2)", (tds) => tds.map((td) => td.textContent));
     assert.ok(users.every((u) => u === "bo"), users.join(","));
     bo += users.length;
-    const next = page.getByRole("link", { name: "Next page" });
-    if ((await next.count()) === 0) break;
-    const first = await page.$eval("tbody tr[data-id]", (row) => row.dataset.id);
-    await next.click();
-    await page.waitForFunction((id) => document.querySelector("tbody tr[data-id]")?.dataset.id !== id, first);
-  }
+  });
   assert.equal(bo, Math.ceil((CONVERSATIONS - 1) / 3));
   assert.deepEqual(page.errors, []);
   await page.context().close();

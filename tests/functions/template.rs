@@ -247,7 +247,7 @@ fn the_console_function_serves_its_routes_and_touches_nothing() {
     let functions = functions(&template);
     let (_, console) = functions.iter().find(|(binary, _)| binary == "console").expect("the console function");
     let expected: BTreeSet<(String, String)> =
-        [("GET", "/console"), ("GET", "/console/{proxy+}"), ("HEAD", "/console/{proxy+}")]
+        [("GET", "/console"), ("HEAD", "/console"), ("GET", "/console/{proxy+}"), ("HEAD", "/console/{proxy+}")]
             .into_iter()
             .map(|(m, p)| (m.to_owned(), p.to_owned()))
             .collect();
