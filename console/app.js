@@ -284,6 +284,12 @@ async function conversation(view, id) {
     say(`Erasure ${job.job_id} started: ${job.conversations} conversations removed so far.`);
     location.hash = "#/conversations";
   };
+  const remove = async () => {
+    if (!confirm(`Delete the conversation “${row ? row.name : id}” with all its messages and feedback?`)) return;
+    await api(`/app/conversations/${id}`, { method: "DELETE" });
+    say("Conversation deleted.");
+    location.hash = "#/conversations";
+  };
   const items = page.data.map((message) => h("li", { "data-id": message.id },
     h("p", { class: "who", text: `${when(message.created_at)} · ${message.status}` }),
     h("p", { class: "q", text: message.query }),
@@ -298,6 +304,7 @@ async function conversation(view, id) {
   put(view, 
     h("p", {}, h("a", { href: "#/conversations", text: "← All conversations" })),
     h("h1", { text: row ? row.name : "Conversation" }),
+    h("p", {}, h("button", { type: "button", class: "danger", onclick: remove, text: "Delete this conversation…" })),
     row && row.user ? h("p", {}, `End user: ${row.user} `, h("button", { type: "button", class: "danger", onclick: erase, text: "Erase this end user…" })) : null,
     h("ol", { class: "thread" }, items),
     page.has_more ? h("p", { class: "who", text: "Older messages are not shown (the newest 100 are)." }) : null);

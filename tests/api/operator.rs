@@ -462,3 +462,27 @@ async fn audit_entries_expire_after_their_retention() {
     let actions: Vec<&str> = body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["audit_log.read"], "older entries are gone");
 }
+
+#[tokio::test]
+async fn operators_delete_any_conversation_of_their_app_only() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    let other = app.chat_app().await;
+    let other_operator = app.operator_key(&other).await;
+    let conversation = app.seed_conversation(&key, "alice", "to go").await;
+    app.seed_message(&conversation, "q").await;
+    let path = format!("/v1/app/conversations/{}", conversation.id);
+    let delete = |k: &TestKey, path: &str| app.client.delete(app.url(path)).bearer_auth(&k.key);
+    assert_error(&send(delete(&key, &path)).await, 403, "forbidden");
+    assert_error(&send(delete(&other_operator, &path)).await, 404, "not_found");
+    assert_error(&send(delete(&operator, "/v1/app/conversations/not-a-uuid")).await, 404, "not_found");
+    let (status, body) = send(delete(&operator, &path)).await;
+    assert_eq!((status, body), (204, serde_json::Value::Null));
+    let (_, page) = send(app.get(&key, "/v1/conversations?user=alice")).await;
+    assert_eq!(page["data"], serde_json::json!([]));
+    assert_error(&send(delete(&operator, &path)).await, 404, "not_found");
+    let (_, log) = send(app.get(&operator, "/v1/app/audit-log")).await;
+    let deleted = log["data"].as_array().unwrap().iter().filter(|e| e["action"] == "conversation.delete").count();
+    assert_eq!(deleted, 1, "{log}");
+}

@@ -302,3 +302,39 @@ test("every page: no serious accessibility violation, no console error, screensh
     await page.context().close();
   }
 });
+
+test("deleting a conversation and erasing an end user ask first, then take effect", async () => {
+  const page = await open();
+  await signIn(page);
+  await page.goto(`${base}/console/#/conversations?user=ada`);
+  await page.waitForSelector("tbody tr[data-id]");
+  const id = await page.locator("tbody tr[data-id]").first().getAttribute("data-id");
+  await page.locator("tbody tr[data-id] a").first().click();
+  await page.waitForSelector("ol.thread li");
+  page.once("dialog", (d) => d.dismiss());
+  await page.getByRole("button", { name: "Delete this conversation…" }).click();
+  await api(operatorKey, `/app/conversations/${id}/messages`);
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Delete this conversation…" }).click();
+  await page.getByText("Conversation deleted.").waitFor();
+  const gone = await fetch(`${base}/v1/app/conversations/${id}/messages`, { headers: { Authorization: `Bearer ${operatorKey}` } });
+  assert.equal(gone.status, 404);
+
+  await page.goto(`${base}/console/#/conversations?user=cy`);
+  await page.waitForSelector("tbody tr[data-id]");
+  await page.locator("tbody tr[data-id] a").first().click();
+  await page.waitForSelector("ol.thread li");
+  let asked = "";
+  page.once("dialog", (d) => { asked = d.message(); d.dismiss(); });
+  await page.getByRole("button", { name: "Erase this end user…" }).click();
+  await page.waitForFunction(() => true);
+  assert.ok(asked.includes("“cy”"), asked);
+  assert.ok((await api(operatorKey, "/app/conversations?user=cy&limit=1")).data.length > 0, "dismissed: nothing erased");
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Erase this end user…" }).click();
+  await page.getByText(/^Erasure .* started/).waitFor();
+  assert.deepEqual((await api(operatorKey, "/app/conversations?user=cy")).data, []);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+

@@ -209,7 +209,7 @@ fn success(endpoint: Endpoint) -> Answer {
                 Page::<views::Conversation>::new(20, false, Vec::new()),
             ],
         ),
-        Endpoint::DeleteConversation | Endpoint::DeleteAnnotation => Empty,
+        Endpoint::DeleteConversation | Endpoint::DeleteAnnotation | Endpoint::AppDeleteConversation => Empty,
         Endpoint::RenameConversation => Json("200", json_of![views::Conversation::from(conversation())]),
         Endpoint::ListConversationVariables => {
             Json("200", json_of![Page::new(20, false, variables().into_iter().map(views::Variable::from).collect())])

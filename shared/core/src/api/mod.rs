@@ -264,6 +264,7 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
         Endpoint::TextToAudio => audio::text_to_audio(ctx).await,
         Endpoint::AppConversations => operator::conversations(ctx).await,
         Endpoint::AppConversationMessages => operator::conversation_messages(ctx).await,
+        Endpoint::AppDeleteConversation => operator::delete_conversation(ctx).await,
         Endpoint::AppMessageFeedback => feedback::submit_operator(ctx).await,
         Endpoint::AppAuditLog => operator::audit_log(ctx).await,
         Endpoint::AppStats => operator::stats(ctx).await,

@@ -123,6 +123,25 @@ pub(crate) async fn conversation_messages(ctx: &Ctx<'_>) -> Result<ApiResponse, 
     Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
 }
 
+/// `DELETE /v1/app/conversations/:id`: deletes any conversation of the app (the same hard
+/// delete as the end user's `DELETE /v1/conversations/:id`), recorded in the audit log.
+pub(crate) async fn delete_conversation(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = ctx.ids.conversation.ok_or(ApiError::RouteNotFound)?;
+    ctx.require_chat_app()?;
+    let summary = ctx
+        .store()
+        .app_conversation(ctx.app.id, id)
+        .await?
+        .filter(|s| !s.conversation.is_expired(ctx.now()))
+        .ok_or(ApiError::NotFound(NOT_FOUND))?;
+    ctx.audit(AuditAction::DeleteConversation, Some(id.to_string()), None).await?;
+    if ctx.store().delete_conversation(summary.conversation.owner, id).await? {
+        Ok(ApiResponse::no_content())
+    } else {
+        Err(ApiError::NotFound(NOT_FOUND))
+    }
+}
+
 /// `GET /v1/app/audit-log`: what the app's operators (and the CLI, for keys) did, newest
 /// first, `last_id` paging; reading it is recorded too.
 pub(crate) async fn audit_log(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {

@@ -38,6 +38,7 @@ pub enum Endpoint {
     TextToAudio,
     AppConversations,
     AppConversationMessages,
+    AppDeleteConversation,
     AppMessageFeedback,
     AppAuditLog,
     AppStats,
@@ -221,6 +222,12 @@ pub const SPECS: &[Spec] = &[
         Endpoint::AppConversationMessages,
         "app-conversation-messages",
         &[(Method::GET, "/v1/app/conversations/{conversation_id}/messages")],
+        PLAIN,
+    ),
+    operator(
+        Endpoint::AppDeleteConversation,
+        "app-delete-conversation",
+        &[(Method::DELETE, "/v1/app/conversations/{conversation_id}")],
         PLAIN,
     ),
     operator(

@@ -179,10 +179,11 @@ pub enum AuditAction {
     EraseEndUser,
     ReadErasure,
     ExportEndUser,
+    DeleteConversation,
 }
 
 impl AuditAction {
-    const ALL: [Self; 13] = [
+    const ALL: [Self; 14] = [
         Self::ListConversations,
         Self::ReadConversation,
         Self::RateMessage,
@@ -196,6 +197,7 @@ impl AuditAction {
         Self::EraseEndUser,
         Self::ReadErasure,
         Self::ExportEndUser,
+        Self::DeleteConversation,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -213,6 +215,7 @@ impl AuditAction {
             Self::EraseEndUser => "end_user.erase",
             Self::ReadErasure => "erasure.read",
             Self::ExportEndUser => "end_user.export",
+            Self::DeleteConversation => "conversation.delete",
         }
     }
 
