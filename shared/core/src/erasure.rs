@@ -70,8 +70,7 @@ pub async fn run_erasure(
 }
 
 async fn erase(store: &dyn Store, blobs: &dyn BlobStore, clock: &dyn Clock, job: &mut ErasureJob) -> StoreResult<()> {
-    let owners: Vec<Owner> =
-        job.end_users.iter().map(|&end_user_id| Owner { app_id: job.app_id, end_user_id }).collect();
+    let owners = Owner::of_each(job.app_id, &job.end_users);
     for &owner in &owners {
         loop {
             let (removed, live) = store.erase_conversations(owner, ERASE_BATCH).await?;

@@ -35,8 +35,7 @@ pub(crate) async fn erase(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         ErasureJob::new(ErasureId::from_uuid(ctx.services.ids.new_id()), ctx.app.id, user, end_users, ctx.now());
     ctx.audit(AuditAction::EraseEndUser, Some(job.id.to_string()), None).await?;
     let store = ctx.services.store.clone();
-    let owners: Vec<Owner> =
-        job.end_users.iter().map(|&end_user_id| Owner { app_id: ctx.app.id, end_user_id }).collect();
+    let owners = Owner::of_each(job.app_id, &job.end_users);
     // Hidden first, then the job stored (on AWS its insert starts it): a request cut short in
     // between has hidden what it could and left the rest to the same request sent again.
     job.counts = hide(store.as_ref(), &owners).await?;
@@ -70,7 +69,7 @@ pub(crate) async fn export(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let user = path_user(ctx)?;
     let end_users = end_users_named(ctx, &user).await?;
     ctx.audit(AuditAction::ExportEndUser, None, None).await?;
-    let owners: Vec<Owner> = end_users.iter().map(|&end_user_id| Owner { app_id: ctx.app.id, end_user_id }).collect();
+    let owners = Owner::of_each(ctx.app.id, &end_users);
     // The first reads happen before the answer starts, so that a store that is down answers
     // 503 rather than a document cut short.
     let files = {

@@ -140,14 +140,11 @@ pub(crate) async fn list_app(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         // Feedback on an expired conversation's messages is gone with it (before its removal
         // the page comes back short: pages stay where they were).
         let mut ids: Vec<ConversationId> = rows.iter().map(|row| row.feedback.conversation_id).collect();
-        ids.sort_unstable_by_key(|id| id.to_string());
+        ids.sort_unstable();
         ids.dedup();
-        let found = try_join_all(ids.iter().map(|id| ctx.store().app_conversation(ctx.app.id, *id))).await?;
-        let live: HashMap<ConversationId, bool> = ids
-            .into_iter()
-            .zip(found)
-            .map(|(id, found)| (id, found.is_some_and(|s| !s.conversation.is_expired(ctx.now()))))
-            .collect();
+        let found = try_join_all(ids.iter().map(|id| ctx.unexpired_app_conversation(*id))).await?;
+        let live: HashMap<ConversationId, bool> =
+            ids.into_iter().zip(found).map(|(id, found)| (id, found.is_some())).collect();
         rows.retain(|row| live.get(&row.feedback.conversation_id).copied().unwrap_or(false));
     }
     Ok(ApiResponse::ok(&FeedbackList { data: rows.into_iter().map(views::ListedFeedback::from).collect() }))

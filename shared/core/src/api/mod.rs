@@ -39,7 +39,8 @@ pub use routes::{Access, Endpoint, Needs, ROUTES, SPECS, Spec};
 
 use crate::api::error::ApiError;
 use crate::domain::{
-    App, AuditAction, AuditEntry, AuditId, Conversation, EndUser, EndUserId, Message, Owner, Timestamp, UserRef,
+    App, AuditAction, AuditEntry, AuditId, Conversation, ConversationId, ConversationSummary, EndUser, EndUserId,
+    Message, Owner, Timestamp, UserRef,
 };
 use crate::models::Models;
 use crate::ports::{BlobStore, Clock, IdGenerator, Store};
@@ -397,6 +398,13 @@ impl Ctx<'_> {
     fn unexpired(&self, found: Option<Conversation>) -> Option<Conversation> {
         let now = self.now();
         found.filter(|c| !c.is_expired(now))
+    }
+
+    /// A conversation of the app found by id alone (operators see every end user's), unless
+    /// it has expired.
+    async fn unexpired_app_conversation(&self, id: ConversationId) -> Result<Option<ConversationSummary>, ApiError> {
+        let found = self.store().app_conversation(self.app.id, id).await?;
+        Ok(found.filter(|s| !s.conversation.is_expired(self.now())))
     }
 
     /// Whether a message's conversation is still there for reads: always for an app that

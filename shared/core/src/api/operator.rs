@@ -56,12 +56,8 @@ pub(crate) async fn conversations(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError
     ctx.audit(AuditAction::ListConversations, None, Some(&ctx.request.query)).await?;
     let after = match last_id {
         Some(id) => {
-            let last = ctx
-                .store()
-                .app_conversation(ctx.app.id, id)
-                .await?
-                .filter(|s| !s.conversation.is_expired(ctx.now()))
-                .ok_or(ApiError::NotFound("Last Conversation Not Exists."))?;
+            let last =
+                ctx.unexpired_app_conversation(id).await?.ok_or(ApiError::NotFound("Last Conversation Not Exists."))?;
             Some(Cursor { at: last.conversation.updated_at, id })
         }
         None => None,
@@ -87,12 +83,7 @@ pub(crate) async fn conversation_messages(ctx: &Ctx<'_>) -> Result<ApiResponse, 
     let first_id = ctx.query.id::<MessageId>("first_id")?;
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
     ctx.require_chat_app()?;
-    let summary = ctx
-        .store()
-        .app_conversation(ctx.app.id, id)
-        .await?
-        .filter(|s| !s.conversation.is_expired(ctx.now()))
-        .ok_or(ApiError::NotFound(NOT_FOUND))?;
+    let summary = ctx.unexpired_app_conversation(id).await?.ok_or(ApiError::NotFound(NOT_FOUND))?;
     ctx.audit(AuditAction::ReadConversation, Some(id.to_string()), Some(&ctx.request.query)).await?;
     let before = match first_id {
         Some(first) => {
@@ -128,12 +119,7 @@ pub(crate) async fn conversation_messages(ctx: &Ctx<'_>) -> Result<ApiResponse, 
 pub(crate) async fn delete_conversation(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let id = ctx.ids.conversation.ok_or(ApiError::RouteNotFound)?;
     ctx.require_chat_app()?;
-    let summary = ctx
-        .store()
-        .app_conversation(ctx.app.id, id)
-        .await?
-        .filter(|s| !s.conversation.is_expired(ctx.now()))
-        .ok_or(ApiError::NotFound(NOT_FOUND))?;
+    let summary = ctx.unexpired_app_conversation(id).await?.ok_or(ApiError::NotFound(NOT_FOUND))?;
     ctx.audit(AuditAction::DeleteConversation, Some(id.to_string()), None).await?;
     if ctx.store().delete_conversation(summary.conversation.owner, id).await? {
         Ok(ApiResponse::no_content())

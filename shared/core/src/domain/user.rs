@@ -70,6 +70,11 @@ pub struct Owner {
 }
 
 impl Owner {
+    /// The owner of each of these end users of `app`.
+    pub fn of_each(app_id: AppId, end_users: &[EndUserId]) -> Vec<Owner> {
+        end_users.iter().map(|&end_user_id| Owner { app_id, end_user_id }).collect()
+    }
+
     /// The rate limiter's key for this end user's feedback.
     pub fn feedback_rate_key(self) -> String {
         format!("feedback:{}:{}", self.app_id, self.end_user_id)
