@@ -38,25 +38,24 @@ pub struct ChangedItem {
 impl ChangedItem {
     /// The conversation this change deleted, if it is a conversation tombstone.
     pub fn deleted_conversation(&self) -> Option<(Owner, ConversationId)> {
-        if self.deleted != Some(true) || !self.sk.starts_with(CONVERSATION_PREFIX) {
+        if self.deleted != Some(true) {
             return None;
         }
-        let owner = Owner {
-            app_id: self.app_id.as_deref()?.parse().ok()?,
-            end_user_id: self.end_user_id.as_deref()?.parse().ok()?,
-        };
-        Some((owner, self.id.as_deref()?.parse().ok()?))
+        self.conversation()
     }
-}
 
-impl ChangedItem {
     /// The conversation this removal took away while it was live: DynamoDB's TTL removed it
     /// (its app's retention); what belonged to it is left to purge. Read from the old image.
     pub fn expired_conversation(&self) -> Option<(Owner, ConversationId)> {
-        if self.deleted == Some(true) || !self.sk.starts_with(CONVERSATION_PREFIX) {
+        if self.deleted == Some(true) || !self.pk.as_deref()?.starts_with("OWN#") {
             return None;
         }
-        if !self.pk.as_deref()?.starts_with("OWN#") {
+        self.conversation()
+    }
+
+    /// Whose conversation the item is, and which, if it is a conversation.
+    fn conversation(&self) -> Option<(Owner, ConversationId)> {
+        if !self.sk.starts_with(CONVERSATION_PREFIX) {
             return None;
         }
         let owner = Owner {
