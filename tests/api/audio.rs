@@ -11,7 +11,7 @@ use colloquy_tests::*;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
-async fn openai_speech(fake: &OpenAiFake) -> Speech {
+pub(crate) async fn openai_speech(fake: &OpenAiFake) -> Speech {
     speech_at(&fake.base_url, "tts-1", "whisper-1")
 }
 

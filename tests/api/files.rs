@@ -3,7 +3,7 @@ use colloquy_tests::*;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
-fn form(user: Option<&str>, name: &str, mime: &str, bytes: Vec<u8>) -> Form {
+pub(crate) fn form(user: Option<&str>, name: &str, mime: &str, bytes: Vec<u8>) -> Form {
     let part = Part::bytes(bytes).file_name(name.to_owned()).mime_str(mime).unwrap();
     let form = Form::new().part("file", part);
     match user {
@@ -12,7 +12,7 @@ fn form(user: Option<&str>, name: &str, mime: &str, bytes: Vec<u8>) -> Form {
     }
 }
 
-async fn upload(app: &TestApp, key: &TestKey, form: Form) -> (u16, serde_json::Value) {
+pub(crate) async fn upload(app: &TestApp, key: &TestKey, form: Form) -> (u16, serde_json::Value) {
     send(app.client.post(app.url("/v1/files/upload")).bearer_auth(&key.key).multipart(form)).await
 }
 

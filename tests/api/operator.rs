@@ -486,3 +486,111 @@ async fn operators_delete_any_conversation_of_their_app_only() {
     let deleted = log["data"].as_array().unwrap().iter().filter(|e| e["action"] == "conversation.delete").count();
     assert_eq!(deleted, 1, "{log}");
 }
+
+/// A chat app with text to speech and image uploads, on the OpenAI speech fake.
+async fn speaking_app() -> (TestApp, TestKey, colloquy_tests::fakes::OpenAiFake) {
+    let fake = colloquy_tests::fakes::OpenAiFake::start().await;
+    let app = spawn_app_with_speech(crate::audio::openai_speech(&fake).await).await;
+    let config = colloquy_core::domain::AppConfig::from_json(
+        r#"{"text_to_speech": {"enabled": true},
+            "file_upload": {"image": {"enabled": true, "number_limits": 3, "transfer_methods": ["local_file"]}}}"#,
+    )
+    .unwrap();
+    let key = app.create_app(colloquy_core::domain::AppMode::Chat, config).await;
+    (app, key, fake)
+}
+
+/// Uploads an image for `user` and asks about it: (file id, conversation id, message id, answer).
+async fn chat_with_image(app: &TestApp, key: &TestKey, user: &str, bytes: &[u8]) -> [String; 4] {
+    let form = crate::files::form(Some(user), "cat.png", "image/png", bytes.to_vec());
+    let (status, file) = crate::files::upload(app, key, form).await;
+    assert_eq!(status, 201, "{file}");
+    let files = json!([{"type": "image", "transfer_method": "local_file", "upload_file_id": file["id"]}]);
+    let body = json!({"inputs": {}, "query": "what is it", "user": user, "files": files, "response_mode": "blocking"});
+    let (status, answer) = send(app.post(key, "/v1/chat-messages", body)).await;
+    assert_eq!(status, 200, "{answer}");
+    ["id", "conversation_id", "message_id", "answer"].map(|name| {
+        let source = if name == "id" { &file } else { &answer };
+        source[name].as_str().unwrap().to_owned()
+    })
+}
+
+#[tokio::test]
+async fn operators_see_a_threads_images_and_hear_its_answers_in_their_app_only() {
+    let (app, key, _fake) = speaking_app().await;
+    let operator = app.operator_key(&key).await;
+    let [file, conversation, message, answer] = chat_with_image(&app, &key, "alice", b"PNGDATA").await;
+    let (_, thread) = send(app.get(&operator, &format!("/v1/app/conversations/{conversation}/messages"))).await;
+    assert_eq!(thread["data"][0]["message_files"][0]["upload_file_id"], file.as_str(), "{thread}");
+
+    let preview = |c: &str, f: &str| format!("/v1/app/conversations/{c}/files/{f}/preview");
+    let response = app.get(&operator, &preview(&conversation, &file)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["content-disposition"], "inline; filename*=UTF-8''cat.png");
+    assert_eq!(headers["content-security-policy"], "sandbox");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(response.bytes().await.unwrap().to_vec(), b"PNGDATA".to_vec());
+    let download = app.get(&operator, &format!("{}?as_attachment=true", preview(&conversation, &file)));
+    let download = download.send().await.unwrap();
+    assert_eq!(download.headers()["content-disposition"], "attachment; filename*=UTF-8''cat.png");
+
+    let audio = |c: &str, m: &str| format!("/v1/app/conversations/{c}/messages/{m}/audio");
+    let response = app.get(&operator, &audio(&conversation, &message)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "audio/mpeg");
+    assert_eq!(response.bytes().await.unwrap().to_vec(), colloquy_tests::fakes::fake_speech("alloy", &answer));
+    let nova = app.get(&operator, &format!("{}?voice=NOVA", audio(&conversation, &message))).send().await.unwrap();
+    assert_eq!(nova.bytes().await.unwrap().to_vec(), colloquy_tests::fakes::fake_speech("nova", &answer));
+    let unknown_voice = send(app.get(&operator, &format!("{}?voice=nope", audio(&conversation, &message)))).await;
+    assert_error(&unknown_voice, 400, "invalid_param");
+
+    // App keys never reach them; another app's operator, another user's file or message, unknown
+    // and malformed ids do not find them.
+    for path in [preview(&conversation, &file), audio(&conversation, &message)] {
+        assert_error(&send(app.get(&key, &path)).await, 403, "forbidden");
+        let theirs = app.create_app(colloquy_core::domain::AppMode::Chat, Default::default()).await;
+        let their_operator = app.operator_key(&theirs).await;
+        assert_error(&send(app.get(&their_operator, &path)).await, 404, "not_found");
+    }
+    let [bobs_file, bobs_conversation, bobs_message, _] = chat_with_image(&app, &key, "bob", b"BOB").await;
+    assert_error(&send(app.get(&operator, &preview(&conversation, &bobs_file))).await, 404, "file_not_found");
+    assert_error(&send(app.get(&operator, &audio(&conversation, &bobs_message))).await, 404, "not_found");
+    let bobs = app.get(&operator, &preview(&bobs_conversation, &bobs_file)).send().await.unwrap();
+    assert_eq!(bobs.bytes().await.unwrap().to_vec(), b"BOB".to_vec());
+    assert_error(&send(app.get(&operator, &preview(&conversation, &unknown_id()))).await, 404, "file_not_found");
+    assert_error(&send(app.get(&operator, &preview(&unknown_id(), &file))).await, 404, "not_found");
+    assert_error(&send(app.get(&operator, &audio(&conversation, &unknown_id()))).await, 404, "not_found");
+    assert_error(&send(app.get(&operator, &audio(&unknown_id(), &message))).await, 404, "not_found");
+    for malformed in [preview("not-a-uuid", &file), preview(&conversation, "x"), audio(&conversation, "1")] {
+        assert_error(&send(app.get(&operator, &malformed)).await, 404, "not_found");
+    }
+
+    let (_, log) = send(app.get(&operator, "/v1/app/audit-log?limit=100")).await;
+    let entries = log["data"].as_array().unwrap();
+    let targets = |action: &str| -> BTreeSet<String> {
+        entries.iter().filter(|e| e["action"] == action).map(|e| e["target"].as_str().unwrap().to_owned()).collect()
+    };
+    assert!(targets("file.preview").contains(&file), "{log}");
+    assert!(targets("message.audio").contains(&message), "{log}");
+
+    // Gone with its conversation.
+    let gone = app.client.delete(app.url(&format!("/v1/app/conversations/{conversation}"))).bearer_auth(&operator.key);
+    assert_eq!(send(gone).await.0, 204);
+    assert_error(&send(app.get(&operator, &preview(&conversation, &file))).await, 404, "not_found");
+    assert_error(&send(app.get(&operator, &audio(&conversation, &message))).await, 404, "not_found");
+}
+
+#[tokio::test]
+async fn an_operators_audio_needs_text_to_speech_enabled() {
+    let (app, _, _fake) = speaking_app().await;
+    let key = app.chat_app().await;
+    let operator = app.operator_key(&key).await;
+    let conversation = app.seed_conversation(&key, "alice", "c").await;
+    let message = app.seed_message(&conversation, "weather").await;
+    let path = format!("/v1/app/conversations/{}/messages/{}/audio", conversation.id, message.id);
+    let (status, body) = send(app.get(&operator, &path)).await;
+    assert_error(&(status, body.clone()), 400, "invalid_param");
+    assert_eq!(body["message"], "TTS is not enabled");
+}

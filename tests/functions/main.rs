@@ -593,6 +593,22 @@ async fn uploads_arrive_as_base64_multipart_and_previews_leave_as_base64_binary(
         &preview.invoke(http_event("GET", &path, "user=bob", &[("authorization", auth.as_str())], None, false)).await,
     );
     assert_eq!(status, 404, "only the owner");
+
+    // An operator reads it through one of its owner's conversations.
+    let operator = app.operator_key(&key).await;
+    let conversation = app.seed_conversation(&key, "alice", "with a file").await;
+    let operator_preview = function("app-file-preview").await;
+    let path = format!("/v1/app/conversations/{}/files/{}/preview", conversation.id, file["id"].as_str().unwrap());
+    let operator_auth = format!("Bearer {}", operator.key);
+    let (status, headers, served) = buffered_response(
+        &operator_preview.invoke(http_event("GET", &path, "", &[("authorization", &operator_auth)], None, false)).await,
+    );
+    assert_eq!((status, headers.get("content-type").map(String::as_str)), (200, Some("audio/mpeg")));
+    assert_eq!(served, bytes);
+    let (status, _, _) = buffered_response(
+        &operator_preview.invoke(http_event("GET", &path, "", &[("authorization", auth.as_str())], None, false)).await,
+    );
+    assert_eq!(status, 403, "operator keys only");
 }
 
 /// A multipart body with a `user` field and one `file` part.
@@ -638,6 +654,19 @@ async fn audio_functions_speak_with_polly_and_listen_with_transcribe() {
     let unknown_voice = json!({"text": "Hi", "voice": "Nobody", "user": "alice"});
     let (status, _, body) = buffered_response(&speak.invoke(speak_event(unknown_voice)).await);
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+
+    // An operator hears any answer of the app through its conversation.
+    let operator = app.operator_key(&key).await;
+    let conversation = app.seed_conversation(&key, "alice", "spoken").await;
+    let message = app.seed_message(&conversation, "weather").await;
+    let path = format!("/v1/app/conversations/{}/messages/{}/audio", conversation.id, message.id);
+    let hear = function("app-message-audio").await;
+    let operator_auth = format!("Bearer {}", operator.key);
+    let (status, headers, audio) = buffered_response(
+        &hear.invoke(http_event("GET", &path, "", &[("authorization", &operator_auth)], None, false)).await,
+    );
+    assert_eq!((status, headers.get("content-type").map(String::as_str)), (200, Some("audio/mpeg")));
+    assert_eq!(audio, vec![0u8; 8]);
 
     // Audio to text: a base64 multipart event, a Transcribe job on moto, the stand-in's transcript.
     let _stand_in = aws::stand_in_transcripts("hello from the recording").await;

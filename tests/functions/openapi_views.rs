@@ -274,9 +274,9 @@ fn success(endpoint: Endpoint) -> Answer {
                 upload_expires_at: 1_737_022_500,
             }],
         ),
-        Endpoint::FilePreview => Bytes(&["200", "206"]),
+        Endpoint::FilePreview | Endpoint::AppFilePreview => Bytes(&["200", "206"]),
         Endpoint::AudioToText => Json("200", json_of![AudioText { text: "Hello there".into() }]),
-        Endpoint::TextToAudio => Bytes(&["200"]),
+        Endpoint::TextToAudio | Endpoint::AppMessageAudio => Bytes(&["200"]),
         Endpoint::AppConversations => {
             let summary = |user: Option<&str>, counted: bool| ConversationSummary {
                 conversation: conversation(),

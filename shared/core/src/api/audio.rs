@@ -1,4 +1,4 @@
-//! `POST /audio-to-text` and `POST /text-to-audio`.
+//! `POST /audio-to-text`, `POST /text-to-audio`, and an operator's spoken answer.
 
 use bytes::Bytes;
 use futures_util::future::try_join_all;
@@ -11,7 +11,9 @@ use super::input::{Body, declares_json, parse_id};
 use super::views::AudioText;
 use super::{ApiResponse, Ctx, ResponseBody};
 use crate::api::error::ApiError;
-use crate::domain::{AUDIO_LIMIT_BYTES, AudioFormat, FileId, MessageId, UserRef, Voice, split_for_speech};
+use crate::domain::{
+    AUDIO_LIMIT_BYTES, AudioFormat, AuditAction, FileId, Message, MessageId, UserRef, Voice, split_for_speech,
+};
 use crate::ports::{BlobRange, SpeechSynthesizer, Transcriber};
 
 /// The longest text one request may speak: its MP3 must fit a Lambda response (6 MB).
@@ -89,14 +91,10 @@ pub(crate) async fn text_to_audio(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError
     let user = body.user(false)?;
     // Accepted and ignored, as in Dify, but it must be a boolean.
     body.boolean("streaming", false)?;
-    let too_long = || ApiError::InvalidParam(format!("Text is longer than {MAX_SPEECH_CHARS} characters."));
     if body.string("text")?.is_some_and(|text| text.chars().count() > MAX_SPEECH_CHARS) {
         return Err(too_long());
     }
-    if !ctx.app.config.text_to_speech.enabled {
-        return Err(ApiError::InvalidParam("TTS is not enabled".into()));
-    }
-    let synthesizer = ctx.services.speech.synthesizer.as_deref().ok_or(ApiError::NoTextToSpeech)?;
+    let synthesizer = synthesizer(ctx)?;
     let text = match body.string("message_id")? {
         Some(raw) => message_answer(ctx, user, parse_id("message_id", raw)?).await?,
         None => {
@@ -104,11 +102,56 @@ pub(crate) async fn text_to_audio(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError
             body.string("text")?.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(text_required)?.to_owned()
         }
     };
+    spoken(ctx, synthesizer, &text, body.string("voice")?).await
+}
+
+/// `GET /v1/app/conversations/:id/messages/:message_id/audio` (operator keys): the answer of a
+/// message of any conversation of the app, spoken as `/text-to-audio` speaks an end user's own,
+/// in the app's voice or `?voice=`; recorded in the audit log.
+pub(crate) async fn message_audio(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = ctx.ids.conversation.ok_or(ApiError::RouteNotFound)?;
+    let message_id = ctx.ids.message.ok_or(ApiError::RouteNotFound)?;
+    ctx.require_chat_app()?;
+    let summary =
+        ctx.unexpired_app_conversation(id).await?.ok_or(ApiError::NotFound(super::conversations::NOT_FOUND))?;
+    let synthesizer = synthesizer(ctx)?;
+    ctx.audit(AuditAction::SpeakMessage, Some(message_id.to_string()), None).await?;
+    let message = ctx
+        .store()
+        .message(summary.conversation.owner, message_id)
+        .await?
+        .filter(|m| m.conversation_id == id)
+        .ok_or(ApiError::NotFound(MESSAGE_NOT_FOUND))?;
+    let text = answer_of(ctx, message).await?;
+    spoken(ctx, synthesizer, &text, ctx.query.get("voice")).await
+}
+
+const MESSAGE_NOT_FOUND: &str = "Message Not Exists.";
+
+fn too_long() -> ApiError {
+    ApiError::InvalidParam(format!("Text is longer than {MAX_SPEECH_CHARS} characters."))
+}
+
+/// The app's speech engine, when the app has text to speech enabled.
+fn synthesizer<'a>(ctx: &Ctx<'a>) -> Result<&'a dyn SpeechSynthesizer, ApiError> {
+    if !ctx.app.config.text_to_speech.enabled {
+        return Err(ApiError::InvalidParam("TTS is not enabled".into()));
+    }
+    ctx.services.speech.synthesizer.as_deref().ok_or(ApiError::NoTextToSpeech)
+}
+
+/// `text` spoken in the requested (or the app's) voice, as the response's audio.
+async fn spoken(
+    ctx: &Ctx<'_>,
+    synthesizer: &dyn SpeechSynthesizer,
+    text: &str,
+    voice: Option<&str>,
+) -> Result<ApiResponse, ApiError> {
     if text.chars().count() > MAX_SPEECH_CHARS {
         return Err(too_long());
     }
-    let voice = choose_voice(ctx, synthesizer, body.string("voice")?).await?;
-    let (bytes, content_type) = speak(synthesizer, &text, &voice.id).await?;
+    let voice = choose_voice(ctx, synthesizer, voice).await?;
+    let (bytes, content_type) = speak(synthesizer, text, &voice.id).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
@@ -123,11 +166,16 @@ fn text_required() -> ApiError {
 /// we only find the caller's own.
 async fn message_answer(ctx: &Ctx<'_>, user: UserRef, id: MessageId) -> Result<String, ApiError> {
     let owner = ctx.end_user(user).await?.owner();
-    let message = ctx.store().message(owner, id).await?.ok_or(ApiError::NotFound("Message Not Exists."))?;
+    let message = ctx.store().message(owner, id).await?.ok_or(ApiError::NotFound(MESSAGE_NOT_FOUND))?;
     if !ctx.message_unexpired(&message).await? {
-        return Err(ApiError::NotFound("Message Not Exists."));
+        return Err(ApiError::NotFound(MESSAGE_NOT_FOUND));
     }
     owned(ctx, owner, message.conversation_id).await?;
+    answer_of(ctx, message).await
+}
+
+/// A stored message's answer (settled first, should its generation have been abandoned).
+async fn answer_of(ctx: &Ctx<'_>, message: Message) -> Result<String, ApiError> {
     let message = super::messages::settled_one(ctx, message).await;
     let answer = message.answer.trim();
     if answer.is_empty() {

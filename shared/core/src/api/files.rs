@@ -384,18 +384,29 @@ fn parse_range(raw: &str, size: u64) -> Result<Option<BlobRange>, ApiError> {
     Ok(Some(range))
 }
 
+/// Whether `as_attachment` asks for a download rather than an inline view.
+pub(crate) fn as_attachment(ctx: &Ctx<'_>) -> bool {
+    matches!(ctx.query.get("as_attachment").map(str::to_ascii_lowercase).as_deref(), Some("true" | "1" | "yes"))
+}
+
+/// An unexpired file of `owner`, if there is one.
+pub(crate) async fn live_file(ctx: &Ctx<'_>, owner: Owner, id: FileId) -> Result<Option<UploadFile>, ApiError> {
+    Ok(ctx.store().file(owner, id).await?.filter(|f| !f.is_expired(ctx.now())))
+}
+
 pub(crate) async fn preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let id = ctx.ids.file.ok_or(ApiError::RouteNotFound)?;
-    let attachment =
-        matches!(ctx.query.get("as_attachment").map(str::to_ascii_lowercase).as_deref(), Some("true" | "1" | "yes"));
+    let attachment = as_attachment(ctx);
     let user = ctx.query.user(false)?;
     let (_, file) = ctx
-        .read_as(&user, move |owner| async move {
-            Ok(ctx.store().file(owner, id).await?.filter(|f| !f.is_expired(ctx.now())))
-        })
+        .read_as(&user, move |owner| async move { live_file(ctx, owner, id).await })
         .await?
         .ok_or(ApiError::FileNotFound)?;
+    serve(ctx, &file, attachment).await
+}
 
+/// A stored file's bytes (a `Range` of them when asked) with its type and disposition.
+pub(crate) async fn serve(ctx: &Ctx<'_>, file: &UploadFile, attachment: bool) -> Result<ApiResponse, ApiError> {
     let mut headers = download_header_map(&file.download_headers(attachment));
     insert(&mut headers, header::ACCEPT_RANGES, "bytes".into());
     // Even an inline image is a document of its own origin when opened directly: no sniffing
@@ -460,7 +471,7 @@ pub(crate) async fn message_file(
     let id: FileId =
         raw.parse().map_err(|_| ApiError::InvalidParam(format!("files: '{raw}' is not an upload file id")))?;
     // A missing or foreign upload is a missing resource, as on the preview route.
-    let file = ctx.store().file(owner, id).await?.filter(|f| !f.is_expired(ctx.now())).ok_or(ApiError::FileNotFound)?;
+    let file = live_file(ctx, owner, id).await?.ok_or(ApiError::FileNotFound)?;
     let url = file_url(ctx, &file, user).await?;
     Ok(MessageFile::local(ctx.services.ids.new_id(), file, url))
 }

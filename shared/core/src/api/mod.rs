@@ -266,6 +266,8 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
         Endpoint::AppConversations => operator::conversations(ctx).await,
         Endpoint::AppConversationMessages => operator::conversation_messages(ctx).await,
         Endpoint::AppDeleteConversation => operator::delete_conversation(ctx).await,
+        Endpoint::AppFilePreview => operator::file_preview(ctx).await,
+        Endpoint::AppMessageAudio => audio::message_audio(ctx).await,
         Endpoint::AppMessageFeedback => feedback::submit_operator(ctx).await,
         Endpoint::AppAuditLog => operator::audit_log(ctx).await,
         Endpoint::AppStats => operator::stats(ctx).await,

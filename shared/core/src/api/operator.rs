@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::conversations::{NOT_FOUND, read_past};
+use super::files;
 use super::messages::settled_one;
 use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx};
@@ -126,6 +127,20 @@ pub(crate) async fn delete_conversation(ctx: &Ctx<'_>) -> Result<ApiResponse, Ap
     } else {
         Err(ApiError::NotFound(NOT_FOUND))
     }
+}
+
+/// `GET /v1/app/conversations/:id/files/:file_id/preview`: a file of the conversation's end
+/// user (what the thread's `message_files` name by `upload_file_id`), served as `/files/:id/preview`
+/// serves it to its owner, recorded in the audit log.
+pub(crate) async fn file_preview(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = ctx.ids.conversation.ok_or(ApiError::RouteNotFound)?;
+    let file_id = ctx.ids.file.ok_or(ApiError::RouteNotFound)?;
+    let attachment = files::as_attachment(ctx);
+    ctx.require_chat_app()?;
+    let summary = ctx.unexpired_app_conversation(id).await?.ok_or(ApiError::NotFound(NOT_FOUND))?;
+    ctx.audit(AuditAction::PreviewFile, Some(file_id.to_string()), None).await?;
+    let file = files::live_file(ctx, summary.conversation.owner, file_id).await?.ok_or(ApiError::FileNotFound)?;
+    files::serve(ctx, &file, attachment).await
 }
 
 /// `GET /v1/app/audit-log`: what the app's operators (and the CLI, for keys) did, newest

@@ -39,6 +39,8 @@ pub enum Endpoint {
     AppConversations,
     AppConversationMessages,
     AppDeleteConversation,
+    AppFilePreview,
+    AppMessageAudio,
     AppMessageFeedback,
     AppAuditLog,
     AppStats,
@@ -229,6 +231,18 @@ pub const SPECS: &[Spec] = &[
         "app-delete-conversation",
         &[(Method::DELETE, "/v1/app/conversations/{conversation_id}")],
         PLAIN,
+    ),
+    operator(
+        Endpoint::AppFilePreview,
+        "app-file-preview",
+        &[(Method::GET, "/v1/app/conversations/{conversation_id}/files/{file_id}/preview")],
+        FILES,
+    ),
+    operator(
+        Endpoint::AppMessageAudio,
+        "app-message-audio",
+        &[(Method::GET, "/v1/app/conversations/{conversation_id}/messages/{message_id}/audio")],
+        TEXT_TO_SPEECH,
     ),
     operator(
         Endpoint::AppMessageFeedback,
@@ -480,6 +494,7 @@ mod tests {
             "create-upload-url",
             "preview-file",
             "audio-to-text",
+            "app-file-preview",
             "app-export",
             "download-export",
         ];

@@ -180,10 +180,12 @@ pub enum AuditAction {
     ReadErasure,
     ExportEndUser,
     DeleteConversation,
+    PreviewFile,
+    SpeakMessage,
 }
 
 impl AuditAction {
-    const ALL: [Self; 14] = [
+    const ALL: [Self; 16] = [
         Self::ListConversations,
         Self::ReadConversation,
         Self::RateMessage,
@@ -198,6 +200,8 @@ impl AuditAction {
         Self::ReadErasure,
         Self::ExportEndUser,
         Self::DeleteConversation,
+        Self::PreviewFile,
+        Self::SpeakMessage,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -216,6 +220,8 @@ impl AuditAction {
             Self::ReadErasure => "erasure.read",
             Self::ExportEndUser => "end_user.export",
             Self::DeleteConversation => "conversation.delete",
+            Self::PreviewFile => "file.preview",
+            Self::SpeakMessage => "message.audio",
         }
     }
 

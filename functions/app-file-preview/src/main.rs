@@ -1,0 +1,6 @@
+//! `GET /v1/app/conversations/:id/files/:file_id/preview` as a Lambda function (a Colloquy extension for operator keys).
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), colloquy_lambda::Error> {
+    colloquy_lambda::serve!(AppFilePreview).await
+}
