@@ -78,6 +78,7 @@ const query = (params) => {
 
 function signOut(message) {
   sessionStorage.removeItem(KEY);
+  speakingApp = null;
   show();
   if (message) say(message, true);
 }
@@ -127,6 +128,7 @@ async function show() {
   }
   // Each view renders apart and is shown only if no later navigation started meanwhile.
   const mine = ++rendering;
+  for (const url of objectUrls.splice(0)) URL.revokeObjectURL(url);
   const view = $("#view");
   put(view, h("p", { text: "Loading…" }));
   const part = h("div");
@@ -290,9 +292,22 @@ async function conversation(view, id) {
     say("Conversation deleted.");
     location.hash = "#/conversations";
   };
-  const items = page.data.map((message) => h("li", { "data-id": message.id },
+  const listen = async (message, button) => {
+    button.disabled = true;
+    try {
+      const audio = h("audio", { controls: true, src: await blobUrl(`/app/conversations/${id}/messages/${message.id}/audio`), "aria-label": "The answer, spoken" });
+      button.replaceWith(audio);
+      audio.play().catch(() => {});
+    } catch (error) {
+      button.disabled = false;
+      say(`Could not speak the answer: ${error.message}`, true);
+    }
+  };
+  const speaks = await speaking();
+  const item = (message) => h("li", { "data-id": message.id },
     h("p", { class: "who", text: `${when(message.created_at)} · ${message.status}` }),
     h("p", { class: "q", text: message.query }),
+    files(id, message.message_files || []),
     h("p", { class: "a", text: message.answer || message.error || "" }),
     h("p", { class: "who", text: message.feedbacks.length
       ? message.feedbacks.map((f) => `${f.from_source === "admin" ? "Operators" : "End user"}: ${f.rating}${f.content ? ` (“${f.content}”)` : ""}`).join(" · ")
@@ -300,14 +315,62 @@ async function conversation(view, id) {
     h("div", { class: "actions" },
       h("button", { type: "button", class: "plain", onclick: () => rate(message, "like"), text: "Like" }),
       h("button", { type: "button", class: "plain", onclick: () => rate(message, "dislike"), text: "Dislike" }),
-      h("button", { type: "button", class: "plain", onclick: () => annotate(message), text: "Annotate" }))));
-  put(view, 
+      h("button", { type: "button", class: "plain", onclick: () => annotate(message), text: "Annotate" }),
+      speaks && message.answer ? h("button", { type: "button", class: "plain", onclick: (event) => listen(message, event.currentTarget), text: "Listen" }) : null));
+  const thread = h("ol", { class: "thread" }, page.data.map(item));
+  const older = async (button, first) => {
+    const more = await api(`/app/conversations/${id}/messages?limit=100&first_id=${first}`);
+    thread.prepend(...more.data.map(item));
+    if (more.has_more) button.onclick = () => older(button, more.data[0].id);
+    else button.remove();
+    say(`${more.data.length} older messages shown.`);
+  };
+  const olderButton = page.has_more ? h("button", { type: "button", class: "plain", text: "Show older messages" }) : null;
+  if (olderButton) olderButton.onclick = () => older(olderButton, page.data[0].id);
+  put(view,
     h("p", {}, h("a", { href: "#/conversations", text: "← All conversations" })),
     h("h1", { text: row ? row.name : "Conversation" }),
     h("p", {}, h("button", { type: "button", class: "danger", onclick: remove, text: "Delete this conversation…" })),
     row && row.user ? h("p", {}, `End user: ${row.user} `, h("button", { type: "button", class: "danger", onclick: erase, text: "Erase this end user…" })) : null,
-    h("ol", { class: "thread" }, items),
-    page.has_more ? h("p", { class: "who", text: "Older messages are not shown (the newest 100 are)." }) : null);
+    olderButton ? h("p", {}, olderButton) : null,
+    thread);
+}
+
+/** A message's files: images as thumbnails (fetched with the key), other uploads as downloads. */
+function files(conversationId, list) {
+  if (!list.length) return null;
+  return h("ul", { class: "files" }, list.map((file) => {
+    if (!file.upload_file_id) {
+      return h("li", {}, h("a", { href: file.url, rel: "noopener noreferrer", target: "_blank", text: `${file.filename || file.url} (link)` }));
+    }
+    const path = `/app/conversations/${conversationId}/files/${file.upload_file_id}/preview`;
+    if (file.type === "image") {
+      const img = h("img", { class: "thumb", alt: file.filename, width: 160, height: 120 });
+      blobUrl(path).then((url) => { img.src = url; }, () => { img.replaceWith(h("span", { class: "who", text: `${file.filename} (not available)` })); });
+      return h("li", {}, img);
+    }
+    const download = async () => save(await (await api(`${path}?as_attachment=true`, { raw: true })).blob(), file.filename);
+    return h("li", {}, h("button", { type: "button", class: "plain", onclick: download, text: `Download ${file.filename}` }));
+  }));
+}
+
+/** An object URL of what an API path answers (fetched with the key); revoked on the next page. */
+const objectUrls = [];
+async function blobUrl(path) {
+  const response = await api(path, { raw: true });
+  const url = URL.createObjectURL(await response.blob());
+  objectUrls.push(url);
+  return url;
+}
+
+/** Whether the app speaks answers (its parameters say so), asked once per sign-in. */
+let speakingApp = null;
+async function speaking() {
+  if (speakingApp === null) {
+    const parameters = await api("/parameters");
+    speakingApp = Boolean(parameters.text_to_speech && parameters.text_to_speech.enabled);
+  }
+  return speakingApp;
 }
 
 // ---- feedback ----

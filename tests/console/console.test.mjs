@@ -45,7 +45,12 @@ async function api(key, path, { method = "GET", body } = {}) {
 
 before(async () => {
   const config = join(dir, "app.json");
-  writeFileSync(config, JSON.stringify({ feedback_rate_limit_per_minute: 0, opening_statement: "Hello!" }));
+  writeFileSync(config, JSON.stringify({
+    feedback_rate_limit_per_minute: 0,
+    opening_statement: "Hello!",
+    text_to_speech: { enabled: true },
+    file_upload: { image: { enabled: true, number_limits: 3, transfer_methods: ["local_file"] } },
+  }));
   const created = JSON.parse(colloquy("app", "create", "--name", "Demo", "--config", config, "--json"));
   appId = created.app_id;
   appKey = created.api_key;
@@ -53,7 +58,8 @@ before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   server = spawn(BIN, ["serve", "--addr", `127.0.0.1:${port}`, "--data-dir", join(dir, "data")], {
-    env: { ...process.env, COLLOQUY_LOG: "warn" },
+    // espeak-ng speaks the answers (scripts/test.sh installs it with the other speech engines).
+    env: { ...process.env, COLLOQUY_LOG: "warn", COLLOQUY_TTS: "espeak" },
     stdio: "ignore",
   });
   for (let i = 0; ; i += 1) {
@@ -338,3 +344,60 @@ test("deleting a conversation and erasing an end user ask first, then take effec
   await page.context().close();
 });
 
+
+// A 1x1 PNG.
+const PIXEL = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==", "base64");
+
+test("a long thread pages back; its image shows as a thumbnail and its answer speaks", async () => {
+  const form = new FormData();
+  form.append("user", "dee");
+  form.append("file", new Blob([PIXEL], { type: "image/png" }), "pixel.png");
+  const uploaded = await (await fetch(`${base}/v1/files/upload`, { method: "POST", headers: { Authorization: `Bearer ${appKey}` }, body: form })).json();
+  const files = [{ type: "image", transfer_method: "local_file", upload_file_id: uploaded.id }];
+  const first = await api(appKey, "/chat-messages", { method: "POST", body: { query: "what is in the picture", user: "dee", inputs: {}, files, response_mode: "blocking" } });
+  const conversationId = first.conversation_id;
+  for (let i = 1; i < 105; i += 1) {
+    await api(appKey, "/chat-messages", { method: "POST", body: { query: `follow-up ${i}`, user: "dee", inputs: {}, conversation_id: conversationId, response_mode: "blocking" } });
+  }
+  const page = await open();
+  await signIn(page);
+  await page.waitForSelector("#view h1");
+  await page.goto(`${base}/console/#/conversation/${conversationId}`);
+  await page.waitForSelector("ol.thread li");
+  assert.equal(await page.locator("ol.thread > li").count(), 100, "the newest 100 first");
+  await page.getByRole("button", { name: "Show older messages" }).click();
+  await page.getByText("5 older messages shown.").waitFor();
+  assert.equal(await page.locator("ol.thread > li").count(), 105);
+  assert.equal(await page.getByRole("button", { name: "Show older messages" }).count(), 0, "no more to show");
+  const queries = await page.locator("ol.thread > li > .q").allTextContents();
+  assert.equal(queries[0], "what is in the picture");
+  assert.equal(new Set(queries).size, 105, "each message once");
+
+  // The image, fetched with the operator key through the operator preview route.
+  const thumb = page.locator("ol.thread > li").first().locator("img.thumb");
+  assert.equal(await thumb.getAttribute("alt"), "pixel.png");
+  await page.waitForFunction(() => document.querySelector("img.thumb")?.naturalWidth === 1);
+  assert.match(await thumb.getAttribute("src"), /^blob:/);
+
+  // The answer spoken: the player loads audio the browser can decode (the page's policy lets
+  // it read no blob but play it), as the API speaks it.
+  const firstAnswer = page.locator("ol.thread > li").first();
+  await firstAnswer.getByRole("button", { name: "Listen" }).click();
+  await firstAnswer.locator("audio").waitFor();
+  await page.waitForFunction(() => document.querySelector("audio").readyState >= 1);
+  const seconds = await page.evaluate(() => document.querySelector("audio").duration);
+  assert.ok(seconds > 0.3 && seconds < 30, `${seconds} s of speech`);
+  const spoken = await fetch(`${base}/v1/app/conversations/${conversationId}/messages/${first.message_id}/audio`, { headers: { Authorization: `Bearer ${operatorKey}` } });
+  assert.equal(spoken.status, 200);
+  assert.match(spoken.headers.get("content-type"), /^audio\//);
+  assert.ok((await spoken.arrayBuffer()).byteLength > 1000);
+  await page.screenshot({ path: join(shots, "thread-media-1280.png"), fullPage: false });
+  await accessible(page, "thread with media");
+
+  const log = await api(operatorKey, "/app/audit-log?limit=100");
+  const targets = (action) => log.data.filter((e) => e.action === action).map((e) => e.target);
+  assert.ok(targets("file.preview").includes(uploaded.id), "the preview is audited");
+  assert.ok(targets("message.audio").includes(first.message_id), "the audio is audited");
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
