@@ -32,6 +32,7 @@ pub fn conversation(owner: Owner, i: usize) -> Conversation {
         // Updated in the reverse order of creation, so the two sorts differ.
         updated_at: at(ROWS - 1 - i),
         expires_at: None,
+        state: Default::default(),
     }
 }
 

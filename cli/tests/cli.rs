@@ -454,6 +454,7 @@ async fn seed_expiring(data: &Path, app: &str, user: &str, expires_at: i64) -> S
         created_at: now,
         updated_at: now,
         expires_at: Some(Timestamp::from_micros(expires_at * 1_000_000)),
+        state: Default::default(),
     };
     store.insert_conversation(&conversation, &user).await.unwrap();
     let message = Message {

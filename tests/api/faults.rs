@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use colloquy_core::domain::{
-    AppConfig, AppMode, Conversation, ConversationId, ConversationSort, FileId, Message, MessageId, Owner, Timestamp,
-    ValueType,
+    AppConfig, AppMode, Conversation, ConversationId, ConversationList, ConversationSort, FileId, Message, MessageId,
+    Owner, Timestamp, ValueType,
 };
 use colloquy_core::ports::{AppStore, BlobStore, ConversationStore, MessageStore, Store, StoreError};
 use colloquy_tests::aws::{self, emulator};
@@ -139,7 +139,7 @@ fn at(seconds: i64) -> Timestamp {
 async fn messages_are_whole(rig: &Rig, user: &str) {
     let owner = rig.owner(user).await;
     let sort = ConversationSort::parse(None).unwrap();
-    for conversation in rig.store().conversations(owner, sort, None, 100).await.unwrap() {
+    for conversation in rig.store().conversations(owner, sort, &ConversationList::Active, None, 100).await.unwrap() {
         for message in rig.store().messages_before(conversation.id, None, 100).await.unwrap() {
             if message.status.as_str() == "normal" && message.answer.is_empty() {
                 rig.unanswered.lock().unwrap().push(format!("{user}: message {} ({:?})", message.id, message.query));
@@ -154,7 +154,13 @@ async fn messages_are_whole(rig: &Rig, user: &str) {
 async fn deleted_fully_or_not_at_all(rig: &Rig, owner: Owner, id: ConversationId, message: MessageId) {
     let sort = ConversationSort::parse(None).unwrap();
     let found = rig.store().conversation(owner, id).await.unwrap().is_some();
-    let listed = rig.store().conversations(owner, sort, None, 100).await.unwrap().iter().any(|c| c.id == id);
+    let listed = rig
+        .store()
+        .conversations(owner, sort, &ConversationList::Active, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .any(|c| c.id == id);
     let readable = rig.store().message(owner, message).await.unwrap().is_some();
     assert_eq!((found, listed, readable), (found, found, found), "a half-deleted conversation");
 }
@@ -703,6 +709,7 @@ async fn retried_writes_recognise_their_own_first_attempt() {
         created_at: at(0),
         updated_at: at(0),
         expires_at: None,
+        state: Default::default(),
     };
     let lost_once = || rig.dynamodb.cut_next(1, Cut::AfterUpstream);
 

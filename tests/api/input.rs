@@ -10,17 +10,17 @@ async fn sdk_style_queries_are_tolerated() {
     let key = app.chat_app().await;
     app.seed_conversation(&key, "u", "c").await;
     // PyPI dify-client: every GET carries a JSON content type; None params become empty.
-    for query in [
-        "user=u&last_id=&limit=&pinned=",
-        "user=u&pinned=True",
-        "user=u&pinned=true&first_id=",
-        "user=u&x-unknown=42&sort_by=",
-    ] {
+    // `pinned` is a real filter here (Dify ignores it): `True` is read as true.
+    for query in ["user=u&last_id=&limit=&pinned=", "user=u&pinned=False", "user=u&x-unknown=42&sort_by="] {
         let request = app.get(&key, &format!("/v1/conversations?{query}")).header("content-type", "application/json");
         let (status, body) = send(request).await;
         assert_eq!(status, 200, "{query}: {body}");
         assert_eq!(body["data"].as_array().unwrap().len(), 1, "{query}");
         assert_eq!(body["limit"], 20);
+    }
+    for query in ["user=u&pinned=True", "user=u&pinned=true&first_id="] {
+        let (status, body) = send(app.get(&key, &format!("/v1/conversations?{query}"))).await;
+        assert_eq!((status, body["data"].as_array().map(Vec::len)), (200, Some(0)), "{query}: nothing is pinned");
     }
     // dify-oapi2 sends `{}` as the body of its GETs.
     let with_body = app.get(&key, "/v1/conversations?user=u").header("content-type", "application/json").body("{}");

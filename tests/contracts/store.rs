@@ -2,10 +2,10 @@ use std::sync::Arc;
 
 use colloquy_core::domain::{
     ABANDONED_AFTER, ABANDONED_ERROR, Annotation, AnnotationId, AnnotationJob, AnnotationSettings, ApiKey, App,
-    AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationSort, ConversationVariable, Cursor, EndUser,
-    EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, KeyRole, Message, MessageId, OpaqueJson,
-    Owner, RatedMessage, Rating, ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef, ValueType, VariableId,
-    VariableNameFilter,
+    AppConfig, AppId, AppMode, Conversation, ConversationId, ConversationList, ConversationSort, ConversationVariable,
+    Cursor, EndUser, EndUserId, Feedback, FeedbackId, FeedbackSource, FileId, JobId, JobStatus, KeyRole, Message,
+    MessageId, OpaqueJson, Owner, RatedMessage, Rating, ReplyAction, SortField, TaskId, Timestamp, UploadFile, UserRef,
+    ValueType, VariableId, VariableNameFilter,
 };
 use colloquy_core::ports::Store;
 use colloquy_embedded::sqlite::SqliteStore;
@@ -55,6 +55,7 @@ fn conversation(owner: Owner, created: i64, updated: i64) -> Conversation {
         created_at: at(created),
         updated_at: at(updated),
         expires_at: None,
+        state: Default::default(),
     }
 }
 
@@ -252,7 +253,7 @@ async fn conversations(store: Arc<dyn Store>) {
             let mut seen = Vec::new();
             let mut after = None;
             loop {
-                let page = store.conversations(alice, sort, after, 2).await.unwrap();
+                let page = store.conversations(alice, sort, &ConversationList::Active, after, 2).await.unwrap();
                 seen.extend(page.iter().map(key));
                 match page.last() {
                     Some(last) if page.len() == 2 => after = Some(Cursor { at: key(last).0, id: last.id }),
@@ -267,7 +268,8 @@ async fn conversations(store: Arc<dyn Store>) {
     renamed.name = "renamed".into();
     renamed.updated_at = at(20);
     assert!(store.update_conversation(&renamed).await.unwrap());
-    let newest = store.conversations(alice, ConversationSort::DEFAULT, None, 1).await.unwrap();
+    let newest =
+        store.conversations(alice, ConversationSort::DEFAULT, &ConversationList::Active, None, 1).await.unwrap();
     assert_eq!(newest[0].name, "renamed", "a rename is visible and reorders at once");
     assert!(!store.update_conversation(&Conversation { owner: bob, ..renamed.clone() }).await.unwrap());
 
@@ -276,7 +278,8 @@ async fn conversations(store: Arc<dyn Store>) {
     assert!(!store.delete_conversation(bob, all[0].id).await.unwrap());
     assert_eq!(store.conversation(alice, renamed.id).await.unwrap(), None);
     assert!(!store.update_conversation(&renamed).await.unwrap(), "a deleted conversation cannot be renamed");
-    let listed = store.conversations(alice, ConversationSort::DEFAULT, None, 10).await.unwrap();
+    let listed =
+        store.conversations(alice, ConversationSort::DEFAULT, &ConversationList::Active, None, 10).await.unwrap();
     assert_eq!(listed.len(), 4);
     assert!(listed.iter().all(|c| c.id != renamed.id));
 }

@@ -211,6 +211,9 @@ fn success(endpoint: Endpoint) -> Answer {
         ),
         Endpoint::DeleteConversation | Endpoint::DeleteAnnotation | Endpoint::AppDeleteConversation => Empty,
         Endpoint::RenameConversation => Json("200", json_of![views::Conversation::from(conversation())]),
+        Endpoint::GetConversation | Endpoint::UpdateConversation => {
+            Json("200", json_of![views::ConversationDetail::from(conversation())])
+        }
         Endpoint::ListConversationVariables => {
             Json("200", json_of![Page::new(20, false, variables().into_iter().map(views::Variable::from).collect())])
         }
@@ -472,6 +475,11 @@ fn conversation() -> Conversation {
         created_at: at(1_737_021_600),
         updated_at: at(1_737_021_700),
         expires_at: None,
+        state: colloquy_core::domain::ConversationState {
+            metadata: colloquy_core::domain::Metadata::from_json(&json!({"project": "apollo"})).unwrap(),
+            pinned: true,
+            archived: false,
+        },
     }
 }
 

@@ -293,6 +293,7 @@ impl TestApp {
             created_at: at,
             updated_at: at,
             expires_at: None,
+            state: Default::default(),
         };
         self.store
             .insert_conversation(&conversation, &UserRef::parse(user).unwrap())

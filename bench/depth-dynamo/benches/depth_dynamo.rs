@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 mod rows;
 
 use colloquy_aws::dynamo::DynamoStore;
-use colloquy_core::domain::{AppId, Conversation, ConversationSort, EndUserId, Message, Owner};
+use colloquy_core::domain::{AppId, Conversation, ConversationList, ConversationSort, EndUserId, Message, Owner};
 use colloquy_core::ports::{ConversationStore, MessageStore};
 use rows::{FETCH, ROWS, SORTS, conversation, deep_conversation_page, deep_message_page, message};
 use uuid::Uuid;
@@ -117,11 +117,13 @@ async fn main() {
     for (field, descending, name) in SORTS {
         let sort = ConversationSort { field, descending };
         let (deep, end) = deep_conversation_page(&conversations, sort);
-        let page = store.conversations(owner, sort, Some(deep), FETCH).await.unwrap();
+        let page = store.conversations(owner, sort, &ConversationList::Active, Some(deep), FETCH).await.unwrap();
         assert_eq!(page.last().map(|c| c.id), Some(end), "the deep page ends the list");
         let (first, last) = medians(
-            || async { store.conversations(owner, sort, None, FETCH).await.unwrap().len() },
-            || async { store.conversations(owner, sort, Some(deep), FETCH).await.unwrap().len() },
+            || async { store.conversations(owner, sort, &ConversationList::Active, None, FETCH).await.unwrap().len() },
+            || async {
+                store.conversations(owner, sort, &ConversationList::Active, Some(deep), FETCH).await.unwrap().len()
+            },
         )
         .await;
         report(&format!("conversations (`sort_by={name}`, `last_id`)"), first, last);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 #[path = "../rows.rs"]
 mod rows;
 
-use colloquy_core::domain::{AppId, Conversation, ConversationSort, EndUserId, Message, Owner};
+use colloquy_core::domain::{AppId, Conversation, ConversationList, ConversationSort, EndUserId, Message, Owner};
 use colloquy_core::ports::{ConversationStore, MessageStore};
 use colloquy_embedded::sqlite::SqliteStore;
 use rows::{FETCH, ROWS, SORTS, conversation, deep_conversation_page, deep_message_page, message};
@@ -75,10 +75,16 @@ async fn main() {
     for (field, descending, name) in SORTS {
         let sort = ConversationSort { field, descending };
         let (deep, end) = deep_conversation_page(&conversations, sort);
-        let page = store.conversations(owner, sort, Some(deep), FETCH).await.unwrap();
+        let page = store.conversations(owner, sort, &ConversationList::Active, Some(deep), FETCH).await.unwrap();
         assert_eq!(page.last().map(|c| c.id), Some(end), "the deep page ends the list");
-        let first = median(|| async { store.conversations(owner, sort, None, FETCH).await.unwrap().len() }).await;
-        let last = median(|| async { store.conversations(owner, sort, Some(deep), FETCH).await.unwrap().len() }).await;
+        let first = median(|| async {
+            store.conversations(owner, sort, &ConversationList::Active, None, FETCH).await.unwrap().len()
+        })
+        .await;
+        let last = median(|| async {
+            store.conversations(owner, sort, &ConversationList::Active, Some(deep), FETCH).await.unwrap().len()
+        })
+        .await;
         report(&format!("conversations (`sort_by={name}`)"), first, last);
     }
 

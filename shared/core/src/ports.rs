@@ -10,10 +10,11 @@ use uuid::Uuid;
 
 use crate::domain::{
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, AuditEntry, AuditId,
-    Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, ConversationVariable,
-    Cursor, EndUser, EndUserId, ErasureCounts, ErasureId, ErasureJob, ExportId, ExportJob, Feedback, FeedbackFilter,
-    FileId, Grant, Granularity, JobId, KeyHash, KeyRecord, ListedFeedback, Message, MessageId, Owner, RatedMessage,
-    Rating, Tally, TaskId, Timestamp, UploadFile, UserRef, VariableId, VariableNameFilter, Voice,
+    Conversation, ConversationFilter, ConversationId, ConversationList, ConversationSort, ConversationSummary,
+    ConversationVariable, Cursor, EndUser, EndUserId, ErasureCounts, ErasureId, ErasureJob, ExportId, ExportJob,
+    Feedback, FeedbackFilter, FileId, Grant, Granularity, JobId, KeyHash, KeyRecord, ListedFeedback, Message,
+    MessageId, Owner, RatedMessage, Rating, Tally, TaskId, Timestamp, UploadFile, UserRef, VariableId,
+    VariableNameFilter, Voice,
 };
 
 /// A storage failure. Callers never show its text to API clients.
@@ -73,17 +74,23 @@ pub trait ConversationStore: Send + Sync {
     /// list it by).
     async fn insert_conversation(&self, conversation: &Conversation, user: &UserRef) -> StoreResult<()>;
     async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>>;
-    /// Up to `fetch` conversations of `owner` in `sort` order, strictly after `after`
-    /// (sort timestamp, then id, so ties are neither skipped nor repeated).
+    /// Up to `fetch` conversations of `owner` in `list` (each list kept in order, so a page is
+    /// one seek however deep) in `sort` order, strictly after `after` (sort timestamp, then id,
+    /// so ties are neither skipped nor repeated).
     async fn conversations(
         &self,
         owner: Owner,
         sort: ConversationSort,
+        list: &ConversationList,
         after: Option<Cursor<ConversationId>>,
         fetch: usize,
     ) -> StoreResult<Vec<Conversation>>;
-    /// Saves name, inputs, status and updated_at of an owned conversation; false when gone.
+    /// Saves name, inputs, status, updated_at and expires_at of an owned conversation (its
+    /// lists follow its new update time); false when gone. Its state is left as stored.
     async fn update_conversation(&self, conversation: &Conversation) -> StoreResult<bool>;
+    /// Saves an owned conversation's state (metadata, pinned, archived) and moves it to the
+    /// lists of that state; false when gone.
+    async fn set_conversation_state(&self, conversation: &Conversation) -> StoreResult<bool>;
     /// Deletes a conversation with its messages, feedback, variables and file links.
     /// False when the owner has no such conversation.
     async fn delete_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<bool>;

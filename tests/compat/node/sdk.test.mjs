@@ -95,7 +95,16 @@ test("getConversations pages with its first_id parameter", async () => {
   // dify-client 2.x names its cursor `first_id`; we read it as `last_id`.
   const rest = (await chat.getConversations(who, first.data[1].id, 2)).data;
   assert.deepEqual(rest.data.map((c) => c.id), [ids[0]]);
-  assert.equal((await chat.getConversations(who, null, null, true)).data.data.length, 3);
+  // `pinned` is a real filter here (Dify ignores it): nothing pinned yet, then one.
+  assert.equal((await chat.getConversations(who, null, null, true)).data.data.length, 0);
+  const pin = await fetch(`${BASE}/conversations/${ids[0]}`, {
+    method: "PATCH",
+    headers: { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ user: who, pinned: true }),
+  });
+  assert.equal(pin.status, 200);
+  assert.deepEqual((await chat.getConversations(who, null, null, true)).data.data.map((c) => c.id), [ids[0]]);
+  assert.equal((await chat.getConversations(who, null, null, false)).data.data.length, 2);
 });
 
 test("renameConversation by hand and by the model", async () => {

@@ -114,8 +114,13 @@ class ChatClientMethods(unittest.TestCase):
         self.assertEqual([x["id"] for x in page["data"]], ids[::-1][:2])
         rest = c.get_conversations(who, last_id=page["data"][-1]["id"], limit=2).json()
         self.assertEqual(([x["id"] for x in rest["data"]], rest["has_more"]), ([ids[0]], False))
-        # `pinned=True` is sent as "True"; it is accepted and ignored.
-        self.assertEqual(len(c.get_conversations(who, pinned=True).json()["data"]), 3)
+        # `pinned=True` is sent as "True": a real filter here (Dify ignores it). Pinned with
+        # Colloquy's PATCH, one conversation is listed; unpinned ones with pinned=False.
+        self.assertEqual(c.get_conversations(who, pinned=True).json()["data"], [])
+        patched = call("PATCH", f"/conversations/{ids[1]}", json={"user": who, "pinned": True})
+        self.assertEqual((patched.status_code, patched.json()["pinned"]), (200, True))
+        self.assertEqual([x["id"] for x in c.get_conversations(who, pinned=True).json()["data"]], [ids[1]])
+        self.assertEqual(len(c.get_conversations(who, pinned=False).json()["data"]), 2)
         # Other Dify clients send empty values for unset parameters.
         empty = call("GET", "/conversations", params={"user": who, "last_id": "", "limit": "", "pinned": ""})
         self.assertEqual((empty.status_code, len(empty.json()["data"])), (200, 3))

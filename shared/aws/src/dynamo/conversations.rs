@@ -1,31 +1,36 @@
 //! Conversations (`ConversationStore`): one partition per end user, listed through the two
 //! local secondary indexes (by update and by creation time); a delete lays a tombstone.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use futures_util::{StreamExt, TryStreamExt};
 
 use colloquy_core::domain::{
-    AppId, Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, Cursor,
-    Granularity, Owner, SortField, Tally, Timestamp, UserRef,
+    AppId, Conversation, ConversationFilter, ConversationId, ConversationList, ConversationSort, ConversationSummary,
+    Cursor, Granularity, Owner, SortField, Tally, Timestamp, UserRef,
 };
 use colloquy_core::ports::{ConversationStore, StoreError, StoreResult};
 
 use super::codec::{json, n, s, ttl};
 use super::items::{
-    MESSAGE_COUNT, conversation_from, conversation_item, conversation_pointer_item, expiry, live, summary_from,
+    ARCHIVED, LISTS, MESSAGE_COUNT, METADATA, PINNED, REVISION, conversation_from, conversation_item,
+    conversation_pointer_item, expiry, list_item, lists_of, live, summary_from,
 };
 use super::keys::{
     APP_CONVERSATION_SHARDS, CONVERSATION_POINTER_SK, app_conversation_shard_pk, app_conversations_pk,
-    conversation_index_sk, conversation_pointer_pk, conversation_sk, key, messages_pk, order, owner_pk,
+    conversation_index_sk, conversation_pointer_pk, conversation_sk, key, list_pk, list_sk, messages_pk, order,
+    owner_pk,
 };
-use super::requests::{condition_met, sdk_error, written_by};
+use super::requests::{sdk_error, written_by};
 use super::table::{APP_INDEX, INDEXES};
-use super::transact::{LIVE, Transaction};
+use super::transact::{LIVE, TRANSACT_ATTEMPTS, Transaction};
 use super::{DynamoStore, Item};
 
 /// Tombstoned conversations expire (TTL) after this long.
@@ -37,10 +42,13 @@ impl ConversationStore for DynamoStore {
     /// retried request that went through succeed, not conflict).
     async fn insert_conversation(&self, c: &Conversation, user: &UserRef) -> StoreResult<()> {
         let absent = Some("attribute_not_exists(PK)");
-        let writes = vec![
+        let mut writes = vec![
             self.put_item(conversation_item(c, user), absent)?,
             self.put_item(conversation_pointer_item(c), absent)?,
         ];
+        for list in c.state.lists() {
+            writes.push(self.put_item(list_item(c, &list), None)?);
+        }
         match self.transact_checked(writes).await? {
             Transaction::Done => {
                 let spread = c.id.as_uuid().as_u128();
@@ -59,9 +67,16 @@ impl ConversationStore for DynamoStore {
         &self,
         owner: Owner,
         sort: ConversationSort,
+        list: &ConversationList,
         after: Option<Cursor<ConversationId>>,
         fetch: usize,
     ) -> StoreResult<Vec<Conversation>> {
+        // The main list is the owner's partition (whose archived conversations carry no index
+        // keys); every other list is a partition of copies with the same index keys.
+        let pk = match list {
+            ConversationList::Active => owner_pk(owner),
+            other => list_pk(owner, &other.key()),
+        };
         let (index, attribute) = match sort.field {
             SortField::UpdatedAt => INDEXES[0],
             SortField::CreatedAt => INDEXES[1],
@@ -74,7 +89,7 @@ impl ConversationStore for DynamoStore {
             .consistent_read(true)
             .scan_index_forward(!sort.descending)
             .limit(i32::try_from(fetch).unwrap_or(i32::MAX))
-            .expression_attribute_values(":pk", s(owner_pk(owner)));
+            .expression_attribute_values(":pk", s(pk));
         query = match after {
             None => query.key_condition_expression("PK = :pk"),
             Some(cursor) => {
@@ -89,34 +104,83 @@ impl ConversationStore for DynamoStore {
         output.items.unwrap_or_default().iter().map(conversation_from).collect()
     }
 
+    /// One UpdateItem while the conversation is in no list but the main one; otherwise a
+    /// transaction that also rewrites its copies, made against the revision it read.
     async fn update_conversation(&self, c: &Conversation) -> StoreResult<bool> {
-        // The expiry moves with the activity (TTL), or goes when the app keeps conversations.
-        let set = "SET #name = :name, inputs = :inputs, #status = :status, updated_at = :at, LSI1SK = :lsi, \
-                   GSI1PK = :shard, GSI1SK = :lsi";
-        let expression = match c.expires_at {
-            Some(_) => format!("{set}, expires_at = :expires"),
-            None => format!("{set} REMOVE expires_at"),
-        };
-        let mut request = self
+        let mut fields = Fields::of(c, false);
+        fields.set("#rev = if_not_exists(#rev, :zero) + :one");
+        fields.names.insert("#rev".into(), REVISION.into());
+        fields.names.insert("#lists".into(), LISTS.into());
+        fields.values.insert(":zero".into(), n(0));
+        fields.values.insert(":one".into(), n(1));
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(owner_pk(c.owner), conversation_sk(c.id))))
-            // The app-wide index's keys too: a conversation from before the index enters it here.
-            .update_expression(expression)
-            .condition_expression(LIVE)
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":name", s(&c.name))
-            .expression_attribute_values(":inputs", json(&c.inputs))
-            .expression_attribute_values(":status", s(c.status.as_str()))
-            .expression_attribute_values(":at", n(c.updated_at.micros()))
-            .expression_attribute_values(":lsi", s(conversation_index_sk(c.updated_at, c.id)))
-            .expression_attribute_values(":shard", s(app_conversation_shard_pk(c.owner.app_id, c.id)));
-        if let Some(at) = c.expires_at {
-            request = request.expression_attribute_values(":expires", expiry(at));
+            .update_expression(fields.expression())
+            .condition_expression(format!("{LIVE} AND attribute_not_exists(#lists)"))
+            .set_expression_attribute_names(Some(fields.names))
+            .set_expression_attribute_values(Some(fields.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match request.send().await {
+            Ok(_) => return Ok(true),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    if live(failed.item().cloned())?.is_none() {
+                        return Ok(false);
+                    }
+                }
+                _ => return Err(sdk_error(SdkError::ServiceError(service))),
+            },
+            Err(e) => return Err(sdk_error(e)),
         }
-        condition_met(request.send().await)
+        for _ in 0..TRANSACT_ATTEMPTS {
+            let Some(item) = live(self.get(owner_pk(c.owner), conversation_sk(c.id)).await?)? else {
+                return Ok(false);
+            };
+            let stored = conversation_from(&item)?;
+            let (lists, revision) = lists_of(&item)?;
+            let mut copy = c.clone();
+            copy.state = stored.state;
+            let fields = Fields::of(&copy, copy.state.archived);
+            let mut writes = vec![self.revised_update(c.owner, c.id, fields, revision)?];
+            for list in copy.state.lists() {
+                debug_assert!(lists.contains(&list.key()));
+                writes.push(self.put_item(list_item(&copy, &list), None)?);
+            }
+            if let Transaction::Done = self.transact_checked(writes).await? {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Unavailable("a conversation kept changing while it was written".into()))
+    }
+
+    /// The state and the lists: the conversation's item (its revision checked), a copy put in
+    /// each list of the new state, the copies in lists it left deleted, in one transaction.
+    async fn set_conversation_state(&self, c: &Conversation) -> StoreResult<bool> {
+        for _ in 0..TRANSACT_ATTEMPTS {
+            let Some(item) = live(self.get(owner_pk(c.owner), conversation_sk(c.id)).await?)? else {
+                return Ok(false);
+            };
+            let mut stored = conversation_from(&item)?;
+            let (before, revision) = lists_of(&item)?;
+            stored.state = c.state.clone();
+            let lists = stored.state.lists();
+            let keys: Vec<String> = lists.iter().map(ConversationList::key).collect();
+            let fields = Fields::state(&stored, &keys);
+            let mut writes = vec![self.revised_update(c.owner, c.id, fields, revision)?];
+            for list in &lists {
+                writes.push(self.put_item(list_item(&stored, list), None)?);
+            }
+            for gone in before.iter().filter(|k| !keys.contains(k)) {
+                writes.push(self.delete_item(list_pk(c.owner, gone), list_sk(c.id))?);
+            }
+            if let Transaction::Done = self.transact_checked(writes).await? {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Unavailable("a conversation kept changing while it was written".into()))
     }
 
     /// Every shard of the app-wide index (or, for one end user's, that owner's partition),
@@ -182,8 +246,9 @@ impl ConversationStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Lays a live conversation's tombstone (one UpdateItem); returns how many messages it had
-    /// (its counter), or `None` when it was not live (gone, or deleted by another request).
+    /// Lays a live conversation's tombstone (one UpdateItem; with its copies in lists deleted
+    /// in the same transaction when it is in any); returns how many messages it had (its
+    /// counter), or `None` when it was not live (gone, or deleted by another request).
     pub(super) async fn tombstone(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<u64>> {
         let now = Timestamp::from_micros(
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0),
@@ -191,18 +256,22 @@ impl DynamoStore {
         // The tombstone names the request that laid it, so a retry of this very request
         // (its first response lost) is told apart from a conversation deleted before.
         let request = uuid::Uuid::new_v4().to_string();
+        let mut fields = Fields::default();
+        fields.set("deleted = :yes, expires_at = :ttl, written_by = :request");
+        fields.remove.extend(["LSI1SK", "LSI2SK", "GSI1PK", "GSI1SK"].map(String::from));
+        fields.values.insert(":yes".into(), AttributeValue::Bool(true));
+        fields.values.insert(":ttl".into(), ttl(now, TOMBSTONE_TTL));
+        fields.values.insert(":request".into(), s(&request));
+        fields.names.insert("#lists".into(), LISTS.into());
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(owner_pk(owner), conversation_sk(id))))
-            .update_expression(
-                "SET deleted = :yes, expires_at = :ttl, written_by = :request REMOVE LSI1SK, LSI2SK, GSI1PK, GSI1SK",
-            )
-            .condition_expression(LIVE)
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .expression_attribute_values(":ttl", ttl(now, TOMBSTONE_TTL))
-            .expression_attribute_values(":request", s(&request))
+            .update_expression(fields.expression())
+            .condition_expression(format!("{LIVE} AND attribute_not_exists(#lists)"))
+            .set_expression_attribute_names(Some(fields.names.clone()))
+            .set_expression_attribute_values(Some(fields.values.clone()))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -214,19 +283,168 @@ impl DynamoStore {
             Ok(count.flatten().unwrap_or(0).max(0) as u64)
         };
         match result {
-            Ok(output) => messages(output.attributes.as_ref()).map(Some),
+            Ok(output) => return messages(output.attributes.as_ref()).map(Some),
             Err(SdkError::ServiceError(service)) => match service.err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => {
                     if written_by("conversation", failed.item(), &request)? {
-                        messages(failed.item()).map(Some)
-                    } else {
-                        Ok(None)
+                        return messages(failed.item()).map(Some);
+                    }
+                    if live(failed.item().cloned())?.is_none() {
+                        return Ok(None);
                     }
                 }
-                _ => Err(sdk_error(SdkError::ServiceError(service))),
+                _ => return Err(sdk_error(SdkError::ServiceError(service))),
             },
-            Err(e) => Err(sdk_error(e)),
+            Err(e) => return Err(sdk_error(e)),
         }
+        // In lists: the tombstone and the copies' removal together.
+        fields.remove.push("#lists".into());
+        for _ in 0..TRANSACT_ATTEMPTS {
+            let found = self.get(owner_pk(owner), conversation_sk(id)).await?;
+            if written_by("conversation", found.as_ref(), &request)? {
+                return messages(found.as_ref()).map(Some);
+            }
+            let Some(item) = live(found)? else { return Ok(None) };
+            let (lists, revision) = lists_of(&item)?;
+            let mut writes = vec![self.revised_update(owner, id, fields.clone(), revision)?];
+            for list in &lists {
+                writes.push(self.delete_item(list_pk(owner, list), list_sk(id))?);
+            }
+            if let Transaction::Done = self.transact_checked(writes).await? {
+                return messages(Some(&item)).map(Some);
+            }
+        }
+        Err(StoreError::Unavailable("a conversation kept changing while it was deleted".into()))
+    }
+}
+
+/// An update's `SET` and `REMOVE` clauses with the attribute names and values they use.
+#[derive(Default, Clone)]
+struct Fields {
+    set: Vec<String>,
+    remove: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Fields {
+    /// Name, inputs, status and update time, with the keys that order the conversation by
+    /// update (the main list's only when it is not `archived`) and its expiry.
+    fn of(c: &Conversation, archived: bool) -> Self {
+        let mut fields = Self::default();
+        for clause in ["#name = :name", "inputs = :inputs", "#status = :status", "updated_at = :at"] {
+            fields.set(clause);
+        }
+        fields.set("GSI1PK = :shard, GSI1SK = :lsi");
+        if !archived {
+            fields.set("LSI1SK = :lsi");
+        }
+        fields.names.insert("#name".into(), "name".into());
+        fields.names.insert("#status".into(), "status".into());
+        fields.values.insert(":name".into(), s(&c.name));
+        fields.values.insert(":inputs".into(), json(&c.inputs));
+        fields.values.insert(":status".into(), s(c.status.as_str()));
+        fields.values.insert(":at".into(), n(c.updated_at.micros()));
+        fields.values.insert(":lsi".into(), s(conversation_index_sk(c.updated_at, c.id)));
+        fields.values.insert(":shard".into(), s(app_conversation_shard_pk(c.owner.app_id, c.id)));
+        // The expiry moves with the activity (TTL), or goes when the app keeps conversations.
+        match c.expires_at {
+            Some(at) => {
+                fields.set("expires_at = :expires");
+                fields.values.insert(":expires".into(), expiry(at));
+            }
+            None => fields.remove.push("expires_at".into()),
+        }
+        fields
+    }
+
+    /// Metadata, pinned, archived and the keys of the lists they put `c` in; an archived
+    /// conversation leaves the main list (its local index keys go).
+    fn state(c: &Conversation, lists: &[String]) -> Self {
+        let mut fields = Self::default();
+        for (name, attribute) in
+            [("#metadata", METADATA), ("#pinned", PINNED), ("#archived", ARCHIVED), ("#lists", LISTS)]
+        {
+            fields.names.insert(name.into(), attribute.into());
+        }
+        let state = &c.state;
+        let flag = |fields: &mut Self, on: bool, name: &str| {
+            if on {
+                fields.set(&format!("{name} = :yes"));
+                fields.values.insert(":yes".into(), AttributeValue::Bool(true));
+            } else {
+                fields.remove.push(name.into());
+            }
+        };
+        flag(&mut fields, state.pinned, "#pinned");
+        flag(&mut fields, state.archived, "#archived");
+        if state.metadata.is_empty() {
+            fields.remove.push("#metadata".into());
+        } else {
+            fields.set("#metadata = :metadata");
+            fields.values.insert(":metadata".into(), s(state.metadata.to_stored()));
+        }
+        if lists.is_empty() {
+            fields.remove.push("#lists".into());
+        } else {
+            fields.set("#lists = :lists");
+            fields.values.insert(":lists".into(), AttributeValue::Ss(lists.to_vec()));
+        }
+        if state.archived {
+            fields.remove.extend(["LSI1SK".into(), "LSI2SK".into()]);
+        } else {
+            fields.set("LSI1SK = :by_update, LSI2SK = :by_creation");
+            fields.values.insert(":by_update".into(), s(conversation_index_sk(c.updated_at, c.id)));
+            fields.values.insert(":by_creation".into(), s(conversation_index_sk(c.created_at, c.id)));
+        }
+        fields
+    }
+
+    fn set(&mut self, clause: &str) {
+        self.set.push(clause.to_owned());
+    }
+
+    fn expression(&self) -> String {
+        let mut expression = String::new();
+        if !self.set.is_empty() {
+            expression.push_str(&format!("SET {}", self.set.join(", ")));
+        }
+        if !self.remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
+        }
+        expression
+    }
+}
+
+impl DynamoStore {
+    /// A transaction's update of a live conversation made against the revision `revision`
+    /// that was read (0: none yet), counting it up.
+    fn revised_update(
+        &self,
+        owner: Owner,
+        id: ConversationId,
+        mut fields: Fields,
+        revision: i64,
+    ) -> StoreResult<TransactWriteItem> {
+        fields.set("#rev = :next");
+        fields.names.insert("#rev".into(), REVISION.into());
+        fields.values.insert(":next".into(), n(revision + 1));
+        let condition = if revision == 0 {
+            format!("{LIVE} AND attribute_not_exists(#rev)")
+        } else {
+            fields.values.insert(":rev".into(), n(revision));
+            format!("{LIVE} AND #rev = :rev")
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(owner_pk(owner), conversation_sk(id))))
+            .update_expression(fields.expression())
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(fields.names))
+            .set_expression_attribute_values(Some(fields.values))
+            .build()
+            .map_err(sdk_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 }
 

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use futures_util::future::try_join_all;
 
 use colloquy_core::domain::{
-    AppId, ConversationId, ConversationSort, ERASURE_RETENTION_DAYS, EndUserId, ErasureCounts, ErasureId, ErasureJob,
-    ErasureStatus, Owner, UploadFile, UserRef,
+    AppId, ConversationId, ConversationList, ConversationSort, ERASURE_RETENTION_DAYS, EndUserId, ErasureCounts,
+    ErasureId, ErasureJob, ErasureStatus, Owner, UploadFile, UserRef,
 };
 use colloquy_core::ports::{ConversationStore, ErasureStore, StoreError, StoreResult};
 
@@ -124,10 +124,17 @@ impl ErasureStore for DynamoStore {
         self.get(erasure_pk(app), id.to_string()).await?.as_ref().map(erasure_from).transpose()
     }
 
-    /// One Query of the owner's live conversations (the by-update index skips tombstones), then
-    /// a tombstone each.
+    /// One Query of the owner's live conversations (the by-update index skips tombstones), and
+    /// of the archived ones, then a tombstone each.
     async fn hide_conversations(&self, owner: Owner, up_to: usize) -> StoreResult<ErasureCounts> {
-        let live = self.conversations(owner, ConversationSort::DEFAULT, None, up_to).await?;
+        let mut live =
+            self.conversations(owner, ConversationSort::DEFAULT, &ConversationList::Active, None, up_to).await?;
+        if live.len() < up_to {
+            let archived = ConversationList::Archived;
+            live.extend(
+                self.conversations(owner, ConversationSort::DEFAULT, &archived, None, up_to - live.len()).await?,
+            );
+        }
         let mut counts = ErasureCounts::default();
         for some in live.chunks(AT_ONCE) {
             counts.add(counted(try_join_all(some.iter().map(|c| self.tombstone(owner, c.id))).await?));

@@ -8,19 +8,20 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use colloquy_core::domain::{
-    Annotation, AnnotationJob, AnnotationSettings, App, AppId, AppMode, Conversation, ConversationId,
-    ConversationSummary, ConversationVariable, EndUser, Feedback, FeedbackSource, Invalid, JobStatus, KeyHash,
-    KeyRecord, KeyRole, Message, Owner, Rating, ReplyAction, TaskId, Timestamp, UploadFile, UserRef, ValueType,
+    Annotation, AnnotationJob, AnnotationSettings, App, AppId, AppMode, Conversation, ConversationId, ConversationList,
+    ConversationState, ConversationSummary, ConversationVariable, EndUser, Feedback, FeedbackSource, Invalid,
+    JobStatus, KeyHash, KeyRecord, KeyRole, Message, Metadata, Owner, Rating, ReplyAction, TaskId, Timestamp,
+    UploadFile, UserRef, ValueType,
 };
-use colloquy_core::ports::StoreResult;
+use colloquy_core::ports::{StoreError, StoreResult};
 
 use super::Item;
 use super::codec::{Read, embedding, json, n, s, ttl};
 use super::keys::{
     APP_PK, CONVERSATION_POINTER_SK, FILE_SK, KEY_SK, POINTER_SK, SETTINGS_SK, annotation_sk, annotations_pk,
     app_conversation_shard_pk, app_keys_pk, app_sk, conversation_index_sk, conversation_pointer_pk, conversation_sk,
-    file_pk, job_pk, job_sk, key, key_pk, message_sk, messages_pk, owner_pk, pointer_pk, task_pk, task_sk, variable_sk,
-    variables_pk,
+    file_pk, job_pk, job_sk, key, key_pk, list_pk, list_sk, message_sk, messages_pk, owner_pk, pointer_pk, task_pk,
+    task_sk, variable_sk, variables_pk,
 };
 use super::table::{APP_INDEX, INDEXES, TTL_ATTRIBUTE};
 
@@ -113,10 +114,30 @@ pub(super) fn end_user_from(app: AppId, user: &UserRef, item: &Item) -> StoreRes
 /// A conversation, in its owner's partition (both local indexes) and in its app's shard of
 /// the app-wide index, with its end user's `user` string (what operators list it by).
 pub(super) fn conversation_item(c: &Conversation, user: &UserRef) -> Item {
-    let mut item = key(owner_pk(c.owner), conversation_sk(c.id));
+    let mut item = conversation_fields(c, key(owner_pk(c.owner), conversation_sk(c.id)));
     item.insert("user".into(), s(user.as_str()));
     item.insert(APP_INDEX.1.into(), s(app_conversation_shard_pk(c.owner.app_id, c.id)));
     item.insert(APP_INDEX.2.into(), s(conversation_index_sk(c.updated_at, c.id)));
+    // The main list (by its local indexes) holds the conversations not archived.
+    if c.state.archived {
+        item.remove(INDEXES[0].1);
+        item.remove(INDEXES[1].1);
+    }
+    let lists: Vec<String> = c.state.lists().iter().map(ConversationList::key).collect();
+    if !lists.is_empty() {
+        item.insert(LISTS.into(), AttributeValue::Ss(lists));
+    }
+    item
+}
+
+/// A conversation's copy in one of its end user's lists (`list_pk`): what a page shows, in
+/// the list's order (the same local index keys as the main list's).
+pub(super) fn list_item(c: &Conversation, list: &ConversationList) -> Item {
+    conversation_fields(c, key(list_pk(c.owner, &list.key()), list_sk(c.id)))
+}
+
+/// The attributes a conversation is read from (with its local index keys) added to `item`.
+fn conversation_fields(c: &Conversation, mut item: Item) -> Item {
     item.insert("id".into(), s(c.id.to_string()));
     item.insert("app_id".into(), s(c.owner.app_id.to_string()));
     item.insert("end_user_id".into(), s(c.owner.end_user_id.to_string()));
@@ -131,7 +152,41 @@ pub(super) fn conversation_item(c: &Conversation, user: &UserRef) -> Item {
     if let Some(at) = c.expires_at {
         item.insert(TTL_ATTRIBUTE.into(), expiry(at));
     }
+    if !c.state.metadata.is_empty() {
+        item.insert(METADATA.into(), s(c.state.metadata.to_stored()));
+    }
+    if c.state.pinned {
+        item.insert(PINNED.into(), AttributeValue::Bool(true));
+    }
+    if c.state.archived {
+        item.insert(ARCHIVED.into(), AttributeValue::Bool(true));
+    }
     item
+}
+
+/// A conversation's metadata (a JSON object of strings), written only when it has some.
+pub(super) const METADATA: &str = "metadata";
+/// Flags written only when true.
+pub(super) const PINNED: &str = "pinned";
+pub(super) const ARCHIVED: &str = "archived";
+/// The keys of the lists beyond the main one that a conversation is in (a string set, absent
+/// when none): whoever changes the conversation finds its copies here.
+pub(super) const LISTS: &str = "lists";
+/// Counted up by every write of a conversation's fields or state, so that a write of its
+/// copies is made against the state it read.
+pub(super) const REVISION: &str = "rev";
+
+/// The list keys and the revision of a stored conversation.
+pub(super) fn lists_of(item: &Item) -> StoreResult<(Vec<String>, i64)> {
+    let r = Read::new("conversation", item);
+    // Optional by design: only conversations in a list have the set, and only conversations
+    // written since revisions were counted have one.
+    let lists = match item.get(LISTS) {
+        None => Vec::new(),
+        Some(AttributeValue::Ss(keys)) => keys.clone(),
+        Some(_) => return Err(StoreError::Corrupt(format!("conversation: {LISTS} is not a string set"))),
+    };
+    Ok((lists, r.opt_n(REVISION)?.unwrap_or(0)))
 }
 
 /// An expiry as the TTL attribute holds it (Unix seconds; expiries are whole seconds).
@@ -157,6 +212,17 @@ pub(super) fn conversation_from(item: &Item) -> StoreResult<Conversation> {
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
         expires_at: expiry_of(&r)?,
+        state: ConversationState {
+            // Optional by design: written only when there is some.
+            metadata: match r.opt_s(METADATA)? {
+                Some(text) => {
+                    Metadata::parse_stored(&text).map_err(|e| StoreError::Corrupt(format!("conversation: {e}")))?
+                }
+                None => Metadata::default(),
+            },
+            pinned: r.flag(PINNED)?,
+            archived: r.flag(ARCHIVED)?,
+        },
     })
 }
 

@@ -58,6 +58,15 @@ pub(super) const CONVERSATION_PREFIX: &str = "CONV#";
 pub(super) fn conversation_sk(id: ConversationId) -> String {
     format!("{CONVERSATION_PREFIX}{id}")
 }
+/// One of an end user's conversation lists beyond the main one (archived, pinned, one per
+/// metadata pair: `ConversationList::key`), holding a copy of each conversation in it.
+pub(super) fn list_pk(owner: Owner, list: &str) -> String {
+    format!("LIST#{}#{}#{list}", owner.app_id, owner.end_user_id)
+}
+/// A conversation's copy in a list (not `CONV#`: a stream consumer must not take it for one).
+pub(super) fn list_sk(id: ConversationId) -> String {
+    format!("LC#{id}")
+}
 /// A conversation's sort key in a local secondary index: by `at`, then by id.
 pub(super) fn conversation_index_sk(at: Timestamp, id: ConversationId) -> String {
     format!("{}#{id}", order(at))

@@ -1,4 +1,4 @@
-//! `GET /conversations`, `DELETE /conversations/:id`, `POST /conversations/:id/name`.
+//! `GET /conversations`, `GET|PATCH|DELETE /conversations/:id`, `POST /conversations/:id/name`.
 
 use serde_json::Value;
 
@@ -7,7 +7,8 @@ use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx, Services};
 use crate::api::error::ApiError;
 use crate::domain::{
-    App, Conversation, ConversationId, ConversationSort, ConversationTitle, Cursor, Limit, Owner, SortField, UserRef,
+    App, Conversation, ConversationId, ConversationQuery, ConversationSort, ConversationTitle, Cursor, Limit, Metadata,
+    Owner, SortField, UserRef,
 };
 use crate::ports::{LlmRequest, Purpose, Speaker};
 
@@ -39,6 +40,8 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     };
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
     let sort = ConversationSort::parse(ctx.query.get("sort_by"))?;
+    let filters = ConversationQuery::parse(ctx.query.pairs())?;
+    let filters = &filters;
     ctx.require_chat_app()?;
 
     let rows = match last_id {
@@ -54,11 +57,11 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
                 SortField::CreatedAt => last.created_at,
                 SortField::UpdatedAt => last.updated_at,
             };
-            unexpired_page(ctx, owner, sort, Some(Cursor { at, id }), limit.probe()).await?
+            unexpired_page(ctx, owner, sort, filters, Some(Cursor { at, id }), limit.probe()).await?
         }
         None => ctx
             .read_as(&user, move |owner| async move {
-                let rows = unexpired_page(ctx, owner, sort, None, limit.probe()).await?;
+                let rows = unexpired_page(ctx, owner, sort, filters, None, limit.probe()).await?;
                 Ok((!rows.is_empty()).then_some(rows))
             })
             .await?
@@ -70,12 +73,16 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
 }
 
-/// Up to `fetch` unexpired conversations of `owner` in `sort` order after `after`, reading on
-/// past expired ones (which the sweeper or the store's TTL removes soon after they expire).
+/// Up to `fetch` unexpired conversations of `owner` that pass `filters`, in `sort` order after
+/// `after`: read from the list the filters name, reading on past expired ones (which the
+/// sweeper or the store's TTL removes soon after they expire) and past those that fail a
+/// filter the list does not decide (a second metadata pair, `pinned` beside a metadata pair,
+/// `pinned=false`).
 async fn unexpired_page(
     ctx: &Ctx<'_>,
     owner: Owner,
     sort: ConversationSort,
+    filters: &ConversationQuery,
     after: Option<Cursor<ConversationId>>,
     fetch: usize,
 ) -> Result<Vec<Conversation>, ApiError> {
@@ -87,12 +94,13 @@ async fn unexpired_page(
         id: c.id,
     };
     let now = ctx.now();
+    let list = filters.list();
     read_past(
         fetch,
         after,
         cursor_of,
-        |c| !c.is_expired(now),
-        |after| ctx.store().conversations(owner, sort, after, fetch),
+        |c| !c.is_expired(now) && filters.keeps(&c.state),
+        |after| ctx.store().conversations(owner, sort, &list, after, fetch),
     )
     .await
 }
@@ -120,6 +128,45 @@ where
             return Ok(kept);
         }
     }
+}
+
+/// `GET /conversations/:id` (a Colloquy extension): one of the caller's conversations, in the
+/// list's shape with its metadata, pinned and archived.
+pub(crate) async fn get(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = path_id(ctx)?;
+    let user = ctx.query.user(false)?;
+    ctx.require_chat_app()?;
+    let conversation = read_owned(ctx, &user, id).await?;
+    Ok(ApiResponse::ok(&views::ConversationDetail::from(conversation)))
+}
+
+/// `metadata` of a request body: absent or `null` is `None`; an object of strings within the
+/// limits, else 400.
+pub(crate) fn body_metadata(body: &Body) -> Result<Option<Metadata>, ApiError> {
+    Ok(body.raw("metadata").filter(|v| !v.is_null()).map(Metadata::from_json).transpose()?)
+}
+
+/// `PATCH /conversations/:id` `{user, metadata?, pinned?, archived?}` (a Colloquy extension):
+/// metadata replaces the pairs stored (`{}` removes them); what is absent stays as it is. The
+/// update time does not move: organising a conversation is not activity in it.
+pub(crate) async fn update(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = path_id(ctx)?;
+    let body = Body::read(ctx.request)?;
+    let metadata = body_metadata(&body)?;
+    let pinned = body.optional_boolean("pinned")?;
+    let archived = body.optional_boolean("archived")?;
+    let owner = ctx.end_user(body.user(false)?).await?.owner();
+    ctx.require_chat_app()?;
+    let mut conversation = owned(ctx, owner, id).await?;
+    if let Some(metadata) = metadata {
+        conversation.state.metadata = metadata;
+    }
+    conversation.state.pinned = pinned.unwrap_or(conversation.state.pinned);
+    conversation.state.archived = archived.unwrap_or(conversation.state.archived);
+    if !ctx.store().set_conversation_state(&conversation).await? {
+        return Err(ApiError::NotFound(NOT_FOUND));
+    }
+    Ok(ApiResponse::ok(&views::ConversationDetail::from(conversation)))
 }
 
 pub(crate) async fn delete(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {

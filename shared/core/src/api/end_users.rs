@@ -13,8 +13,8 @@ use super::views::{self, AppMessage, ExportedFile};
 use super::{ApiResponse, Ctx, JobRunner, ResponseBody};
 use crate::api::error::ApiError;
 use crate::domain::{
-    AuditAction, ConversationSort, Cursor, EndUserId, ErasureId, ErasureJob, FeedbackSource, MessageId, Owner,
-    SortField, Timestamp, UserRef,
+    AuditAction, ConversationList, ConversationSort, Cursor, EndUserId, ErasureId, ErasureJob, FeedbackSource,
+    MessageId, Owner, SortField, Timestamp, UserRef,
 };
 use crate::erasure::{hide, run_erasure};
 use crate::ports::{Store, StoreError, StoreResult};
@@ -157,10 +157,17 @@ async fn write_document(
     let mut first = true;
     // Oldest first, so the order does not move while the user goes on chatting.
     let sort = ConversationSort { field: SortField::CreatedAt, descending: false };
+    let lists = [ConversationList::Active, ConversationList::Archived];
+    let mut sources = Vec::with_capacity(owners.len() * lists.len());
     for &owner in owners {
+        for list in &lists {
+            sources.push((owner, list));
+        }
+    }
+    for (owner, list) in sources {
         let mut after = None;
         loop {
-            let page = store.conversations(owner, sort, after, PAGE).await?;
+            let page = store.conversations(owner, sort, list, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(Cursor { at: last.created_at, id: last.id });
             for conversation in page.into_iter().filter(|c| !c.is_expired(now)) {

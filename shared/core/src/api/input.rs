@@ -23,6 +23,11 @@ impl Query {
         self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()).filter(|v| !v.is_empty())
     }
 
+    /// Every parameter, in order, as given.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Whether `name` is present at all, even empty.
     pub fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(key, _)| key == name)
@@ -127,6 +132,11 @@ impl Body {
             },
             Some(_) => Err(ApiError::InvalidParam(format!("{name}: Input should be a valid boolean"))),
         }
+    }
+
+    /// A boolean field that may be absent (or `null`).
+    pub fn optional_boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        if self.present(name).is_none() { Ok(None) } else { self.boolean(name, false).map(Some) }
     }
 
     /// A field that may be `null` but whose key is required.

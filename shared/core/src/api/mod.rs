@@ -238,6 +238,8 @@ async fn dispatch(services: &Services, mut request: ApiRequest, body: IncomingBo
 async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError> {
     match endpoint {
         Endpoint::ListConversations => conversations::list(ctx).await,
+        Endpoint::GetConversation => conversations::get(ctx).await,
+        Endpoint::UpdateConversation => conversations::update(ctx).await,
         Endpoint::DeleteConversation => conversations::delete(ctx).await,
         Endpoint::RenameConversation => conversations::rename(ctx).await,
         Endpoint::ListConversationVariables => variables::list(ctx).await,

@@ -11,6 +11,8 @@ use crate::domain::{AnnotationId, ConversationId, ErasureId, ExportId, FileId, M
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ListConversations,
+    GetConversation,
+    UpdateConversation,
     DeleteConversation,
     RenameConversation,
     ListConversationVariables,
@@ -138,6 +140,14 @@ const fn operator(
 /// Every endpoint of the API, in route-table order.
 pub const SPECS: &[Spec] = &[
     spec(Endpoint::ListConversations, "list-conversations", &[(Method::GET, "/v1/conversations")], PLAIN),
+    // Colloquy extensions: one conversation, and its metadata, pinned and archived.
+    spec(Endpoint::GetConversation, "get-conversation", &[(Method::GET, "/v1/conversations/{conversation_id}")], PLAIN),
+    spec(
+        Endpoint::UpdateConversation,
+        "update-conversation",
+        &[(Method::PATCH, "/v1/conversations/{conversation_id}")],
+        PLAIN,
+    ),
     spec(
         Endpoint::DeleteConversation,
         "delete-conversation",

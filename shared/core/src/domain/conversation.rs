@@ -63,6 +63,8 @@ pub struct Conversation {
     pub updated_at: Timestamp,
     /// When it expires (its app's retention, from its last activity); `None`: kept.
     pub expires_at: Option<Timestamp>,
+    /// Metadata, pinned, archived (Colloquy extensions).
+    pub state: super::ConversationState,
 }
 
 impl Conversation {

@@ -12,6 +12,7 @@ mod ids;
 mod key;
 mod opaque;
 mod operator;
+mod organize;
 mod paging;
 mod retention;
 mod stats;
@@ -47,6 +48,7 @@ pub use operator::{
     AUDIT_RETENTION_DAYS, AuditAction, AuditEntry, ConversationFilter, ConversationSummary, FeedbackFilter,
     ListedFeedback, NameFilter, TimeRange, parse_time,
 };
+pub use organize::{ConversationList, ConversationQuery, ConversationState, Metadata};
 pub use paging::{ConversationSort, Cursor, Limit, PageNumber, SortField};
 pub use retention::{Retention, expired};
 pub use stats::{DAY_SECONDS, Granularity, HOUR_SECONDS, StatsBucket, StatsRange, Tally, stats_buckets};

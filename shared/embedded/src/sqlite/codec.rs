@@ -102,6 +102,13 @@ impl IntoArg for i64 {
     }
 }
 
+/// A flag, as SQLite keeps booleans: 0 or 1.
+impl IntoArg for bool {
+    fn into_arg(self) -> SqlValue {
+        SqlValue::Integer(i64::from(self))
+    }
+}
+
 impl IntoArg for f64 {
     fn into_arg(self) -> SqlValue {
         SqlValue::Real(self)

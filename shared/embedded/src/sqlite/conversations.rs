@@ -5,16 +5,16 @@ use async_trait::async_trait;
 use rusqlite::{Row, params, params_from_iter};
 
 use colloquy_core::domain::{
-    AppId, Conversation, ConversationFilter, ConversationId, ConversationSort, ConversationSummary, Cursor,
-    Granularity, Owner, Rating, SortField, Tally, UserRef,
+    AppId, Conversation, ConversationFilter, ConversationId, ConversationList, ConversationSort, ConversationState,
+    ConversationSummary, Cursor, Granularity, Metadata, Owner, Rating, SortField, Tally, Timestamp, UserRef,
 };
 use colloquy_core::ports::{ConversationStore, StoreResult};
 
 use super::codec::{Args, Conditions, Fields, arg, args, to_json};
 use super::{SqliteStore, insert_sql, qualified, stats};
 
-pub(super) const COLUMNS: &str =
-    "id, app_id, end_user_id, name, inputs, status, introduction, created_at, updated_at, expires_at";
+pub(super) const COLUMNS: &str = "id, app_id, end_user_id, name, inputs, status, introduction, created_at, updated_at, \
+     expires_at, metadata, pinned, archived";
 
 pub(super) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
     let f = Fields::of("conversations", row);
@@ -29,6 +29,11 @@ pub(super) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversat
         updated_at: f.time("updated_at")?,
         // Nullable by design: a conversation of an app that keeps them.
         expires_at: f.time_opt("expires_at")?,
+        state: ConversationState {
+            metadata: f.parse_with("metadata", Metadata::parse_stored)?,
+            pinned: f.get("pinned")?,
+            archived: f.get("archived")?,
+        },
     })
 }
 
@@ -84,22 +89,70 @@ pub(super) fn app_list(
     (q.sql, q.values)
 }
 
-/// A page of an end user's conversations in `sort` order: `?1` the app, `?2` the end user,
-/// `?3` how many rows; after a cursor, `?4` and `?5` its sort time and id. The cursor is a
-/// row-value comparison so that SQLite seeks `conversations_by_created` or
-/// `conversations_by_updated` straight to it, however deep; the first page has a statement
-/// of its own rather than a `?4 IS NULL OR ...`, which no index serves.
-pub(super) fn list_sql(sort: ConversationSort, after_cursor: bool) -> String {
+/// A page of one of an end user's lists in `sort` order: `?1` the app, `?2` the end user,
+/// `?3` how many rows; for a list of `conversation_lists`, `?4` its key; after a cursor, the
+/// next two its sort time and id. The cursor is a row-value comparison so that SQLite seeks
+/// the list's index (`conversations_by_*`, which lead with `archived`, or
+/// `conversation_lists_by_*`) straight to it, however deep; the first page has a statement of
+/// its own rather than a `? IS NULL OR ...`, which no index serves.
+pub(super) fn list_sql(sort: ConversationSort, list: &ConversationList, after_cursor: bool) -> String {
     let column = match sort.field {
         SortField::CreatedAt => "created_at",
         SortField::UpdatedAt => "updated_at",
     };
     let (direction, beyond) = if sort.descending { ("DESC", "<") } else { ("ASC", ">") };
-    let seek = if after_cursor { format!(" AND ({column}, id) {beyond} (?4, ?5)") } else { String::new() };
-    format!(
-        "SELECT {COLUMNS} FROM conversations WHERE app_id = ?1 AND end_user_id = ?2{seek} \
-         ORDER BY {column} {direction}, id {direction} LIMIT ?3"
-    )
+    let archived = match list {
+        ConversationList::Active => Some(0),
+        ConversationList::Archived => Some(1),
+        ConversationList::Pinned { .. } | ConversationList::Metadata { .. } => None,
+    };
+    match archived {
+        Some(archived) => {
+            let seek = if after_cursor { format!(" AND ({column}, id) {beyond} (?4, ?5)") } else { String::new() };
+            format!(
+                "SELECT {COLUMNS} FROM conversations WHERE app_id = ?1 AND end_user_id = ?2 AND archived = {archived}\
+                 {seek} ORDER BY {column} {direction}, id {direction} LIMIT ?3"
+            )
+        }
+        None => {
+            let seek = if after_cursor {
+                format!(" AND (l.{column}, l.conversation_id) {beyond} (?5, ?6)")
+            } else {
+                String::new()
+            };
+            format!(
+                "SELECT {} FROM conversation_lists l JOIN conversations c ON c.id = l.conversation_id \
+                 WHERE l.app_id = ?1 AND l.end_user_id = ?2 AND l.list = ?4{seek} \
+                 ORDER BY l.{column} {direction}, l.conversation_id {direction} LIMIT ?3",
+                qualified("c", COLUMNS)
+            )
+        }
+    }
+}
+
+/// Puts a conversation in the lists of its state (and in no other): one row per list but the
+/// archived one (its column's index serves it).
+pub(super) fn write_lists(tx: &rusqlite::Transaction<'_>, c: &Conversation) -> rusqlite::Result<()> {
+    let id = c.id.to_string();
+    tx.prepare_cached("DELETE FROM conversation_lists WHERE conversation_id = ?1")?.execute([&id])?;
+    for list in c.state.lists() {
+        if list == ConversationList::Archived {
+            continue;
+        }
+        tx.prepare_cached(
+            "INSERT INTO conversation_lists (conversation_id, list, app_id, end_user_id, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            id,
+            list.key(),
+            c.owner.app_id.to_string(),
+            c.owner.end_user_id.to_string(),
+            c.created_at.micros(),
+            c.updated_at.micros()
+        ])?;
+    }
+    Ok(())
 }
 
 /// The values of a row, in the order of [`COLUMNS`].
@@ -114,7 +167,10 @@ pub(super) fn conversation_args(c: &Conversation) -> StoreResult<Args> {
         c.introduction.as_str(),
         c.created_at,
         c.updated_at,
-        c.expires_at
+        c.expires_at,
+        c.state.metadata.to_stored(),
+        c.state.pinned,
+        c.state.archived
     ])
 }
 
@@ -123,9 +179,11 @@ impl ConversationStore for SqliteStore {
     /// The `user` string is the end user's row's (joined where it is listed).
     async fn insert_conversation(&self, c: &Conversation, _user: &UserRef) -> StoreResult<()> {
         let (values, app, at) = (conversation_args(c)?, c.owner.app_id, c.created_at);
+        let c = c.clone();
         self.write(move |conn| {
             let tx = conn.transaction()?;
             tx.prepare_cached(&insert_sql("conversations", COLUMNS))?.execute(params_from_iter(values))?;
+            write_lists(&tx, &c)?;
             stats::add_tally(&tx, app, Granularity::Hour, at, &Tally::conversation())?;
             tx.commit()
         })
@@ -141,14 +199,18 @@ impl ConversationStore for SqliteStore {
         &self,
         owner: Owner,
         sort: ConversationSort,
+        list: &ConversationList,
         after: Option<Cursor<ConversationId>>,
         fetch: usize,
     ) -> StoreResult<Vec<Conversation>> {
         let mut values = args![owner.app_id, owner.end_user_id, fetch as i64];
+        if matches!(list, ConversationList::Pinned { .. } | ConversationList::Metadata { .. }) {
+            values.extend(args![list.key()]);
+        }
         if let Some(cursor) = after {
             values.extend(args![cursor.at, cursor.id]);
         }
-        self.page(list_sql(sort, after.is_some()), values, conversation_from_row).await
+        self.page(list_sql(sort, list, after.is_some()), values, conversation_from_row).await
     }
 
     /// Reads batches through the app's index until `fetch` rows pass the filter (only the
@@ -181,9 +243,8 @@ impl ConversationStore for SqliteStore {
         self.one(sql, args![id, app], summary_from_row).await
     }
 
+    /// The conversation's row and its place in its lists (their rows' update time).
     async fn update_conversation(&self, c: &Conversation) -> StoreResult<bool> {
-        let sql = "UPDATE conversations SET name = ?4, inputs = ?5, status = ?6, updated_at = ?7, expires_at = ?8
-                   WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3";
         let values = args![
             c.id,
             c.owner.app_id,
@@ -194,7 +255,56 @@ impl ConversationStore for SqliteStore {
             c.updated_at,
             c.expires_at
         ];
-        Ok(self.execute(sql.into(), values).await? == 1)
+        let (id, at) = (c.id.to_string(), c.updated_at.micros());
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE conversations SET name = ?4, inputs = ?5, status = ?6, updated_at = ?7, expires_at = ?8
+                     WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3",
+                )?
+                .execute(params_from_iter(values))?;
+            tx.prepare_cached("UPDATE conversation_lists SET updated_at = ?2 WHERE conversation_id = ?1")?
+                .execute(params![id, at])?;
+            tx.commit()?;
+            Ok(updated == 1)
+        })
+        .await
+    }
+
+    /// Its metadata, pinned and archived, and the lists they put it in, in one transaction.
+    async fn set_conversation_state(&self, c: &Conversation) -> StoreResult<bool> {
+        let values = args![
+            c.id,
+            c.owner.app_id,
+            c.owner.end_user_id,
+            c.state.metadata.to_stored(),
+            c.state.pinned,
+            c.state.archived
+        ];
+        let c = c.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE conversations SET metadata = ?4, pinned = ?5, archived = ?6
+                     WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3",
+                )?
+                .execute(params_from_iter(values))?;
+            if updated == 1 {
+                // The lists take the stored times, which a concurrent message may have moved.
+                let mut stored = c;
+                (stored.created_at, stored.updated_at) = tx.query_row(
+                    "SELECT created_at, updated_at FROM conversations WHERE id = ?1",
+                    [stored.id.to_string()],
+                    |row| Ok((Timestamp::from_micros(row.get(0)?), Timestamp::from_micros(row.get(1)?))),
+                )?;
+                write_lists(&tx, &stored)?;
+            }
+            tx.commit()?;
+            Ok(updated == 1)
+        })
+        .await
     }
 
     async fn delete_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<bool> {
@@ -205,7 +315,7 @@ impl ConversationStore for SqliteStore {
                 .prepare_cached("DELETE FROM conversations WHERE id = ?1 AND app_id = ?2 AND end_user_id = ?3")?
                 .execute(params![id, owner.app_id.to_string(), owner.end_user_id.to_string()])?;
             if deleted == 1 {
-                for table in ["messages", "feedbacks", "conversation_variables"] {
+                for table in ["messages", "feedbacks", "conversation_variables", "conversation_lists"] {
                     tx.prepare_cached(&format!("DELETE FROM {table} WHERE conversation_id = ?1"))?.execute([&id])?;
                 }
             }

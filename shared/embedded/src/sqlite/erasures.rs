@@ -115,7 +115,7 @@ impl ErasureStore for SqliteStore {
             for id in &ids {
                 counts.messages +=
                     tx.prepare_cached("DELETE FROM messages WHERE conversation_id = ?1")?.execute([id])? as u64;
-                for table in ["feedbacks", "conversation_variables"] {
+                for table in ["feedbacks", "conversation_variables", "conversation_lists"] {
                     tx.prepare_cached(&format!("DELETE FROM {table} WHERE conversation_id = ?1"))?.execute([id])?;
                 }
                 counts.conversations +=

@@ -11,10 +11,11 @@ use super::SqliteStore;
 use super::codec::{Args, arg};
 
 /// The tables with an `app_id` column (and `apps` by its `id`).
-const APP_TABLES: [&str; 17] = [
+const APP_TABLES: [&str; 18] = [
     "api_keys",
     "end_users",
     "conversations",
+    "conversation_lists",
     "messages",
     "feedbacks",
     "conversation_variables",
@@ -68,6 +69,7 @@ fn user_holdings(conn: &Connection, app: AppId, users: &[EndUserId]) -> rusqlite
     let queries = [
         ("end_users", format!("SELECT COUNT(*) FROM end_users WHERE app_id = ?1 AND id IN ({ids})")),
         ("conversations", format!("SELECT COUNT(*) FROM conversations WHERE {theirs}")),
+        ("conversation_lists", format!("SELECT COUNT(*) FROM conversation_lists WHERE {theirs}")),
         ("messages", format!("SELECT COUNT(*) FROM messages WHERE {theirs}")),
         // Their own ratings anywhere, and every rating (operators' too) in their conversations.
         (

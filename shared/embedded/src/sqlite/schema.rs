@@ -8,7 +8,7 @@ use colloquy_core::ports::{StoreError, StoreResult};
 use super::unavailable;
 
 /// The `user_version` of a database with [`SCHEMA`]; each change to the schema raises it.
-pub(super) const SCHEMA_VERSION: i64 = 8;
+pub(super) const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS apps (
@@ -24,9 +24,17 @@ CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, name TEXT NOT NULL, inputs TEXT NOT NULL,
     status TEXT NOT NULL, introduction TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
     message_count INTEGER NOT NULL DEFAULT 0, last_message_at INTEGER,
-    like_count INTEGER NOT NULL DEFAULT 0, dislike_count INTEGER NOT NULL DEFAULT 0, expires_at INTEGER);
-CREATE INDEX IF NOT EXISTS conversations_by_created ON conversations (app_id, end_user_id, created_at, id);
-CREATE INDEX IF NOT EXISTS conversations_by_updated ON conversations (app_id, end_user_id, updated_at, id);
+    like_count INTEGER NOT NULL DEFAULT 0, dislike_count INTEGER NOT NULL DEFAULT 0, expires_at INTEGER,
+    metadata TEXT NOT NULL DEFAULT '{}', pinned INTEGER NOT NULL DEFAULT 0, archived INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS conversations_by_created ON conversations (app_id, end_user_id, archived, created_at, id);
+CREATE INDEX IF NOT EXISTS conversations_by_updated ON conversations (app_id, end_user_id, archived, updated_at, id);
+CREATE TABLE IF NOT EXISTS conversation_lists (
+    conversation_id TEXT NOT NULL, list TEXT NOT NULL, app_id TEXT NOT NULL, end_user_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (conversation_id, list)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS conversation_lists_by_created
+    ON conversation_lists (app_id, end_user_id, list, created_at, conversation_id);
+CREATE INDEX IF NOT EXISTS conversation_lists_by_updated
+    ON conversation_lists (app_id, end_user_id, list, updated_at, conversation_id);
 CREATE INDEX IF NOT EXISTS conversations_by_app ON conversations (app_id, updated_at, id);
 CREATE INDEX IF NOT EXISTS conversations_expiring ON conversations (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS messages (
@@ -190,6 +198,17 @@ fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
         if table("feedbacks")? {
             conn.execute_batch(&format!("UPDATE conversations SET {COUNT_RATINGS}"))?;
         }
+    }
+    // Version 9: metadata, pinned, archived; an end user's lists leave archived ones out, so
+    // their indexes lead with `archived` (the old ones are replaced).
+    if table("conversations")? && !column("conversations", "archived")? {
+        conn.execute_batch(
+            "ALTER TABLE conversations ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+             ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE conversations ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+             DROP INDEX IF EXISTS conversations_by_created;
+             DROP INDEX IF EXISTS conversations_by_updated;",
+        )?;
     }
     // Version 8: retention — when a conversation or a file expires (none did before).
     for table_name in ["conversations", "upload_files"] {

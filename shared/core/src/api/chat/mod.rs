@@ -21,8 +21,9 @@ use super::views::{ChatAnswer, Success};
 use super::{ApiResponse, Ctx, annotations};
 use crate::api::error::ApiError;
 use crate::domain::{
-    App, AppMode, Conversation, ConversationId, ConversationStatus, ConversationVariable, DEFAULT_CONVERSATION_NAME,
-    GENERATION_DEADLINE, Message, MessageId, MessageStatus, OpaqueJson, TaskId, VariableId, fill_template,
+    App, AppMode, Conversation, ConversationId, ConversationState, ConversationStatus, ConversationVariable,
+    DEFAULT_CONVERSATION_NAME, GENERATION_DEADLINE, Message, MessageId, MessageStatus, OpaqueJson, TaskId, VariableId,
+    fill_template,
 };
 use crate::ports::{LlmRequest, Purpose, Speaker};
 use generation::{ChatEvent, Generation, StreamHeader, annotation_stream, within_deadline};
@@ -36,6 +37,8 @@ const DEFAULT_TEMPERATURE: f32 = 0.7;
 pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let body = Body::read(ctx.request)?;
     let mut input = ChatInput::parse(&body)?;
+    // Our extension: metadata for the conversation this message starts (ignored otherwise).
+    let metadata = super::conversations::body_metadata(&body)?;
     let user = body.user(true)?;
     let owner = ctx.end_user(user.clone()).await?.owner();
     input.files = user_files(ctx, owner, &user, body.raw("files"), &ctx.app.config).await?;
@@ -57,6 +60,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
                 created_at: now,
                 updated_at: now,
                 expires_at: ctx.app.config.retention.conversation_expiry(now),
+                state: ConversationState { metadata: metadata.unwrap_or_default(), ..ConversationState::default() },
             };
             (conversation, true)
         }

@@ -21,6 +21,36 @@ pub struct Conversation {
     pub updated_at: i64,
 }
 
+/// A conversation as Colloquy's own routes show it: Dify's fields, then its metadata, pinned
+/// and archived (Dify's routes keep Dify's shape exactly).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    #[serde(flatten)]
+    pub state: ConversationState,
+}
+
+/// A conversation's metadata, pinned and archived.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConversationState {
+    pub metadata: Map<String, Value>,
+    pub pinned: bool,
+    pub archived: bool,
+}
+
+impl From<&domain::ConversationState> for ConversationState {
+    fn from(state: &domain::ConversationState) -> Self {
+        Self { metadata: state.metadata.to_json(), pinned: state.pinned, archived: state.archived }
+    }
+}
+
+impl From<domain::Conversation> for ConversationDetail {
+    fn from(c: domain::Conversation) -> Self {
+        Self { state: (&c.state).into(), conversation: c.into() }
+    }
+}
+
 impl From<domain::Conversation> for Conversation {
     fn from(c: domain::Conversation) -> Self {
         Self {

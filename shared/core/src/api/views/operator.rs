@@ -10,6 +10,8 @@ use crate::domain::{self, AuditId, EndUserId};
 pub struct AppConversation {
     #[serde(flatten)]
     pub conversation: Conversation,
+    #[serde(flatten)]
+    pub state: super::conversation::ConversationState,
     pub end_user_id: EndUserId,
     /// The end user's `user` string as the app sent it.
     pub user: Option<String>,
@@ -23,6 +25,7 @@ impl From<domain::ConversationSummary> for AppConversation {
     fn from(s: domain::ConversationSummary) -> Self {
         Self {
             end_user_id: s.conversation.owner.end_user_id,
+            state: (&s.conversation.state).into(),
             conversation: s.conversation.into(),
             user: s.user,
             message_count: s.message_count,
