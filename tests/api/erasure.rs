@@ -18,7 +18,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 /// Waits for an erasure to end; returns its last status body.
-async fn finished(app: &TestApp, key: &TestKey, user: &str, job: &str) -> Value {
+pub(crate) async fn finished(app: &TestApp, key: &TestKey, user: &str, job: &str) -> Value {
     for _ in 0..600 {
         let (status, body) = send(app.get(key, &format!("/v1/end-users/{user}/erasures/{job}"))).await;
         assert_eq!(status, 200, "{body}");
@@ -72,7 +72,7 @@ async fn seed_history(app: &TestApp, key: &TestKey, user: &str, conversations: u
     }
 }
 
-fn end_user_ids(key: &TestKey, user: &str) -> Vec<EndUserId> {
+pub(crate) fn end_user_ids(key: &TestKey, user: &str) -> Vec<EndUserId> {
     vec![EndUserId::derived(key.app.id, &UserRef::parse(user).unwrap())]
 }
 

@@ -20,6 +20,7 @@ mod inventory;
 mod message_feedback;
 mod messages;
 mod operator;
+mod organize;
 mod pagination;
 mod providers;
 mod races;

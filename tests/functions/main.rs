@@ -103,6 +103,9 @@ async fn every_route_answers_as_the_local_server_does() {
             format!("/v1/conversations/{}/variables", conversation.id),
             "user=u".into(),
         ),
+        ("get-conversation", "GET", format!("/v1/conversations/{}", conversation.id), "user=u".into()),
+        ("get-conversation", "GET", format!("/v1/conversations/{}", unknown_id()), "user=u".into()),
+        ("list-conversations", "GET", "/v1/conversations".into(), "user=u&pinned=true".into()),
         ("app-feedbacks", "GET", "/v1/app/feedbacks".into(), "page=1&limit=10".into()),
         ("list-annotations", "GET", "/v1/apps/annotations".into(), "keyword=hours".into()),
         ("suggested-questions", "GET", format!("/v1/messages/{}/suggested", message.id), "user=u".into()),
@@ -158,6 +161,13 @@ async fn every_route_answers_as_the_local_server_does() {
             format!("/v1/conversations/{}/variables/{}", conversation.id, variable.id),
             json!({"value": {"b": [1, 2]}, "user": "u"}),
             "value".into(),
+        ),
+        (
+            "update-conversation",
+            "PATCH",
+            format!("/v1/conversations/{}", second.id),
+            json!({"user": "u", "pinned": true, "metadata": {"team": "a"}}),
+            "pinned".into(),
         ),
         (
             "message-feedback",
