@@ -175,12 +175,21 @@ async fn erasing_an_end_user_leaves_nothing_of_theirs_while_another_keeps_workin
     assert!(page["data"].as_array().unwrap().len() >= 4, "{page}");
 
     // The audit log names the erasure by its id, never the user.
-    let (_, log) = send(app.get(&operator, "/v1/app/audit-log?limit=100")).await;
-    let erased = log["data"].as_array().unwrap().iter().find(|e| e["action"] == "end_user.erase").expect("recorded");
+    // (Every status read while the job ran is an entry too: read every page.)
+    let mut entries: Vec<Value> = Vec::new();
+    loop {
+        let cursor = entries.last().map(|e| format!("&last_id={}", e["id"].as_str().unwrap())).unwrap_or_default();
+        let (_, log) = send(app.get(&operator, &format!("/v1/app/audit-log?limit=100{cursor}"))).await;
+        entries.extend(log["data"].as_array().unwrap().iter().cloned());
+        if !log["has_more"].as_bool().unwrap() {
+            break;
+        }
+    }
+    let erased = entries.iter().find(|e| e["action"] == "end_user.erase").expect("recorded");
     assert_eq!(erased["target"], job_id);
     // (Entries of operators' earlier requests keep the queries they sent until they expire.)
-    let ours = log["data"].as_array().unwrap().iter().filter(|e| e["target"] == job_id);
-    assert!(ours.clone().count() >= 2 && ours.into_iter().all(|e| !e.to_string().contains("alice")), "{log}");
+    let ours: Vec<&Value> = entries.iter().filter(|e| e["target"] == job_id).collect();
+    assert!(ours.len() >= 2 && ours.iter().all(|e| !e.to_string().contains("alice")), "{ours:?}");
     // The job forgot the user string.
     let status = app.get(&key, &format!("/v1/end-users/alice/erasures/{job_id}"));
     assert!(!send(status).await.1.to_string().contains("alice"));

@@ -47,9 +47,17 @@ async fn local(
 /// Removes what legitimately differs between two runs of a write (new ids, clocks, timing).
 fn stable(mut value: Value) -> Value {
     if let Some(map) = value.as_object_mut() {
-        for volatile in
-            ["id", "message_id", "conversation_id", "task_id", "job_id", "created_at", "updated_at", "latency"]
-        {
+        for volatile in [
+            "id",
+            "message_id",
+            "message_ids",
+            "conversation_id",
+            "task_id",
+            "job_id",
+            "created_at",
+            "updated_at",
+            "latency",
+        ] {
             map.remove(volatile);
         }
         for child in map.values_mut() {
@@ -163,6 +171,20 @@ async fn every_route_answers_as_the_local_server_does() {
             "value".into(),
         ),
         (
+            "create-conversation",
+            "POST",
+            "/v1/conversations".into(),
+            json!({"user": "u", "name": "Hand-off", "metadata": {"via": "lambda"}}),
+            "metadata".into(),
+        ),
+        (
+            "add-messages",
+            "POST",
+            format!("/v1/conversations/{}/messages", conversation.id),
+            json!({"user": "u", "items": [{"query": "Human here?", "answer": "Yes."}]}),
+            "message_ids".into(),
+        ),
+        (
             "update-conversation",
             "PATCH",
             format!("/v1/conversations/{}", second.id),
@@ -222,6 +244,11 @@ async fn every_route_answers_as_the_local_server_does() {
     let f = function("delete-annotation").await;
     assert_eq!(call(&f, &key, "DELETE", &path, "", None).await, (204, Value::Null));
     assert_eq!(call(&f, &key, "DELETE", &path, "", None).await.0, 404);
+
+    let f = function("delete-message").await;
+    let path = format!("/v1/messages/{}", other_message.id);
+    assert_eq!(call(&f, &key, "DELETE", &path, "", Some(json!({"user": "u"}))).await, (204, Value::Null));
+    assert_eq!(call(&f, &key, "DELETE", &path, "", Some(json!({"user": "u"}))).await.0, 404);
 
     let f = function("delete-conversation").await;
     let (status, body) =

@@ -209,11 +209,22 @@ fn success(endpoint: Endpoint) -> Answer {
                 Page::<views::Conversation>::new(20, false, Vec::new()),
             ],
         ),
-        Endpoint::DeleteConversation | Endpoint::DeleteAnnotation | Endpoint::AppDeleteConversation => Empty,
+        Endpoint::DeleteConversation
+        | Endpoint::DeleteAnnotation
+        | Endpoint::AppDeleteConversation
+        | Endpoint::DeleteMessage => Empty,
         Endpoint::RenameConversation => Json("200", json_of![views::Conversation::from(conversation())]),
         Endpoint::GetConversation | Endpoint::UpdateConversation => {
             Json("200", json_of![views::ConversationDetail::from(conversation())])
         }
+        Endpoint::CreateConversation => Json("201", json_of![views::ConversationDetail::from(conversation())]),
+        Endpoint::AddMessages => Json(
+            "201",
+            json_of![views::AddedMessages {
+                conversation_id: conversation().id,
+                message_ids: vec![MessageId::from_uuid(id(20)), MessageId::from_uuid(id(21))],
+            }],
+        ),
         Endpoint::ListConversationVariables => {
             Json("200", json_of![Page::new(20, false, variables().into_iter().map(views::Variable::from).collect())])
         }

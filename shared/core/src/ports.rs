@@ -118,6 +118,15 @@ pub trait MessageStore: Send + Sync {
     /// together with its task, so that the task can be stopped and, if its process dies, ended.
     /// An id that exists already is a [`StoreError::Conflict`].
     async fn insert_message(&self, message: &Message) -> StoreResult<bool>;
+    /// Stores finished messages of one conversation (at most 20, none generating) all together
+    /// or none: false (and nothing written) when the conversation is gone.
+    async fn insert_messages(&self, messages: &[Message]) -> StoreResult<bool>;
+    /// Removes messages of a live conversation with their pointers and the feedback of both
+    /// sources on them (and its list entries), keeping the conversation's counters right. The
+    /// caller gives them newest first, and they go in that order, so a removal cut short leaves
+    /// a shorter thread whose counters match it. Returns how many it removed (it stops when the
+    /// conversation is gone).
+    async fn delete_messages(&self, conversation: &Conversation, messages: &[Message]) -> StoreResult<u64>;
     /// Saves the answer, status, error, files, metadata and generating state of a stored message;
     /// false (and nothing written) when the message or its conversation is gone.
     async fn update_message(&self, message: &Message) -> StoreResult<bool>;

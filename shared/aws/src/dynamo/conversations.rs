@@ -30,7 +30,7 @@ use super::keys::{
 };
 use super::requests::{sdk_error, written_by};
 use super::table::{APP_INDEX, INDEXES};
-use super::transact::{LIVE, TRANSACT_ATTEMPTS, Transaction};
+use super::transact::{LIVE, TRANSACT_ATTEMPTS, Transaction, pause};
 use super::{DynamoStore, Item};
 
 /// Tombstoned conversations expire (TTL) after this long.
@@ -135,7 +135,7 @@ impl ConversationStore for DynamoStore {
             },
             Err(e) => return Err(sdk_error(e)),
         }
-        for _ in 0..TRANSACT_ATTEMPTS {
+        for attempt in 1..=TRANSACT_ATTEMPTS {
             let Some(item) = live(self.get(owner_pk(c.owner), conversation_sk(c.id)).await?)? else {
                 return Ok(false);
             };
@@ -152,6 +152,8 @@ impl ConversationStore for DynamoStore {
             if let Transaction::Done = self.transact_checked(writes).await? {
                 return Ok(true);
             }
+            // Another write moved the revision: read again after a jittered pause.
+            pause(attempt, 5).await;
         }
         Err(StoreError::Unavailable("a conversation kept changing while it was written".into()))
     }
@@ -159,7 +161,7 @@ impl ConversationStore for DynamoStore {
     /// The state and the lists: the conversation's item (its revision checked), a copy put in
     /// each list of the new state, the copies in lists it left deleted, in one transaction.
     async fn set_conversation_state(&self, c: &Conversation) -> StoreResult<bool> {
-        for _ in 0..TRANSACT_ATTEMPTS {
+        for attempt in 1..=TRANSACT_ATTEMPTS {
             let Some(item) = live(self.get(owner_pk(c.owner), conversation_sk(c.id)).await?)? else {
                 return Ok(false);
             };
@@ -179,6 +181,8 @@ impl ConversationStore for DynamoStore {
             if let Transaction::Done = self.transact_checked(writes).await? {
                 return Ok(true);
             }
+            // Another write moved the revision: read again after a jittered pause.
+            pause(attempt, 5).await;
         }
         Err(StoreError::Unavailable("a conversation kept changing while it was written".into()))
     }
@@ -299,7 +303,7 @@ impl DynamoStore {
         }
         // In lists: the tombstone and the copies' removal together.
         fields.remove.push("#lists".into());
-        for _ in 0..TRANSACT_ATTEMPTS {
+        for attempt in 1..=TRANSACT_ATTEMPTS {
             let found = self.get(owner_pk(owner), conversation_sk(id)).await?;
             if written_by("conversation", found.as_ref(), &request)? {
                 return messages(found.as_ref()).map(Some);
@@ -313,6 +317,8 @@ impl DynamoStore {
             if let Transaction::Done = self.transact_checked(writes).await? {
                 return messages(Some(&item)).map(Some);
             }
+            // Another write moved the revision: read again after a jittered pause.
+            pause(attempt, 5).await;
         }
         Err(StoreError::Unavailable("a conversation kept changing while it was deleted".into()))
     }

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 use colloquy_core::domain::{
-    ABANDONED_ERROR, AppId, ConversationId, Cursor, Granularity, Message, MessageId, Owner, RatedMessage, Tally,
-    TaskId, Timestamp,
+    ABANDONED_ERROR, AppId, Conversation, ConversationId, Cursor, Granularity, Message, MessageId, Owner, RatedMessage,
+    Tally, TaskId, Timestamp,
 };
 use colloquy_core::ports::{MessageStore, StoreError, StoreResult};
 
@@ -59,6 +59,11 @@ impl DynamoStore {
     /// A transaction's update of a live conversation's message count and last message time
     /// (in place of a check that it is live: one item is written once in a transaction).
     fn count_message(&self, m: &Message) -> StoreResult<TransactWriteItem> {
+        self.count_messages(m, 1)
+    }
+
+    /// The same for `count` messages of which `newest` is the newest.
+    fn count_messages(&self, m: &Message, count: usize) -> StoreResult<TransactWriteItem> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(owner_pk(m.owner), conversation_sk(m.conversation_id))))
@@ -66,7 +71,7 @@ impl DynamoStore {
             .condition_expression(LIVE)
             .expression_attribute_names("#count", MESSAGE_COUNT)
             .expression_attribute_names("#last", LAST_MESSAGE_AT)
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":one", n(i64::try_from(count).unwrap_or(i64::MAX)))
             .expression_attribute_values(":at", n(m.created_at.micros()))
             .build()
             .map_err(sdk_error)?;
@@ -163,6 +168,32 @@ impl MessageStore for DynamoStore {
             Transaction::Refused(failed) if failed.first() == Some(&true) => Ok(false),
             Transaction::Refused(_) => Err(StoreError::Conflict("the message exists".into())),
         }
+    }
+
+    /// One transaction: the conversation's count (by how many, its last message time the
+    /// newest's; a live check), and each message with its pointer.
+    async fn insert_messages(&self, messages: &[Message]) -> StoreResult<bool> {
+        let Some(newest) = messages.iter().max_by_key(|m| (m.created_at, m.id)) else { return Ok(true) };
+        let absent = Some("attribute_not_exists(PK)");
+        let mut writes = vec![self.count_messages(newest, messages.len())?];
+        for m in messages {
+            writes.push(self.put_item(message_item(m), absent)?);
+            writes.push(self.put_item(pointer_item(m), absent)?);
+        }
+        match self.transact_checked(writes).await? {
+            Transaction::Done => {
+                for m in messages {
+                    self.count_usage_of(m).await;
+                }
+                Ok(true)
+            }
+            Transaction::Refused(failed) if failed.first() == Some(&true) => Ok(false),
+            Transaction::Refused(_) => Err(StoreError::Conflict("a message exists".into())),
+        }
+    }
+
+    async fn delete_messages(&self, conversation: &Conversation, messages: &[Message]) -> StoreResult<u64> {
+        self.remove_messages(conversation, messages).await
     }
 
     /// One transaction with a check that the conversation is live, so that an answer finished

@@ -24,6 +24,7 @@ mod files;
 mod inventory;
 mod items;
 mod keys;
+mod message_removal;
 mod messages;
 mod purge;
 mod rate_limits;

@@ -29,7 +29,7 @@ pub(super) enum Transaction {
 }
 
 /// A jittered pause before trying a transaction again: longer for later attempts.
-async fn pause(attempt: u32, step_ms: u64) {
+pub(super) async fn pause(attempt: u32, step_ms: u64) {
     let pause = step_ms * u64::from(attempt.min(6)) + rand::random_range(0..2 * step_ms);
     tokio::time::sleep(Duration::from_millis(pause)).await;
 }

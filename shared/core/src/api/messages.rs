@@ -1,10 +1,56 @@
-//! `GET /messages`: conversation history, newest page first, each page oldest → newest.
+//! `GET /messages`: conversation history, newest page first, each page oldest → newest; and
+//! `DELETE /messages/:id` (a Colloquy extension).
 
-use super::conversations::read_owned;
+use std::collections::HashSet;
+
+use super::conversations::{NOT_FOUND, owned, read_owned};
+use super::input::Body;
 use super::views::{self, Page, split_probe};
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::domain::{ConversationId, Cursor, Limit, Message, MessageId, RatedMessage};
+
+const MESSAGE_NOT_FOUND: &str = "Message Not Exists.";
+
+/// `DELETE /messages/:id` `{user}` → 204 (a Colloquy extension): one of the caller's messages
+/// with every message that descends from it (whose parent chain leads to it: in a thread
+/// without branches, every later message), their feedback of both sources and their files'
+/// links (the uploaded files stay the end user's). Newest first, so a removal cut short leaves a
+/// shorter thread; the conversation's counters follow.
+pub(crate) async fn delete(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = ctx.ids.message.ok_or(ApiError::RouteNotFound)?;
+    let user = Body::read(ctx.request)?.user(false)?;
+    ctx.require_chat_app()?;
+    let owner = ctx.end_user(user).await?.owner();
+    let message = ctx.store().message(owner, id).await?.ok_or(ApiError::NotFound(MESSAGE_NOT_FOUND))?;
+    let conversation = owned(ctx, owner, message.conversation_id).await?;
+    let mut doomed = vec![message.clone()];
+    let mut lineage: HashSet<MessageId> = HashSet::from([id]);
+    let mut after = Some(Cursor { at: message.created_at, id });
+    loop {
+        let page = ctx.store().messages_after(conversation.id, after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(Cursor { at: last.created_at, id: last.id });
+        let full = page.len() == PAGE;
+        for later in page {
+            if later.parent_message_id.is_some_and(|parent| lineage.contains(&parent)) {
+                lineage.insert(later.id);
+                doomed.push(later);
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    doomed.reverse();
+    if ctx.store().delete_messages(&conversation, &doomed).await? == 0 {
+        return Err(ApiError::NotFound(NOT_FOUND));
+    }
+    Ok(ApiResponse::no_content())
+}
+
+/// Messages read per page while looking for a message's descendants.
+const PAGE: usize = 100;
 
 pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     if !ctx.query.has("conversation_id") {

@@ -14,6 +14,7 @@ pub mod error;
 mod exports;
 mod feedback;
 mod files;
+mod handoff;
 mod input;
 pub mod key_cache;
 mod messages;
@@ -238,6 +239,8 @@ async fn dispatch(services: &Services, mut request: ApiRequest, body: IncomingBo
 async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError> {
     match endpoint {
         Endpoint::ListConversations => conversations::list(ctx).await,
+        Endpoint::CreateConversation => handoff::create(ctx).await,
+        Endpoint::AddMessages => handoff::add_messages(ctx).await,
         Endpoint::GetConversation => conversations::get(ctx).await,
         Endpoint::UpdateConversation => conversations::update(ctx).await,
         Endpoint::DeleteConversation => conversations::delete(ctx).await,
@@ -245,6 +248,7 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
         Endpoint::ListConversationVariables => variables::list(ctx).await,
         Endpoint::UpdateConversationVariable => variables::update(ctx).await,
         Endpoint::ListMessages => messages::list(ctx).await,
+        Endpoint::DeleteMessage => messages::delete(ctx).await,
         Endpoint::MessageFeedback => feedback::submit(ctx).await,
         Endpoint::AppFeedbacks => feedback::list_app(ctx).await,
         Endpoint::AppInfo => app_info::info(ctx),

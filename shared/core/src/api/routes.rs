@@ -11,6 +11,8 @@ use crate::domain::{AnnotationId, ConversationId, ErasureId, ExportId, FileId, M
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ListConversations,
+    CreateConversation,
+    AddMessages,
     GetConversation,
     UpdateConversation,
     DeleteConversation,
@@ -18,6 +20,7 @@ pub enum Endpoint {
     ListConversationVariables,
     UpdateConversationVariable,
     ListMessages,
+    DeleteMessage,
     MessageFeedback,
     AppFeedbacks,
     AppInfo,
@@ -140,6 +143,14 @@ const fn operator(
 /// Every endpoint of the API, in route-table order.
 pub const SPECS: &[Spec] = &[
     spec(Endpoint::ListConversations, "list-conversations", &[(Method::GET, "/v1/conversations")], PLAIN),
+    // Colloquy extensions: conversations and messages written without the model.
+    spec(Endpoint::CreateConversation, "create-conversation", &[(Method::POST, "/v1/conversations")], PLAIN),
+    spec(
+        Endpoint::AddMessages,
+        "add-messages",
+        &[(Method::POST, "/v1/conversations/{conversation_id}/messages")],
+        PLAIN,
+    ),
     // Colloquy extensions: one conversation, and its metadata, pinned and archived.
     spec(Endpoint::GetConversation, "get-conversation", &[(Method::GET, "/v1/conversations/{conversation_id}")], PLAIN),
     spec(
@@ -177,6 +188,8 @@ pub const SPECS: &[Spec] = &[
         PLAIN,
     ),
     spec(Endpoint::ListMessages, "list-messages", &[(Method::GET, "/v1/messages")], PLAIN),
+    // A Colloquy extension: one message and what descends from it.
+    spec(Endpoint::DeleteMessage, "delete-message", &[(Method::DELETE, "/v1/messages/{message_id}")], PLAIN),
     spec(
         Endpoint::MessageFeedback,
         "message-feedback",
@@ -516,7 +529,7 @@ mod tests {
         assert!(matches!(resolve(&Method::DELETE, "/v1/conversations/not-a-uuid"), Err(ApiError::RouteNotFound)));
         assert!(matches!(resolve(&Method::GET, "/v2/conversations"), Err(ApiError::RouteNotFound)));
         assert!(
-            matches!(resolve(&Method::POST, "/v1/conversations"), Err(ApiError::MethodNotAllowed(allowed)) if allowed == "GET, HEAD, OPTIONS")
+            matches!(resolve(&Method::PUT, "/v1/conversations"), Err(ApiError::MethodNotAllowed(allowed)) if allowed == "GET, HEAD, POST, OPTIONS")
         );
         assert_eq!(resolve(&Method::HEAD, "/v1/conversations").unwrap().0, Endpoint::ListConversations);
         assert!(matches!(resolve(&Method::HEAD, "/v1/chat-messages"), Err(ApiError::MethodNotAllowed(_))));

@@ -5,13 +5,14 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params_from_iter};
 
 use colloquy_core::domain::{
-    ABANDONED_ERROR, AppId, ConversationId, Cursor, Granularity, Message, MessageId, OpaqueJson, Owner, RatedMessage,
-    Tally, Timestamp,
+    ABANDONED_ERROR, AppId, Conversation, ConversationId, Cursor, Granularity, Message, MessageId, OpaqueJson, Owner,
+    RatedMessage, Tally, Timestamp,
 };
 use colloquy_core::ports::{MessageStore, StoreResult};
 
 use super::codec::{Args, Fields, args, to_json};
 use super::feedback::rating;
+use super::schema::COUNT_RATINGS;
 use super::{SqliteStore, insert_sql, placeholders, stats};
 
 pub(super) const COLUMNS: &str = "id, app_id, end_user_id, conversation_id, parent_message_id, inputs, query, answer, \
@@ -142,6 +143,65 @@ impl MessageStore for SqliteStore {
             }
             tx.commit()?;
             Ok(inserted)
+        })
+        .await
+    }
+
+    /// One transaction: each message as `insert_message` stores it (the first finds the
+    /// conversation gone, or none is written).
+    async fn insert_messages(&self, messages: &[Message]) -> StoreResult<bool> {
+        let sql = format!(
+            "INSERT INTO messages ({COLUMNS}) SELECT {} WHERE EXISTS \
+             (SELECT 1 FROM conversations WHERE id = ?4 AND app_id = ?2 AND end_user_id = ?3)",
+            placeholders(COLUMNS)
+        );
+        let rows = messages.iter().map(|m| Ok((message_args(m)?, m.clone()))).collect::<StoreResult<Vec<_>>>()?;
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            for (values, m) in rows {
+                if tx.prepare_cached(&sql)?.execute(params_from_iter(values))? != 1 {
+                    return Ok(false);
+                }
+                tx.prepare_cached(
+                    "UPDATE conversations SET message_count = message_count + 1,
+                         last_message_at = max(coalesce(last_message_at, ?2), ?2) WHERE id = ?1",
+                )?
+                .execute(rusqlite::params![m.conversation_id.to_string(), m.created_at.micros()])?;
+                stats::count_message(&tx, &m)?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// One transaction: the messages and their feedback, then the conversation's counters
+    /// counted again from what is left.
+    async fn delete_messages(&self, conversation: &Conversation, messages: &[Message]) -> StoreResult<u64> {
+        let id = conversation.id.to_string();
+        let ids: Vec<String> = messages.iter().map(|m| m.id.to_string()).collect();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let mut removed = 0;
+            for message in &ids {
+                let deleted = tx
+                    .prepare_cached("DELETE FROM messages WHERE id = ?1 AND conversation_id = ?2")?
+                    .execute([message, &id])?;
+                if deleted == 1 {
+                    tx.prepare_cached("DELETE FROM feedbacks WHERE message_id = ?1")?.execute([message])?;
+                    removed += 1;
+                }
+            }
+            tx.prepare_cached(&format!(
+                "UPDATE conversations SET
+                     message_count = (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = conversations.id),
+                     last_message_at = (SELECT MAX(created_at) FROM messages m WHERE m.conversation_id = conversations.id),
+                     {COUNT_RATINGS}
+                 WHERE id = ?1"
+            ))?
+            .execute([&id])?;
+            tx.commit()?;
+            Ok(removed)
         })
         .await
     }

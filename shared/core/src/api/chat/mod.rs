@@ -164,7 +164,10 @@ fn model_request(
 pub(crate) fn history_turns(history: &[Message]) -> Vec<(Speaker, String)> {
     let mut turns = Vec::with_capacity(history.len() * 2 + 1);
     for earlier in history.iter().rev() {
-        turns.push((Speaker::User, earlier.query.clone()));
+        // A message added without the model may have only an answer (a human agent's reply).
+        if !earlier.query.is_empty() {
+            turns.push((Speaker::User, earlier.query.clone()));
+        }
         if !earlier.answer.is_empty() {
             turns.push((Speaker::Assistant, earlier.answer.clone()));
         }
@@ -212,7 +215,7 @@ pub(crate) async fn stop(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
 }
 
 /// Gives a new conversation the app's conversation variables, at their starting values.
-async fn start_variables(ctx: &Ctx<'_>, conversation: &Conversation) -> Result<(), ApiError> {
+pub(crate) async fn start_variables(ctx: &Ctx<'_>, conversation: &Conversation) -> Result<(), ApiError> {
     for definition in &ctx.app.config.conversation_variables {
         // Checked when the configuration was saved; a definition that no longer parses is skipped.
         let Ok((value_type, value)) = definition.typed_value() else { continue };

@@ -31,6 +31,13 @@ pub struct ConversationDetail {
     pub state: ConversationState,
 }
 
+/// What `POST /conversations/:id/messages` added.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AddedMessages {
+    pub conversation_id: ConversationId,
+    pub message_ids: Vec<MessageId>,
+}
+
 /// A conversation's metadata, pinned and archived.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConversationState {

@@ -22,8 +22,8 @@ pub use annotation::{Annotation, AnnotationPage, ReplyJob, ReplyJobStatus};
 pub use app::{AppInfo, AppMeta, AppParameters, AppSite, SystemParameters};
 pub use chat::{AnnotationReply, ChatAnswer, MessageMetadata, StreamEvent, StreamEventBody, SuggestedQuestions, Usage};
 pub use conversation::{
-    Conversation, ConversationDetail, Feedback, FeedbackList, ListedFeedback, Message, MessageFile, Rated,
-    TransferMethod, Variable,
+    AddedMessages, Conversation, ConversationDetail, Feedback, FeedbackList, ListedFeedback, Message, MessageFile,
+    Rated, TransferMethod, Variable,
 };
 pub use file::{AudioText, UploadHeaders, UploadUrl, UploadedFile};
 pub use operator::{AppConversation, AppMessage, AuditEntry, Erasure, Export, ExportedFile, Stats, StatsBucket};

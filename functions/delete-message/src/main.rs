@@ -1,0 +1,6 @@
+//! `DELETE /v1/messages/:id` as a Lambda function (a Colloquy extension).
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), colloquy_lambda::Error> {
+    colloquy_lambda::serve!(DeleteMessage).await
+}
