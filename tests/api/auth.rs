@@ -146,7 +146,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_before_auth() {
     let app = spawn_app().await;
     let body = send(app.client.get(app.url("/v1/nope"))).await;
     assert_error(&body, 404, "not_found");
-    let body = send(app.client.post(app.url("/v1/conversations"))).await;
+    let body = send(app.client.put(app.url("/v1/conversations"))).await;
     assert_error(&body, 405, "method_not_allowed");
     let response = app.client.patch(app.url(&format!("/v1/apps/annotations/{}", unknown_id()))).send().await.unwrap();
     assert_eq!(response.headers()["allow"], "PUT, DELETE, OPTIONS", "405 names the route's methods");
