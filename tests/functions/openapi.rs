@@ -79,6 +79,19 @@ fn each_operation_names_the_keys_its_route_takes_and_extensions_are_marked() {
 }
 
 /// The `components/parameters` entry a path parameter refers to.
+#[test]
+fn the_audit_log_documents_every_action() {
+    let document = document();
+    let documented: BTreeSet<String> = document["components"]["schemas"]["AuditEntry"]["properties"]["action"]["enum"]
+        .as_sequence()
+        .expect("an enum of actions")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let actions: BTreeSet<String> = colloquy_core::domain::AuditAction::all().map(|a| a.as_str().to_owned()).collect();
+    assert_eq!(documented, actions);
+}
+
 fn to_component(name: &str) -> String {
     match name {
         "conversation_id" => "ConversationId".into(),

@@ -87,6 +87,8 @@ fn items(body: &Body) -> Result<Vec<Item>, ApiError> {
             let created_at = match item.get("created_at") {
                 None | Some(Value::Null) => None,
                 Some(Value::Number(n)) => Some(parse_time("created_at", &n.to_string())?),
+                // The empty string counts as absent, as for every time bound.
+                Some(Value::String(raw)) if raw.is_empty() => None,
                 Some(Value::String(raw)) => Some(parse_time("created_at", raw)?),
                 Some(_) => return Err(Invalid(format!("items[{i}].created_at: a time is required")).into()),
             };

@@ -225,6 +225,11 @@ impl AuditAction {
         }
     }
 
+    /// Every action, in the order they were added.
+    pub fn all() -> impl Iterator<Item = Self> {
+        Self::ALL.into_iter()
+    }
+
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         Self::ALL
             .into_iter()
