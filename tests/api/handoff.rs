@@ -161,3 +161,118 @@ async fn added_messages_are_checked_and_all_or_nothing() {
     let operator = app.operator_key(&key).await;
     assert_error(&add(&app, &operator, &id, one(item)).await, 403, "forbidden");
 }
+
+async fn fork(app: &TestApp, key: &TestKey, id: &str, body: Value) -> (u16, Value) {
+    send(app.post(key, &format!("/v1/conversations/{id}/fork"), body)).await
+}
+
+#[tokio::test]
+async fn a_fork_copies_the_thread_and_variables_then_each_goes_its_own_way() {
+    let app = spawn_app().await;
+    let key = app.create_app(AppMode::Chat, app_config()).await;
+    let chat = |query: &str, conversation: Option<&str>| {
+        let mut body = json!({"inputs": {"name": "Ada"}, "query": query, "user": "alice", "response_mode": "blocking"});
+        if let Some(id) = conversation {
+            body["conversation_id"] = json!(id);
+        }
+        app.post(&key, "/v1/chat-messages", body)
+    };
+    let (_, first) = send(chat("one", None)).await;
+    let id = first["conversation_id"].as_str().unwrap().to_owned();
+    let second = send(chat("two", Some(&id))).await.1;
+    send(chat("three", Some(&id))).await;
+    let like = json!({"rating": "like", "user": "alice"});
+    assert_eq!(
+        send(app.post(&key, &format!("/v1/messages/{}/feedbacks", first["message_id"].as_str().unwrap()), like))
+            .await
+            .0,
+        200
+    );
+    let tag = json!({"user": "alice", "metadata": {"topic": "t"}, "pinned": true});
+    assert_eq!(
+        send(app.client.patch(app.url(&format!("/v1/conversations/{id}"))).bearer_auth(&key.key).json(&tag)).await.0,
+        200
+    );
+
+    let (status, copy) = fork(&app, &key, &id, json!({"user": "alice", "name": "Another way"})).await;
+    assert_eq!(status, 201, "{copy}");
+    let copy_id = copy["id"].as_str().unwrap().to_owned();
+    assert_ne!(copy_id, id);
+    assert_eq!(
+        (&copy["name"], &copy["introduction"], &copy["metadata"], &copy["pinned"]),
+        (&json!("Another way"), &json!("Hello Ada!"), &json!({"topic": "t"}), &json!(false))
+    );
+    let original = history(&app, &key, &id, "alice").await;
+    let copied = history(&app, &key, &copy_id, "alice").await;
+    let pairs = |thread: &[Value]| -> Vec<(Value, Value, Value)> {
+        thread.iter().map(|m| (m["query"].clone(), m["answer"].clone(), m["created_at"].clone())).collect()
+    };
+    assert_eq!(pairs(&copied), pairs(&original));
+    assert!(copied.iter().zip(&original).all(|(c, o)| c["id"] != o["id"] && c["conversation_id"] == copy_id.as_str()));
+    assert_eq!(copied[0]["parent_message_id"], Value::Null);
+    for pair in copied.windows(2) {
+        assert_eq!(pair[1]["parent_message_id"], pair[0]["id"]);
+    }
+    assert_eq!(copied[0]["feedback"], Value::Null, "feedback stays with the original");
+    let variables = |conversation: &str| {
+        let path = format!("/v1/conversations/{conversation}/variables?user=alice");
+        let app = &app;
+        let key = &key;
+        async move { send(app.get(key, &path)).await.1["data"].clone() }
+    };
+    let (original_vars, copied_vars) = (variables(&id).await, variables(&copy_id).await);
+    assert_eq!(copied_vars[0]["value"], original_vars[0]["value"]);
+    assert_ne!(copied_vars[0]["id"], original_vars[0]["id"]);
+
+    // They diverge: a message in the copy is not in the original, and the copy's variable moves alone.
+    let (_, answer) = send(chat("four", Some(&copy_id))).await;
+    assert_eq!(answer["answer"], "Echo: four (echo provider; 3 earlier questions in this conversation)");
+    assert_eq!(history(&app, &key, &id, "alice").await.len(), 3);
+    let variable = format!("/v1/conversations/{copy_id}/variables/{}", copied_vars[0]["id"].as_str().unwrap());
+    assert_eq!(send(app.put(&key, &variable, json!({"value": "changed", "user": "alice"}))).await.0, 200);
+    assert_eq!(variables(&id).await[0]["value"], original_vars[0]["value"]);
+
+    // From a middle message: the thread up to it.
+    let (status, early) = fork(&app, &key, &id, json!({"user": "alice", "message_id": second["message_id"]})).await;
+    assert_eq!(status, 201, "{early}");
+    let early_thread = history(&app, &key, early["id"].as_str().unwrap(), "alice").await;
+    let queries: Vec<&str> = early_thread.iter().map(|m| m["query"].as_str().unwrap()).collect();
+    assert_eq!(queries, ["one", "two"]);
+    let (_, source) = send(app.get(&key, &format!("/v1/conversations/{id}?user=alice"))).await;
+    assert_eq!(early["name"], source["name"], "the original's name unless one is given");
+}
+
+#[tokio::test]
+async fn a_fork_is_the_callers_own_conversation_and_message_only() {
+    let app = spawn_app().await;
+    let key = app.chat_app().await;
+    let (_, created) = create(&app, &key, json!({"user": "alice"})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let items = json!([{"query": "q", "answer": "a"}]);
+    let (_, added) = add(&app, &key, &id, json!({"user": "alice", "items": items})).await;
+    let message = added["message_ids"][0].as_str().unwrap().to_owned();
+    let (_, bobs) = create(&app, &key, json!({"user": "bob"})).await;
+    let (_, bob_added) = add(&app, &key, bobs["id"].as_str().unwrap(), json!({"user": "bob", "items": items})).await;
+
+    assert_error(&fork(&app, &key, &id, json!({"user": "bob"})).await, 404, "not_found");
+    let other = app.chat_app().await;
+    assert_error(&fork(&app, &other, &id, json!({"user": "alice"})).await, 404, "not_found");
+    assert_error(&fork(&app, &key, &unknown_id(), json!({"user": "alice"})).await, 404, "not_found");
+    assert_error(&fork(&app, &key, "not-a-uuid", json!({"user": "alice"})).await, 404, "not_found");
+    let foreign_message = json!({"user": "alice", "message_id": bob_added["message_ids"][0]});
+    assert_error(&fork(&app, &key, &id, foreign_message).await, 404, "not_found");
+    assert_error(&fork(&app, &key, &id, json!({"user": "alice", "message_id": unknown_id()})).await, 404, "not_found");
+    assert_error(&fork(&app, &key, &id, json!({"user": "alice", "message_id": "x"})).await, 400, "invalid_param");
+    assert_error(&fork(&app, &key, &id, json!({"user": "alice", "name": " "})).await, 400, "invalid_param");
+    assert_error(&fork(&app, &key, &id, json!({})).await, 400, "invalid_param");
+    let operator = app.operator_key(&key).await;
+    assert_error(&fork(&app, &operator, &id, json!({"user": "alice"})).await, 403, "forbidden");
+    // An empty message_id is the newest message; a deleted conversation does not fork.
+    let (status, empty) =
+        fork(&app, &key, bobs["id"].as_str().unwrap(), json!({"user": "bob", "message_id": ""})).await;
+    assert_eq!((status, history(&app, &key, empty["id"].as_str().unwrap(), "bob").await.len()), (201, 1));
+    assert_eq!(fork(&app, &key, &id, json!({"user": "alice", "message_id": message})).await.0, 201);
+    let gone = app.client.delete(app.url(&format!("/v1/conversations/{id}"))).bearer_auth(&key.key);
+    assert_eq!(send(gone.json(&json!({"user": "alice"}))).await.0, 204);
+    assert_error(&fork(&app, &key, &id, json!({"user": "alice"})).await, 404, "not_found");
+}

@@ -185,6 +185,13 @@ async fn every_route_answers_as_the_local_server_does() {
             "message_ids".into(),
         ),
         (
+            "fork-conversation",
+            "POST",
+            format!("/v1/conversations/{}/fork", conversation.id),
+            json!({"user": "u", "name": "Forked"}),
+            "metadata".into(),
+        ),
+        (
             "update-conversation",
             "PATCH",
             format!("/v1/conversations/{}", second.id),

@@ -217,7 +217,9 @@ fn success(endpoint: Endpoint) -> Answer {
         Endpoint::GetConversation | Endpoint::UpdateConversation => {
             Json("200", json_of![views::ConversationDetail::from(conversation())])
         }
-        Endpoint::CreateConversation => Json("201", json_of![views::ConversationDetail::from(conversation())]),
+        Endpoint::CreateConversation | Endpoint::ForkConversation => {
+            Json("201", json_of![views::ConversationDetail::from(conversation())])
+        }
         Endpoint::AddMessages => Json(
             "201",
             json_of![views::AddedMessages {

@@ -74,6 +74,17 @@ pub trait ConversationStore: Send + Sync {
     /// list it by).
     async fn insert_conversation(&self, conversation: &Conversation, user: &UserRef) -> StoreResult<()>;
     async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>>;
+    /// Stores a copy of a conversation (a fork): the new conversation with its (finished)
+    /// messages and its variables, readable only once whole, so a crash part-way leaves nothing
+    /// that reads as a conversation. Its counters count the messages; the usage counters count
+    /// the conversation, not the copied messages.
+    async fn insert_fork(
+        &self,
+        conversation: &Conversation,
+        user: &UserRef,
+        messages: &[Message],
+        variables: &[ConversationVariable],
+    ) -> StoreResult<()>;
     /// Up to `fetch` conversations of `owner` in `list` (each list kept in order, so a page is
     /// one seek however deep) in `sort` order, strictly after `after` (sort timestamp, then id,
     /// so ties are neither skipped nor repeated).

@@ -8,20 +8,22 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    WriteRequest,
 };
 use futures_util::{StreamExt, TryStreamExt};
 
 use colloquy_core::domain::{
     AppId, Conversation, ConversationFilter, ConversationId, ConversationList, ConversationSort, ConversationSummary,
-    Cursor, Granularity, Owner, SortField, Tally, Timestamp, UserRef,
+    ConversationVariable, Cursor, Granularity, Message, Owner, SortField, Tally, Timestamp, UserRef,
 };
 use colloquy_core::ports::{ConversationStore, StoreError, StoreResult};
 
 use super::codec::{json, n, s, ttl};
 use super::items::{
-    ARCHIVED, LISTS, MESSAGE_COUNT, METADATA, PINNED, REVISION, conversation_from, conversation_item,
-    conversation_pointer_item, expiry, list_item, lists_of, live, summary_from,
+    ARCHIVED, LAST_MESSAGE_AT, LISTS, MESSAGE_COUNT, METADATA, PINNED, REVISION, conversation_from, conversation_item,
+    conversation_pointer_item, expiry, list_item, lists_of, live, message_item, pointer_item, summary_from,
+    variable_item,
 };
 use super::keys::{
     APP_CONVERSATION_SHARDS, CONVERSATION_POINTER_SK, app_conversation_shard_pk, app_conversations_pk,
@@ -46,6 +48,45 @@ impl ConversationStore for DynamoStore {
             self.put_item(conversation_item(c, user), absent)?,
             self.put_item(conversation_pointer_item(c), absent)?,
         ];
+        for list in c.state.lists() {
+            writes.push(self.put_item(list_item(c, &list), None)?);
+        }
+        match self.transact_checked(writes).await? {
+            Transaction::Done => {
+                let spread = c.id.as_uuid().as_u128();
+                self.count(c.owner.app_id, Granularity::Hour, c.created_at, spread, Tally::conversation()).await;
+                Ok(())
+            }
+            Transaction::Refused(_) => Err(StoreError::Conflict("the conversation exists".into())),
+        }
+    }
+
+    /// The messages (with their pointers) and the variables first, in batches: every read of a
+    /// message goes through its live conversation, so they read as nothing until the last
+    /// step, one transaction of the conversation (its counters set), its pointer and its copies
+    /// in lists.
+    async fn insert_fork(
+        &self,
+        c: &Conversation,
+        user: &UserRef,
+        messages: &[Message],
+        variables: &[ConversationVariable],
+    ) -> StoreResult<()> {
+        let mut puts = Vec::with_capacity(messages.len() * 2 + variables.len());
+        let items =
+            messages.iter().flat_map(|m| [message_item(m), pointer_item(m)]).chain(variables.iter().map(variable_item));
+        for item in items {
+            let put = PutRequest::builder().set_item(Some(item)).build().map_err(sdk_error)?;
+            puts.push(WriteRequest::builder().put_request(put).build());
+        }
+        self.batch_write(puts).await?;
+        let mut item = conversation_item(c, user);
+        item.insert(MESSAGE_COUNT.into(), n(i64::try_from(messages.len()).unwrap_or(i64::MAX)));
+        if let Some(last) = messages.iter().map(|m| m.created_at).max() {
+            item.insert(LAST_MESSAGE_AT.into(), n(last.micros()));
+        }
+        let absent = Some("attribute_not_exists(PK)");
+        let mut writes = vec![self.put_item(item, absent)?, self.put_item(conversation_pointer_item(c), absent)?];
         for list in c.state.lists() {
             writes.push(self.put_item(list_item(c, &list), None)?);
         }

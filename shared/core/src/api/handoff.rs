@@ -1,17 +1,22 @@
 //! Conversations and messages written without the model (Colloquy extensions), for human
-//! hand-off and imports: `POST /conversations` and `POST /conversations/:id/messages`. What
+//! hand-off, imports and forks: `POST /conversations`, `POST /conversations/:id/messages` and
+//! `POST /conversations/:id/fork`. What
 //! they write is history like any other: listed, exported, and seen by the model afterwards.
+
+use std::collections::HashMap;
 
 use http::StatusCode;
 use serde_json::Value;
 
 use super::conversations::{NOT_FOUND, body_metadata, owned};
-use super::input::Body;
+use super::input::{Body, parse_id};
+use super::messages::settled;
 use super::{ApiResponse, Ctx, views};
 use crate::api::error::ApiError;
 use crate::domain::{
-    Conversation, ConversationId, ConversationState, ConversationStatus, ConversationTitle, DEFAULT_CONVERSATION_NAME,
-    Invalid, Message, MessageId, MessageStatus, OpaqueJson, Timestamp, fill_template, parse_time,
+    Conversation, ConversationId, ConversationState, ConversationStatus, ConversationTitle, ConversationVariable,
+    Cursor, DEFAULT_CONVERSATION_NAME, Invalid, Message, MessageId, MessageStatus, OpaqueJson, Timestamp, VariableId,
+    fill_template, parse_time,
 };
 
 /// How many messages one request may add.
@@ -157,4 +162,130 @@ pub(crate) async fn add_messages(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError>
     ctx.store().update_conversation(&conversation).await?;
     let added = views::AddedMessages { conversation_id: id, message_ids: messages.iter().map(|m| m.id).collect() };
     Ok(ApiResponse::json(StatusCode::CREATED, &added))
+}
+
+/// The longest thread a fork copies (its copy is one request's work).
+pub(crate) const MAX_FORK_MESSAGES: usize = 5000;
+
+/// `POST /conversations/:id/fork` `{user, message_id?, name?}` → 201 (a Colloquy extension): a
+/// new conversation of the caller with the thread that ends at `message_id` (default: the
+/// newest message) copied — each message with new ids, its parent the copy of its parent —
+/// and the conversation's inputs, opening statement, metadata and variables. Feedback stays
+/// with the original messages. The copy is readable only once whole.
+pub(crate) async fn fork(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = ctx.ids.conversation.ok_or(ApiError::RouteNotFound)?;
+    let body = Body::read(ctx.request)?;
+    let name = body.string("name")?.map(ConversationTitle::manual).transpose()?;
+    let target = match body.string("message_id")?.map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => Some(parse_id::<MessageId>("message_id", raw)?),
+    };
+    let user = body.user(true)?;
+    ctx.require_chat_app()?;
+    let owner = ctx.end_user(user.clone()).await?.owner();
+    let source = owned(ctx, owner, id).await?;
+    let thread = settled(ctx, thread_to(ctx, &source, target).await?).await;
+    if thread.iter().any(|m| m.task_id.is_some()) {
+        return Err(ApiError::Conflict(
+            "answer_in_progress",
+            "A message of this thread is still being answered; fork it once the answer is done.",
+        ));
+    }
+    let now = ctx.now();
+    let copy = Conversation {
+        id: ConversationId::from_uuid(ctx.services.ids.new_id()),
+        owner,
+        name: name.map_or_else(|| source.name.clone(), ConversationTitle::into_string),
+        inputs: source.inputs.clone(),
+        status: ConversationStatus::Normal,
+        introduction: source.introduction.clone(),
+        created_at: now,
+        updated_at: now,
+        expires_at: ctx.app.config.retention.conversation_expiry(now),
+        state: ConversationState { metadata: source.state.metadata.clone(), ..ConversationState::default() },
+    };
+    let mut parent = None;
+    let messages: Vec<Message> = thread
+        .into_iter()
+        .map(|original| {
+            let message = Message {
+                id: MessageId::from_uuid(ctx.services.ids.new_id()),
+                conversation_id: copy.id,
+                parent_message_id: parent,
+                task_id: None,
+                ..original
+            };
+            parent = Some(message.id);
+            message
+        })
+        .collect();
+    let mut variables = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ctx.store().variables(id, None, after, 100).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(Cursor { at: last.created_at, id: last.id });
+        let full = page.len() == 100;
+        variables.extend(page.into_iter().map(|v| ConversationVariable {
+            id: VariableId::from_uuid(ctx.services.ids.new_id()),
+            conversation_id: copy.id,
+            ..v
+        }));
+        if !full {
+            break;
+        }
+    }
+    ctx.store().insert_fork(&copy, &user, &messages, &variables).await?;
+    Ok(ApiResponse::json(StatusCode::CREATED, &views::ConversationDetail::from(copy)))
+}
+
+/// The thread of `conversation` that ends at `target` (default: its newest message), oldest
+/// first: from the target back through each message's parent; a message without one follows
+/// the message before it (Dify's messages from before parents were kept are one line).
+async fn thread_to(
+    ctx: &Ctx<'_>,
+    conversation: &Conversation,
+    target: Option<MessageId>,
+) -> Result<Vec<Message>, ApiError> {
+    let mut all: Vec<Message> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ctx.store().messages_after(conversation.id, after, 100).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(Cursor { at: last.created_at, id: last.id });
+        let full = page.len() == 100;
+        let reached = target.is_some_and(|t| page.iter().any(|m| m.id == t));
+        all.extend(page);
+        if all.len() > MAX_FORK_MESSAGES * 2 {
+            return Err(Invalid::new("the conversation is too long to fork here; fork from an earlier message").into());
+        }
+        if reached || !full {
+            break;
+        }
+    }
+    let end = match target {
+        Some(target) => all.iter().position(|m| m.id == target).ok_or(ApiError::NotFound("Message Not Exists."))?,
+        None if all.is_empty() => return Ok(Vec::new()),
+        None => all.len() - 1,
+    };
+    let index: HashMap<MessageId, usize> = all.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
+    let mut chain = vec![end];
+    let mut at = end;
+    loop {
+        let next = match all[at].parent_message_id {
+            Some(parent) => index.get(&parent).copied().filter(|&i| i < at),
+            None => at.checked_sub(1),
+        };
+        let Some(next) = next else { break };
+        chain.push(next);
+        at = next;
+    }
+    if chain.len() > MAX_FORK_MESSAGES {
+        return Err(Invalid(format!(
+            "a fork copies at most {MAX_FORK_MESSAGES} messages; fork from an earlier message"
+        ))
+        .into());
+    }
+    let mut thread: Vec<Option<Message>> = all.into_iter().map(Some).collect();
+    Ok(chain.into_iter().rev().filter_map(|i| thread[i].take()).collect())
 }

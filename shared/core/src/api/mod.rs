@@ -241,6 +241,7 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
         Endpoint::ListConversations => conversations::list(ctx).await,
         Endpoint::CreateConversation => handoff::create(ctx).await,
         Endpoint::AddMessages => handoff::add_messages(ctx).await,
+        Endpoint::ForkConversation => handoff::fork(ctx).await,
         Endpoint::GetConversation => conversations::get(ctx).await,
         Endpoint::UpdateConversation => conversations::update(ctx).await,
         Endpoint::DeleteConversation => conversations::delete(ctx).await,

@@ -13,6 +13,7 @@ pub enum Endpoint {
     ListConversations,
     CreateConversation,
     AddMessages,
+    ForkConversation,
     GetConversation,
     UpdateConversation,
     DeleteConversation,
@@ -149,6 +150,12 @@ pub const SPECS: &[Spec] = &[
         Endpoint::AddMessages,
         "add-messages",
         &[(Method::POST, "/v1/conversations/{conversation_id}/messages")],
+        PLAIN,
+    ),
+    spec(
+        Endpoint::ForkConversation,
+        "fork-conversation",
+        &[(Method::POST, "/v1/conversations/{conversation_id}/fork")],
         PLAIN,
     ),
     // Colloquy extensions: one conversation, and its metadata, pinned and archived.

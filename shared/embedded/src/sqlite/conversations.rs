@@ -6,7 +6,8 @@ use rusqlite::{Row, params, params_from_iter};
 
 use colloquy_core::domain::{
     AppId, Conversation, ConversationFilter, ConversationId, ConversationList, ConversationSort, ConversationState,
-    ConversationSummary, Cursor, Granularity, Metadata, Owner, Rating, SortField, Tally, Timestamp, UserRef,
+    ConversationSummary, ConversationVariable, Cursor, Granularity, Message, Metadata, Owner, Rating, SortField, Tally,
+    Timestamp, UserRef,
 };
 use colloquy_core::ports::{ConversationStore, StoreResult};
 
@@ -185,6 +186,39 @@ impl ConversationStore for SqliteStore {
             tx.prepare_cached(&insert_sql("conversations", COLUMNS))?.execute(params_from_iter(values))?;
             write_lists(&tx, &c)?;
             stats::add_tally(&tx, app, Granularity::Hour, at, &Tally::conversation())?;
+            tx.commit()
+        })
+        .await
+    }
+
+    /// One transaction: the conversation, its lists, its messages (its counters set from them)
+    /// and its variables.
+    async fn insert_fork(
+        &self,
+        c: &Conversation,
+        _user: &UserRef,
+        messages: &[Message],
+        variables: &[ConversationVariable],
+    ) -> StoreResult<()> {
+        let values = conversation_args(c)?;
+        let rows = messages.iter().map(super::messages::message_args).collect::<StoreResult<Vec<_>>>()?;
+        let vars = variables.iter().map(super::variables::variable_args).collect::<StoreResult<Vec<_>>>()?;
+        let (count, last) = (messages.len() as i64, messages.iter().map(|m| m.created_at.micros()).max());
+        let c = c.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            tx.prepare_cached(&insert_sql("conversations", COLUMNS))?.execute(params_from_iter(values))?;
+            write_lists(&tx, &c)?;
+            for row in rows {
+                tx.prepare_cached(&insert_sql("messages", super::messages::COLUMNS))?.execute(params_from_iter(row))?;
+            }
+            tx.prepare_cached("UPDATE conversations SET message_count = ?2, last_message_at = ?3 WHERE id = ?1")?
+                .execute(params![c.id.to_string(), count, last])?;
+            for row in vars {
+                tx.prepare_cached(&insert_sql("conversation_variables", super::variables::COLUMNS))?
+                    .execute(params_from_iter(row))?;
+            }
+            stats::add_tally(&tx, c.owner.app_id, Granularity::Hour, c.created_at, &Tally::conversation())?;
             tx.commit()
         })
         .await

@@ -6,10 +6,26 @@ use rusqlite::Row;
 use colloquy_core::domain::{ConversationId, ConversationVariable, Cursor, ValueType, VariableId, VariableNameFilter};
 use colloquy_core::ports::{StoreResult, VariableStore};
 
-use super::codec::{Fields, args, to_json};
+use super::codec::{Args, Fields, args, to_json};
 use super::{SqliteStore, insert_sql};
 
-const COLUMNS: &str = "id, app_id, conversation_id, name, value_type, value, description, created_at, updated_at";
+pub(super) const COLUMNS: &str =
+    "id, app_id, conversation_id, name, value_type, value, description, created_at, updated_at";
+
+/// The values of a row, in the order of [`COLUMNS`].
+pub(super) fn variable_args(v: &ConversationVariable) -> StoreResult<Args> {
+    Ok(args![
+        v.id,
+        v.app_id,
+        v.conversation_id,
+        v.name.as_str(),
+        v.value_type.as_str(),
+        to_json(&v.value)?,
+        v.description.as_str(),
+        v.created_at,
+        v.updated_at
+    ])
+}
 
 fn variable_from_row(row: &Row<'_>) -> rusqlite::Result<ConversationVariable> {
     let f = Fields::of("conversation_variables", row);
@@ -42,17 +58,7 @@ pub(super) fn list_sql(after_cursor: bool) -> String {
 #[async_trait]
 impl VariableStore for SqliteStore {
     async fn insert_variable(&self, v: &ConversationVariable) -> StoreResult<()> {
-        let values = args![
-            v.id,
-            v.app_id,
-            v.conversation_id,
-            v.name.as_str(),
-            v.value_type.as_str(),
-            to_json(&v.value)?,
-            v.description.as_str(),
-            v.created_at,
-            v.updated_at
-        ];
+        let values = variable_args(v)?;
         self.execute(insert_sql("conversation_variables", COLUMNS), values).await.map(drop)
     }
 
