@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 #[path = "../rows.rs"]
 mod rows;
 
-use colloquy_core::domain::{AppId, Conversation, ConversationList, ConversationSort, EndUserId, Message, Owner};
+use colloquy_core::domain::{
+    AppId, Conversation, ConversationList, ConversationSort, EndUserId, Message, Metadata, Owner,
+};
 use colloquy_core::ports::{ConversationStore, MessageStore};
 use colloquy_embedded::sqlite::SqliteStore;
 use rows::{FETCH, ROWS, SORTS, conversation, deep_conversation_page, deep_message_page, message};
@@ -53,7 +55,17 @@ async fn main() {
     let owner = Owner { app_id: AppId::from_uuid(Uuid::new_v4()), end_user_id: EndUserId::from_uuid(Uuid::new_v4()) };
 
     let started = Instant::now();
-    let conversations: Vec<Conversation> = (0..ROWS).map(|i| conversation(owner, i)).collect();
+    // Every second conversation is tagged `project=a` (a list of its own, 50,001 long).
+    let tagged = Metadata::from_json(&serde_json::json!({"project": "a"})).expect("metadata");
+    let conversations: Vec<Conversation> = (0..ROWS)
+        .map(|i| {
+            let mut c = conversation(owner, i);
+            if i % 2 == 0 {
+                c.state.metadata = tagged.clone();
+            }
+            c
+        })
+        .collect();
     // The history lives in a conversation of another end user, so each list is alone in its index range.
     let other = Owner { end_user_id: EndUserId::from_uuid(Uuid::new_v4()), ..owner };
     let history = conversation(other, 0);
@@ -86,6 +98,20 @@ async fn main() {
         })
         .await;
         report(&format!("conversations (`sort_by={name}`)"), first, last);
+    }
+
+    // A metadata filter's list: the same seek on `conversation_lists`, joined to each row.
+    let list = ConversationList::Metadata { archived: false, key: "project".into(), value: "a".into() };
+    let in_list: Vec<Conversation> = conversations.iter().filter(|c| !c.state.metadata.is_empty()).cloned().collect();
+    for (field, descending, name) in SORTS {
+        let sort = ConversationSort { field, descending };
+        let (deep, end) = deep_conversation_page(&in_list, sort);
+        let page = store.conversations(owner, sort, &list, Some(deep), FETCH).await.unwrap();
+        assert_eq!(page.last().map(|c| c.id), Some(end), "the deep page ends the list");
+        let first = median(|| async { store.conversations(owner, sort, &list, None, FETCH).await.unwrap().len() }).await;
+        let last =
+            median(|| async { store.conversations(owner, sort, &list, Some(deep), FETCH).await.unwrap().len() }).await;
+        report(&format!("conversations with `metadata[project]=a` (`sort_by={name}`)"), first, last);
     }
 
     drop(store);

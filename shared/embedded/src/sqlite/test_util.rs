@@ -15,10 +15,14 @@ impl SqliteStore {
     /// than one insert per row through the ports. A message's running generation (its task)
     /// is not registered, and a message is stored whether or not its conversation exists.
     pub async fn import(&self, conversations: &[Conversation], messages: &[Message]) -> StoreResult<()> {
+        let listed: Vec<Conversation> = conversations.iter().filter(|c| !c.state.lists().is_empty()).cloned().collect();
         let conversations = conversations.iter().map(conversation_args).collect::<StoreResult<Vec<_>>>()?;
         let messages = messages.iter().map(message_args).collect::<StoreResult<Vec<_>>>()?;
         self.write(move |conn| {
             let tx = conn.transaction()?;
+            for conversation in &listed {
+                conversations::write_lists(&tx, conversation)?;
+            }
             for (table, columns, rows) in
                 [("conversations", conversations::COLUMNS, conversations), ("messages", messages::COLUMNS, messages)]
             {
