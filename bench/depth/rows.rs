@@ -91,6 +91,7 @@ pub fn deep_conversation_page(
     if sort.descending {
         ordered.reverse();
     }
-    let deep = ordered[ROWS - FETCH - 1];
-    (Cursor { at: key(deep).0, id: deep.id }, ordered[ROWS - 1].id)
+    let rows = ordered.len();
+    let deep = ordered[rows - FETCH - 1];
+    (Cursor { at: key(deep).0, id: deep.id }, ordered[rows - 1].id)
 }
