@@ -108,7 +108,8 @@ async fn main() {
         let (deep, end) = deep_conversation_page(&in_list, sort);
         let page = store.conversations(owner, sort, &list, Some(deep), FETCH).await.unwrap();
         assert_eq!(page.last().map(|c| c.id), Some(end), "the deep page ends the list");
-        let first = median(|| async { store.conversations(owner, sort, &list, None, FETCH).await.unwrap().len() }).await;
+        let first =
+            median(|| async { store.conversations(owner, sort, &list, None, FETCH).await.unwrap().len() }).await;
         let last =
             median(|| async { store.conversations(owner, sort, &list, Some(deep), FETCH).await.unwrap().len() }).await;
         report(&format!("conversations with `metadata[project]=a` (`sort_by={name}`)"), first, last);

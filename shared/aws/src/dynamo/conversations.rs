@@ -40,25 +40,9 @@ const TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[async_trait]
 impl ConversationStore for DynamoStore {
-    /// The conversation and its pointer, in one transaction (its request token makes a
-    /// retried request that went through succeed, not conflict).
+    /// The conversation, its pointer and its copies in lists (`put_conversation`).
     async fn insert_conversation(&self, c: &Conversation, user: &UserRef) -> StoreResult<()> {
-        let absent = Some("attribute_not_exists(PK)");
-        let mut writes = vec![
-            self.put_item(conversation_item(c, user), absent)?,
-            self.put_item(conversation_pointer_item(c), absent)?,
-        ];
-        for list in c.state.lists() {
-            writes.push(self.put_item(list_item(c, &list), None)?);
-        }
-        match self.transact_checked(writes).await? {
-            Transaction::Done => {
-                let spread = c.id.as_uuid().as_u128();
-                self.count(c.owner.app_id, Granularity::Hour, c.created_at, spread, Tally::conversation()).await;
-                Ok(())
-            }
-            Transaction::Refused(_) => Err(StoreError::Conflict("the conversation exists".into())),
-        }
+        self.put_conversation(c, conversation_item(c, user)).await
     }
 
     /// The messages (with their pointers) and the variables first, in batches: every read of a
@@ -85,19 +69,7 @@ impl ConversationStore for DynamoStore {
         if let Some(last) = messages.iter().map(|m| m.created_at).max() {
             item.insert(LAST_MESSAGE_AT.into(), n(last.micros()));
         }
-        let absent = Some("attribute_not_exists(PK)");
-        let mut writes = vec![self.put_item(item, absent)?, self.put_item(conversation_pointer_item(c), absent)?];
-        for list in c.state.lists() {
-            writes.push(self.put_item(list_item(c, &list), None)?);
-        }
-        match self.transact_checked(writes).await? {
-            Transaction::Done => {
-                let spread = c.id.as_uuid().as_u128();
-                self.count(c.owner.app_id, Granularity::Hour, c.created_at, spread, Tally::conversation()).await;
-                Ok(())
-            }
-            Transaction::Refused(_) => Err(StoreError::Conflict("the conversation exists".into())),
-        }
+        self.put_conversation(c, item).await
     }
 
     async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>> {
@@ -291,6 +263,25 @@ impl ConversationStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// A new conversation's `item`, its pointer and its copies in lists, in one transaction
+    /// (its request token makes a retried request that went through succeed, not conflict);
+    /// counted in the usage counters.
+    async fn put_conversation(&self, c: &Conversation, item: Item) -> StoreResult<()> {
+        let absent = Some("attribute_not_exists(PK)");
+        let mut writes = vec![self.put_item(item, absent)?, self.put_item(conversation_pointer_item(c), absent)?];
+        for list in c.state.lists() {
+            writes.push(self.put_item(list_item(c, &list), None)?);
+        }
+        match self.transact_checked(writes).await? {
+            Transaction::Done => {
+                let spread = c.id.as_uuid().as_u128();
+                self.count(c.owner.app_id, Granularity::Hour, c.created_at, spread, Tally::conversation()).await;
+                Ok(())
+            }
+            Transaction::Refused(_) => Err(StoreError::Conflict("the conversation exists".into())),
+        }
+    }
+
     /// Lays a live conversation's tombstone (one UpdateItem; with its copies in lists deleted
     /// in the same transaction when it is in any); returns how many messages it had (its
     /// counter), or `None` when it was not live (gone, or deleted by another request).

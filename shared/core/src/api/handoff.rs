@@ -16,7 +16,7 @@ use crate::api::error::ApiError;
 use crate::domain::{
     Conversation, ConversationId, ConversationState, ConversationStatus, ConversationTitle, ConversationVariable,
     Cursor, DEFAULT_CONVERSATION_NAME, Invalid, Message, MessageId, MessageStatus, OpaqueJson, Timestamp, VariableId,
-    fill_template, parse_time,
+    parse_time,
 };
 
 /// How many messages one request may add.
@@ -41,20 +41,7 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     ctx.require_chat_app()?;
     let inputs = ctx.app.config.check_inputs(&inputs)?;
     let owner = ctx.end_user(user.clone()).await?.owner();
-    let now = ctx.now();
-    let introduction = ctx.app.config.opening_statement.as_deref().map(|t| fill_template(t, &inputs));
-    let conversation = Conversation {
-        id: ConversationId::from_uuid(ctx.services.ids.new_id()),
-        owner,
-        name,
-        inputs,
-        status: ConversationStatus::Normal,
-        introduction: introduction.unwrap_or_default(),
-        created_at: now,
-        updated_at: now,
-        expires_at: ctx.app.config.retention.conversation_expiry(now),
-        state: ConversationState { metadata, ..ConversationState::default() },
-    };
+    let conversation = super::chat::new_conversation(ctx, owner, name, inputs, metadata);
     ctx.store().insert_conversation(&conversation, &user).await?;
     super::chat::start_variables(ctx, &conversation).await?;
     Ok(ApiResponse::json(StatusCode::CREATED, &views::ConversationDetail::from(conversation)))

@@ -22,8 +22,8 @@ use super::{ApiResponse, Ctx, annotations};
 use crate::api::error::ApiError;
 use crate::domain::{
     App, AppMode, Conversation, ConversationId, ConversationState, ConversationStatus, ConversationVariable,
-    DEFAULT_CONVERSATION_NAME, GENERATION_DEADLINE, Message, MessageId, MessageStatus, OpaqueJson, TaskId, VariableId,
-    fill_template,
+    DEFAULT_CONVERSATION_NAME, GENERATION_DEADLINE, Message, MessageId, MessageStatus, Metadata, OpaqueJson, Owner,
+    TaskId, VariableId, fill_template,
 };
 use crate::ports::{LlmRequest, Purpose, Speaker};
 use generation::{ChatEvent, Generation, StreamHeader, annotation_stream, within_deadline};
@@ -49,20 +49,8 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         Some(id) => (owned(ctx, owner, id).await?, false),
         None => {
             let inputs = ctx.app.config.check_inputs(&input.inputs)?;
-            let introduction = ctx.app.config.opening_statement.as_deref().map(|t| fill_template(t, &inputs));
-            let conversation = Conversation {
-                id: ConversationId::from_uuid(ctx.services.ids.new_id()),
-                owner,
-                name: DEFAULT_CONVERSATION_NAME.into(),
-                inputs,
-                status: ConversationStatus::Normal,
-                introduction: introduction.unwrap_or_default(),
-                created_at: now,
-                updated_at: now,
-                expires_at: ctx.app.config.retention.conversation_expiry(now),
-                state: ConversationState { metadata: metadata.unwrap_or_default(), ..ConversationState::default() },
-            };
-            (conversation, true)
+            let name = DEFAULT_CONVERSATION_NAME.to_owned();
+            (new_conversation(ctx, owner, name, inputs, metadata.unwrap_or_default()), true)
         }
     };
     let history = if is_new {
@@ -212,6 +200,31 @@ pub(crate) async fn stop(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         ctx.store().request_stop(task, owner).await?;
     }
     Ok(ApiResponse::ok(&Success::new()))
+}
+
+/// A new conversation of `owner` as of now: the app's opening statement filled with its
+/// (checked) inputs, its retention's expiry, not pinned or archived.
+pub(crate) fn new_conversation(
+    ctx: &Ctx<'_>,
+    owner: Owner,
+    name: String,
+    inputs: serde_json::Map<String, serde_json::Value>,
+    metadata: Metadata,
+) -> Conversation {
+    let now = ctx.now();
+    let introduction = ctx.app.config.opening_statement.as_deref().map(|t| fill_template(t, &inputs));
+    Conversation {
+        id: ConversationId::from_uuid(ctx.services.ids.new_id()),
+        owner,
+        name,
+        inputs,
+        status: ConversationStatus::Normal,
+        introduction: introduction.unwrap_or_default(),
+        created_at: now,
+        updated_at: now,
+        expires_at: ctx.app.config.retention.conversation_expiry(now),
+        state: ConversationState { metadata, ..ConversationState::default() },
+    }
 }
 
 /// Gives a new conversation the app's conversation variables, at their starting values.
