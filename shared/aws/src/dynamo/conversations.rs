@@ -136,30 +136,32 @@ impl ConversationStore for DynamoStore {
             .set_expression_attribute_names(Some(fields.names))
             .set_expression_attribute_values(Some(fields.values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let mut read: Option<Item>;
         match request.send().await {
             Ok(_) => return Ok(true),
             Err(SdkError::ServiceError(service)) => match service.err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => {
-                    if live(failed.item().cloned())?.is_none() {
-                        return Ok(false);
-                    }
+                    let Some(item) = live(failed.item().cloned())? else { return Ok(false) };
+                    // In lists: the item the refusal returned is the first attempt's read.
+                    read = Some(item);
                 }
                 _ => return Err(sdk_error(SdkError::ServiceError(service))),
             },
             Err(e) => return Err(sdk_error(e)),
         }
         for attempt in 1..=TRANSACT_ATTEMPTS {
-            let Some(item) = live(self.get(owner_pk(c.owner), conversation_sk(c.id)).await?)? else {
-                return Ok(false);
+            let found = match read.take() {
+                Some(item) => Some(item),
+                None => self.get(owner_pk(c.owner), conversation_sk(c.id)).await?,
             };
+            let Some(item) = live(found)? else { return Ok(false) };
             let stored = conversation_from(&item)?;
-            let (lists, revision) = lists_of(&item)?;
+            let (_, revision) = lists_of(&item)?;
             let mut copy = c.clone();
             copy.state = stored.state;
             let fields = Fields::of(&copy, copy.state.archived);
             let mut writes = vec![self.revised_update(c.owner, c.id, fields, revision)?];
             for list in copy.state.lists() {
-                debug_assert!(lists.contains(&list.key()));
                 writes.push(self.put_item(list_item(&copy, &list), None)?);
             }
             if let Transaction::Done = self.transact_checked(writes).await? {
@@ -318,6 +320,7 @@ impl DynamoStore {
                 item.map(|item| super::codec::Read::new("conversation", item).opt_n(MESSAGE_COUNT)).transpose()?;
             Ok(count.flatten().unwrap_or(0).max(0) as u64)
         };
+        let mut read: Option<Item>;
         match result {
             Ok(output) => return messages(output.attributes.as_ref()).map(Some),
             Err(SdkError::ServiceError(service)) => match service.err() {
@@ -325,9 +328,9 @@ impl DynamoStore {
                     if written_by("conversation", failed.item(), &request)? {
                         return messages(failed.item()).map(Some);
                     }
-                    if live(failed.item().cloned())?.is_none() {
-                        return Ok(None);
-                    }
+                    let Some(item) = live(failed.item().cloned())? else { return Ok(None) };
+                    // In lists: the item the refusal returned is the first attempt's read.
+                    read = Some(item);
                 }
                 _ => return Err(sdk_error(SdkError::ServiceError(service))),
             },
@@ -336,7 +339,10 @@ impl DynamoStore {
         // In lists: the tombstone and the copies' removal together.
         fields.remove.push("#lists".into());
         for attempt in 1..=TRANSACT_ATTEMPTS {
-            let found = self.get(owner_pk(owner), conversation_sk(id)).await?;
+            let found = match read.take() {
+                Some(item) => Some(item),
+                None => self.get(owner_pk(owner), conversation_sk(id)).await?,
+            };
             if written_by("conversation", found.as_ref(), &request)? {
                 return messages(found.as_ref()).map(Some);
             }
