@@ -337,7 +337,17 @@ async fn an_end_users_export_is_what_the_read_api_shows() {
                 m
             })
             .collect();
-        assert_eq!(Value::Array(shown), read["data"], "{id}");
+        let read: Vec<Value> = read["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let mut m = m.clone();
+                m.as_object_mut().unwrap().retain(|k, _| !k.starts_with("sibling_"));
+                m
+            })
+            .collect();
+        assert_eq!(shown, read, "{id}");
         let (_, vars) = send(app.get(&key, &format!("/v1/conversations/{id}/variables?user=dana&limit=100"))).await;
         assert_eq!(variables, vars["data"]);
     }

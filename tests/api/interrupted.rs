@@ -3,18 +3,22 @@
 //! `colloquy_core::api::chat`, on Tokio's paused clock.)
 
 use colloquy_core::domain::{
-    ABANDONED_AFTER, ABANDONED_ERROR, AppConfig, AppMode, Conversation, Message, MessageId, TaskId, Timestamp,
+    ABANDONED_AFTER, ABANDONED_ERROR, AppConfig, AppMode, Conversation, Cursor, Message, MessageId, TaskId, Timestamp,
 };
 use colloquy_tests::*;
 use serde_json::{Map, Value, json};
 
 /// A message left as the chat endpoint stores it while answering, `seconds_ago` before now.
 async fn left_generating(app: &TestApp, conversation: &Conversation, query: &str, seconds_ago: i64) -> Message {
+    let id = MessageId::from_uuid(uuid::Uuid::now_v7());
+    let created_at = Timestamp::from_micros(app.now().micros() - seconds_ago * 1_000_000);
+    // It replies to the message before it, as a chat's does.
+    let before = app.store.messages_before(conversation.id, Some(Cursor { at: created_at, id }), 1).await.unwrap();
     let message = Message {
-        id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+        id,
         conversation_id: conversation.id,
         owner: conversation.owner,
-        parent_message_id: None,
+        parent_message_id: before.first().map(|m| m.id),
         inputs: Map::new(),
         query: query.into(),
         answer: String::new(),
@@ -24,7 +28,7 @@ async fn left_generating(app: &TestApp, conversation: &Conversation, query: &str
         status: colloquy_core::domain::MessageStatus::Normal,
         error: None,
         metadata: colloquy_core::domain::OpaqueJson::empty_object(),
-        created_at: Timestamp::from_micros(app.now().micros() - seconds_ago * 1_000_000),
+        created_at,
         task_id: Some(TaskId::from_uuid(uuid::Uuid::now_v7())),
     };
     assert!(app.store.insert_message(&message).await.unwrap());
@@ -62,8 +66,8 @@ async fn a_message_abandoned_by_a_crash_is_served_as_failed_and_a_running_one_is
     let answering = row(&rows, &running);
     assert_eq!((answering["status"].clone(), answering["error"].clone()), (json!("normal"), json!(null)));
     assert_eq!(answering["answer"], "", "a recent generation is shown as Dify shows one in progress");
-    // Dify's shape is unchanged.
-    let fields: Vec<&String> = failed.as_object().unwrap().keys().collect();
+    // Dify's shape is unchanged (with our two fields placing the message in its tree).
+    let fields: Vec<&String> = failed.as_object().unwrap().keys().filter(|k| !k.starts_with("sibling_")).collect();
     let expected = ["agent_thoughts", "answer", "conversation_id", "created_at", "error", "feedback", "id", "inputs"];
     assert!(expected.iter().all(|f| fields.iter().any(|k| k == f)) && fields.len() == 13, "{fields:?}");
 

@@ -33,4 +33,5 @@ mod server;
 mod speech_local;
 mod stats;
 mod suggested;
+mod tree;
 mod variables;

@@ -22,9 +22,10 @@ async fn newest_page_in_ascending_order_with_every_field() {
     assert_eq!(
         page["data"][1],
         json!({"id": seeded[4].id.to_string(), "conversation_id": conversation.id.to_string(),
-               "parent_message_id": null, "inputs": {}, "query": "q4", "answer": "answer to q4",
+               "parent_message_id": seeded[3].id.to_string(), "inputs": {}, "query": "q4", "answer": "answer to q4",
                "message_files": [], "feedback": null, "retriever_resources": [], "agent_thoughts": [],
-               "status": "normal", "error": null, "created_at": T0 + 4})
+               "status": "normal", "error": null, "created_at": T0 + 4,
+               "sibling_ids": [seeded[4].id.to_string()], "sibling_count": 1})
     );
     let first = page["data"][0]["id"].as_str().unwrap();
     let (_, older) = send(app.get(&key, &format!("{base}&limit=2&first_id={first}"))).await;

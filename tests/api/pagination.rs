@@ -84,6 +84,9 @@ proptest! {
             let key = app.chat_app().await;
             let conversation = app.seed_conversation(&key, "p", "c").await;
             let mut messages = Vec::new();
+            // Sent in time order (each replying to the one before), several in one second.
+            let mut stamps = stamps.clone();
+            stamps.sort_unstable();
             for second in &stamps {
                 messages.push(app.seed_message_at(&conversation, "q", at(*second)).await);
             }

@@ -233,8 +233,12 @@ fn success(endpoint: Endpoint) -> Answer {
         Endpoint::UpdateConversationVariable => Json("200", json_of![views::Variable::from(variables().remove(0))]),
         Endpoint::ListMessages => {
             let [answered, failed] = messages();
-            let data = vec![views::Message::new(answered, Some(Rating::Like)), views::Message::new(failed, None)];
-            Json("200", json_of![Page::new(20, true, data), Page::<views::Message>::new(20, false, Vec::new())])
+            let (a, f) = (answered.id, failed.id);
+            let data = vec![
+                views::ThreadMessage::new(views::Message::new(answered, Some(Rating::Like)), vec![a]),
+                views::ThreadMessage::new(views::Message::new(failed, None), vec![a, f]),
+            ];
+            Json("200", json_of![Page::new(20, true, data), Page::<views::ThreadMessage>::new(20, false, Vec::new())])
         }
         Endpoint::MessageFeedback | Endpoint::StopChatMessage | Endpoint::AppMessageFeedback => {
             Json("200", json_of![Success::new()])
@@ -250,7 +254,7 @@ fn success(endpoint: Endpoint) -> Answer {
         Endpoint::AppParameters => Json("200", per_app(|app| serde_json::to_value(AppParameters::new(app)))),
         Endpoint::AppMeta => Json("200", per_app(|app| serde_json::to_value(AppMeta::new(app)))),
         Endpoint::AppSite => Json("200", per_app(|app| serde_json::to_value(AppSite::new(app)))),
-        Endpoint::ChatMessages => chat(),
+        Endpoint::ChatMessages | Endpoint::RegenerateMessage => chat(),
         Endpoint::SuggestedQuestions => Json(
             "200",
             json_of![

@@ -232,7 +232,8 @@ fn a_chat_can_store_its_outcome_before_its_function_times_out() {
         // Feedback checks the conversation is live by updating its counts, a new message by
         // counting it; storing an answer checks it apart
         // (the operators' feedback checks its message exists: theirs is not copied onto it).
-        let checks = ["chat-messages", "chat-messages-stream", "app-message-feedback"].contains(&binary.as_str());
+        let checks = ["chat-messages", "chat-messages-stream", "regenerate-message", "app-message-feedback"]
+            .contains(&binary.as_str());
         assert_eq!(
             policies.contains("dynamodb:ConditionCheckItem"),
             checks,

@@ -306,12 +306,17 @@ impl TestApp {
         self.seed_conversation_at(app, user, name, self.now()).await
     }
 
+    /// A finished message of `conversation` at `at`, replying (as a chat does) to the message
+    /// before it.
     pub async fn seed_message_at(&self, conversation: &Conversation, query: &str, at: Timestamp) -> Message {
+        let id = MessageId::from_uuid(new_uuid());
+        let before = colloquy_core::domain::Cursor { at, id };
+        let parent = self.store.messages_before(conversation.id, Some(before), 1).await.expect("read history");
         let message = Message {
-            id: MessageId::from_uuid(new_uuid()),
+            id,
             conversation_id: conversation.id,
             owner: conversation.owner,
-            parent_message_id: None,
+            parent_message_id: parent.first().map(|m| m.id),
             inputs: Map::new(),
             query: query.to_owned(),
             answer: format!("answer to {query}"),

@@ -162,13 +162,17 @@ pub trait MessageStore: Send + Sync {
         fetch: usize,
     ) -> StoreResult<Vec<Message>>;
     /// As [`messages_before`](Self::messages_before), each message with the rating its
-    /// conversation's end user gave it, read in the same request (a message page shows them).
+    /// conversation's end user gave it and the ids of its replies (the messages whose parent it
+    /// is, oldest first), read in the same request (a message page shows them).
     async fn rated_messages_before(
         &self,
         conversation: ConversationId,
         before: Option<Cursor<MessageId>>,
         fetch: usize,
     ) -> StoreResult<Vec<RatedMessage>>;
+    /// The ids of a conversation's messages that have no parent (its first message, and every
+    /// message sent again in its place), oldest first.
+    async fn root_messages(&self, conversation: &Conversation) -> StoreResult<Vec<MessageId>>;
     /// The oldest message of a conversation.
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>>;
     /// Up to `fetch` messages of a conversation, oldest first, strictly after `after` (exports

@@ -21,9 +21,9 @@ use colloquy_core::ports::{ConversationStore, StoreError, StoreResult};
 
 use super::codec::{json, n, s, ttl};
 use super::items::{
-    ARCHIVED, LAST_MESSAGE_AT, LISTS, MESSAGE_COUNT, METADATA, PINNED, REVISION, conversation_from, conversation_item,
-    conversation_pointer_item, expiry, list_item, lists_of, live, message_item, pointer_item, summary_from,
-    variable_item,
+    ARCHIVED, LAST_MESSAGE_AT, LISTS, MESSAGE_COUNT, METADATA, PINNED, REVISION, ROOTS, conversation_from,
+    conversation_item, conversation_pointer_item, expiry, list_item, lists_of, live, message_items_with_replies,
+    pointer_item, summary_from, variable_item,
 };
 use super::keys::{
     APP_CONVERSATION_SHARDS, CONVERSATION_POINTER_SK, app_conversation_shard_pk, app_conversations_pk,
@@ -57,8 +57,11 @@ impl ConversationStore for DynamoStore {
         variables: &[ConversationVariable],
     ) -> StoreResult<()> {
         let mut puts = Vec::with_capacity(messages.len() * 2 + variables.len());
-        let items =
-            messages.iter().flat_map(|m| [message_item(m), pointer_item(m)]).chain(variables.iter().map(variable_item));
+        let with_replies = message_items_with_replies(messages);
+        let items = with_replies
+            .into_iter()
+            .chain(messages.iter().map(pointer_item))
+            .chain(variables.iter().map(variable_item));
         for item in items {
             let put = PutRequest::builder().set_item(Some(item)).build().map_err(sdk_error)?;
             puts.push(WriteRequest::builder().put_request(put).build());
@@ -68,6 +71,11 @@ impl ConversationStore for DynamoStore {
         item.insert(MESSAGE_COUNT.into(), n(i64::try_from(messages.len()).unwrap_or(i64::MAX)));
         if let Some(last) = messages.iter().map(|m| m.created_at).max() {
             item.insert(LAST_MESSAGE_AT.into(), n(last.micros()));
+        }
+        let roots: Vec<String> =
+            messages.iter().filter(|m| m.parent_message_id.is_none()).map(|m| m.id.to_string()).collect();
+        if !roots.is_empty() {
+            item.insert(ROOTS.into(), AttributeValue::Ss(roots));
         }
         self.put_conversation(c, item).await
     }

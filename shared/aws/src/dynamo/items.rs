@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use colloquy_core::domain::{
     Annotation, AnnotationJob, AnnotationSettings, App, AppId, AppMode, Conversation, ConversationId, ConversationList,
     ConversationState, ConversationSummary, ConversationVariable, EndUser, Feedback, FeedbackSource, Invalid,
-    JobStatus, KeyHash, KeyRecord, KeyRole, Message, Metadata, Owner, Rating, ReplyAction, TaskId, Timestamp,
-    UploadFile, UserRef, ValueType,
+    JobStatus, KeyHash, KeyRecord, KeyRole, Message, MessageId, Metadata, Owner, Rating, ReplyAction, TaskId,
+    Timestamp, UploadFile, UserRef, ValueType,
 };
 use colloquy_core::ports::{StoreError, StoreResult};
 
@@ -336,6 +336,47 @@ pub(super) fn message_from(item: &Item) -> StoreResult<Message> {
         // Optional by design: written only while the answer is being generated.
         task_id: r.opt_parse("task_id")?,
     })
+}
+
+/// The attribute of a message item holding the ids of its replies (the messages whose parent
+/// it is; a string set, absent when none), added to by each reply's insert and taken from by
+/// its removal.
+pub(super) const REPLIES: &str = "replies";
+/// The attribute of a conversation item holding the ids of its messages without a parent (a
+/// string set, absent when none).
+pub(super) const ROOTS: &str = "roots";
+
+/// Message items of messages written together (a fork, an import), each with its replies among
+/// them: an item's [`REPLIES`] set is written with it rather than added to afterwards.
+pub(super) fn message_items_with_replies(messages: &[Message]) -> Vec<Item> {
+    messages
+        .iter()
+        .map(|m| {
+            let mut item = message_item(m);
+            let replies: Vec<String> =
+                messages.iter().filter(|r| r.parent_message_id == Some(m.id)).map(|r| r.id.to_string()).collect();
+            if !replies.is_empty() {
+                item.insert(REPLIES.into(), AttributeValue::Ss(replies));
+            }
+            item
+        })
+        .collect()
+}
+
+/// The ids in the string set `name` of `item` (a message's replies, a conversation's first
+/// messages), oldest first (they are time-ordered UUIDs).
+pub(super) fn id_set(what: &str, item: &Item, name: &str) -> StoreResult<Vec<MessageId>> {
+    let mut ids = match item.get(name) {
+        // Optional by design: absent while empty (and on items written before the set was kept).
+        None => Vec::new(),
+        Some(AttributeValue::Ss(ids)) => ids
+            .iter()
+            .map(|id| id.parse::<MessageId>().map_err(|e| StoreError::Corrupt(format!("{what}: {name}: {}", e.0))))
+            .collect::<StoreResult<_>>()?,
+        Some(_) => return Err(StoreError::Corrupt(format!("{what}: {name} is not a string set"))),
+    };
+    ids.sort_unstable_by_key(|id| id.as_uuid());
+    Ok(ids)
 }
 
 /// Where a message is: its conversation, owner and time (its sort key).

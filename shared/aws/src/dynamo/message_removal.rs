@@ -1,14 +1,16 @@
 //! Removing some messages of a live conversation (`MessageStore::delete_messages`): a few at a
 //! time, newest first, each group in one transaction with the conversation's counters.
 
-use colloquy_core::domain::{Conversation, Message, MessageId, Rating};
+use std::collections::HashSet;
+
+use colloquy_core::domain::{Conversation, Message, MessageId, Rating, Timestamp};
 use colloquy_core::ports::StoreResult;
 
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use super::DynamoStore;
 use super::codec::{Read, n};
-use super::items::{DISLIKE_COUNT, LAST_MESSAGE_AT, LIKE_COUNT, MESSAGE_COUNT, feedback_from};
+use super::items::{DISLIKE_COUNT, LAST_MESSAGE_AT, LIKE_COUNT, MESSAGE_COUNT, REPLIES, ROOTS, feedback_from};
 use super::keys::{
     ADMIN_FEEDBACK_SK, POINTER_SK, app_feedback_pk, app_feedback_sk, conversation_sk, feedback_sk, key, message_sk,
     messages_pk, owner_pk, pointer_pk,
@@ -17,14 +19,31 @@ use super::requests::{condition_met, sdk_error};
 use super::transact::{LIVE, Transaction};
 
 /// Messages removed per transaction: each brings its item, pointer, up to two feedback items
-/// and their two list entries (6 writes), with one update of the conversation (≤ 91 of 100).
+/// and their two list entries (6 writes), with one update of the conversation and at most one
+/// of a parent left behind (≤ 92 of 100).
 const GROUP: usize = 15;
 
 impl DynamoStore {
     pub(super) async fn remove_messages(&self, conversation: &Conversation, messages: &[Message]) -> StoreResult<u64> {
         let owner = conversation.owner;
         let mut removed = 0;
+        let gone: HashSet<MessageId> = messages.iter().map(|m| m.id).collect();
         for group in messages.chunks(GROUP) {
+            // A removed message whose parent stays leaves its parent's replies (or the
+            // conversation's roots) in the same transaction.
+            let mut unlink = Vec::new();
+            let mut root = None;
+            for m in group {
+                match m.parent_message_id {
+                    None => root = Some(m.id),
+                    Some(parent) if !gone.contains(&parent) => {
+                        if let Some((_, _, at)) = self.pointer(parent).await? {
+                            unlink.push(self.unlink_reply(m, parent, at)?);
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
             let feedback_keys = |m: MessageId| {
                 [key(pointer_pk(m), feedback_sk(owner.end_user_id)), key(pointer_pk(m), ADMIN_FEEDBACK_SK)]
             };
@@ -46,7 +65,7 @@ impl DynamoStore {
                 deletes.push((messages_pk(m.conversation_id), message_sk(m.created_at, m.id)));
             }
             let count = i64::try_from(group.len()).unwrap_or(i64::MAX);
-            let counts = Update::builder()
+            let mut counts = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(owner_pk(owner), conversation_sk(conversation.id))))
                 .update_expression("ADD #count :messages, #likes :likes, #dislikes :dislikes")
@@ -56,10 +75,16 @@ impl DynamoStore {
                 .expression_attribute_names("#dislikes", DISLIKE_COUNT)
                 .expression_attribute_values(":messages", n(-count))
                 .expression_attribute_values(":likes", n(-likes))
-                .expression_attribute_values(":dislikes", n(-dislikes))
-                .build()
-                .map_err(sdk_error)?;
+                .expression_attribute_values(":dislikes", n(-dislikes));
+            if let Some(root) = root {
+                counts = counts
+                    .update_expression("ADD #count :messages, #likes :likes, #dislikes :dislikes DELETE #roots :root")
+                    .expression_attribute_names("#roots", ROOTS)
+                    .expression_attribute_values(":root", AttributeValue::Ss(vec![root.to_string()]));
+            }
+            let counts = counts.build().map_err(sdk_error)?;
             let mut writes = vec![TransactWriteItem::builder().update(counts).build()];
+            writes.extend(unlink);
             for (pk, sk) in deletes {
                 writes.push(self.delete_item(pk, sk)?);
             }
@@ -85,5 +110,20 @@ impl DynamoStore {
         };
         condition_met(request.send().await)?;
         Ok(removed)
+    }
+
+    /// The update taking `m` from the replies of its `parent` (created at `at`), if the parent
+    /// is still stored.
+    fn unlink_reply(&self, m: &Message, parent: MessageId, at: Timestamp) -> StoreResult<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(messages_pk(m.conversation_id), message_sk(at, parent))))
+            .update_expression("DELETE #replies :id")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#replies", REPLIES)
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![m.id.to_string()]))
+            .build()
+            .map_err(sdk_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 }

@@ -2,7 +2,7 @@
 //! per message (its conversation, owner and time) to find it by id alone.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use colloquy_core::domain::{
     ABANDONED_ERROR, AppId, Conversation, ConversationId, Cursor, Granularity, Message, MessageId, Owner, RatedMessage,
@@ -12,8 +12,8 @@ use colloquy_core::ports::{MessageStore, StoreError, StoreResult};
 
 use super::codec::{json, n, s};
 use super::items::{
-    LAST_MESSAGE_AT, MESSAGE_COUNT, feedback_from, live, message_from, message_item, pointer_from, pointer_item,
-    task_item, user_rating_from,
+    LAST_MESSAGE_AT, MESSAGE_COUNT, REPLIES, ROOTS, feedback_from, id_set, live, message_from,
+    message_items_with_replies, pointer_from, pointer_item, task_item, user_rating_from,
 };
 use super::keys::{POINTER_SK, conversation_sk, feedback_sk, key, message_sk, messages_pk, owner_pk, pointer_pk};
 use super::requests::{condition_met, sdk_error};
@@ -57,14 +57,17 @@ impl DynamoStore {
     }
 
     /// A transaction's update of a live conversation's message count and last message time
-    /// (in place of a check that it is live: one item is written once in a transaction).
-    fn count_message(&self, m: &Message) -> StoreResult<TransactWriteItem> {
-        self.count_messages(m, 1)
-    }
-
-    /// The same for `count` messages of which `newest` is the newest.
-    fn count_messages(&self, m: &Message, count: usize) -> StoreResult<TransactWriteItem> {
-        let update = Update::builder()
+    /// (in place of a check that it is live: one item is written once in a transaction), for
+    /// `count` messages of which `newest` is the newest; `root`, a message without a parent
+    /// among them, joins the conversation's roots.
+    fn count_messages(
+        &self,
+        newest: &Message,
+        count: usize,
+        root: Option<MessageId>,
+    ) -> StoreResult<TransactWriteItem> {
+        let m = newest;
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(owner_pk(m.owner), conversation_sk(m.conversation_id))))
             .update_expression("ADD #count :one SET #last = :at")
@@ -72,10 +75,68 @@ impl DynamoStore {
             .expression_attribute_names("#count", MESSAGE_COUNT)
             .expression_attribute_names("#last", LAST_MESSAGE_AT)
             .expression_attribute_values(":one", n(i64::try_from(count).unwrap_or(i64::MAX)))
-            .expression_attribute_values(":at", n(m.created_at.micros()))
+            .expression_attribute_values(":at", n(m.created_at.micros()));
+        if let Some(root) = root {
+            update = update
+                .update_expression("ADD #count :one, #roots :root SET #last = :at")
+                .expression_attribute_names("#roots", ROOTS)
+                .expression_attribute_values(":root", AttributeValue::Ss(vec![root.to_string()]));
+        }
+        Ok(TransactWriteItem::builder().update(update.build().map_err(sdk_error)?).build())
+    }
+
+    /// The update that adds `m` to its parent's replies (a transaction's write, conditional on
+    /// the parent being stored), or `None` for a message without a parent. The parent's time
+    /// (its sort key) is read from its pointer; `Ok(Err(()))` when the parent is gone.
+    async fn reply_link(&self, m: &Message) -> StoreResult<Result<Option<TransactWriteItem>, ()>> {
+        let Some(parent) = m.parent_message_id else { return Ok(Ok(None)) };
+        let at = match self.pointer(parent).await? {
+            Some((conversation, _, at)) if conversation == m.conversation_id => at,
+            _ => return Ok(Err(())),
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(messages_pk(m.conversation_id), message_sk(at, parent))))
+            .update_expression("ADD #replies :id")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#replies", REPLIES)
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![m.id.to_string()]))
             .build()
             .map_err(sdk_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        Ok(Ok(Some(TransactWriteItem::builder().update(update).build())))
+    }
+
+    /// Stores `messages` (of one conversation, oldest first, each but the first replying to one
+    /// of them) with their pointers in one transaction with the conversation's counters and the
+    /// first's link to what it replies to (its parent's replies, or the conversation's roots).
+    /// False when the conversation or the parent is gone.
+    async fn insert_thread(&self, messages: &[Message], tasks: Vec<TransactWriteItem>) -> StoreResult<bool> {
+        let (Some(first), Some(newest)) = (messages.first(), messages.iter().max_by_key(|m| (m.created_at, m.id)))
+        else {
+            return Ok(true);
+        };
+        let Ok(link) = self.reply_link(first).await? else { return Ok(false) };
+        let root = first.parent_message_id.is_none().then_some(first.id);
+        let absent = Some("attribute_not_exists(PK)");
+        let mut writes = vec![self.count_messages(newest, messages.len(), root)?];
+        let linked = link.is_some();
+        writes.extend(link);
+        for (m, item) in messages.iter().zip(message_items_with_replies(messages)) {
+            writes.push(self.put_item(item, absent)?);
+            writes.push(self.put_item(pointer_item(m), absent)?);
+        }
+        writes.extend(tasks);
+        match self.transact_checked(writes).await? {
+            Transaction::Done => {
+                for m in messages {
+                    self.count_usage_of(m).await;
+                }
+                Ok(true)
+            }
+            // The conversation (or the parent) is gone.
+            Transaction::Refused(failed) if failed[0] || (linked && failed[1]) => Ok(false),
+            Transaction::Refused(_) => Err(StoreError::Conflict("a message exists".into())),
+        }
     }
 
     /// The transaction of [`MessageStore::update_message`]: the live check, then the message's
@@ -141,55 +202,26 @@ impl DynamoStore {
     }
 
     /// The pointer of a message: its conversation, owner and time.
-    async fn pointer(&self, id: MessageId) -> StoreResult<Option<(ConversationId, Owner, Timestamp)>> {
+    pub(super) async fn pointer(&self, id: MessageId) -> StoreResult<Option<(ConversationId, Owner, Timestamp)>> {
         self.get(pointer_pk(id), POINTER_SK).await?.as_ref().map(pointer_from).transpose()
     }
 }
 
 #[async_trait]
 impl MessageStore for DynamoStore {
-    /// One transaction: the conversation must be live, the message and its pointer new; the
-    /// task of a generating message is stored with them.
+    /// One transaction: the conversation must be live, the message and its pointer new, its
+    /// parent stored (the message joins its replies); the task of a generating message is
+    /// stored with them.
     async fn insert_message(&self, m: &Message) -> StoreResult<bool> {
-        let absent = Some("attribute_not_exists(PK)");
-        let mut writes = vec![
-            self.count_message(m)?,
-            self.put_item(message_item(m), absent)?,
-            self.put_item(pointer_item(m), absent)?,
-        ];
-        if let Some(task) = m.task_id {
-            writes.push(self.put_item(task_item(m, task), None)?);
-        }
-        match self.transact_checked(writes).await? {
-            Transaction::Done => {
-                self.count_usage_of(m).await;
-                Ok(true)
-            }
-            Transaction::Refused(failed) if failed.first() == Some(&true) => Ok(false),
-            Transaction::Refused(_) => Err(StoreError::Conflict("the message exists".into())),
-        }
+        let tasks = m.task_id.map(|task| self.put_item(task_item(m, task), None)).transpose()?;
+        self.insert_thread(std::slice::from_ref(m), tasks.into_iter().collect()).await
     }
 
     /// One transaction: the conversation's count (by how many, its last message time the
-    /// newest's; a live check), and each message with its pointer.
+    /// newest's; a live check), the first's link to its parent, and each message with its
+    /// pointer.
     async fn insert_messages(&self, messages: &[Message]) -> StoreResult<bool> {
-        let Some(newest) = messages.iter().max_by_key(|m| (m.created_at, m.id)) else { return Ok(true) };
-        let absent = Some("attribute_not_exists(PK)");
-        let mut writes = vec![self.count_messages(newest, messages.len())?];
-        for m in messages {
-            writes.push(self.put_item(message_item(m), absent)?);
-            writes.push(self.put_item(pointer_item(m), absent)?);
-        }
-        match self.transact_checked(writes).await? {
-            Transaction::Done => {
-                for m in messages {
-                    self.count_usage_of(m).await;
-                }
-                Ok(true)
-            }
-            Transaction::Refused(failed) if failed.first() == Some(&true) => Ok(false),
-            Transaction::Refused(_) => Err(StoreError::Conflict("a message exists".into())),
-        }
+        self.insert_thread(messages, Vec::new()).await
     }
 
     async fn delete_messages(&self, conversation: &Conversation, messages: &[Message]) -> StoreResult<u64> {
@@ -281,7 +313,8 @@ impl MessageStore for DynamoStore {
                     None
                 }
             };
-            page.push(RatedMessage { message, rating });
+            let replies = id_set("message", &item, REPLIES)?;
+            page.push(RatedMessage { message, rating, replies });
         }
         if !unknown.is_empty() {
             for feedback in self.batch_get(unknown).await?.iter().map(feedback_from) {
@@ -293,6 +326,11 @@ impl MessageStore for DynamoStore {
             }
         }
         Ok(page)
+    }
+
+    async fn root_messages(&self, conversation: &Conversation) -> StoreResult<Vec<MessageId>> {
+        let item = self.get(owner_pk(conversation.owner), conversation_sk(conversation.id)).await?;
+        item.map_or_else(|| Ok(Vec::new()), |item| id_set("conversation", &item, ROOTS))
     }
 
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {

@@ -227,8 +227,7 @@ pub(crate) async fn fork(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
 }
 
 /// The thread of `conversation` that ends at `target` (default: its newest message), oldest
-/// first: from the target back through each message's parent; a message without one follows
-/// the message before it (Dify's messages from before parents were kept are one line).
+/// first: from the target back through each message's parent to a message without one.
 async fn thread_to(
     ctx: &Ctx<'_>,
     conversation: &Conversation,
@@ -259,10 +258,8 @@ async fn thread_to(
     let mut chain = vec![end];
     let mut at = end;
     loop {
-        let next = match all[at].parent_message_id {
-            Some(parent) => index.get(&parent).copied().filter(|&i| i < at),
-            None => at.checked_sub(1),
-        };
+        // A message without a parent starts the thread.
+        let next = all[at].parent_message_id.and_then(|parent| index.get(&parent).copied()).filter(|&i| i < at);
         let Some(next) = next else { break };
         chain.push(next);
         at = next;

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use super::conversations::{NOT_FOUND, owned, read_owned};
 use super::input::Body;
-use super::views::{self, Page, split_probe};
+use super::thread::{self, From};
+use super::views::{self, Page};
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
 use crate::domain::{ConversationId, Cursor, Limit, Message, MessageId, RatedMessage};
@@ -58,41 +59,52 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     }
     let conversation_id = ctx.query.id::<ConversationId>("conversation_id")?;
     let first_id = ctx.query.id::<MessageId>("first_id")?;
+    // Our extension: the thread through this message (default: through the newest).
+    let leaf_id = ctx.query.id::<MessageId>("leaf_id")?;
     let limit = Limit::parse(ctx.query.get("limit"), Limit::MAX)?;
     let user = ctx.query.user(false)?;
     ctx.require_chat_app()?;
     // `conversation_id=` (present but empty) is an empty page in Dify, not an error.
     let Some(conversation_id) = conversation_id else {
-        return Ok(ApiResponse::ok(&Page::<views::Message>::new(limit.get(), false, Vec::new())));
+        return Ok(ApiResponse::ok(&Page::<views::ThreadMessage>::new(limit.get(), false, Vec::new())));
     };
-    // The ownership check and the first read of the page run together (one round trip
-    // instead of two on a remote store): the page's partition is the conversation's, not the
-    // owner's. What was read is discarded unless the caller owns the conversation, and the
-    // ownership error comes first.
-    let rows = match first_id {
-        None => {
-            let (owned, page) = tokio::join!(
+    // The ownership check and the first read run together (one round trip instead of two on a
+    // remote store): the page's partition is the conversation's, not the owner's. What was read
+    // is discarded unless the caller owns the conversation, and the ownership error comes first.
+    let want = limit.probe();
+    let (conversation, rows) = match (first_id, leaf_id) {
+        (None, None) => {
+            let (owned, rows) = tokio::join!(
                 read_owned(ctx, &user, conversation_id),
-                ctx.store().rated_messages_before(conversation_id, None, limit.probe())
+                thread::walk(ctx, conversation_id, From::Newest, want)
             );
-            owned?;
-            page?
+            (owned?, rows?)
         }
-        Some(id) => {
+        (Some(id), _) => {
             let (owned, first) =
-                tokio::join!(read_owned(ctx, &user, conversation_id), ctx.store().message_time(conversation_id, id));
-            owned?;
-            let at = first?.ok_or(ApiError::NotFound("First Message Not Exists."))?;
-            let before = Cursor { at, id };
-            ctx.store().rated_messages_before(conversation_id, Some(before), limit.probe()).await?
+                tokio::join!(read_owned(ctx, &user, conversation_id), ctx.store().message_in(conversation_id, id));
+            let conversation = owned?;
+            let first = first?.ok_or(ApiError::NotFound("First Message Not Exists."))?;
+            (conversation, thread::walk(ctx, conversation_id, From::Below(first), want).await?)
+        }
+        (None, Some(id)) => {
+            let (owned, leaf) =
+                tokio::join!(read_owned(ctx, &user, conversation_id), ctx.store().message_in(conversation_id, id));
+            let conversation = owned?;
+            let leaf = leaf?.ok_or(ApiError::NotFound(MESSAGE_NOT_FOUND))?;
+            let end = thread::newest_below(ctx, leaf).await?;
+            (conversation, thread::walk(ctx, conversation_id, From::At(end), want).await?)
         }
     };
-    let (mut rows, has_more) = split_probe(rows, limit.get());
-    rows.reverse();
-    let mut data = Vec::with_capacity(rows.len());
-    for RatedMessage { message, rating } in rows {
-        data.push(views::Message::new(settled_one(ctx, message).await, rating));
+    let shown = limit.probe() - 1;
+    let has_more = rows.len() > shown;
+    let siblings = thread::siblings(ctx, &conversation, &rows, shown).await?;
+    let mut data = Vec::with_capacity(siblings.len());
+    for (RatedMessage { message, rating, .. }, sibling_ids) in rows.into_iter().zip(siblings) {
+        let message = views::Message::new(settled_one(ctx, message).await, rating);
+        data.push(views::ThreadMessage::new(message, sibling_ids));
     }
+    data.reverse();
     Ok(ApiResponse::ok(&Page::new(limit.get(), has_more, data)))
 }
 

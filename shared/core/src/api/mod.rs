@@ -21,6 +21,7 @@ mod messages;
 mod operator;
 mod routes;
 mod suggested;
+mod thread;
 mod variables;
 pub mod views;
 
@@ -257,6 +258,7 @@ async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError>
         Endpoint::AppMeta => app_info::meta(ctx),
         Endpoint::AppSite => app_info::site(ctx),
         Endpoint::ChatMessages => chat::send(ctx).await,
+        Endpoint::RegenerateMessage => chat::regenerate(ctx).await,
         Endpoint::StopChatMessage => chat::stop(ctx).await,
         Endpoint::SuggestedQuestions => suggested::list(ctx).await,
         Endpoint::ListAnnotations => annotations::list(ctx).await,

@@ -105,7 +105,7 @@ pub(crate) async fn conversation_messages(ctx: &Ctx<'_>) -> Result<ApiResponse, 
         feedbacks.entry(feedback.message_id).or_default().push(feedback.into());
     }
     let mut data = Vec::with_capacity(rows.len());
-    for RatedMessage { message, rating } in rows {
+    for RatedMessage { message, rating, .. } in rows {
         let feedbacks = feedbacks.remove(&message.id).unwrap_or_default();
         data.push(views::AppMessage {
             message: views::Message::new(settled_one(ctx, message).await, rating),

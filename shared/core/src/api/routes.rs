@@ -30,6 +30,7 @@ pub enum Endpoint {
     AppSite,
     ChatMessages,
     StopChatMessage,
+    RegenerateMessage,
     SuggestedQuestions,
     ListAnnotations,
     CreateAnnotation,
@@ -210,6 +211,13 @@ pub const SPECS: &[Spec] = &[
     app_wide(Endpoint::AppSite, "app-site", &[(Method::GET, "/v1/site")], PLAIN),
     spec(Endpoint::ChatMessages, "chat-messages", &[(Method::POST, "/v1/chat-messages")], CHAT),
     spec(Endpoint::StopChatMessage, "stop-chat-message", &[(Method::POST, "/v1/chat-messages/{task_id}/stop")], PLAIN),
+    // A Colloquy extension: a message's query answered again, as a sibling.
+    spec(
+        Endpoint::RegenerateMessage,
+        "regenerate-message",
+        &[(Method::POST, "/v1/messages/{message_id}/regenerate")],
+        CHAT,
+    ),
     spec(
         Endpoint::SuggestedQuestions,
         "suggested-questions",

@@ -146,11 +146,14 @@ pub struct Message {
     pub task_id: Option<TaskId>,
 }
 
-/// A message with the rating its conversation's end user gave it (none when unrated).
+/// A message with the rating its conversation's end user gave it (none when unrated) and its
+/// replies: the messages whose parent it is, oldest first (more than one where a reply was
+/// regenerated or a follow-up edited).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RatedMessage {
     pub message: Message,
     pub rating: Option<Rating>,
+    pub replies: Vec<MessageId>,
 }
 
 /// The longest a chat generation may run; it then ends as failed. The streaming chat Lambda's

@@ -72,17 +72,29 @@ fn history_args(conversation: ConversationId, before: Option<Cursor<MessageId>>,
 }
 
 /// [`history_sql`] with the rating the conversation's end user gave each message (column
-/// `user_rating`, NULL when none; the feedback writes keep it on the message).
+/// `user_rating`, NULL when none; the feedback writes keep it on the message) and the ids of
+/// its replies (column `replies`, comma-separated, NULL when none; found through
+/// `messages_by_parent`).
 pub(super) fn rated_history_sql(after_cursor: bool) -> String {
-    history_of(&format!("{COLUMNS}, user_rating"), after_cursor)
+    let replies = "(SELECT group_concat(r.id) FROM messages r \
+                   WHERE r.conversation_id = messages.conversation_id AND r.parent_message_id = messages.id) AS replies";
+    history_of(&format!("{COLUMNS}, user_rating, {replies}"), after_cursor)
 }
 
 fn rated_message_from_row(row: &Row<'_>) -> rusqlite::Result<RatedMessage> {
     // In select order: the message's columns, then the rating (found where the message ends,
-    // not by a search of every column's name).
+    // not by a search of every column's name), then the replies.
     let f = Fields::of("messages", row);
     let message = message_from_fields(&f)?;
-    Ok(RatedMessage { message, rating: f.parse_opt_with("user_rating", rating)? })
+    let rating = f.parse_opt_with("user_rating", rating)?;
+    let replies = f.parse_opt_with("replies", |text| text.split(',').map(str::parse).collect())?;
+    Ok(RatedMessage { message, rating, replies: in_order(replies.unwrap_or_default()) })
+}
+
+/// Message ids oldest first (they are time-ordered UUIDs).
+fn in_order(mut ids: Vec<MessageId>) -> Vec<MessageId> {
+    ids.sort_unstable_by_key(|id| id.as_uuid());
+    ids
 }
 
 /// The first message of a conversation (a generated name is drawn from it): `?1` the conversation.
@@ -286,6 +298,13 @@ impl MessageStore for SqliteStore {
     ) -> StoreResult<Vec<RatedMessage>> {
         let values = history_args(conversation, before, fetch);
         self.page(rated_history_sql(before.is_some()), values, rated_message_from_row).await
+    }
+
+    async fn root_messages(&self, conversation: &Conversation) -> StoreResult<Vec<MessageId>> {
+        let sql = "SELECT id FROM messages WHERE conversation_id = ?1 AND parent_message_id IS NULL";
+        let ids =
+            self.page(sql.to_owned(), args![conversation.id], |row| Fields::of("messages", row).parse("id")).await?;
+        Ok(in_order(ids))
     }
 
     async fn first_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {

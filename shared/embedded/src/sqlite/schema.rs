@@ -8,7 +8,7 @@ use colloquy_core::ports::{StoreError, StoreResult};
 use super::unavailable;
 
 /// The `user_version` of a database with [`SCHEMA`]; each change to the schema raises it.
-pub(super) const SCHEMA_VERSION: i64 = 9;
+pub(super) const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS apps (
@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS messages (
     status TEXT NOT NULL, error TEXT, metadata TEXT NOT NULL, created_at INTEGER NOT NULL, task_id TEXT,
     user_rating TEXT);
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, created_at, id);
+CREATE INDEX IF NOT EXISTS messages_by_parent ON messages (conversation_id, parent_message_id);
 CREATE INDEX IF NOT EXISTS messages_generating ON messages (created_at) WHERE task_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS feedbacks (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, message_id TEXT NOT NULL,

@@ -3,10 +3,21 @@
 use serde_json::{Map, Value};
 
 use crate::api::error::ApiError;
-use crate::api::input::Body;
+use crate::api::input::{Body, parse_id};
 use crate::api::views::{MessageFile, to_stored};
 use crate::api::{Ctx, files};
-use crate::domain::{AppConfig, ConversationId, Invalid, Owner, UserRef};
+use crate::domain::{AppConfig, ConversationId, Invalid, MessageId, Owner, UserRef};
+
+/// What a new message replies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Parent {
+    /// The conversation's newest message (Dify's behaviour; none in a new conversation).
+    Newest,
+    /// Nothing: a new first message (sent as the nil UUID), a sibling of the first one.
+    Root,
+    /// This message of the conversation: a sibling of its replies (regenerate, edit).
+    Message(MessageId),
+}
 
 /// A parsed chat request.
 pub(super) struct ChatInput {
@@ -17,6 +28,8 @@ pub(super) struct ChatInput {
     /// The message files, as stored with the message (filled by [`user_files`]).
     pub files: Vec<Value>,
     pub auto_generate_name: bool,
+    /// Our extension (`parent_message_id`, as Dify's own web API has it).
+    pub parent: Parent,
 }
 
 impl ChatInput {
@@ -30,20 +43,23 @@ impl ChatInput {
         if query.trim().is_empty() {
             return Err(Invalid::new("query is required").into());
         }
-        let streaming = match body.string("response_mode")? {
-            None | Some("blocking") => false,
-            Some("streaming") => true,
-            Some(other) => {
-                return Err(Invalid(format!(
-                    "response_mode: Input should be 'blocking' or 'streaming', got '{other}'"
-                ))
-                .into());
-            }
-        };
+        let streaming = streaming(body)?;
         let conversation_id = match body.string("conversation_id")?.map(str::trim) {
             None | Some("") => None,
             Some(raw) => Some(raw.parse().map_err(|_| Invalid::new("conversation_id must be a valid UUID"))?),
         };
+        let parent = match body.string("parent_message_id")?.map(str::trim) {
+            None | Some("") => Parent::Newest,
+            Some(raw) => match parse_id::<MessageId>("parent_message_id", raw)? {
+                id if id.as_uuid().is_nil() => Parent::Root,
+                id => Parent::Message(id),
+            },
+        };
+        if matches!(parent, Parent::Message(_)) && conversation_id.is_none() {
+            return Err(
+                Invalid::new("parent_message_id: a message of the conversation given by conversation_id").into()
+            );
+        }
         Ok(Self {
             inputs,
             query: query.to_owned(),
@@ -51,7 +67,19 @@ impl ChatInput {
             conversation_id,
             files: Vec::new(),
             auto_generate_name: body.boolean("auto_generate_name", true)?,
+            parent,
         })
+    }
+}
+
+/// `response_mode`: whether the answer streams.
+pub(super) fn streaming(body: &Body) -> Result<bool, ApiError> {
+    match body.string("response_mode")? {
+        None | Some("blocking") => Ok(false),
+        Some("streaming") => Ok(true),
+        Some(other) => {
+            Err(Invalid(format!("response_mode: Input should be 'blocking' or 'streaming', got '{other}'")).into())
+        }
     }
 }
 

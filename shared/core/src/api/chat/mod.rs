@@ -17,17 +17,18 @@ use tokio::sync::mpsc;
 use super::conversations::{NOT_FOUND, owned};
 use super::input::Body;
 use super::messages::settled;
+use super::thread::{self, From};
 use super::views::{ChatAnswer, Success};
 use super::{ApiResponse, Ctx, annotations};
 use crate::api::error::ApiError;
 use crate::domain::{
     App, AppMode, Conversation, ConversationId, ConversationState, ConversationStatus, ConversationVariable,
-    DEFAULT_CONVERSATION_NAME, GENERATION_DEADLINE, Message, MessageId, MessageStatus, Metadata, OpaqueJson, Owner,
-    TaskId, VariableId, fill_template,
+    DEFAULT_CONVERSATION_NAME, GENERATION_DEADLINE, Invalid, Message, MessageId, MessageStatus, Metadata, OpaqueJson,
+    Owner, TaskId, UserRef, VariableId, fill_template,
 };
 use crate::ports::{LlmRequest, Purpose, Speaker};
 use generation::{ChatEvent, Generation, StreamHeader, annotation_stream, within_deadline};
-use input::{ChatInput, user_files};
+use input::{ChatInput, Parent, user_files};
 
 /// How many earlier messages of the conversation the model sees.
 const HISTORY_MESSAGES: usize = 10;
@@ -43,9 +44,8 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let owner = ctx.end_user(user.clone()).await?.owner();
     input.files = user_files(ctx, owner, &user, body.raw("files"), &ctx.app.config).await?;
     ctx.require_chat_app()?;
-    let now = ctx.now();
 
-    let (mut conversation, is_new) = match input.conversation_id {
+    let (conversation, is_new) = match input.conversation_id {
         Some(id) => (owned(ctx, owner, id).await?, false),
         None => {
             let inputs = ctx.app.config.check_inputs(&input.inputs)?;
@@ -53,20 +53,90 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
             (new_conversation(ctx, owner, name, inputs, metadata.unwrap_or_default()), true)
         }
     };
-    let history = if is_new {
-        Vec::new()
-    } else {
-        settled(ctx, ctx.store().messages_before(conversation.id, None, HISTORY_MESSAGES).await?).await
+    let turn = Turn {
+        user,
+        conversation,
+        is_new,
+        query: input.query,
+        files: input.files,
+        parent: input.parent,
+        streaming: input.streaming,
+        name_it: is_new && input.auto_generate_name,
+    };
+    answer(ctx, turn).await
+}
+
+/// `POST /messages/:id/regenerate` `{user, response_mode}` (a Colloquy extension): the
+/// message's query (and files) sent again with the same parent, so that the new message is
+/// its sibling; answered as `POST /chat-messages` answers.
+pub(crate) async fn regenerate(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
+    let id = ctx.ids.message.ok_or(ApiError::RouteNotFound)?;
+    let body = Body::read(ctx.request)?;
+    let streaming = input::streaming(&body)?;
+    let user = body.user(true)?;
+    ctx.require_chat_app()?;
+    let owner = ctx.end_user(user.clone()).await?.owner();
+    let original = ctx.store().message(owner, id).await?.ok_or(ApiError::NotFound("Message Not Exists."))?;
+    if original.query.trim().is_empty() {
+        return Err(Invalid::new("this message has no query to answer again (it was added without one)").into());
+    }
+    let conversation = owned(ctx, owner, original.conversation_id).await?;
+    let turn = Turn {
+        user,
+        conversation,
+        is_new: false,
+        query: original.query,
+        files: original.message_files,
+        parent: original.parent_message_id.map_or(Parent::Root, Parent::Message),
+        streaming,
+        name_it: false,
+    };
+    answer(ctx, turn).await
+}
+
+/// One message to answer: its conversation (new or the caller's), what it asks and what it
+/// replies to.
+struct Turn {
+    user: UserRef,
+    conversation: Conversation,
+    is_new: bool,
+    query: String,
+    files: Vec<serde_json::Value>,
+    parent: Parent,
+    streaming: bool,
+    name_it: bool,
+}
+
+/// Stores the message and answers it (the model's stream, or an annotation).
+async fn answer(ctx: &Ctx<'_>, turn: Turn) -> Result<ApiResponse, ApiError> {
+    let Turn { user, mut conversation, is_new, query, files, parent, streaming, name_it } = turn;
+    let owner = conversation.owner;
+    let now = ctx.now();
+    // The thread the message continues (the model's history), newest first.
+    let from = match parent {
+        _ if is_new => None,
+        Parent::Root => None,
+        Parent::Newest => Some(From::Newest),
+        Parent::Message(id) => Some(From::At(
+            ctx.store().message_in(conversation.id, id).await?.ok_or(ApiError::NotFound("Message Not Exists."))?,
+        )),
+    };
+    let history = match from {
+        None => Vec::new(),
+        Some(from) => {
+            let thread = thread::walk(ctx, conversation.id, from, HISTORY_MESSAGES).await?;
+            settled(ctx, thread.into_iter().map(|row| row.message).collect()).await
+        }
     };
 
     // An annotation that answers the query replaces the model; otherwise the model's stream
     // must open before we answer, so its failures can still be HTTP errors.
-    let annotation = annotations::matching(ctx.services, &ctx.app, &input.query).await?;
+    let annotation = annotations::matching(ctx.services, &ctx.app, &query).await?;
     let source = match &annotation {
         Some(found) => annotation_stream(found),
         None => {
             let (llm, model) = ctx.services.models.llm_for(&ctx.app)?;
-            let stream = llm.stream(model_request(&ctx.app, &conversation, &history, &input.query, model)).await?;
+            let stream = llm.stream(model_request(&ctx.app, &conversation, &history, &query, model)).await?;
             within_deadline(stream, GENERATION_DEADLINE)
         }
     };
@@ -89,19 +159,21 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         owner,
         parent_message_id: history.first().map(|m| m.id),
         inputs: conversation.inputs.clone(),
-        query: input.query,
+        query,
         answer: String::new(),
-        message_files: input.files,
+        message_files: files,
         retriever_resources: Vec::new(),
         agent_thoughts: Vec::new(),
         status: MessageStatus::Normal,
         error: None,
         metadata: OpaqueJson::empty_object(),
-        created_at: now,
+        // Never before the message it replies to (a clock read earlier elsewhere).
+        created_at: history.first().map_or(now, |parent| now.max(parent.created_at)),
         task_id: Some(task),
     };
     // Stored now (with its task, which a stop request finds), so the history shows the message
-    // while it is being answered; only into a conversation that was not deleted meanwhile.
+    // while it is being answered; only into a conversation (and under a parent) that was not
+    // deleted meanwhile.
     if !ctx.store().insert_message(&message).await? {
         return Err(ApiError::NotFound(NOT_FOUND));
     }
@@ -112,7 +184,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         app: ctx.app.clone(),
         owner,
         conversation,
-        name_it: is_new && input.auto_generate_name,
+        name_it,
         message,
         task,
         annotation,
@@ -121,7 +193,7 @@ pub(crate) async fn send(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
     let (events, receiver) = mpsc::channel(64);
     tokio::spawn(generation.run(source, events));
 
-    if input.streaming {
+    if streaming {
         Ok(ApiResponse::event_stream(sse::sse_frames(header, receiver)))
     } else {
         blocking_answer(header, ctx.app.mode, receiver).await

@@ -118,6 +118,23 @@ impl Message {
     }
 }
 
+/// A message of `GET /messages`: Dify's item with its place in the conversation's tree (a
+/// Colloquy extension): the ids of the messages sharing its parent, itself among them, oldest
+/// first, and how many they are (1 where nothing was sent again).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThreadMessage {
+    #[serde(flatten)]
+    pub message: Message,
+    pub sibling_ids: Vec<MessageId>,
+    pub sibling_count: usize,
+}
+
+impl ThreadMessage {
+    pub fn new(message: Message, sibling_ids: Vec<MessageId>) -> Self {
+        Self { message, sibling_count: sibling_ids.len(), sibling_ids }
+    }
+}
+
 /// How a message file reached the chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -23,7 +23,7 @@ pub use app::{AppInfo, AppMeta, AppParameters, AppSite, SystemParameters};
 pub use chat::{AnnotationReply, ChatAnswer, MessageMetadata, StreamEvent, StreamEventBody, SuggestedQuestions, Usage};
 pub use conversation::{
     AddedMessages, Conversation, ConversationDetail, Feedback, FeedbackList, ListedFeedback, Message, MessageFile,
-    Rated, TransferMethod, Variable,
+    Rated, ThreadMessage, TransferMethod, Variable,
 };
 pub use file::{AudioText, UploadHeaders, UploadUrl, UploadedFile};
 pub use operator::{AppConversation, AppMessage, AuditEntry, Erasure, Export, ExportedFile, Stats, StatsBucket};
