@@ -16,7 +16,7 @@ pub(crate) async fn upload(app: &TestApp, key: &TestKey, form: Form) -> (u16, se
     send(app.client.post(app.url("/v1/files/upload")).bearer_auth(&key.key).multipart(form)).await
 }
 
-fn uploads_config() -> AppConfig {
+pub(crate) fn uploads_config() -> AppConfig {
     AppConfig::from_json(r#"{"file_upload": {"image": {"enabled": true, "number_limits": 3, "transfer_methods": ["local_file", "remote_url"]}}}"#)
         .unwrap()
 }

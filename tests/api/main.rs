@@ -16,6 +16,7 @@ mod exports;
 mod faults;
 mod files;
 mod handoff;
+mod idempotency;
 mod input;
 mod interrupted;
 mod inventory;

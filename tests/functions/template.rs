@@ -243,6 +243,21 @@ fn a_chat_can_store_its_outcome_before_its_function_times_out() {
 }
 
 #[test]
+fn endpoints_that_take_an_idempotency_key_keep_its_record_and_no_other_does() {
+    let template = template();
+    let functions = functions(&template);
+    for endpoint in Endpoint::all() {
+        let name = endpoint.function_name();
+        let (_, function) = functions.iter().find(|(binary, _)| binary == name).unwrap();
+        let policies = serde_yaml::to_string(&function["Properties"]["Policies"]).unwrap();
+        assert_eq!(policies.contains("IDEM#*"), endpoint.idempotent(), "{name}");
+    }
+    // The streaming chat serves the same endpoint through its own function.
+    let (_, stream) = functions.iter().find(|(b, _)| b == "chat-messages-stream").unwrap();
+    assert!(serde_yaml::to_string(&stream["Properties"]["Policies"]).unwrap().contains("IDEM#*"));
+}
+
+#[test]
 fn the_console_function_serves_its_routes_and_touches_nothing() {
     let template = template();
     let functions = functions(&template);

@@ -12,8 +12,8 @@ use crate::domain::{
     Annotation, AnnotationId, AnnotationJob, AnnotationSettings, App, AppId, AudioFormat, AuditEntry, AuditId,
     Conversation, ConversationFilter, ConversationId, ConversationList, ConversationSort, ConversationSummary,
     ConversationVariable, Cursor, EndUser, EndUserId, ErasureCounts, ErasureId, ErasureJob, ExportId, ExportJob,
-    Feedback, FeedbackFilter, FileId, Grant, Granularity, JobId, KeyHash, KeyRecord, ListedFeedback, Message,
-    MessageId, Owner, RatedMessage, Rating, Tally, TaskId, Timestamp, UploadFile, UserRef, VariableId,
+    Feedback, FeedbackFilter, FileId, Grant, Granularity, IdempotentRequest, JobId, KeyHash, KeyRecord, ListedFeedback,
+    Message, MessageId, Owner, RatedMessage, Rating, Tally, TaskId, Timestamp, UploadFile, UserRef, VariableId,
     VariableNameFilter, Voice,
 };
 
@@ -384,6 +384,25 @@ pub trait ErasureStore: Send + Sync {
     async fn unlisted_files(&self, owner: Owner) -> StoreResult<Vec<UploadFile>>;
 }
 
+/// Requests made with an `Idempotency-Key`: one record per (app, end user, key), kept until
+/// it expires (24 hours).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Records `request` as running unless its scope holds a record that is unexpired at `now`
+    /// and finished or still running (not stale): `None` when it was recorded (the caller does
+    /// the work), else the record found. Atomic: of concurrent claims, one is recorded.
+    async fn claim_request(
+        &self,
+        request: &IdempotentRequest,
+        now: Timestamp,
+    ) -> StoreResult<Option<IdempotentRequest>>;
+    /// Stores `request`'s outcome, if its claim still holds the scope.
+    async fn finish_request(&self, request: &IdempotentRequest) -> StoreResult<()>;
+    /// Removes `request`'s record, if its claim still holds the scope (the work failed in a way
+    /// a retry may not: the key is free again).
+    async fn release_request(&self, request: &IdempotentRequest) -> StoreResult<()>;
+}
+
 /// What has expired (apps' retention), across apps: what the sweeper removes where the store
 /// does not remove it itself (DynamoDB's TTL does on AWS).
 #[async_trait]
@@ -453,6 +472,7 @@ pub trait Store:
     + ErasureStore
     + ExpiryStore
     + Inventory
+    + IdempotencyStore
 {
 }
 
@@ -473,6 +493,7 @@ impl<T> Store for T where
         + ErasureStore
         + ExpiryStore
         + Inventory
+        + IdempotencyStore
 {
 }
 

@@ -18,7 +18,7 @@ use colloquy_core::ports::{ConversationStore, ErasureStore, StoreError, StoreRes
 
 use super::codec::{Read, n, s, ttl};
 use super::items::file_from;
-use super::keys::{CONVERSATION_PREFIX, END_USER_SK, FILE_SK, end_user_pk, key, owner_pk};
+use super::keys::{CONVERSATION_PREFIX, END_USER_SK, FILE_SK, end_user_pk, idempotency_pk, key, owner_pk};
 use super::requests::{Scan, sdk_error};
 use super::stats::ACTIVITY_PREFIX;
 use super::table::TTL_ATTRIBUTE;
@@ -178,6 +178,11 @@ impl ErasureStore for DynamoStore {
         for &end_user_id in ids {
             removed +=
                 self.delete_partition(owner_pk(Owner { app_id: app, end_user_id }), Some(ACTIVITY_PREFIX)).await?;
+        }
+        // Requests made with an Idempotency-Key (kept under the id derived from the user string).
+        let derived = EndUserId::derived(app, user);
+        for end_user_id in ids.iter().copied().chain((!ids.contains(&derived)).then_some(derived)) {
+            removed += self.delete_partition(idempotency_pk(app, end_user_id), None).await?;
         }
         if self.delete_existing(end_user_pk(app, user), END_USER_SK).await? {
             removed += 1;

@@ -166,6 +166,10 @@ pub(super) fn audit_pk(app: AppId) -> String {
     format!("AUDIT#{app}")
 }
 
+/// The requests an end user made with an `Idempotency-Key` (sort key: the key's hash).
+pub(super) fn idempotency_pk(app: AppId, end_user: EndUserId) -> String {
+    format!("IDEM#{app}#{end_user}")
+}
 pub(super) fn rate_pk(key: &str) -> String {
     format!("RL#{key}")
 }

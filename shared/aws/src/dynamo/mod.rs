@@ -21,6 +21,7 @@ mod expiry;
 mod exports;
 mod feedback;
 mod files;
+mod idempotency;
 mod inventory;
 mod items;
 mod keys;

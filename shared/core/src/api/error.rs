@@ -31,6 +31,15 @@ pub enum ApiError {
     /// The object is not in a state the request needs (code, message).
     #[error("conflict: {0}")]
     Conflict(&'static str, &'static str),
+    /// As [`ApiError::Conflict`], for a state that passes soon: `Retry-After` says when to ask again.
+    #[error("conflict: {code}")]
+    ConflictRetry { code: &'static str, message: &'static str, retry_after: u64 },
+    /// The request is well-formed but cannot be done as asked (code, message).
+    #[error("unprocessable: {0}")]
+    Unprocessable(&'static str, &'static str),
+    /// A stored answer that failed, told again (its stored, caller-safe message).
+    #[error("the answer failed: {0}")]
+    AnswerFailed(String),
     #[error("the request body is not valid JSON")]
     MalformedJson,
     #[error("not a chat app")]
@@ -129,6 +138,9 @@ impl ApiError {
             Self::InvalidParam(message) => (StatusCode::BAD_REQUEST, "invalid_param", message.clone()),
             Self::BadRequest(message) => (StatusCode::BAD_REQUEST, "bad_request", message.clone()),
             Self::Conflict(code, message) => (StatusCode::CONFLICT, code, (*message).into()),
+            Self::ConflictRetry { code, message, .. } => (StatusCode::CONFLICT, code, (*message).into()),
+            Self::Unprocessable(code, message) => (StatusCode::UNPROCESSABLE_ENTITY, code, (*message).into()),
+            Self::AnswerFailed(message) => (StatusCode::BAD_REQUEST, "completion_request_error", message.clone()),
             Self::MalformedJson => (
                 StatusCode::BAD_REQUEST,
                 "bad_request",
@@ -246,7 +258,9 @@ impl ApiError {
             Self::Unauthorized(_) => {
                 response.headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
             }
-            Self::TooManyRequests { retry_after } | Self::Overloaded { retry_after } => {
+            Self::TooManyRequests { retry_after }
+            | Self::Overloaded { retry_after }
+            | Self::ConflictRetry { retry_after, .. } => {
                 response.headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             Self::RequestTimeout => {

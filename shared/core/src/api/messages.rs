@@ -82,10 +82,10 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         }
         (Some(id), _) => {
             let (owned, first) =
-                tokio::join!(read_owned(ctx, &user, conversation_id), ctx.store().message_in(conversation_id, id));
+                tokio::join!(read_owned(ctx, &user, conversation_id), ctx.store().message_time(conversation_id, id));
             let conversation = owned?;
-            let first = first?.ok_or(ApiError::NotFound("First Message Not Exists."))?;
-            (conversation, thread::walk(ctx, conversation_id, From::Below(first), want).await?)
+            let at = first?.ok_or(ApiError::NotFound("First Message Not Exists."))?;
+            (conversation, thread::walk(ctx, conversation_id, From::Below(Cursor { at, id }), want).await?)
         }
         (None, Some(id)) => {
             let (owned, leaf) =

@@ -15,6 +15,7 @@ mod exports;
 mod feedback;
 mod files;
 mod handoff;
+mod idempotency;
 mod input;
 pub mod key_cache;
 mod messages;
@@ -233,8 +234,9 @@ async fn dispatch(services: &Services, mut request: ApiRequest, body: IncomingBo
         ids,
         query: input::Query::parse(&request.query),
         upload: std::sync::Mutex::new(upload),
+        streamed: std::sync::Mutex::new(None),
     };
-    run(&ctx, endpoint).await
+    if endpoint.idempotent() { idempotency::run_once(&ctx, endpoint).await } else { run(&ctx, endpoint).await }
 }
 
 async fn run(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<ApiResponse, ApiError> {
@@ -315,12 +317,33 @@ pub(crate) struct Ctx<'a> {
     query: input::Query,
     /// The body of an upload route, not yet read (taken once by the endpoint).
     upload: std::sync::Mutex<Option<BodyStream>>,
+    /// The answer a streaming chat started (what an idempotent request's outcome is).
+    streamed: std::sync::Mutex<Option<idempotency::Streamed>>,
 }
 
 impl Ctx<'_> {
     /// The upload body, for the one reader that takes it.
     fn take_upload(&self) -> BodyStream {
         self.upload.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(|| IncomingBody::empty().into_stream())
+    }
+
+    /// Puts back an upload body read ahead of the endpoint (by the idempotency check).
+    fn put_upload(&self, body: BodyStream) {
+        if let Ok(mut slot) = self.upload.lock() {
+            *slot = Some(body);
+        }
+    }
+
+    /// Notes the answer a streaming chat started.
+    fn note_streamed(&self, streamed: idempotency::Streamed) {
+        if let Ok(mut slot) = self.streamed.lock() {
+            *slot = Some(streamed);
+        }
+    }
+
+    /// The answer a streaming chat started, if it did.
+    fn streamed(&self) -> Option<idempotency::Streamed> {
+        self.streamed.lock().ok().and_then(|slot| *slot)
     }
 
     fn store(&self) -> &dyn Store {

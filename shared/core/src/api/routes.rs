@@ -310,6 +310,23 @@ pub const SPECS: &[Spec] = &[
 ];
 
 impl Endpoint {
+    /// Whether the endpoint creates something and so takes an `Idempotency-Key` (a Colloquy
+    /// extension): chat messages (both modes, and regenerated), feedback, uploads, transcripts,
+    /// conversations, added messages and forks.
+    pub fn idempotent(self) -> bool {
+        matches!(
+            self,
+            Self::ChatMessages
+                | Self::RegenerateMessage
+                | Self::MessageFeedback
+                | Self::FileUpload
+                | Self::AudioToText
+                | Self::CreateConversation
+                | Self::AddMessages
+                | Self::ForkConversation
+        )
+    }
+
     /// Every endpoint, in route-table order.
     pub fn all() -> impl Iterator<Item = Endpoint> {
         SPECS.iter().map(|spec| spec.endpoint)

@@ -24,8 +24,9 @@ pub(crate) enum From {
     Newest,
     /// At this message (it is the thread's newest).
     At(Message),
-    /// Below this message: with its parent (a page of older messages, `first_id`).
-    Below(Message),
+    /// Below the message at this cursor: with its parent (a page of older messages,
+    /// `first_id`). The message itself is read with the page (its pointer gave the cursor).
+    Below(Cursor<MessageId>),
 }
 
 /// What the walk keeps next.
@@ -44,20 +45,16 @@ pub(crate) async fn walk(
     from: From,
     want: usize,
 ) -> Result<Vec<RatedMessage>, ApiError> {
-    let (mut cursor, mut next) = match from {
-        From::Newest => (None, Next::Any),
-        // Just past the message: a cursor a microsecond later than it, before any id.
-        From::At(m) => (
-            Some(Cursor {
-                at: Timestamp::from_micros(m.created_at.micros() + 1),
-                id: MessageId::from_uuid(uuid::Uuid::nil()),
-            }),
-            Next::Id(m.id),
-        ),
-        From::Below(m) => {
-            (Some(Cursor { at: m.created_at, id: m.id }), m.parent_message_id.map_or(Next::Done, Next::Id))
-        }
+    // Just past a message: a cursor a microsecond later than it, before any id.
+    let past = |at: Timestamp| {
+        Some(Cursor { at: Timestamp::from_micros(at.micros() + 1), id: MessageId::from_uuid(uuid::Uuid::nil()) })
     };
+    let (mut cursor, mut next, skip) = match from {
+        From::Newest => (None, Next::Any, false),
+        From::At(m) => (past(m.created_at), Next::Id(m.id), false),
+        From::Below(m) => (past(m.at), Next::Id(m.id), true),
+    };
+    let want = want + usize::from(skip);
     let mut kept: Vec<RatedMessage> = Vec::with_capacity(want);
     // Messages passed over at the time of the newest one read: a parent created in the same
     // microsecond as its reply may sort after it (ids break the tie).
@@ -95,6 +92,9 @@ pub(crate) async fn walk(
             break;
         }
         fetch = STEP;
+    }
+    if skip && !kept.is_empty() {
+        kept.remove(0);
     }
     Ok(kept)
 }

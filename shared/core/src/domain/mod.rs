@@ -8,6 +8,7 @@ mod conversation;
 mod erasure;
 mod export;
 mod file;
+mod idempotency;
 mod ids;
 mod key;
 mod opaque;
@@ -38,6 +39,10 @@ pub use export::{
     ExportJob, ExportStatus, csv_fields, defuse_formula, export_row, jsonl_line,
 };
 pub use file::{DownloadHeaders, FileClass, FileNameError, UploadFile, check_filename, inline_type};
+pub use idempotency::{
+    IDEMPOTENCY_STALE_AFTER, IDEMPOTENCY_WINDOW, IdempotencyKey, IdempotencyScope, IdempotentOutcome,
+    IdempotentRequest, MAX_IDEMPOTENCY_KEY, fingerprint,
+};
 pub use ids::{
     AnnotationId, AppId, AuditId, ConversationId, EndUserId, ErasureId, ExportId, FeedbackId, FileId, JobId, MessageId,
     TaskId, VariableId,

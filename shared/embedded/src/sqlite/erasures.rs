@@ -140,14 +140,20 @@ impl ErasureStore for SqliteStore {
         let list = list_after_first(ids.len());
         let mut values: Args = args![app];
         values.extend(ids.iter().map(|id| super::codec::arg(*id)));
+        let derived = EndUserId::derived(app, user);
         let user = user.as_str().to_owned();
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let mut removed = 0;
-            for table in ["stats_active", "tasks"] {
+            for table in ["stats_active", "tasks", "idempotent_requests"] {
                 let sql = format!("DELETE FROM {table} WHERE app_id = ?1 AND end_user_id IN ({list})");
                 removed += tx.execute(&sql, params_from_iter(values.clone()))? as u64;
             }
+            // Requests with an Idempotency-Key are kept under the id derived from the user string.
+            removed += tx.execute(
+                "DELETE FROM idempotent_requests WHERE app_id = ?1 AND end_user_id = ?2",
+                rusqlite::params![app.to_string(), derived.to_string()],
+            )? as u64;
             let sql = format!("DELETE FROM end_users WHERE app_id = ?1 AND id IN ({list})");
             removed += tx.execute(&sql, params_from_iter(values.clone()))? as u64;
             removed += tx.execute(

@@ -37,6 +37,7 @@ mod expiry;
 mod exports;
 mod feedback;
 mod files;
+mod idempotency;
 mod inventory;
 mod messages;
 mod rate_limits;

@@ -99,6 +99,12 @@ CREATE TABLE IF NOT EXISTS erasures (
     conversations INTEGER NOT NULL, messages INTEGER NOT NULL, files INTEGER NOT NULL, other INTEGER NOT NULL,
     error TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS erasures_by_app ON erasures (app_id, created_at);
+CREATE TABLE IF NOT EXISTS idempotent_requests (
+    app_id TEXT NOT NULL, end_user_id TEXT NOT NULL, key_hash TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    claim TEXT NOT NULL, started_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+    status INTEGER, content_type TEXT, body BLOB, stream TEXT,
+    PRIMARY KEY (app_id, end_user_id, key_hash));
+CREATE INDEX IF NOT EXISTS idempotent_requests_expiring ON idempotent_requests (expires_at);
 CREATE TABLE IF NOT EXISTS rate_windows (
     key TEXT NOT NULL, window_start INTEGER NOT NULL, hits INTEGER NOT NULL, PRIMARY KEY (key, window_start));
 ";

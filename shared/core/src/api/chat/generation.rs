@@ -22,7 +22,7 @@ use crate::ports::{self, LlmEvent, LlmStream, ProviderError};
 const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// What the generation task reports.
-pub(super) enum ChatEvent {
+pub(crate) enum ChatEvent {
     Delta(String),
     End { metadata: MessageMetadata },
     Failed(ApiError),
@@ -30,7 +30,7 @@ pub(super) enum ChatEvent {
 
 /// What identifies an answer in every event sent about it.
 #[derive(Clone, Copy)]
-pub(super) struct StreamHeader {
+pub(crate) struct StreamHeader {
     pub conversation_id: ConversationId,
     pub message_id: MessageId,
     pub task: TaskId,

@@ -15,10 +15,11 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::conversations::{NOT_FOUND, owned};
+use super::idempotency::Streamed;
 use super::input::Body;
 use super::messages::settled;
 use super::thread::{self, From};
-use super::views::{ChatAnswer, Success};
+use super::views::{ChatAnswer, MessageMetadata, Success, Usage};
 use super::{ApiResponse, Ctx, annotations};
 use crate::api::error::ApiError;
 use crate::domain::{
@@ -28,6 +29,7 @@ use crate::domain::{
 };
 use crate::ports::{LlmRequest, Purpose, Speaker};
 use generation::{ChatEvent, Generation, StreamHeader, annotation_stream, within_deadline};
+pub(crate) use generation::{ChatEvent as Event, StreamHeader as Header};
 use input::{ChatInput, Parent, user_files};
 
 /// How many earlier messages of the conversation the model sees.
@@ -194,10 +196,33 @@ async fn answer(ctx: &Ctx<'_>, turn: Turn) -> Result<ApiResponse, ApiError> {
     tokio::spawn(generation.run(source, events));
 
     if streaming {
-        Ok(ApiResponse::event_stream(sse::sse_frames(header, receiver)))
+        ctx.note_streamed(Streamed {
+            conversation_id: header.conversation_id,
+            message_id: header.message_id,
+            task_id: task,
+            created_at: header.created_at,
+        });
+        Ok(event_stream(header, receiver))
     } else {
         blocking_answer(header, ctx.app.mode, receiver).await
     }
+}
+
+/// An answer's events as Dify's server-sent events.
+pub(crate) fn event_stream(header: StreamHeader, receiver: mpsc::Receiver<ChatEvent>) -> ApiResponse {
+    ApiResponse::event_stream(sse::sse_frames(header, receiver))
+}
+
+/// The metadata a finished message's `message_end` carries, from what was stored with it
+/// (usage; not the annotation, which the event names only when it answered live).
+pub(crate) fn stored_metadata(stored: &OpaqueJson) -> MessageMetadata {
+    let stored = serde_json::from_str::<serde_json::Value>(stored.as_str()).unwrap_or_default();
+    let usage = &stored["usage"];
+    let count = |name: &str| usage[name].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+    let tokens =
+        crate::ports::Usage { prompt_tokens: count("prompt_tokens"), completion_tokens: count("completion_tokens") };
+    let latency = usage["latency"].as_f64().filter(|s| s.is_finite() && *s >= 0.0).unwrap_or(0.0);
+    MessageMetadata::new(Usage::new(tokens, std::time::Duration::from_secs_f64(latency)))
 }
 
 /// The prompt: the app's system prompt, the recent history, then the query.
