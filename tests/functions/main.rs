@@ -213,6 +213,13 @@ async fn every_route_answers_as_the_local_server_does() {
             "answer".into(),
         ),
         (
+            "regenerate-message",
+            "POST",
+            format!("/v1/messages/{}/regenerate", message.id),
+            json!({"user": "u", "response_mode": "blocking"}),
+            "answer".into(),
+        ),
+        (
             "stop-chat-message",
             "POST",
             format!("/v1/chat-messages/{}/stop", unknown_id()),
