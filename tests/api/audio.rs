@@ -286,3 +286,26 @@ async fn speech_provider_failures_are_generic_errors() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_transcription_retried_with_its_idempotency_key_is_heard_once() {
+    let (app, key, fake) = speech_app().await;
+    let request = |bytes: Vec<u8>| {
+        app.client
+            .post(app.url("/v1/audio-to-text"))
+            .bearer_auth(&key.key)
+            .header("Idempotency-Key", "voice-note-7")
+            .multipart(audio_form("note.wav", "audio/wav", bytes))
+    };
+    let first = request(vec![7; 300]).send().await.unwrap();
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let (status, heard) = read(first).await;
+    assert_eq!(status, 200, "{heard}");
+    // The retry has its own multipart boundary: the same parts, so the same request.
+    let again = request(vec![7; 300]).send().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(read(again).await, (200, heard));
+    assert_eq!(fake.seen.lock().unwrap().len(), 1, "the engine heard it once");
+    let (status, refused) = send(request(vec![8; 300])).await;
+    assert_eq!((status, refused["code"].as_str()), (422, Some("idempotency_key_mismatch")));
+}

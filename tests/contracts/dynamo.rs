@@ -302,3 +302,60 @@ async fn items_from_before_the_copies_are_read_right() {
     let requests = (counter.cost() - before).requests;
     assert_eq!(requests, 5, "key, conversation, page, the feedback of the old items, the first messages");
 }
+
+#[tokio::test]
+async fn a_fork_cut_short_reads_as_nothing_and_leaves_nothing_once_purged() {
+    let dynamo = Arc::new(colloquy_tests::aws::dynamo_store().await);
+    let store: Arc<dyn Store> = dynamo.clone();
+    let app = spawn_app_on(store.clone()).await;
+    let key = app.chat_app().await;
+    let source = app.seed_conversation(&key, "u", "source").await;
+    let first = app.seed_message(&source, "first").await;
+    let second = app.seed_message(&source, "second").await;
+    // The fork's first writes, as insert_fork makes them, and then the process dies.
+    let copy = Conversation { id: ConversationId::from_uuid(uuid::Uuid::now_v7()), ..source.clone() };
+    let mut parent = None;
+    let messages: Vec<Message> = [first, second]
+        .into_iter()
+        .map(|m| {
+            let m = Message {
+                id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+                conversation_id: copy.id,
+                parent_message_id: parent,
+                ..m
+            };
+            parent = Some(m.id);
+            m
+        })
+        .collect();
+    let user = colloquy_core::domain::UserRef::parse("u").unwrap();
+    dynamo.fork_copies(&copy, &user, &messages, &[]).await.unwrap();
+
+    // Nothing of it reads: not the conversation, not in any list, not its messages.
+    assert_error(&send(app.get(&key, &format!("/v1/conversations/{}?user=u", copy.id))).await, 404, "not_found");
+    let (_, listed) = send(app.get(&key, "/v1/conversations?user=u&limit=100")).await;
+    let ids: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [source.id.to_string()]);
+    let operator = app.operator_key(&key).await;
+    let (_, all) = send(app.get(&operator, "/v1/app/conversations?limit=100")).await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 1, "{all}");
+    let path = format!("/v1/messages?user=u&conversation_id={}", copy.id);
+    assert_error(&send(app.get(&key, &path)).await, 404, "not_found");
+    let rate = json!({"rating": "like", "user": "u"});
+    let feedback = send(app.post(&key, &format!("/v1/messages/{}/feedbacks", messages[0].id), rate)).await;
+    assert_error(&feedback, 404, "not_found");
+    assert!(store.message(copy.owner, messages[1].id).await.unwrap().is_none());
+
+    // What its TTL's removal (or an erasure) starts: the purge takes the copies and the placeholder.
+    dynamo.purge_conversation(copy.owner, copy.id).await.unwrap();
+    assert!(store.messages_after(copy.id, None, 10).await.unwrap().is_empty());
+    assert!(store.message_in(copy.id, messages[0].id).await.unwrap().is_none());
+    let holdings = store.inventory(key.app.id, None).await.unwrap();
+    assert_eq!(holdings.counts.get("OWN/CONV").copied(), Some(1), "the source alone: {holdings:?}");
+    // The source is untouched, and a whole fork of it works.
+    let (status, forked) =
+        send(app.post(&key, &format!("/v1/conversations/{}/fork", source.id), json!({"user": "u"}))).await;
+    assert_eq!(status, 201, "{forked}");
+    let path = format!("/v1/messages?user=u&conversation_id={}", forked["id"].as_str().unwrap());
+    assert_eq!(send(app.get(&key, &path)).await.1["data"].as_array().unwrap().len(), 2);
+}

@@ -22,8 +22,8 @@ use colloquy_core::ports::{ConversationStore, StoreError, StoreResult};
 use super::codec::{json, n, s, ttl};
 use super::items::{
     ARCHIVED, LAST_MESSAGE_AT, LISTS, MESSAGE_COUNT, METADATA, PINNED, REVISION, ROOTS, conversation_from,
-    conversation_item, conversation_pointer_item, expiry, list_item, lists_of, live, message_items_with_replies,
-    pointer_item, summary_from, variable_item,
+    conversation_item, conversation_pointer_item, expiry, fork_placeholder, list_item, lists_of, live,
+    message_items_with_replies, pointer_item, summary_from, variable_item,
 };
 use super::keys::{
     APP_CONVERSATION_SHARDS, CONVERSATION_POINTER_SK, app_conversation_shard_pk, app_conversations_pk,
@@ -45,10 +45,12 @@ impl ConversationStore for DynamoStore {
         self.put_conversation(c, conversation_item(c, user)).await
     }
 
-    /// The messages (with their pointers) and the variables first, in batches: every read of a
+    /// The conversation first as a placeholder (read as none, in no list, expiring in a day),
+    /// then the messages (with their pointers) and the variables in batches: every read of a
     /// message goes through its live conversation, so they read as nothing until the last
-    /// step, one transaction of the conversation (its counters set), its pointer and its copies
-    /// in lists.
+    /// step, one transaction replacing the placeholder with the conversation (its counters
+    /// set), its pointer and its copies in lists. A fork cut short leaves the placeholder to
+    /// its TTL, and the purge then removes what was copied.
     async fn insert_fork(
         &self,
         c: &Conversation,
@@ -56,17 +58,7 @@ impl ConversationStore for DynamoStore {
         messages: &[Message],
         variables: &[ConversationVariable],
     ) -> StoreResult<()> {
-        let mut puts = Vec::with_capacity(messages.len() * 2 + variables.len());
-        let with_replies = message_items_with_replies(messages);
-        let items = with_replies
-            .into_iter()
-            .chain(messages.iter().map(pointer_item))
-            .chain(variables.iter().map(variable_item));
-        for item in items {
-            let put = PutRequest::builder().set_item(Some(item)).build().map_err(sdk_error)?;
-            puts.push(WriteRequest::builder().put_request(put).build());
-        }
-        self.batch_write(puts).await?;
+        self.fork_copies(c, user, messages, variables).await?;
         let mut item = conversation_item(c, user);
         item.insert(MESSAGE_COUNT.into(), n(i64::try_from(messages.len()).unwrap_or(i64::MAX)));
         if let Some(last) = messages.iter().map(|m| m.created_at).max() {
@@ -77,7 +69,7 @@ impl ConversationStore for DynamoStore {
         if !roots.is_empty() {
             item.insert(ROOTS.into(), AttributeValue::Ss(roots));
         }
-        self.put_conversation(c, item).await
+        self.put_conversation_as(c, item, "attribute_exists(forking)").await
     }
 
     async fn conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<Option<Conversation>> {
@@ -273,12 +265,60 @@ impl ConversationStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// What a fork writes before its last step: the conversation's placeholder, then the
+    /// messages (each with the replies among them), their pointers and the variables, in
+    /// batches. Public so that a test can cut a fork short here.
+    pub async fn fork_copies(
+        &self,
+        c: &Conversation,
+        user: &UserRef,
+        messages: &[Message],
+        variables: &[ConversationVariable],
+    ) -> StoreResult<()> {
+        let now = Timestamp::from_micros(
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0),
+        );
+        self.put_new(fork_placeholder(c, user, now)).await?;
+        let mut puts = Vec::with_capacity(messages.len() * 2 + variables.len());
+        let items = message_items_with_replies(messages)
+            .into_iter()
+            .chain(messages.iter().map(pointer_item))
+            .chain(variables.iter().map(variable_item));
+        for item in items {
+            let put = PutRequest::builder().set_item(Some(item)).build().map_err(sdk_error)?;
+            puts.push(WriteRequest::builder().put_request(put).build());
+        }
+        self.batch_write(puts).await
+    }
+
+    /// Puts an item that must not exist yet.
+    async fn put_new(&self, item: Item) -> StoreResult<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match super::requests::condition_met(result)? {
+            true => Ok(()),
+            false => Err(StoreError::Conflict("the conversation exists".into())),
+        }
+    }
+
     /// A new conversation's `item`, its pointer and its copies in lists, in one transaction
     /// (its request token makes a retried request that went through succeed, not conflict);
     /// counted in the usage counters.
     async fn put_conversation(&self, c: &Conversation, item: Item) -> StoreResult<()> {
+        self.put_conversation_as(c, item, "attribute_not_exists(PK)").await
+    }
+
+    /// [`put_conversation`](Self::put_conversation) with the item written on `condition`.
+    async fn put_conversation_as(&self, c: &Conversation, item: Item, condition: &str) -> StoreResult<()> {
         let absent = Some("attribute_not_exists(PK)");
-        let mut writes = vec![self.put_item(item, absent)?, self.put_item(conversation_pointer_item(c), absent)?];
+        let mut writes =
+            vec![self.put_item(item, Some(condition))?, self.put_item(conversation_pointer_item(c), absent)?];
         for list in c.state.lists() {
             writes.push(self.put_item(list_item(c, &list), None)?);
         }

@@ -15,9 +15,10 @@ use super::requests::Scan;
 use super::table::TTL_ATTRIBUTE;
 use super::{DynamoStore, Item};
 
-/// Live conversations (their owners' partitions) whose expiry has passed.
-const EXPIRED_CONVERSATIONS: &str =
-    "begins_with(PK, :own) AND begins_with(SK, :conv) AND #ttl <= :now AND attribute_not_exists(deleted)";
+/// Live conversations (their owners' partitions) whose expiry has passed (not a fork's
+/// placeholder, which its TTL and the purge remove).
+const EXPIRED_CONVERSATIONS: &str = "begins_with(PK, :own) AND begins_with(SK, :conv) AND #ttl <= :now \
+     AND attribute_not_exists(deleted) AND attribute_not_exists(forking)";
 /// Files whose expiry has passed (their own items; the owners' copies go with them).
 const EXPIRED_FILES: &str = "begins_with(PK, :file) AND SK = :file_sk AND #ttl <= :now";
 

@@ -138,7 +138,7 @@ impl DynamoStore {
         let mut live = HashSet::new();
         for item in self.batch_get(keys).await? {
             let r = Read::new("conversation", &item);
-            if !r.flag("deleted")? {
+            if !super::items::is_gone(&item)? {
                 live.insert((r.owner()?, r.parse("id")?));
             }
         }

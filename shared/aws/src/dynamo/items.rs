@@ -259,9 +259,36 @@ pub(super) const DISLIKE_COUNT: &str = "dislike_count";
 /// A conversation item, unless it is a tombstone.
 pub(super) fn live(item: Option<Item>) -> StoreResult<Option<Item>> {
     match item {
-        Some(item) if Read::new("conversation", &item).flag("deleted")? => Ok(None),
+        Some(item) if is_gone(&item)? => Ok(None),
         item => Ok(item),
     }
+}
+
+/// Whether a conversation item reads as no conversation: a tombstone, or a fork's placeholder
+/// (see [`fork_placeholder`]).
+pub(super) fn is_gone(item: &Item) -> StoreResult<bool> {
+    let r = Read::new("conversation", item);
+    Ok(r.flag("deleted")? || r.flag(FORKING)?)
+}
+
+/// The attribute of a fork's placeholder.
+pub(super) const FORKING: &str = "forking";
+/// How long a fork's placeholder lives if its fork never finishes (its TTL then removes it, and
+/// the purge the messages copied so far).
+pub(super) const FORK_PLACEHOLDER_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A fork's conversation as it is written before its messages: in no list (no index keys),
+/// read as no conversation (`forking`), expiring in a day. The fork's last write replaces it
+/// with the conversation; a fork cut short leaves it to its TTL, whose removal the purge
+/// follows as any expired conversation's, and an erasure finds it in the end user's partition.
+pub(super) fn fork_placeholder(c: &Conversation, user: &UserRef, now: Timestamp) -> Item {
+    let mut item = conversation_item(c, user);
+    for index_key in [INDEXES[0].1, INDEXES[1].1, APP_INDEX.1, APP_INDEX.2, LISTS] {
+        item.remove(index_key);
+    }
+    item.insert(FORKING.into(), AttributeValue::Bool(true));
+    item.insert(TTL_ATTRIBUTE.into(), ttl(now, FORK_PLACEHOLDER_TTL));
+    item
 }
 
 pub(super) fn message_item(m: &Message) -> Item {

@@ -98,12 +98,13 @@ pub struct PurgeReport {
 }
 
 impl DynamoStore {
-    /// Removes every item of a deleted (tombstoned) conversation: messages, their pointers and
+    /// Removes every item of a deleted (tombstoned) conversation, or of a fork cut short (its
+    /// placeholder): messages, their pointers and
     /// feedback (also in the app's feedback list), variables, then the tombstone itself.
     /// Idempotent: run it again after any failure until it succeeds.
     pub async fn purge_conversation(&self, owner: Owner, id: ConversationId) -> StoreResult<PurgeReport> {
         if let Some(item) = self.get(owner_pk(owner), conversation_sk(id)).await?
-            && !Read::new("conversation", &item).flag("deleted")?
+            && !super::items::is_gone(&item)?
         {
             return Err(StoreError::Conflict("the conversation is not deleted".into()));
         }

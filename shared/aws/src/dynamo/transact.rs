@@ -19,7 +19,8 @@ use super::{DynamoStore, Item};
 /// How often a transaction cancelled by a concurrent one on the same items is tried.
 pub(super) const TRANSACT_ATTEMPTS: u32 = 12;
 /// The condition of a conversation that may still gain messages and feedback.
-pub(super) const LIVE: &str = "attribute_exists(PK) AND attribute_not_exists(deleted)";
+pub(super) const LIVE: &str =
+    "attribute_exists(PK) AND attribute_not_exists(deleted) AND attribute_not_exists(forking)";
 
 /// How a conditional transaction ended.
 pub(super) enum Transaction {

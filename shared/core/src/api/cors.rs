@@ -10,10 +10,10 @@ use crate::api::error::ApiError;
 
 /// Dify's Service API methods (what Flask-CORS answers in preflights, whatever the route).
 const METHODS: &str = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT";
-/// Request headers a browser may send (Dify's list).
-const REQUEST_HEADERS: [&str; 4] = ["content-type", "authorization", "x-app-code", "x-app-passport"];
-/// Response headers scripts may read (Dify's list).
-const EXPOSED: &str = "X-Version, X-Env, X-Trace-Id";
+/// Request headers a browser may send (Dify's list, and our `Idempotency-Key`).
+const REQUEST_HEADERS: [&str; 5] = ["content-type", "authorization", "x-app-code", "x-app-passport", "idempotency-key"];
+/// Response headers scripts may read (Dify's list, and our `Idempotent-Replayed`).
+const EXPOSED: &str = "X-Version, X-Env, X-Trace-Id, Idempotent-Replayed";
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE: &str = "600";
 

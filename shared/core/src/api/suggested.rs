@@ -5,6 +5,7 @@ use serde_json::Value;
 use super::chat::history_turns;
 use super::conversations::owned;
 use super::messages::settled;
+use super::thread;
 use super::views::SuggestedQuestions;
 use super::{ApiResponse, Ctx};
 use crate::api::error::ApiError;
@@ -29,7 +30,9 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
         return Err(ApiError::BadRequest("Suggested Questions Is Disabled.".into()));
     }
 
-    let history = settled(ctx, ctx.store().messages_before(conversation.id, None, HISTORY_MESSAGES).await?).await;
+    // The thread ending at the newest message (every recent message where nothing was sent again).
+    let thread = thread::walk(ctx, conversation.id, thread::From::Newest, HISTORY_MESSAGES).await?;
+    let history = settled(ctx, thread.into_iter().map(|row| row.message).collect()).await;
     let request = LlmRequest {
         purpose: Purpose::SuggestedQuestions,
         model: None,
