@@ -64,6 +64,8 @@ pub struct TestApp {
     pub blobs: Arc<dyn BlobStore>,
     pub clock: Arc<ManualClock>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The newest message seeded into each conversation (the next seed's parent).
+    seeded: std::sync::Mutex<std::collections::HashMap<colloquy_core::domain::ConversationId, (Timestamp, MessageId)>>,
 }
 
 impl Drop for TestApp {
@@ -203,7 +205,15 @@ async fn spawn_split(
     tokio::spawn(colloquy::server::serve_with(listener, services, server, async {
         let _ = rx.await;
     }));
-    TestApp { base: format!("http://{addr}"), client: Client::new(), store, blobs, clock, shutdown: Some(tx) }
+    TestApp {
+        base: format!("http://{addr}"),
+        client: Client::new(),
+        store,
+        blobs,
+        clock,
+        shutdown: Some(tx),
+        seeded: Default::default(),
+    }
 }
 
 /// Which store the API tests run on: the embedded one, or DynamoDB (Local) and S3 when
@@ -310,13 +320,21 @@ impl TestApp {
     /// before it.
     pub async fn seed_message_at(&self, conversation: &Conversation, query: &str, at: Timestamp) -> Message {
         let id = MessageId::from_uuid(new_uuid());
-        let before = colloquy_core::domain::Cursor { at, id };
-        let parent = self.store.messages_before(conversation.id, Some(before), 1).await.expect("read history");
+        // The newest seeded before it when seeds come in order (most tests), else read.
+        let last = self.seeded.lock().unwrap().get(&conversation.id).copied();
+        let parent = match last {
+            Some((last_at, last_id)) if last_at <= at => Some(last_id),
+            _ => {
+                let before = colloquy_core::domain::Cursor { at, id };
+                let found = self.store.messages_before(conversation.id, Some(before), 1).await.expect("read history");
+                found.first().map(|m| m.id)
+            }
+        };
         let message = Message {
             id,
             conversation_id: conversation.id,
             owner: conversation.owner,
-            parent_message_id: parent.first().map(|m| m.id),
+            parent_message_id: parent,
             inputs: Map::new(),
             query: query.to_owned(),
             answer: format!("answer to {query}"),
@@ -330,6 +348,11 @@ impl TestApp {
             task_id: None,
         };
         assert!(self.store.insert_message(&message).await.expect("insert message"), "the conversation exists");
+        let mut seeded = self.seeded.lock().unwrap();
+        let newest = seeded.entry(conversation.id).or_insert((at, id));
+        if (at, id) > *newest {
+            *newest = (at, id);
+        }
         message
     }
 

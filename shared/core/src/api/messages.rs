@@ -93,7 +93,10 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ApiResponse, ApiError> {
             let conversation = owned?;
             let leaf = leaf?.ok_or(ApiError::NotFound(MESSAGE_NOT_FOUND))?;
             let end = thread::newest_below(ctx, leaf).await?;
-            (conversation, thread::walk(ctx, conversation_id, From::At(end), want).await?)
+            (
+                conversation,
+                thread::walk(ctx, conversation_id, From::At(Cursor { at: end.created_at, id: end.id }), want).await?,
+            )
         }
     };
     let shown = limit.probe() - 1;

@@ -22,8 +22,8 @@ const STEP: usize = 100;
 pub(crate) enum From {
     /// At the conversation's newest message.
     Newest,
-    /// At this message (it is the thread's newest).
-    At(Message),
+    /// At the message at this cursor (it is the thread's newest).
+    At(Cursor<MessageId>),
     /// Below the message at this cursor: with its parent (a page of older messages,
     /// `first_id`). The message itself is read with the page (its pointer gave the cursor).
     Below(Cursor<MessageId>),
@@ -51,7 +51,7 @@ pub(crate) async fn walk(
     };
     let (mut cursor, mut next, skip) = match from {
         From::Newest => (None, Next::Any, false),
-        From::At(m) => (past(m.created_at), Next::Id(m.id), false),
+        From::At(m) => (past(m.at), Next::Id(m.id), false),
         From::Below(m) => (past(m.at), Next::Id(m.id), true),
     };
     let want = want + usize::from(skip);

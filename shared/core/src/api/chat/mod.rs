@@ -23,7 +23,7 @@ use super::views::{ChatAnswer, MessageMetadata, Success, Usage};
 use super::{ApiResponse, Ctx, annotations};
 use crate::api::error::ApiError;
 use crate::domain::{
-    App, AppMode, Conversation, ConversationId, ConversationState, ConversationStatus, ConversationVariable,
+    App, AppMode, Conversation, ConversationId, ConversationState, ConversationStatus, ConversationVariable, Cursor,
     DEFAULT_CONVERSATION_NAME, GENERATION_DEADLINE, Invalid, Message, MessageId, MessageStatus, Metadata, OpaqueJson,
     Owner, TaskId, UserRef, VariableId, fill_template,
 };
@@ -119,9 +119,10 @@ async fn answer(ctx: &Ctx<'_>, turn: Turn) -> Result<ApiResponse, ApiError> {
         _ if is_new => None,
         Parent::Root => None,
         Parent::Newest => Some(From::Newest),
-        Parent::Message(id) => Some(From::At(
-            ctx.store().message_in(conversation.id, id).await?.ok_or(ApiError::NotFound("Message Not Exists."))?,
-        )),
+        Parent::Message(id) => {
+            let at = ctx.store().message_time(conversation.id, id).await?;
+            Some(From::At(Cursor { at: at.ok_or(ApiError::NotFound("Message Not Exists."))?, id }))
+        }
     };
     let history = match from {
         None => Vec::new(),
