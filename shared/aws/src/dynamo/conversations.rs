@@ -278,7 +278,9 @@ impl DynamoStore {
         let now = Timestamp::from_micros(
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0),
         );
-        self.put_new(fork_placeholder(c, user, now)).await?;
+        if !self.put_absent(fork_placeholder(c, user, now)).await? {
+            return Err(StoreError::Conflict("the conversation exists".into()));
+        }
         let mut puts = Vec::with_capacity(messages.len() * 2 + variables.len());
         let items = message_items_with_replies(messages)
             .into_iter()
@@ -289,22 +291,6 @@ impl DynamoStore {
             puts.push(WriteRequest::builder().put_request(put).build());
         }
         self.batch_write(puts).await
-    }
-
-    /// Puts an item that must not exist yet.
-    async fn put_new(&self, item: Item) -> StoreResult<()> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        match super::requests::condition_met(result)? {
-            true => Ok(()),
-            false => Err(StoreError::Conflict("the conversation exists".into())),
-        }
     }
 
     /// A new conversation's `item`, its pointer and its copies in lists, in one transaction

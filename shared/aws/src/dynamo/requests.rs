@@ -96,6 +96,19 @@ impl DynamoStore {
         Ok(query.send().await.map_err(sdk_error)?.items.unwrap_or_default())
     }
 
+    /// Puts an item that must not exist yet: false (and nothing written) when it does.
+    pub(super) async fn put_absent(&self, item: Item) -> StoreResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        condition_met(result)
+    }
+
     pub(super) async fn get(&self, pk: String, sk: impl Into<String>) -> StoreResult<Option<Item>> {
         let output = self
             .client

@@ -19,7 +19,7 @@ use colloquy_core::ports::{StatsStore, StoreResult};
 
 use super::codec::{Read, n, ttl};
 use super::keys::{key, owner_pk};
-use super::requests::{SortRange, condition_met, sdk_error};
+use super::requests::{SortRange, sdk_error};
 use super::table::TTL_ATTRIBUTE;
 use super::{DynamoStore, Item};
 
@@ -118,15 +118,7 @@ impl DynamoStore {
         // Kept until its bucket can no longer gain messages, and a day more.
         let end = Timestamp::from_micros((start + granularity.seconds()) * 1_000_000);
         item.insert(TTL_ATTRIBUTE.into(), ttl(end, Duration::from_secs(DAY_SECONDS as u64)));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        match condition_met(result) {
+        match self.put_absent(item).await {
             Ok(new) => {
                 self.marks.remember(owner, granularity, start);
                 new
