@@ -545,6 +545,7 @@ mod tests {
         // And the exports' status (which signs the file's link) and download.
         let expected = [
             "chat-messages",
+            "regenerate-message",
             "upload-file",
             "create-upload-url",
             "preview-file",

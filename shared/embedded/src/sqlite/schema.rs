@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS messages (
     status TEXT NOT NULL, error TEXT, metadata TEXT NOT NULL, created_at INTEGER NOT NULL, task_id TEXT,
     user_rating TEXT);
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, created_at, id);
-CREATE INDEX IF NOT EXISTS messages_by_parent ON messages (conversation_id, parent_message_id);
+CREATE INDEX IF NOT EXISTS messages_by_parent ON messages (conversation_id, parent_message_id, id);
 CREATE INDEX IF NOT EXISTS messages_generating ON messages (created_at) WHERE task_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS feedbacks (
     id TEXT PRIMARY KEY, app_id TEXT NOT NULL, conversation_id TEXT NOT NULL, message_id TEXT NOT NULL,
