@@ -239,7 +239,7 @@ async fn regenerate_and_parent_message_id_are_the_callers_own() {
     assert_error(&send(ask(&foreign, Some(&conversation))).await, 404, "not_found");
     assert_error(&send(ask(&unknown_id(), Some(&conversation))).await, 404, "not_found");
     assert_error(&send(ask("nope", Some(&conversation))).await, 400, "invalid_param");
-    assert_error(&send(ask(&m1, None)).await, 400, "invalid_param");
+    assert_error(&send(ask(&m1, None)).await, 404, "not_found");
 
     // A message added without a query has nothing to answer again.
     let items = json!([{"answer": "An agent speaking."}]);

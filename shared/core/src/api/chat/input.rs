@@ -56,9 +56,8 @@ impl ChatInput {
             },
         };
         if matches!(parent, Parent::Message(_)) && conversation_id.is_none() {
-            return Err(
-                Invalid::new("parent_message_id: a message of the conversation given by conversation_id").into()
-            );
+            // A new conversation has no message to reply to.
+            return Err(ApiError::NotFound("Message Not Exists."));
         }
         Ok(Self {
             inputs,
