@@ -3,14 +3,14 @@
 
 use std::collections::HashSet;
 
-use colloquy_core::domain::{Conversation, Message, MessageId, Rating, Timestamp};
+use colloquy_core::domain::{Conversation, Message, MessageId, Rating};
 use colloquy_core::ports::StoreResult;
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use super::DynamoStore;
 use super::codec::{Read, n};
-use super::items::{DISLIKE_COUNT, LAST_MESSAGE_AT, LIKE_COUNT, MESSAGE_COUNT, REPLIES, ROOTS, feedback_from};
+use super::items::{DISLIKE_COUNT, LAST_MESSAGE_AT, LIKE_COUNT, MESSAGE_COUNT, ROOTS, feedback_from};
 use super::keys::{
     ADMIN_FEEDBACK_SK, POINTER_SK, app_feedback_pk, app_feedback_sk, conversation_sk, feedback_sk, key, message_sk,
     messages_pk, owner_pk, pointer_pk,
@@ -38,7 +38,7 @@ impl DynamoStore {
                     None => root = Some(m.id),
                     Some(parent) if !gone.contains(&parent) => {
                         if let Some((_, _, at)) = self.pointer(parent).await? {
-                            unlink.push(self.unlink_reply(m, parent, at)?);
+                            unlink.push(self.replies_update("DELETE", m, parent, at)?);
                         }
                     }
                     Some(_) => {}
@@ -110,20 +110,5 @@ impl DynamoStore {
         };
         condition_met(request.send().await)?;
         Ok(removed)
-    }
-
-    /// The update taking `m` from the replies of its `parent` (created at `at`), if the parent
-    /// is still stored.
-    fn unlink_reply(&self, m: &Message, parent: MessageId, at: Timestamp) -> StoreResult<TransactWriteItem> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(messages_pk(m.conversation_id), message_sk(at, parent))))
-            .update_expression("DELETE #replies :id")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#replies", REPLIES)
-            .expression_attribute_values(":id", AttributeValue::Ss(vec![m.id.to_string()]))
-            .build()
-            .map_err(sdk_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
     }
 }

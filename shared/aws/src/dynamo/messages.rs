@@ -94,16 +94,28 @@ impl DynamoStore {
             Some((conversation, _, at)) if conversation == m.conversation_id => at,
             _ => return Ok(Err(())),
         };
+        Ok(Ok(Some(self.replies_update("ADD", m, parent, at)?)))
+    }
+
+    /// The update that adds `m` to (`ADD`) or takes it from (`DELETE`) the replies of its
+    /// `parent` (created at `at`), conditional on the parent being stored.
+    pub(super) fn replies_update(
+        &self,
+        action: &str,
+        m: &Message,
+        parent: MessageId,
+        at: Timestamp,
+    ) -> StoreResult<TransactWriteItem> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(messages_pk(m.conversation_id), message_sk(at, parent))))
-            .update_expression("ADD #replies :id")
+            .update_expression(format!("{action} #replies :id"))
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_names("#replies", REPLIES)
             .expression_attribute_values(":id", AttributeValue::Ss(vec![m.id.to_string()]))
             .build()
             .map_err(sdk_error)?;
-        Ok(Ok(Some(TransactWriteItem::builder().update(update).build())))
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Stores `messages` (of one conversation, oldest first, each but the first replying to one
